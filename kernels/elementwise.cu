@@ -1,0 +1,395 @@
+// Elementwise kernels: unary and binary functions and where(), each with a vectorised contiguous
+// grid-stride path (16-byte loads) and a strided path (up to 8 dims, runtime op code).
+// Storage types float, double, bf16 and int; arithmetic in Acc<T> (float for float/bf16).
+// Parts: 0-3 unary (float, double, bf16, int), 4-7 binary (same order), 8 where().
+#include "common.cuh"
+
+// ---- math overloads (NVRTC has no <cmath> overloads) ----
+__device__ __forceinline__ float m_exp(float x) { return expf(x); }
+__device__ __forceinline__ double m_exp(double x) { return exp(x); }
+__device__ __forceinline__ float m_log(float x) { return logf(x); }
+__device__ __forceinline__ double m_log(double x) { return log(x); }
+__device__ __forceinline__ float m_log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ double m_log1p(double x) { return log1p(x); }
+__device__ __forceinline__ float m_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double m_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float m_rsqrt(float x) { return rsqrtf(x); }
+__device__ __forceinline__ double m_rsqrt(double x) { return rsqrt(x); }
+__device__ __forceinline__ float m_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double m_abs(double x) { return fabs(x); }
+__device__ __forceinline__ float m_sin(float x) { return sinf(x); }
+__device__ __forceinline__ double m_sin(double x) { return sin(x); }
+__device__ __forceinline__ float m_cos(float x) { return cosf(x); }
+__device__ __forceinline__ double m_cos(double x) { return cos(x); }
+__device__ __forceinline__ float m_tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ double m_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float m_erf(float x) { return erff(x); }
+__device__ __forceinline__ double m_erf(double x) { return erf(x); }
+__device__ __forceinline__ float m_floor(float x) { return floorf(x); }
+__device__ __forceinline__ double m_floor(double x) { return floor(x); }
+__device__ __forceinline__ float m_pow(float a, float b) { return powf(a, b); }
+__device__ __forceinline__ double m_pow(double a, double b) { return pow(a, b); }
+
+// ---- unary functors ----
+#define PW_UNARY_OPS(X)                                                                                  \
+  X(neg, 0, -x)                                                                                          \
+  X(exp, 1, m_exp(x))                                                                                    \
+  X(log, 2, m_log(x))                                                                                    \
+  X(sqrt, 3, m_sqrt(x))                                                                                  \
+  X(rsqrt, 4, m_rsqrt(x))                                                                                \
+  X(abs, 5, m_abs(x))                                                                                    \
+  X(sign, 6, (x > (C)0 ? (C)1 : (x < (C)0 ? (C)-1 : x)))                                                 \
+  X(sin, 7, m_sin(x))                                                                                    \
+  X(cos, 8, m_cos(x))                                                                                    \
+  X(tanh, 9, m_tanh(x))                                                                                  \
+  X(sigmoid, 10, (C)1 / ((C)1 + m_exp(-x)))                                                              \
+  X(relu, 11, (x > (C)0 ? x : (x != x ? x : (C)0)))                                                      \
+  X(gelu, 12, (C)0.5 * x * ((C)1 + m_erf(x * (C)0.70710678118654752440)))                                \
+  X(gelu_tanh, 13, (C)0.5 * x * ((C)1 + m_tanh((C)0.79788456080286535588 * (x + (C)0.044715 * x * x * x)))) \
+  X(silu, 14, x / ((C)1 + m_exp(-x)))                                                                    \
+  X(softplus, 15, (x > (C)0 ? x : (C)0) + m_log1p(m_exp(-m_abs(x))))                                    \
+  X(erf, 16, m_erf(x))                                                                                   \
+  X(reciprocal, 17, (C)1 / x)                                                                            \
+  X(floor, 18, m_floor(x))
+
+#define PW_DEF_UNARY(name, code, expr)                   \
+  struct U_##name {                                      \
+    template <typename C>                                \
+    __device__ __forceinline__ C operator()(C x) const { \
+      return expr;                                       \
+    }                                                    \
+  };
+PW_UNARY_OPS(PW_DEF_UNARY)
+
+template <typename C> __device__ __forceinline__ C unary_dispatch(int op, C x) {
+  switch (op) {
+#define PW_CASE_UNARY(name, code, expr) \
+  case code:                            \
+    return U_##name()(x);
+    PW_UNARY_OPS(PW_CASE_UNARY)
+  }
+  return x;
+}
+
+// ---- binary functors ----
+#define PW_BINARY_OPS(X)                                            \
+  X(add, 0, a + b)                                                  \
+  X(sub, 1, a - b)                                                  \
+  X(mul, 2, a * b)                                                  \
+  X(div, 3, a / b)                                                  \
+  X(pow, 4, m_pow(a, b))                                            \
+  X(maximum, 5, ((a > b || a != a) ? a : b))                        \
+  X(minimum, 6, ((a < b || a != a) ? a : b))                        \
+  X(eq, 7, (a == b ? (C)1 : (C)0))                                  \
+  X(ne, 8, (a != b ? (C)1 : (C)0))                                  \
+  X(lt, 9, (a < b ? (C)1 : (C)0))                                   \
+  X(le, 10, (a <= b ? (C)1 : (C)0))                                 \
+  X(gt, 11, (a > b ? (C)1 : (C)0))                                  \
+  X(ge, 12, (a >= b ? (C)1 : (C)0))
+
+#define PW_DEF_BINARY(name, code, expr)                       \
+  struct B_##name {                                           \
+    template <typename C>                                     \
+    __device__ __forceinline__ C operator()(C a, C b) const { \
+      return expr;                                            \
+    }                                                         \
+  };
+PW_BINARY_OPS(PW_DEF_BINARY)
+
+// int32 storage computes in double, except where the CPU backend uses integer arithmetic:
+// mul wraps like Math.imul, pow is an integer power that wraps (negative exponents give 0
+// unless the base is +-1).
+__device__ __forceinline__ double int_mul(double a, double b) {
+  return (double)(int)((u32)to_i32(a) * (u32)to_i32(b));
+}
+__device__ __forceinline__ double int_pow(double a, double b) {
+  int x = to_i32(a), e = to_i32(b);
+  if (e < 0) return x == 1 ? 1.0 : (x == -1 ? ((e & 1) == 0 ? 1.0 : -1.0) : 0.0);
+  u32 r = 1u, base = (u32)x;
+  while (e > 0) {
+    if (e & 1) r *= base;
+    base *= base;
+    e >>= 1;
+  }
+  return (double)(int)r;
+}
+template <class Op, typename T> struct IntAware {
+  template <typename C> __device__ __forceinline__ C operator()(C a, C b) const { return Op()(a, b); }
+};
+template <> struct IntAware<B_mul, int> {
+  __device__ __forceinline__ double operator()(double a, double b) const { return int_mul(a, b); }
+};
+template <> struct IntAware<B_pow, int> {
+  __device__ __forceinline__ double operator()(double a, double b) const { return int_pow(a, b); }
+};
+
+template <typename C> __device__ __forceinline__ C binary_dispatch(int op, C a, C b) {
+  switch (op) {
+#define PW_CASE_BINARY(name, code, expr) \
+  case code:                             \
+    return B_##name()(a, b);
+    PW_BINARY_OPS(PW_CASE_BINARY)
+  }
+  return a;
+}
+
+// ---- contiguous kernels (pointers 16-byte aligned; host checks) ----
+template <class Op, typename T>
+__device__ __forceinline__ void unary_contig(const T* __restrict__ x, T* __restrict__ y, u64 n) {
+  typedef typename Acc<T>::type C;
+  const int W = VecWidth<T>::value;
+  typedef Vec<T, W> V;
+  const V* __restrict__ xv = reinterpret_cast<const V*>(x);
+  V* __restrict__ yv = reinterpret_cast<V*>(y);
+  const u64 nv = n / W;
+  const u64 stride = grid_threads();
+  u64 i = global_thread();
+  Op op;
+  for (; i + stride < nv; i += 2 * stride) {
+    V a0 = xv[i];
+    V a1 = xv[i + stride];
+    V r0, r1;
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      r0.v[k] = store_as<T>(op(load_as<C>(a0.v[k])));
+      r1.v[k] = store_as<T>(op(load_as<C>(a1.v[k])));
+    }
+    yv[i] = r0;
+    yv[i + stride] = r1;
+  }
+  if (i < nv) {
+    V a0 = xv[i];
+    V r0;
+#pragma unroll
+    for (int k = 0; k < W; ++k) r0.v[k] = store_as<T>(op(load_as<C>(a0.v[k])));
+    yv[i] = r0;
+  }
+  const u64 t = nv * W + global_thread();
+  if (t < n) y[t] = store_as<T>(op(load_as<C>(x[t])));
+}
+
+// flags: bit 0 = a is the scalar sa, bit 1 = b is the scalar sb.
+template <class Op, typename T>
+__device__ __forceinline__ void binary_contig(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y,
+                                              u64 n, double sa, double sb, u32 flags) {
+  typedef typename Acc<T>::type C;
+  const int W = VecWidth<T>::value;
+  typedef Vec<T, W> V;
+  const V* __restrict__ av = reinterpret_cast<const V*>(a);
+  const V* __restrict__ bv = reinterpret_cast<const V*>(b);
+  V* __restrict__ yv = reinterpret_cast<V*>(y);
+  const bool as = flags & 1u, bs = flags & 2u;
+  const C ca = (C)sa, cb = (C)sb;
+  const u64 nv = n / W;
+  const u64 stride = grid_threads();
+  u64 i = global_thread();
+  IntAware<Op, T> op;
+  if (!as && !bs) {
+    for (; i + stride < nv; i += 2 * stride) {
+      V a0 = av[i], a1 = av[i + stride];
+      V b0 = bv[i], b1 = bv[i + stride];
+      V r0, r1;
+#pragma unroll
+      for (int k = 0; k < W; ++k) {
+        r0.v[k] = store_as<T>(op(load_as<C>(a0.v[k]), load_as<C>(b0.v[k])));
+        r1.v[k] = store_as<T>(op(load_as<C>(a1.v[k]), load_as<C>(b1.v[k])));
+      }
+      yv[i] = r0;
+      yv[i + stride] = r1;
+    }
+    if (i < nv) {
+      V a0 = av[i], b0 = bv[i];
+      V r0;
+#pragma unroll
+      for (int k = 0; k < W; ++k) r0.v[k] = store_as<T>(op(load_as<C>(a0.v[k]), load_as<C>(b0.v[k])));
+      yv[i] = r0;
+    }
+  } else if (bs) {
+    for (; i < nv; i += stride) {
+      V a0 = av[i];
+      V r0;
+#pragma unroll
+      for (int k = 0; k < W; ++k) r0.v[k] = store_as<T>(op(as ? ca : load_as<C>(a0.v[k]), cb));
+      yv[i] = r0;
+    }
+  } else {
+    for (; i < nv; i += stride) {
+      V b0 = bv[i];
+      V r0;
+#pragma unroll
+      for (int k = 0; k < W; ++k) r0.v[k] = store_as<T>(op(ca, load_as<C>(b0.v[k])));
+      yv[i] = r0;
+    }
+  }
+  const u64 t = nv * W + global_thread();
+  if (t < n) y[t] = store_as<T>(op(as ? ca : load_as<C>(a[t]), bs ? cb : load_as<C>(b[t])));
+}
+
+// ---- strided kernels: output contiguous, inputs strided; n < 2^32 (host splits larger) ----
+template <typename T>
+__device__ __forceinline__ void unary_strided(const T* __restrict__ x, T* __restrict__ y, u32 n, Shape8 shape,
+                                              Strides8 xs, int op) {
+  typedef typename Acc<T>::type C;
+  for (u64 i = global_thread(); i < n; i += grid_threads()) {
+    i64 o = strided_offset((u32)i, shape, xs);
+    y[i] = store_as<T>(unary_dispatch<C>(op, load_as<C>(x[o])));
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void binary_strided(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y,
+                                               u32 n, Shape8 shape, Strides8 as_, Strides8 bs_, double sa, double sb,
+                                               u32 flags, int op) {
+  typedef typename Acc<T>::type C;
+  const C ca = (C)sa, cb = (C)sb;
+  for (u64 i = global_thread(); i < n; i += grid_threads()) {
+    i64 oa, ob;
+    strided_offset2((u32)i, shape, as_, bs_, oa, ob);
+    C x = (flags & 1u) ? ca : load_as<C>(a[oa]);
+    C z = (flags & 2u) ? cb : load_as<C>(b[ob]);
+    C r;
+    if (IsInt<T>::value && op == 2) r = (C)int_mul(x, z);
+    else if (IsInt<T>::value && op == 4) r = (C)int_pow(x, z);
+    else r = binary_dispatch<C>(op, x, z);
+    y[i] = store_as<T>(r);
+  }
+}
+
+// where: cond of type CT (nonzero = true), a/b of T (or scalars by flags), output contiguous T.
+template <typename CT, typename T>
+__device__ __forceinline__ void where_contig(const CT* __restrict__ c, const T* __restrict__ a,
+                                             const T* __restrict__ b, T* __restrict__ y, u64 n, double sa, double sb,
+                                             u32 flags) {
+  typedef typename Acc<CT>::type CC;
+  typedef typename Acc<T>::type C;
+  const C ca = (C)sa, cb = (C)sb;
+  for (u64 i = global_thread(); i < n; i += grid_threads()) {
+    bool t = load_as<CC>(c[i]) != (CC)0;
+    C v = t ? ((flags & 1u) ? ca : load_as<C>(a[i])) : ((flags & 2u) ? cb : load_as<C>(b[i]));
+    y[i] = store_as<T>(v);
+  }
+}
+
+template <typename CT, typename T>
+__device__ __forceinline__ void where_strided(const CT* __restrict__ c, const T* __restrict__ a,
+                                              const T* __restrict__ b, T* __restrict__ y, u32 n, Shape8 shape,
+                                              Strides8 cs, Strides8 as_, Strides8 bs_, double sa, double sb,
+                                              u32 flags) {
+  typedef typename Acc<CT>::type CC;
+  typedef typename Acc<T>::type C;
+  const C ca = (C)sa, cb = (C)sb;
+  for (u64 i = global_thread(); i < n; i += grid_threads()) {
+    i64 oc, oa, ob;
+    strided_offset3((u32)i, shape, cs, as_, bs_, oc, oa, ob);
+    bool t = load_as<CC>(c[oc]) != (CC)0;
+    C v = t ? ((flags & 1u) ? ca : load_as<C>(a[oa])) : ((flags & 2u) ? cb : load_as<C>(b[ob]));
+    y[i] = store_as<T>(v);
+  }
+}
+
+// ---- extern "C" instantiations ----
+#define PW_DTYPES(X) X(f32, float) X(f64, double) X(bf16, bf16) X(i32, int)
+
+#define PW_INST_UNARY_OP(name, code, expr, sfx, T)                                                         \
+  extern "C" __global__ void unary_##name##_##sfx(const T* __restrict__ x, T* __restrict__ y, u64 n) {   \
+    unary_contig<U_##name, T>(x, y, n);                                                                  \
+  }
+#define PW_INST_BINARY_OP(name, code, expr, sfx, T)                                                        \
+  extern "C" __global__ void binary_##name##_##sfx(const T* __restrict__ a, const T* __restrict__ b,     \
+                                                   T* __restrict__ y, u64 n, double sa, double sb,       \
+                                                   u32 flags) {                                          \
+    binary_contig<B_##name, T>(a, b, y, n, sa, sb, flags);                                               \
+  }
+
+#define PW_INST_UNARY_TYPE(sfx, T)                                                                         \
+  PW_UNARY_OPS_T(sfx, T)                                                                                   \
+  extern "C" __global__ void unary_strided_##sfx(const T* __restrict__ x, T* __restrict__ y, u32 n,      \
+                                                 Shape8 shape, Strides8 xs, int op) {                    \
+    unary_strided<T>(x, y, n, shape, xs, op);                                                            \
+  }
+#define PW_INST_BINARY_TYPE(sfx, T)                                                                        \
+  PW_BINARY_OPS_T(sfx, T)                                                                                  \
+  extern "C" __global__ void binary_strided_##sfx(const T* __restrict__ a, const T* __restrict__ b,      \
+                                                  T* __restrict__ y, u32 n, Shape8 shape, Strides8 as_,  \
+                                                  Strides8 bs_, double sa, double sb, u32 flags, int op) { \
+    binary_strided<T>(a, b, y, n, shape, as_, bs_, sa, sb, flags, op);                                   \
+  }
+
+// Expand every op for one type (the op lists carry three fields; bind the type fields here).
+#define PW_UNARY_OPS_T(sfx, T)                      \
+  PW_INST_UNARY_OP(neg, 0, _, sfx, T)               \
+  PW_INST_UNARY_OP(exp, 1, _, sfx, T)               \
+  PW_INST_UNARY_OP(log, 2, _, sfx, T)               \
+  PW_INST_UNARY_OP(sqrt, 3, _, sfx, T)              \
+  PW_INST_UNARY_OP(rsqrt, 4, _, sfx, T)             \
+  PW_INST_UNARY_OP(abs, 5, _, sfx, T)               \
+  PW_INST_UNARY_OP(sign, 6, _, sfx, T)              \
+  PW_INST_UNARY_OP(sin, 7, _, sfx, T)               \
+  PW_INST_UNARY_OP(cos, 8, _, sfx, T)               \
+  PW_INST_UNARY_OP(tanh, 9, _, sfx, T)              \
+  PW_INST_UNARY_OP(sigmoid, 10, _, sfx, T)          \
+  PW_INST_UNARY_OP(relu, 11, _, sfx, T)             \
+  PW_INST_UNARY_OP(gelu, 12, _, sfx, T)             \
+  PW_INST_UNARY_OP(gelu_tanh, 13, _, sfx, T)        \
+  PW_INST_UNARY_OP(silu, 14, _, sfx, T)             \
+  PW_INST_UNARY_OP(softplus, 15, _, sfx, T)         \
+  PW_INST_UNARY_OP(erf, 16, _, sfx, T)              \
+  PW_INST_UNARY_OP(reciprocal, 17, _, sfx, T)       \
+  PW_INST_UNARY_OP(floor, 18, _, sfx, T)
+#define PW_BINARY_OPS_T(sfx, T)                     \
+  PW_INST_BINARY_OP(add, 0, _, sfx, T)              \
+  PW_INST_BINARY_OP(sub, 1, _, sfx, T)              \
+  PW_INST_BINARY_OP(mul, 2, _, sfx, T)              \
+  PW_INST_BINARY_OP(div, 3, _, sfx, T)              \
+  PW_INST_BINARY_OP(pow, 4, _, sfx, T)              \
+  PW_INST_BINARY_OP(maximum, 5, _, sfx, T)          \
+  PW_INST_BINARY_OP(minimum, 6, _, sfx, T)          \
+  PW_INST_BINARY_OP(eq, 7, _, sfx, T)               \
+  PW_INST_BINARY_OP(ne, 8, _, sfx, T)               \
+  PW_INST_BINARY_OP(lt, 9, _, sfx, T)               \
+  PW_INST_BINARY_OP(le, 10, _, sfx, T)              \
+  PW_INST_BINARY_OP(gt, 11, _, sfx, T)              \
+  PW_INST_BINARY_OP(ge, 12, _, sfx, T)
+
+#if PW_PART_ON(0)
+PW_INST_UNARY_TYPE(f32, float)
+#endif
+#if PW_PART_ON(1)
+PW_INST_UNARY_TYPE(f64, double)
+#endif
+#if PW_PART_ON(2)
+PW_INST_UNARY_TYPE(bf16, bf16)
+#endif
+#if PW_PART_ON(3)
+PW_INST_UNARY_TYPE(i32, int)
+#endif
+#if PW_PART_ON(4)
+PW_INST_BINARY_TYPE(f32, float)
+#endif
+#if PW_PART_ON(5)
+PW_INST_BINARY_TYPE(f64, double)
+#endif
+#if PW_PART_ON(6)
+PW_INST_BINARY_TYPE(bf16, bf16)
+#endif
+#if PW_PART_ON(7)
+PW_INST_BINARY_TYPE(i32, int)
+#endif
+
+#define PW_INST_WHERE2(csfx, CT, sfx, T)                                                                   \
+  extern "C" __global__ void where_##csfx##_##sfx(const CT* __restrict__ c, const T* __restrict__ a,     \
+                                                  const T* __restrict__ b, T* __restrict__ y, u64 n,     \
+                                                  double sa, double sb, u32 flags) {                     \
+    where_contig<CT, T>(c, a, b, y, n, sa, sb, flags);                                                   \
+  }                                                                                                      \
+  extern "C" __global__ void where_strided_##csfx##_##sfx(                                               \
+      const CT* __restrict__ c, const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y,     \
+      u32 n, Shape8 shape, Strides8 cs, Strides8 as_, Strides8 bs_, double sa, double sb, u32 flags) {   \
+    where_strided<CT, T>(c, a, b, y, n, shape, cs, as_, bs_, sa, sb, flags);                             \
+  }
+#define PW_INST_WHERE_C(csfx, CT) \
+  PW_INST_WHERE2(csfx, CT, f32, float) \
+  PW_INST_WHERE2(csfx, CT, f64, double) PW_INST_WHERE2(csfx, CT, bf16, bf16) PW_INST_WHERE2(csfx, CT, i32, int)
+#if PW_PART_ON(8)
+PW_DTYPES(PW_INST_WHERE_C)
+#endif

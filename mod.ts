@@ -1,0 +1,20 @@
+/**
+ * patchwork: train patch by patch, stitch the gradients.
+ *
+ * Tensors with reverse-mode autodiff on a CPU or CUDA backend, neural-network modules and
+ * optimisers. Importing this module picks the backend (`PATCHWORK_BACKEND` = auto, cpu or cuda).
+ *
+ * @example
+ * ```ts
+ * import { nn, randn, tensor } from "./mod.ts";
+ * const net = new nn.MLP([1, 32, 1], { activation: "tanh", seed: 0 });
+ * const y = net.forward(randn([8, 1]));
+ * ```
+ *
+ * @module
+ */
+
+export * from "./src/tensor/mod.ts";
+export { type BackendChoice, cpuBackend, useBackend } from "./src/backend/select.ts";
+export * as nn from "./src/nn/mod.ts";
+export * as optim from "./src/optim/mod.ts";

@@ -1,0 +1,298 @@
+/**
+ * Dense matrix product on typed arrays: the CPU backend's hot loop for `matmul`.
+ *
+ * Large products use the Goto/BLIS scheme: panels of B (kc × nc) and blocks of A (mc × kc) are
+ * packed into contiguous float64 scratch, so that a fully unrolled 4 × 4 register-blocked
+ * micro-kernel reads both operands at unit stride and keeps its sixteen accumulators in local
+ * variables. Packing into float64 keeps the micro-kernel monomorphic (V8 compiles it for one
+ * array type) and removes the float32 → float64 conversion from the inner loop; V8 computes in
+ * doubles anyway, so float32 inputs are accumulated in double precision within each kc block.
+ * Small products and vector products (m, n or k equal to 1) skip packing and run a plain loop
+ * that also accumulates in doubles.
+ *
+ * @module
+ */
+
+/** Element arrays the kernel reads and writes (all three arguments share one type). */
+type FloatArray = Float32Array | Float64Array;
+
+/** Rows of the micro-tile. */
+const MR = 4;
+/** Columns of the micro-tile. */
+const NR = 4;
+/** Depth of a packed block (a 4-wide micro-panel of it is 8 KiB of float64, resident in L1). */
+const KC = 256;
+/** Rows of a packed block of A (MC × KC float64 = 256 KiB, resident in L2). */
+const MC = 128;
+/** Columns of a packed panel of B (KC × NC float64 = 4 MiB, resident in L3). */
+const NC = 2048;
+/** Below this many multiply-adds (m·n·k) packing does not pay for itself. */
+const SMALL_WORK = 8 * 8 * 8;
+
+const packedA = new Float64Array(MC * KC);
+let packedB = new Float64Array(0);
+let rowAcc = new Float64Array(0);
+const tile = new Float64Array(MR * NR);
+
+/**
+ * Computes `out = A · B` for strided A (m × k) and B (k × n) into a contiguous m × n window of
+ * `out`, overwriting it:
+ * `out[outOffset + i*n + j] = Σ_p a[aOffset + i*aRowStride + p*aColStride] * b[bOffset + p*bRowStride + j*bColStride]`.
+ * Strides may be any integers (transposed, reversed or broadcast operands need no copy). `out`
+ * must not overlap `a` or `b`. With `k = 0` the result is all zeros. Sums are accumulated in
+ * float64; a float32 `out` is rounded once per 256-deep block of k.
+ *
+ * @example
+ * ```ts
+ * import { matmulKernel } from "./matmul.ts";
+ * const a = new Float64Array([1, 2, 3, 4, 5, 6]); // 2 × 3, row-major
+ * const b = new Float64Array([1, 0, 0, 1, 1, 1]); // 3 × 2, row-major
+ * const out = new Float64Array(4);
+ * matmulKernel(a, 0, 3, 1, b, 0, 2, 1, out, 0, 2, 2, 3);
+ * // out = [4, 5, 10, 11]
+ * ```
+ */
+export function matmulKernel(
+  a: Float32Array | Float64Array,
+  aOffset: number,
+  aRowStride: number,
+  aColStride: number,
+  b: Float32Array | Float64Array,
+  bOffset: number,
+  bRowStride: number,
+  bColStride: number,
+  out: Float32Array | Float64Array,
+  outOffset: number,
+  m: number,
+  n: number,
+  k: number,
+): void {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    out.fill(0, outOffset, outOffset + m * n);
+    return;
+  }
+  if (m === 1 || n === 1 || k === 1 || m * n * k < SMALL_WORK) {
+    smallMatmul(a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride, out, outOffset, m, n, k);
+    return;
+  }
+  blockedMatmul(a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride, out, outOffset, m, n, k);
+}
+
+/** Unpacked product for small or skinny shapes; accumulates in doubles. */
+function smallMatmul(
+  a: FloatArray,
+  aOffset: number,
+  aRowStride: number,
+  aColStride: number,
+  b: FloatArray,
+  bOffset: number,
+  bRowStride: number,
+  bColStride: number,
+  out: FloatArray,
+  outOffset: number,
+  m: number,
+  n: number,
+  k: number,
+): void {
+  if (n > 1 && Math.abs(bColStride) <= Math.abs(bRowStride)) {
+    // Rows of B are the short stride: out row i = Σ_p a[i, p] · B[p, :], accumulated in a
+    // float64 row so float32 outputs are rounded once.
+    if (rowAcc.length < n) rowAcc = new Float64Array(n);
+    const acc = rowAcc;
+    for (let i = 0; i < m; i++) {
+      acc.fill(0, 0, n);
+      const aRow = aOffset + i * aRowStride;
+      for (let p = 0; p < k; p++) {
+        const av = a[aRow + p * aColStride];
+        const bRow = bOffset + p * bRowStride;
+        for (let j = 0; j < n; j++) acc[j] += av * b[bRow + j * bColStride];
+      }
+      const o = outOffset + i * n;
+      for (let j = 0; j < n; j++) out[o + j] = acc[j];
+    }
+    return;
+  }
+  // Columns of B are the short stride (B transposed) or n = 1: dot products.
+  for (let i = 0; i < m; i++) {
+    const aRow = aOffset + i * aRowStride;
+    const o = outOffset + i * n;
+    for (let j = 0; j < n; j++) {
+      const bCol = bOffset + j * bColStride;
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[aRow + p * aColStride] * b[bCol + p * bRowStride];
+      out[o + j] = s;
+    }
+  }
+}
+
+/** Packed, cache-blocked product (Goto/BLIS loop nest: jc → pc → ic → jr → ir). */
+function blockedMatmul(
+  a: FloatArray,
+  aOffset: number,
+  aRowStride: number,
+  aColStride: number,
+  b: FloatArray,
+  bOffset: number,
+  bRowStride: number,
+  bColStride: number,
+  out: FloatArray,
+  outOffset: number,
+  m: number,
+  n: number,
+  k: number,
+): void {
+  const ncMax = Math.min(NC, n);
+  const bNeed = Math.min(KC, k) * Math.ceil(ncMax / NR) * NR;
+  if (packedB.length < bNeed) packedB = new Float64Array(bNeed);
+  const pa = packedA;
+  const pb = packedB;
+  const t = tile;
+  for (let j0 = 0; j0 < n; j0 += NC) {
+    const nc = Math.min(NC, n - j0);
+    for (let p0 = 0; p0 < k; p0 += KC) {
+      const kc = Math.min(KC, k - p0);
+      const accumulate = p0 > 0;
+      packPanelB(b, bOffset + p0 * bRowStride + j0 * bColStride, bRowStride, bColStride, kc, nc, pb);
+      for (let i0 = 0; i0 < m; i0 += MC) {
+        const mc = Math.min(MC, m - i0);
+        packBlockA(a, aOffset + i0 * aRowStride + p0 * aColStride, aRowStride, aColStride, mc, kc, pa);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const bi = jr * kc; // (jr / NR) * kc * NR
+          const cols = Math.min(NR, nc - jr);
+          for (let ir = 0; ir < mc; ir += MR) {
+            microKernel4x4(kc, pa, ir * kc, pb, bi, t);
+            const rows = Math.min(MR, mc - ir);
+            storeTile(t, out, outOffset + (i0 + ir) * n + j0 + jr, n, rows, cols, accumulate);
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Packs an mc × kc block of A (element (i, p) at `src[base + i*rs + p*cs]`) as consecutive
+ * MR-row micro-panels, each stored p-major (MR values per p), zero-padding the last panel.
+ */
+function packBlockA(src: FloatArray, base: number, rs: number, cs: number, mc: number, kc: number, dst: Float64Array) {
+  let d = 0;
+  for (let ir = 0; ir < mc; ir += MR) {
+    const r0 = base + ir * rs;
+    if (mc - ir >= MR) {
+      for (let p = 0; p < kc; p++) {
+        const s = r0 + p * cs;
+        dst[d] = src[s];
+        dst[d + 1] = src[s + rs];
+        dst[d + 2] = src[s + 2 * rs];
+        dst[d + 3] = src[s + 3 * rs];
+        d += MR;
+      }
+    } else {
+      const rows = mc - ir;
+      for (let p = 0; p < kc; p++) {
+        const s = r0 + p * cs;
+        for (let ii = 0; ii < MR; ii++) dst[d + ii] = ii < rows ? src[s + ii * rs] : 0;
+        d += MR;
+      }
+    }
+  }
+}
+
+/**
+ * Packs a kc × nc panel of B (element (p, j) at `src[base + p*rs + j*cs]`) as consecutive
+ * NR-column micro-panels, each stored p-major (NR values per p), zero-padding the last panel.
+ */
+function packPanelB(src: FloatArray, base: number, rs: number, cs: number, kc: number, nc: number, dst: Float64Array) {
+  let d = 0;
+  for (let jr = 0; jr < nc; jr += NR) {
+    const c0 = base + jr * cs;
+    if (nc - jr >= NR) {
+      for (let p = 0; p < kc; p++) {
+        const s = c0 + p * rs;
+        dst[d] = src[s];
+        dst[d + 1] = src[s + cs];
+        dst[d + 2] = src[s + 2 * cs];
+        dst[d + 3] = src[s + 3 * cs];
+        d += NR;
+      }
+    } else {
+      const cols = nc - jr;
+      for (let p = 0; p < kc; p++) {
+        const s = c0 + p * rs;
+        for (let jj = 0; jj < NR; jj++) dst[d + jj] = jj < cols ? src[s + jj * cs] : 0;
+        d += NR;
+      }
+    }
+  }
+}
+
+/**
+ * The 4 × 4 micro-kernel: t[i*4 + j] = Σ_p A[ai + 4p + i] · B[bi + 4p + j] over kc steps, with
+ * sixteen accumulators in locals (registers) and eight loads per 32 flops.
+ */
+function microKernel4x4(kc: number, A: Float64Array, ai: number, B: Float64Array, bi: number, t: Float64Array) {
+  let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+  let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+  let c20 = 0, c21 = 0, c22 = 0, c23 = 0;
+  let c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+  for (let p = 0; p < kc; p++) {
+    const a0 = A[ai], a1 = A[ai + 1], a2 = A[ai + 2], a3 = A[ai + 3];
+    const b0 = B[bi], b1 = B[bi + 1], b2 = B[bi + 2], b3 = B[bi + 3];
+    c00 += a0 * b0;
+    c01 += a0 * b1;
+    c02 += a0 * b2;
+    c03 += a0 * b3;
+    c10 += a1 * b0;
+    c11 += a1 * b1;
+    c12 += a1 * b2;
+    c13 += a1 * b3;
+    c20 += a2 * b0;
+    c21 += a2 * b1;
+    c22 += a2 * b2;
+    c23 += a2 * b3;
+    c30 += a3 * b0;
+    c31 += a3 * b1;
+    c32 += a3 * b2;
+    c33 += a3 * b3;
+    ai += MR;
+    bi += NR;
+  }
+  t[0] = c00;
+  t[1] = c01;
+  t[2] = c02;
+  t[3] = c03;
+  t[4] = c10;
+  t[5] = c11;
+  t[6] = c12;
+  t[7] = c13;
+  t[8] = c20;
+  t[9] = c21;
+  t[10] = c22;
+  t[11] = c23;
+  t[12] = c30;
+  t[13] = c31;
+  t[14] = c32;
+  t[15] = c33;
+}
+
+/** Writes (or adds, for later kc blocks) the valid rows × cols corner of a micro-tile to `out`. */
+function storeTile(
+  t: Float64Array,
+  out: FloatArray,
+  o: number,
+  n: number,
+  rows: number,
+  cols: number,
+  accumulate: boolean,
+): void {
+  for (let ii = 0; ii < rows; ii++) {
+    const r = o + ii * n;
+    const s = ii * NR;
+    if (accumulate) {
+      for (let jj = 0; jj < cols; jj++) out[r + jj] += t[s + jj];
+    } else {
+      for (let jj = 0; jj < cols; jj++) out[r + jj] = t[s + jj];
+    }
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * Iteration over strided views. Every CPU primitive walks its operands the same way: adjacent
+ * axes that are laid out contiguously in every operand are merged ({@linkcode coalesce}), the
+ * last remaining axis becomes a "line" handed to a tight loop, and an {@linkcode Odometer} steps
+ * the per-operand offsets over the other axes. A fully contiguous view is one line. Strides may
+ * be zero (broadcast) or negative (reversed); nothing here assumes otherwise.
+ *
+ * @module
+ */
+
+/**
+ * Number of elements of a shape.
+ *
+ * @example
+ * ```ts
+ * import { sizeOf } from "./strided.ts";
+ * sizeOf([2, 3]); // 6
+ * ```
+ */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/**
+ * Row-major (C order) strides of a shape.
+ *
+ * @example
+ * ```ts
+ * import { contiguousStrides } from "./strided.ts";
+ * contiguousStrides([2, 3, 4]); // [12, 4, 1]
+ * ```
+ */
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+  return strides;
+}
+
+/**
+ * Whether a view with these strides is row-major contiguous (axes of extent 1 may have any
+ * stride).
+ *
+ * @example
+ * ```ts
+ * import { isContiguous } from "./strided.ts";
+ * isContiguous([2, 3], [3, 1]); // true
+ * isContiguous([2, 3], [1, 2]); // false
+ * ```
+ */
+export function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] === 1) continue;
+    if (strides[d] !== s) return false;
+    s *= shape[d];
+  }
+  return true;
+}
+
+/**
+ * Lowest and highest element index a view can reach (`hi < lo` when the view is empty).
+ *
+ * @example
+ * ```ts
+ * import { spanOf } from "./strided.ts";
+ * spanOf([3], [-1], 5); // [3, 5]
+ * ```
+ */
+export function spanOf(shape: readonly number[], strides: readonly number[], offset: number): [number, number] {
+  let lo = offset;
+  let hi = offset;
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 0) return [0, -1];
+    const reach = (shape[d] - 1) * strides[d];
+    if (reach < 0) lo += reach;
+    else hi += reach;
+  }
+  return [lo, hi];
+}
+
+/**
+ * Merges adjacent axes that every operand lays out contiguously and drops axes of extent 1.
+ * Returns the merged shape and each operand's merged strides (at least one axis, so a scalar
+ * becomes shape `[1]`). Iterating the result in row-major order visits the same elements in the
+ * same order as iterating the original.
+ *
+ * @example
+ * ```ts
+ * import { coalesce } from "./strided.ts";
+ * coalesce([2, 3], [[3, 1], [0, 1]]); // { shape: [2, 3], strides: [[3, 1], [0, 1]] }
+ * coalesce([2, 3], [[3, 1], [6, 2]]); // { shape: [6], strides: [[1], [2]] }
+ * ```
+ */
+export function coalesce(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+): { shape: number[]; strides: number[][] } {
+  const k = strides.length;
+  const outShape: number[] = [];
+  const outStrides: number[][] = [];
+  for (let j = 0; j < k; j++) outStrides.push([]);
+  for (let d = 0; d < shape.length; d++) {
+    const n = shape[d];
+    if (n === 1) continue;
+    const last = outShape.length - 1;
+    let merge = last >= 0;
+    if (merge) {
+      for (let j = 0; j < k; j++) {
+        if (outStrides[j][last] !== strides[j][d] * n) {
+          merge = false;
+          break;
+        }
+      }
+    }
+    if (merge) {
+      outShape[last] *= n;
+      for (let j = 0; j < k; j++) outStrides[j][last] = strides[j][d];
+    } else {
+      outShape.push(n);
+      for (let j = 0; j < k; j++) outStrides[j].push(strides[j][d]);
+    }
+  }
+  if (outShape.length === 0 || shape.some((n) => n === 0)) {
+    const empty = shape.some((n) => n === 0);
+    return { shape: [empty ? 0 : 1], strides: outStrides.map(() => [0]) };
+  }
+  return { shape: outShape, strides: outStrides };
+}
+
+/**
+ * Steps the offsets of several operands over a shape in row-major order. `pos[j]` is operand j's
+ * current element index; `next()` advances by one position (carrying like an odometer). No
+ * allocation happens per step.
+ *
+ * @example
+ * ```ts
+ * import { Odometer } from "./strided.ts";
+ * const w = new Odometer([2, 2], [[2, 1]], [0]);
+ * const seen = [];
+ * for (let i = 0; i < w.count; i++) { seen.push(w.pos[0]); w.next(); }
+ * // seen = [0, 1, 2, 3]
+ * ```
+ */
+export class Odometer {
+  /** Current element index of each operand (int32, so kernels index typed arrays with small integers). */
+  readonly pos: Int32Array;
+  /** Number of positions (product of the shape). */
+  readonly count: number;
+  readonly #shape: Int32Array;
+  readonly #idx: Int32Array;
+  readonly #strides: Int32Array; // [d * k + j]
+  readonly #back: Int32Array; // [d * k + j] = strides * (shape - 1)
+  readonly #k: number;
+
+  /** Walks `shape`; operand j starts at `offsets[j]` and moves by `strides[j][d]` along axis d. */
+  constructor(shape: readonly number[], strides: readonly (readonly number[])[], offsets: readonly number[]) {
+    const nd = shape.length;
+    const k = offsets.length;
+    this.#k = k;
+    this.#shape = Int32Array.from(shape);
+    this.#idx = new Int32Array(nd);
+    this.#strides = new Int32Array(nd * k);
+    this.#back = new Int32Array(nd * k);
+    for (let d = 0; d < nd; d++) {
+      for (let j = 0; j < k; j++) {
+        this.#strides[d * k + j] = strides[j][d];
+        this.#back[d * k + j] = strides[j][d] * (shape[d] - 1);
+      }
+    }
+    this.pos = Int32Array.from(offsets);
+    this.count = sizeOf(shape);
+  }
+
+  /** Advances to the next position in row-major order. */
+  next(): void {
+    const k = this.#k;
+    const idx = this.#idx;
+    const shape = this.#shape;
+    const pos = this.pos;
+    for (let d = idx.length - 1; d >= 0; d--) {
+      const base = d * k;
+      if (++idx[d] < shape[d]) {
+        for (let j = 0; j < k; j++) pos[j] += this.#strides[base + j];
+        return;
+      }
+      idx[d] = 0;
+      for (let j = 0; j < k; j++) pos[j] -= this.#back[base + j];
+    }
+  }
+}
+
+/**
+ * A walk over several equally shaped views split into lines: `count` lines of `n` elements;
+ * along a line operand j moves by `inner[j]`; `walker.pos[j]` is its start and `walker.next()`
+ * moves to the next line.
+ *
+ * @example
+ * ```ts
+ * import { linePlan } from "./strided.ts";
+ * const plan = linePlan([2, 3], [[3, 1]], [0]);
+ * for (let l = 0; l < plan.count; l++) {
+ *   // elements plan.walker.pos[0] + k * plan.inner[0] for k < plan.n
+ *   plan.walker.next();
+ * }
+ * ```
+ */
+export interface LinePlan {
+  /** Number of lines. */
+  readonly count: number;
+  /** Elements per line. */
+  readonly n: number;
+  /** Step of each operand along a line. */
+  readonly inner: readonly number[];
+  /** Start offsets of the current line, per operand. */
+  readonly walker: Odometer;
+}
+
+/**
+ * Plans a row-major walk over `shape` for operands with the given strides and offsets, merging
+ * axes first so a contiguous walk is a single line.
+ *
+ * @example
+ * ```ts
+ * import { linePlan } from "./strided.ts";
+ * const plan = linePlan([4, 5], [[5, 1], [5, 1]], [0, 3]);
+ * // plan.count === 1, plan.n === 20, plan.inner = [1, 1], plan.walker.pos = [0, 3]
+ * ```
+ */
+export function linePlan(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+  offsets: readonly number[],
+): LinePlan {
+  const c = coalesce(shape, strides);
+  const nd = c.shape.length;
+  const n = c.shape[nd - 1];
+  const inner = c.strides.map((s) => s[nd - 1]);
+  const walker = new Odometer(c.shape.slice(0, nd - 1), c.strides.map((s) => s.slice(0, nd - 1)), offsets);
+  return { count: n === 0 ? 0 : walker.count, n, inner, walker };
+}
+
+/**
+ * Plans a walk over the lines along `axis` of `shape`: one line per position of the other axes
+ * (`count` of them), `n = shape[axis]` elements each, operand j stepping by `inner[j]` (its stride
+ * along `axis`). Useful for softmax, cumsum, arg-reductions and FFTs.
+ *
+ * @example
+ * ```ts
+ * import { axisLines } from "./strided.ts";
+ * const plan = axisLines([2, 3], 0, [[3, 1]], [0]);
+ * // plan.count === 3, plan.n === 2, plan.inner = [3]; walker.pos[0] visits 0, 1, 2
+ * ```
+ */
+export function axisLines(
+  shape: readonly number[],
+  axis: number,
+  strides: readonly (readonly number[])[],
+  offsets: readonly number[],
+): LinePlan {
+  const n = shape[axis];
+  const inner = strides.map((s) => s[axis]);
+  const outerShape = shape.filter((_, d) => d !== axis);
+  const c = coalesce(outerShape, strides.map((s) => s.filter((_, d) => d !== axis)));
+  const walker = new Odometer(c.shape, c.strides, offsets);
+  return { count: n === 0 ? 0 : walker.count, n, inner, walker };
+}

@@ -1,0 +1,26 @@
+/**
+ * Neural-network building blocks: the {@link Module} parameter tree, layers (Linear, MLP,
+ * Sequential, LayerNorm, RMSNorm, Embedding, Dropout, activations), seeded initialisers
+ * (`init`), and safetensors checkpoints.
+ *
+ * @example
+ * ```ts
+ * import { nn, randn } from "../../mod.ts";
+ * const net = new nn.MLP([2, 64, 64, 1], { activation: "gelu", seed: 0 });
+ * const y = net.forward(randn([128, 2], { seed: 1 })); // [128, 1]
+ * const w = nn.init.xavierUniform([64, 2], { seed: 2 });
+ * ```
+ *
+ * @module
+ */
+
+export * from "./module.ts";
+export * as init from "./init.ts";
+export type { FanMode, GainNonlinearity, Initializer, InitOptions, KaimingOptions } from "./init.ts";
+export * from "./activation.ts";
+export * from "./containers.ts";
+export * from "./linear.ts";
+export * from "./norm.ts";
+export * from "./embedding.ts";
+export * from "./dropout.ts";
+export * from "./safetensors.ts";

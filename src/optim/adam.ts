@@ -1,0 +1,123 @@
+/**
+ * Adam (with coupled L2 weight decay, as `torch.optim.Adam`) and AdamW (decoupled weight decay,
+ * as `torch.optim.AdamW`), with bias correction.
+ *
+ * @module
+ */
+
+import { ArgumentError, type Tensor, zerosLike } from "../tensor/mod.ts";
+import { type BaseOptions, Optimizer, type ParamGroup, type Params, type ParamState } from "./optimizer.ts";
+
+/**
+ * Options of {@link Adam} and {@link AdamW}.
+ *
+ * @example
+ * ```ts
+ * import { Adam, type AdamOptions } from "./adam.ts";
+ * import { zeros } from "../tensor/mod.ts";
+ * const options: Partial<AdamOptions> = { lr: 3e-4, betas: [0.9, 0.95], weightDecay: 0.1, decoupledWeightDecay: true };
+ * new Adam([zeros([4]).requireGrad()], options);
+ * ```
+ */
+export interface AdamOptions extends BaseOptions {
+  /** Decay rates (β₁, β₂) of the first and second moments. Default [0.9, 0.999]. */
+  betas: readonly [number, number];
+  /** Added to the denominator. Default 1e-8. */
+  eps: number;
+  /** Weight decay λ. Default 0 for Adam, 0.01 for AdamW. */
+  weightDecay: number;
+  /**
+   * Decoupled weight decay (AdamW: θ ← θ(1 − lr·λ) before the update) instead of adding λθ to the
+   * gradient (Adam). Default false for Adam, true for AdamW.
+   */
+  decoupledWeightDecay: boolean;
+}
+
+type AdamArgs = Partial<AdamOptions>;
+
+/**
+ * Adam. Per step t (counted per parameter), with g the gradient:
+ *
+ * ```text
+ * g ← g + λθ                  (weightDecay, coupled)   |  θ ← θ(1 − lr·λ)   (decoupled, AdamW)
+ * m ← β₁m + (1 − β₁)g
+ * v ← β₂v + (1 − β₂)g²
+ * θ ← θ − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { Adam } from "./adam.ts";
+ * import { MLP } from "../nn/linear.ts";
+ * import { warmupCosine } from "./schedule.ts";
+ * const net = new MLP([2, 64, 1]);
+ * const opt = new Adam(net, { lr: warmupCosine({ peakLr: 1e-3, warmupSteps: 100, totalSteps: 5000 }) });
+ * ```
+ */
+export class Adam extends Optimizer<AdamOptions> {
+  /** Slots: `exp_avg` (m) and `exp_avg_sq` (v). */
+  protected readonly slots = ["exp_avg", "exp_avg_sq"] as const;
+
+  /** Adam over `params` (a module, tensors, named tensors or groups). Default lr 1e-3. */
+  constructor(params: Params | ParamGroup<AdamOptions>[], options: AdamArgs = {}) {
+    super(params, {
+      lr: 1e-3,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: 0,
+      decoupledWeightDecay: false,
+      ...options,
+    });
+  }
+
+  /** Checks betas, eps and weight decay. */
+  protected override validate(o: AdamOptions): void {
+    const name = this.constructor.name;
+    const [b1, b2] = o.betas ?? [];
+    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) {
+      throw new ArgumentError(name, `betas must be in [0, 1), got [${o.betas}]`);
+    }
+    if (!(Number.isFinite(o.eps) && o.eps >= 0)) throw new ArgumentError(name, `eps must be ≥ 0, got ${o.eps}`);
+    if (!(Number.isFinite(o.weightDecay) && o.weightDecay >= 0)) {
+      throw new ArgumentError(name, `weightDecay must be ≥ 0, got ${o.weightDecay}`);
+    }
+  }
+
+  /** One Adam(W) update. */
+  protected update(p: ParamState, param: Tensor, grad: Tensor, lr: number, o: AdamOptions): Tensor {
+    const [b1, b2] = o.betas;
+    const t = p.steps;
+    let base = param;
+    let g = grad;
+    if (o.weightDecay !== 0) {
+      if (o.decoupledWeightDecay) base = param.mul(1 - lr * o.weightDecay);
+      else g = g.add(param.mul(o.weightDecay));
+    }
+    const m = this.slot(p, "exp_avg", () => zerosLike(param));
+    const v = this.slot(p, "exp_avg_sq", () => zerosLike(param));
+    m.assign(m.mul(b1).add(g.mul(1 - b1)));
+    v.assign(v.mul(b2).add(g.mul(g).mul(1 - b2)));
+    const bc1 = 1 - b1 ** t;
+    const bc2 = 1 - b2 ** t;
+    const denom = v.sqrt().div(Math.sqrt(bc2)).add(o.eps);
+    return base.sub(m.div(denom).mul(lr / bc1));
+  }
+}
+
+/**
+ * AdamW: Adam with decoupled weight decay (default λ = 0.01), as `torch.optim.AdamW`.
+ *
+ * @example
+ * ```ts
+ * import { AdamW } from "./adam.ts";
+ * import { MLP } from "../nn/linear.ts";
+ * const net = new MLP([2, 64, 1]);
+ * const opt = new AdamW(net, { lr: 3e-4, weightDecay: 0.1 });
+ * ```
+ */
+export class AdamW extends Adam {
+  /** AdamW over `params`. Default lr 1e-3, weight decay 0.01. */
+  constructor(params: Params | ParamGroup<AdamOptions>[], options: AdamArgs = {}) {
+    super(params, { weightDecay: 0.01, decoupledWeightDecay: true, ...options });
+  }
+}

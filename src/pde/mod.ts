@@ -1,0 +1,23 @@
+/**
+ * PDE toolkit: space-time grids, finite-difference operators, constraint-point sampling, PDE
+ * residuals written as mathjs expressions (compiled to differentiable tensor ops, with symbolic
+ * partials for structured Jacobians), and PDE problems with classical reference solvers that make
+ * training and test data.
+ *
+ * @example
+ * ```ts
+ * import { pde } from "../../mod.ts";
+ * const burgers = new pde.Burgers1D({ nu: 0.01 });
+ * const data = burgers.generateDataset({ n: 4, seed: 0, nx: 128, nt: 51 });
+ * const r = burgers.residual(data.u, data.grid); // FD residual of the reference solution
+ * ```
+ *
+ * @module
+ */
+
+import "../backend/select.ts";
+
+export * from "./grid.ts";
+export * from "./finite_difference.ts";
+export * from "./sampling.ts";
+export * from "./expression.ts";

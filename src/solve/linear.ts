@@ -1,0 +1,542 @@
+/**
+ * Differentiable batched dense linear algebra: {@link cholesky}, {@link triangularSolve},
+ * {@link solve} (LU with partial pivoting, or Cholesky), {@link lstsq} (QR, or normal equations
+ * with Cholesky), and the raw factorisations {@link lu} / {@link luSolve} and {@link qr}.
+ *
+ * Every matrix argument is `[...batch, n, n]` (or `[...batch, m, n]`), every right-hand side
+ * `[...batch, n, k]` — a vector right-hand side is written `[..., n, 1]`, and a 1-D `b` of shape
+ * `[n]` is taken as one column shared by the batch, the result then being `[...batch, n]`. Batch axes broadcast. The
+ * backend runs one batched primitive per factorisation or solve (`Backend.linalg`).
+ *
+ * Gradients are written in tensor ops, so they compose with higher-order autodiff:
+ *
+ * - `x = op(A)⁻¹ b` (triangular, LU, Cholesky): `b̄ = op(A)⁻ᵀ x̄` (one transposed solve with the
+ *   same factorisation), `Ā = −b̄ xᵀ` (`−x b̄ᵀ` for `op(A) = Aᵀ`), masked to the triangle read for
+ *   triangular solves and symmetrised for Cholesky solves.
+ * - `L = chol(A)`: `Ā = ½ (S + Sᵀ)`, `S = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹`, where Φ keeps the lower triangle and
+ *   halves the diagonal. The Cholesky-based ops read only the lower triangle of A and return the
+ *   symmetric gradient, i.e. the derivative along symmetric perturbations; build A symmetric
+ *   (e.g. `X·Xᵀ + c·I`) when checking it by finite differences.
+ * - `x = argmin ‖A x − b‖² + μ‖x‖²`: with `z = (AᵀA + μI)⁻¹ x̄` and `r = b − A x`,
+ *   `b̄ = A z` and `Ā = r zᵀ − A z xᵀ`.
+ *
+ * Failures are typed: a singular or numerically singular matrix (an exactly zero pivot, or a pivot
+ * ratio `min|uᵢᵢ| / max|uᵢᵢ|` below `n·ε`; for Cholesky a leading minor that is not positive
+ * definite) raises a {@link SingularMatrixError} naming the op and the failing batch entries; NaN or
+ * Inf in an input raises a `NonFiniteError`. Checking reads a few bytes per batch entry to the
+ * host; pass `check: false` to skip it (failed entries then hold NaN or Inf). A `regularization`
+ * μ ≥ 0 adds the Tikhonov term μI to the matrix (to AᵀA for `lstsq`).
+ *
+ * @module
+ */
+
+import { isGradEnabled, noGrad, record } from "../tensor/autograd.ts";
+import { zeros } from "../tensor/creation.ts";
+import { ArgumentError, AutodiffError, ShapeError } from "../tensor/errors.ts";
+import { broadcastShapes, fmtShape } from "../tensor/shape.ts";
+import { tidy } from "../tensor/storage.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { concat, expand, transpose } from "../tensor/ops_shape.ts";
+import { matmul } from "../tensor/ops_matmul.ts";
+import {
+  type Factor,
+  factoredSolve,
+  rawCholesky,
+  rawTriangular,
+  type TriangularFlags,
+  triangularRecorded,
+} from "./factored.ts";
+import {
+  type BatchCheck,
+  constantMatrix,
+  diagonalView,
+  epsilonOf,
+  linalgOf,
+  nonFiniteMask,
+  raiseFailures,
+  solveDType,
+} from "./internal.ts";
+
+/** Options of {@link triangularSolve}. */
+export interface TriangularSolveOptions {
+  /** A is lower triangular (default true); only that triangle is read. */
+  lower?: boolean;
+  /** Solve with Aᵀ (default false). */
+  transpose?: boolean;
+  /** Take the diagonal as ones, without reading it (default false). */
+  unitDiagonal?: boolean;
+  /** Raise on a zero diagonal or non-finite input (one small host read; default true). */
+  check?: boolean;
+}
+
+/** Options shared by the factorising solvers. */
+export interface SolveOptions {
+  /** Tikhonov term μ ≥ 0 added as μI to the matrix (to AᵀA for `lstsq`). Default 0. */
+  regularization?: number;
+  /** Raise typed errors for singular / non-positive-definite / non-finite entries. Default true. */
+  check?: boolean;
+}
+
+/** Options of {@link solve}. */
+export interface LinearSolveOptions extends SolveOptions {
+  /** "lu" (default; any nonsingular A) or "cholesky" (symmetric positive-definite A). */
+  method?: "lu" | "cholesky";
+}
+
+/** Options of {@link lstsq}. */
+export interface LstsqOptions extends SolveOptions {
+  /**
+   * "qr" (default: Householder QR of A — or of `[A; √μ I]` with regularization — accurate to the
+   * condition number of A) or "normal" (Cholesky of AᵀA + μI: one n × n factorisation, cheapest
+   * for tall A, but the condition number is squared).
+   */
+  method?: "qr" | "normal";
+}
+
+// ------------------------------------------------------------------------------------------- helpers
+
+function squareCheck(op: string, a: Tensor): number {
+  if (a.ndim < 2) throw new ShapeError(op, `needs a matrix [..., n, n], got shape ${fmtShape(a.shape)}`);
+  const n = a.shape[a.ndim - 1];
+  if (a.shape[a.ndim - 2] !== n) {
+    throw new ShapeError(op, `needs square matrices [..., n, n], got shape ${fmtShape(a.shape)}`);
+  }
+  return n;
+}
+
+interface Prepared {
+  a: Tensor;
+  b: Tensor;
+  batch: number[];
+  vector: boolean;
+}
+
+/** Casts to a common float dtype, turns a 1-D b into a column, and broadcasts the batch axes. */
+function prepare(op: string, a: Tensor, b: Tensor, rows: number): Prepared {
+  const dtype = solveDType(op, a, b);
+  const vector = b.ndim === 1;
+  let bb = vector ? b.reshape([b.shape[0], 1]) : b;
+  if (bb.ndim < 2) throw new ShapeError(op, `b must be [..., n, k] or [n], got shape ${fmtShape(b.shape)}`);
+  if (bb.shape[bb.ndim - 2] !== rows) {
+    throw new ShapeError(
+      op,
+      `shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} do not agree: A has ${rows} rows, b has ${
+        bb.shape[bb.ndim - 2]
+      }`,
+    );
+  }
+  let aa = a.dtype === dtype ? a : a.cast(dtype);
+  bb = bb.dtype === dtype ? bb : bb.cast(dtype);
+  const batch = broadcastShapes(op, aa.shape.slice(0, -2), bb.shape.slice(0, -2));
+  aa = expand(aa, [...batch, ...aa.shape.slice(-2)]);
+  bb = expand(bb, [...batch, ...bb.shape.slice(-2)]);
+  return { a: aa, b: bb, batch, vector };
+}
+
+function finish(x: Tensor, vector: boolean): Tensor {
+  return vector ? x.reshape(x.shape.slice(0, -1)) : x;
+}
+
+function withRegularization(a: Tensor, mu: number): Tensor {
+  if (!(mu >= 0) || !Number.isFinite(mu)) {
+    throw new ArgumentError("solve", `regularization must be a finite number ≥ 0, got ${mu}`);
+  }
+  if (mu === 0) return a;
+  const n = a.shape[a.ndim - 1];
+  return noGrad(() => a.add(constantMatrix("eye", n, a.dtype, a.backend).mul(mu)));
+}
+
+/** 1 where the pivot ratio min|dᵢ| / max|dᵢ| of the diagonal `d` [..., n] is at most `tol`. */
+function tinyPivots(d: Tensor, tol: number): Tensor {
+  return noGrad(() => {
+    const abs = d.abs();
+    return abs.min(-1).le(abs.max(-1).mul(tol));
+  });
+}
+
+// ------------------------------------------------------------------------------------- triangular
+
+/**
+ * Solves `op(A)·x = b` for triangular A `[..., n, n]` (`op(A)` is A or Aᵀ), differentiable in both.
+ * Only the named triangle of A is read (and receives gradient).
+ *
+ * @example
+ * ```ts
+ * import { triangularSolve } from "./linear.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * const l = tensor([[2, 0], [1, 4]]);
+ * triangularSolve(l, tensor([[2], [9]])).toArray(); // [[1], [2]]
+ * ```
+ */
+export function triangularSolve(a: Tensor, b: Tensor, options: TriangularSolveOptions = {}): Tensor {
+  const op = "triangularSolve";
+  const n = squareCheck(op, a);
+  const p = prepare(op, a, b, n);
+  const o: TriangularFlags = {
+    lower: options.lower ?? true,
+    transpose: options.transpose ?? false,
+    unitDiagonal: options.unitDiagonal ?? false,
+  };
+  if (options.check ?? true) {
+    const checks: BatchCheck[] = [
+      { flags: nonFiniteMask(p.a, 2), what: "non-finite values (NaN or Inf) in A", kind: "nonfinite" },
+      { flags: nonFiniteMask(p.b, 2), what: "non-finite values (NaN or Inf) in b", kind: "nonfinite" },
+    ];
+    if (!o.unitDiagonal) {
+      checks.push({
+        flags: noGrad(() => diagonalView(p.a).eq(0).max(-1)),
+        what: "singular triangular matrix (zero on the diagonal)",
+        kind: "singular",
+      });
+    }
+    tidy(() => raiseFailures(op, p.batch, checks));
+  }
+  return finish(triangularRecorded(p.a, p.b, o), p.vector);
+}
+
+// --------------------------------------------------------------------------------------- cholesky
+
+function choleskyBackward(l: Tensor, gl: Tensor): Tensor {
+  const n = l.shape[l.ndim - 1];
+  const p = matmul(transpose(l), gl).mul(constantMatrix("phi", n, l.dtype, l.backend));
+  const y = triangularRecorded(l, p, { lower: true, transpose: true, unitDiagonal: false }); // L⁻ᵀ P
+  const s = transpose(triangularRecorded(l, transpose(y), { lower: true, transpose: true, unitDiagonal: false }));
+  return s.add(transpose(s)).mul(0.5);
+}
+
+/**
+ * The Cholesky factor L (lower, `A = L·Lᵀ`) of symmetric positive-definite A `[..., n, n]`; only
+ * the lower triangle of A is read. Differentiable (symmetric gradient, see the module doc).
+ * Raises a `SingularMatrixError` naming the entries that are not positive definite.
+ *
+ * @example
+ * ```ts
+ * import { cholesky } from "./linear.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * cholesky(tensor([[4, 2], [2, 5]])).toArray(); // [[2, 0], [1, 2]]
+ * ```
+ */
+export function cholesky(a: Tensor, options: SolveOptions = {}): Tensor {
+  const op = "cholesky";
+  squareCheck(op, a);
+  const dtype = solveDType(op, a);
+  const aa = a.dtype === dtype ? a : a.cast(dtype);
+  const areg = withRegularization(aa, options.regularization ?? 0);
+  const { factor, info } = noGrad(() => rawCholesky(areg));
+  if (options.check ?? true) {
+    tidy(() =>
+      raiseFailures(op, aa.shape.slice(0, -2), [
+        { flags: nonFiniteMask(aa, 2), what: "non-finite values (NaN or Inf) in A", kind: "nonfinite" },
+        { flags: info, what: "matrix is not positive definite", kind: "singular" },
+      ])
+    );
+  }
+  info.dispose();
+  return record("cholesky", factor, [aa], [factor], (g) => [choleskyBackward(factor, g)]);
+}
+
+// ------------------------------------------------------------------------------- factored solves
+
+function factorize(op: string, a: Tensor, method: "lu" | "cholesky"): { f: Factor; checks: BatchCheck[] } {
+  const linalg = linalgOf(op, a);
+  const n = a.shape[a.ndim - 1];
+  const tol = n * epsilonOf(a.dtype);
+  if (method === "lu") {
+    const r = linalg.lu(a, a.dtype);
+    const batch = a.shape.slice(0, -2);
+    const luT = Tensor.fromBuffer(r.lu, [...a.shape], a.dtype);
+    const piv = Tensor.fromBuffer(r.pivots, [...batch, n], "int32");
+    const info = Tensor.fromBuffer(r.info, batch, "int32");
+    return {
+      f: { kind: "lu", lu: luT, pivots: piv },
+      checks: [
+        { flags: info, what: "singular matrix (zero pivot)", kind: "singular" },
+        {
+          flags: tinyPivots(diagonalView(luT), tol),
+          what: `numerically singular matrix (pivot ratio below n·ε = ${tol.toExponential(1)})`,
+          kind: "singular",
+        },
+      ],
+    };
+  }
+  const { factor, info } = rawCholesky(a);
+  return {
+    f: { kind: "cholesky", l: factor },
+    checks: [
+      { flags: info, what: "matrix is not positive definite", kind: "singular" },
+      {
+        flags: noGrad(() => tinyPivots(diagonalView(factor).square(), tol)),
+        what: `numerically singular matrix (pivot ratio below n·ε = ${tol.toExponential(1)})`,
+        kind: "singular",
+      },
+    ],
+  };
+}
+
+/**
+ * Solves `A·x = b` for square A `[..., n, n]` and b `[..., n, k]` (or `[n]`), differentiable in A
+ * and b. `method: "lu"` (default) factorises with partial pivoting; `"cholesky"` assumes A is
+ * symmetric positive definite (only its lower triangle is read). One batched factorisation and
+ * one batched solve; the backward pass is one transposed solve with the same factors.
+ *
+ * @example
+ * ```ts
+ * import { solve } from "./linear.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * solve(tensor([[3, 1], [1, 2]]), tensor([9, 8])).toArray(); // [2, 3]
+ * ```
+ */
+export function solve(a: Tensor, b: Tensor, options: LinearSolveOptions = {}): Tensor {
+  const op = options.method === "cholesky" ? "choleskySolve" : "solve";
+  const n = squareCheck(op, a);
+  const p = prepare(op, a, b, n);
+  const method = options.method ?? "lu";
+  if (method !== "lu" && method !== "cholesky") {
+    throw new ArgumentError(op, `method must be "lu" or "cholesky", got ${JSON.stringify(method)}`);
+  }
+  const areg = withRegularization(p.a, options.regularization ?? 0);
+  const { f, checks } = noGrad(() => factorize(op, areg, method));
+  if (options.check ?? true) {
+    tidy(() =>
+      raiseFailures(op, p.batch, [
+        { flags: nonFiniteMask(p.a, 2), what: "non-finite values (NaN or Inf) in A", kind: "nonfinite" },
+        { flags: nonFiniteMask(p.b, 2), what: "non-finite values (NaN or Inf) in b", kind: "nonfinite" },
+        ...checks,
+      ])
+    );
+  }
+  for (const c of checks) c.flags.dispose();
+  return finish(factoredSolve(p.a, f, p.b, false), p.vector);
+}
+
+/**
+ * Solves `A·x = b` for symmetric positive-definite A (the matrix, not its factor) by Cholesky:
+ * `solve(a, b, { ...options, method: "cholesky" })`.
+ *
+ * @example
+ * ```ts
+ * import { choleskySolve } from "./linear.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * choleskySolve(tensor([[4, 2], [2, 5]]), tensor([[8], [13]])).toArray(); // [[1.25], [2.1]]
+ * ```
+ */
+export function choleskySolve(a: Tensor, b: Tensor, options: SolveOptions = {}): Tensor {
+  return solve(a, b, { ...options, method: "cholesky" });
+}
+
+/** The raw LU factorisation returned by {@link lu}. */
+export interface LuFactorization {
+  /** U on and above the diagonal, unit-lower L below it; `[..., n, n]`. */
+  lu: Tensor;
+  /** 1-based LAPACK row interchanges, int32 `[..., n]`. */
+  pivots: Tensor;
+  /** int32 `[...batch]`: 0, or k > 0 when `U[k−1, k−1]` is exactly zero. */
+  info: Tensor;
+}
+
+/**
+ * LU factorisation with partial pivoting `P·A = L·U` (not differentiable: use {@link solve} for
+ * gradients). Reports singular entries in `info` instead of raising.
+ *
+ * @example
+ * ```ts
+ * import { lu, luSolve } from "./linear.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * const f = lu(tensor([[1, 2], [3, 4]]));
+ * luSolve(f, tensor([5, 11])).toArray(); // [1, 2]
+ * ```
+ */
+export function lu(a: Tensor): LuFactorization {
+  const op = "lu";
+  const n = squareCheck(op, a);
+  const dtype = solveDType(op, a);
+  if (a.requiresGrad && isGradEnabled()) {
+    throw new AutodiffError(op, "lu is not differentiable; use solve() for a differentiable linear solve");
+  }
+  const aa = a.dtype === dtype ? a : a.cast(dtype);
+  const r = linalgOf(op, aa).lu(aa, dtype);
+  const batch = aa.shape.slice(0, -2);
+  return {
+    lu: Tensor.fromBuffer(r.lu, [...aa.shape], dtype),
+    pivots: Tensor.fromBuffer(r.pivots, [...batch, n], "int32"),
+    info: Tensor.fromBuffer(r.info, batch, "int32"),
+  };
+}
+
+function luSolveRecorded(f: LuFactorization, b: Tensor, transposed: boolean): Tensor {
+  const x = Tensor.fromBuffer(
+    linalgOf("luSolve", b).luSolve(f.lu, f.pivots, b, transposed, b.dtype),
+    [...b.shape],
+    b.dtype,
+  );
+  return record("luSolve", x, [b], [f.lu, f.pivots], (g) => [luSolveRecorded(f, g, !transposed)]);
+}
+
+/**
+ * Solves `A·x = b` (or `Aᵀ·x = b`) from an {@link lu} factorisation; differentiable in b only. The
+ * batch shape of b must equal that of the factorisation. No singularity check (see `info`).
+ *
+ * @example
+ * ```ts
+ * import { lu, luSolve } from "./linear.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * const f = lu(tensor([[1, 2], [3, 4]]));
+ * luSolve(f, tensor([[7], [10]]), { transpose: true }).toArray(); // [[1], [2]]
+ * ```
+ */
+export function luSolve(factorization: LuFactorization, b: Tensor, options: { transpose?: boolean } = {}): Tensor {
+  const op = "luSolve";
+  const f = factorization;
+  const n = squareCheck(op, f.lu);
+  const vector = b.ndim === 1;
+  let bb = vector ? b.reshape([n, 1]) : b;
+  solveDType(op, f.lu, bb);
+  if (bb.dtype !== f.lu.dtype) bb = bb.cast(f.lu.dtype);
+  const batch = f.lu.shape.slice(0, -2);
+  if (bb.ndim !== f.lu.ndim || bb.shape[bb.ndim - 2] !== n || bb.shape.slice(0, -2).some((d, i) => d !== batch[i])) {
+    throw new ShapeError(op, `b of shape ${fmtShape(b.shape)} does not fit the factorisation ${fmtShape(f.lu.shape)}`);
+  }
+  return finish(luSolveRecorded(f, bb, options.transpose ?? false), vector);
+}
+
+/**
+ * Thin QR factorisation `A = Q·R` of A `[..., m, n]` with m ≥ n (Householder; R has a
+ * non-negative diagonal). Not differentiable: use {@link lstsq} for gradients.
+ *
+ * @example
+ * ```ts
+ * import { qr } from "./linear.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * const { q, r } = qr(tensor([[3], [4]]));
+ * // q = [[0.6], [0.8]], r = [[5]]
+ * ```
+ */
+export function qr(a: Tensor): { q: Tensor; r: Tensor } {
+  const op = "qr";
+  if (a.ndim < 2) throw new ShapeError(op, `needs a matrix [..., m, n], got shape ${fmtShape(a.shape)}`);
+  const [m, n] = a.shape.slice(-2);
+  if (m < n) throw new ShapeError(op, `needs m ≥ n, got shape ${fmtShape(a.shape)}`);
+  const dtype = solveDType(op, a);
+  if (a.requiresGrad && isGradEnabled()) {
+    throw new AutodiffError(op, "qr is not differentiable; use lstsq() for a differentiable least-squares solve");
+  }
+  const aa = a.dtype === dtype ? a : a.cast(dtype);
+  const r = linalgOf(op, aa).qr(aa, dtype);
+  const batch = aa.shape.slice(0, -2);
+  return {
+    q: Tensor.fromBuffer(r.q, [...batch, m, n], dtype),
+    r: Tensor.fromBuffer(r.r, [...batch, n, n], dtype),
+  };
+}
+
+// ------------------------------------------------------------------------------------------ lstsq
+
+/** A factor of the Gram matrix G = AᵀA + μI: G = RᵀR (QR) or G = LLᵀ (normal equations). */
+type GramFactor = { kind: "qr"; r: Tensor } | { kind: "cholesky"; l: Tensor };
+
+function rawGramSolve(f: GramFactor, v: Tensor): Tensor {
+  return tidy(() => {
+    if (f.kind === "qr") return rawTriangular(f.r, rawTriangular(f.r, v, false, true, false), false, false, false);
+    return rawTriangular(f.l, rawTriangular(f.l, v, true, false, false), true, true, false);
+  });
+}
+
+/** `z = (AᵀA + μI)⁻¹ v`, recorded with inputs A and v (differentiable in both). */
+function gramSolve(a: Tensor, f: GramFactor, v: Tensor): Tensor {
+  const z = rawGramSolve(f, v);
+  return record("gramSolve", z, [a, v], [z, f.kind === "qr" ? f.r : f.l], (g, needs) => {
+    const gv = gramSolve(a, f, g);
+    let ga: Tensor | null = null;
+    if (needs[0]) {
+      const gg = matmul(gv, transpose(z)).neg(); // Ḡ = −v̄ zᵀ
+      ga = matmul(a, gg.add(transpose(gg)));
+    }
+    return [ga, needs[1] ? gv : null];
+  });
+}
+
+/**
+ * Least squares `x = argmin ‖A·x − b‖² + μ‖x‖²` for A `[..., m, n]` with m ≥ n and full column
+ * rank (or μ > 0), b `[..., m, k]` (or `[m]`); differentiable in A and b. `method: "qr"` (default)
+ * or `"normal"` (Cholesky of AᵀA + μI); see {@link LstsqOptions}.
+ *
+ * @example
+ * ```ts
+ * import { lstsq } from "./linear.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * const a = tensor([[1, 0], [0, 1], [1, 1]]);
+ * lstsq(a, tensor([1, 1, 3])).toArray(); // [1.333…, 1.333…]
+ * ```
+ */
+export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor {
+  const op = "lstsq";
+  if (a.ndim < 2) throw new ShapeError(op, `needs a matrix [..., m, n], got shape ${fmtShape(a.shape)}`);
+  const [m, n] = a.shape.slice(-2);
+  if (m < n) {
+    throw new ShapeError(op, `needs at least as many rows as columns (m ≥ n), got A of shape ${fmtShape(a.shape)}`);
+  }
+  const p = prepare(op, a, b, m);
+  const method = options.method ?? "qr";
+  if (method !== "qr" && method !== "normal") {
+    throw new ArgumentError(op, `method must be "qr" or "normal", got ${JSON.stringify(method)}`);
+  }
+  const mu = options.regularization ?? 0;
+  if (!(mu >= 0) || !Number.isFinite(mu)) {
+    throw new ArgumentError(op, `regularization must be a finite number ≥ 0, got ${mu}`);
+  }
+  const tol = n * epsilonOf(p.a.dtype);
+  const { x, f, flags } = tidy(() =>
+    noGrad(() => {
+      const linalg = linalgOf(op, p.a);
+      if (method === "qr") {
+        const batch = p.batch;
+        let aa = p.a;
+        let bb = p.b;
+        if (mu > 0) {
+          const eye = constantMatrix("eye", n, aa.dtype, aa.backend).mul(Math.sqrt(mu));
+          aa = concat([aa, expand(eye, [...batch, n, n])], -2);
+          const k = bb.shape[bb.ndim - 1];
+          bb = concat([bb, zeros([...batch, n, k], { dtype: bb.dtype, backend: bb.backend })], -2);
+        }
+        const res = linalg.qr(aa, aa.dtype);
+        const q = Tensor.fromBuffer(res.q, [...batch, aa.shape[aa.ndim - 2], n], aa.dtype);
+        const r = Tensor.fromBuffer(res.r, [...batch, n, n], aa.dtype);
+        const x = rawTriangular(r, matmul(transpose(q), bb), false, false, false);
+        return {
+          x,
+          f: { kind: "qr", r } as GramFactor,
+          flags: tinyPivots(diagonalView(r), tol),
+        };
+      }
+      const g = withRegularization(matmul(transpose(p.a), p.a), mu);
+      const { factor, info } = rawCholesky(g);
+      const f: GramFactor = { kind: "cholesky", l: factor };
+      const x = rawGramSolve(f, matmul(transpose(p.a), p.b));
+      return { x, f, flags: info.gt(0).maximum(tinyPivots(diagonalView(factor).square(), tol)) };
+    })
+  );
+  if (options.check ?? true) {
+    tidy(() =>
+      raiseFailures(op, p.batch, [
+        { flags: nonFiniteMask(p.a, 2), what: "non-finite values (NaN or Inf) in A", kind: "nonfinite" },
+        { flags: nonFiniteMask(p.b, 2), what: "non-finite values (NaN or Inf) in b", kind: "nonfinite" },
+        {
+          flags,
+          what: "A is rank deficient (numerically singular normal matrix); pass a regularization μ > 0",
+          kind: "singular",
+        },
+      ])
+    );
+  }
+  flags.dispose();
+  const ae = p.a;
+  const be = p.b;
+  const out = record("lstsq", x, [ae, be], [x, f.kind === "qr" ? f.r : f.l], (g, needs) => {
+    const z = gramSolve(ae, f, g);
+    const az = matmul(ae, z);
+    let ga: Tensor | null = null;
+    if (needs[0]) ga = matmul(be.sub(matmul(ae, x)), transpose(z)).sub(matmul(az, transpose(x)));
+    return [ga, needs[1] ? az : null];
+  });
+  return finish(out, p.vector);
+}

@@ -1,0 +1,268 @@
+/**
+ * The contract between tensors and the machines that hold their data.
+ *
+ * A backend owns buffers of elements and runs a small set of primitive operations on strided
+ * views of them. Every primitive returns a fresh, contiguous (row-major) buffer unless it says
+ * otherwise. Views carry element strides (possibly zero for broadcast axes, possibly negative for
+ * reversed slices) and an element offset, so transposes, slices and broadcasts never copy.
+ * Everything above this interface — shapes, broadcasting, autodiff — is backend-independent;
+ * `src/backend/cpu` and `src/backend/cuda` implement it.
+ *
+ * @module
+ */
+
+import type { DType, HostArray } from "./dtype.ts";
+import { DeviceError } from "./errors.ts";
+
+/** Opaque storage owned by one backend. */
+export interface DeviceBuffer {
+  /** The backend that owns this buffer. */
+  readonly backend: Backend;
+  /** Number of elements. */
+  readonly size: number;
+  /** Element type. */
+  readonly dtype: DType;
+}
+
+/** A strided window onto a buffer. `shape.length === strides.length`; strides count elements. */
+export interface View {
+  /** Storage the view reads. */
+  readonly buffer: DeviceBuffer;
+  /** Extent of each axis. */
+  readonly shape: readonly number[];
+  /** Element step of each axis (0 for broadcast axes, negative for reversed axes). */
+  readonly strides: readonly number[];
+  /** Element index of the view's first element. */
+  readonly offset: number;
+}
+
+/** Elementwise functions of one argument. */
+export type UnaryOp =
+  | "neg"
+  | "exp"
+  | "log"
+  | "sqrt"
+  | "rsqrt"
+  | "abs"
+  | "sign"
+  | "sin"
+  | "cos"
+  | "tanh"
+  | "sigmoid"
+  | "relu"
+  | "gelu"
+  | "gelu_tanh"
+  | "silu"
+  | "softplus"
+  | "erf"
+  | "reciprocal"
+  | "floor";
+
+/** Elementwise functions of two arguments. Comparisons produce 1 or 0 in the output dtype. */
+export type BinaryOp =
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "pow"
+  | "maximum"
+  | "minimum"
+  | "eq"
+  | "ne"
+  | "lt"
+  | "le"
+  | "gt"
+  | "ge";
+
+/** Reductions over a set of axes. */
+export type ReduceOp = "sum" | "max" | "min" | "prod";
+
+/** Memory statistics of a backend, in bytes. */
+export interface MemoryStats {
+  /** Bytes held by live buffers. */
+  current: number;
+  /** Highest `current` since the last `resetPeak()`. */
+  peak: number;
+  /** Bytes held in the allocator's cache for reuse (0 where there is no cache). */
+  cached: number;
+}
+
+/** Options of {@link LinalgPrimitives.triangularSolve}. */
+export interface TriangularSolveOptions {
+  /** The matrix is lower triangular (else upper); only that triangle is read. */
+  readonly lower: boolean;
+  /** Solve with the transpose of the matrix. */
+  readonly transpose: boolean;
+  /** Take the diagonal as ones (it is not read). */
+  readonly unitDiagonal: boolean;
+}
+
+/**
+ * Dense linear algebra on batches of small matrices: every matrix argument is a view of shape
+ * `[...batch, rows, cols]` whose leading axes are independent problems (batch shapes of the
+ * operands of one call are equal, already broadcast, possibly with stride 0). Results are fresh
+ * contiguous buffers of the float dtype passed (float32 or float64). Status arrays are int32 of
+ * shape `[...batch]`, LAPACK style: 0 for success, k > 0 naming the 1-based column where the
+ * factorisation broke down. No primitive throws on a singular or indefinite matrix; callers read
+ * the status (one small transfer) and decide.
+ *
+ * Optional on {@link Backend} so a backend can land before its linear algebra does; the
+ * tensor-level functions in `src/solve` raise a `DeviceError` naming the op and backend when it
+ * is missing.
+ */
+export interface LinalgPrimitives {
+  /**
+   * Cholesky factors `a = L·Lᵀ` of symmetric positive-definite `a` `[...batch, n, n]` (only the
+   * lower triangle is read). `factor` is L with zeros above the diagonal; `info[b] = k > 0` when
+   * the leading minor of order k is not positive definite (or not finite), and then the factor
+   * of that entry is unspecified.
+   */
+  cholesky(a: View, dtype: DType): { factor: DeviceBuffer; info: DeviceBuffer };
+  /**
+   * Solves `op(a)·x = b` for triangular `a` `[...batch, n, n]` and `b` `[...batch, n, k]`, where
+   * `op(a)` is `a` or `aᵀ`. A zero on the diagonal gives infinities, not an error.
+   */
+  triangularSolve(a: View, b: View, options: TriangularSolveOptions, dtype: DType): DeviceBuffer;
+  /**
+   * LU factorisation with partial pivoting `P·a = L·U` of `a` `[...batch, n, n]`: `lu` holds U on
+   * and above the diagonal and the unit-lower L below it; `pivots` int32 `[...batch, n]` are
+   * 1-based LAPACK interchanges (row i was swapped with row `pivots[i] − 1`, in order);
+   * `info[b] = k > 0` when `U[k−1, k−1]` is exactly zero.
+   */
+  lu(a: View, dtype: DType): { lu: DeviceBuffer; pivots: DeviceBuffer; info: DeviceBuffer };
+  /** Solves `a·x = b` (or `aᵀ·x = b`) from the output of `lu`; `b` is `[...batch, n, k]`. */
+  luSolve(lu: View, pivots: View, b: View, transpose: boolean, dtype: DType): DeviceBuffer;
+  /**
+   * Thin QR factorisation `a = Q·R` of `a` `[...batch, m, n]` with `m ≥ n` (Householder): `q`
+   * `[...batch, m, n]` with orthonormal columns and `r` `[...batch, n, n]` upper triangular.
+   */
+  qr(a: View, dtype: DType): { q: DeviceBuffer; r: DeviceBuffer };
+}
+
+/**
+ * The primitive operations a backend provides. Shapes passed in are already checked; a backend
+ * may assume the views are in range and that broadcast operands have been expanded (stride 0)
+ * to the output shape.
+ */
+export interface Backend {
+  /** "cpu" or "cuda". */
+  readonly name: string;
+  /** Human description (device name, memory). */
+  readonly description: string;
+
+  /** Uploads host data into a new buffer of `dtype` (bfloat16 given as raw bits or as floats). */
+  fromHost(data: HostArray | readonly number[], dtype: DType): DeviceBuffer;
+  /** Reads a view to a new contiguous host array (bfloat16 read as Float32Array). Synchronises. */
+  toHost(view: View): Float32Array | Float64Array | Int32Array;
+  /** A new buffer of `size` elements, every one equal to `value`. */
+  full(size: number, value: number, dtype: DType): DeviceBuffer;
+  /** `start + i * step` for i in [0, size). */
+  arange(size: number, start: number, step: number, dtype: DType): DeviceBuffer;
+  /**
+   * Counter-based random numbers (Philox4x32-10): element i of the stream for `seed` is a pure
+   * function of (seed, offset + i), identical on every backend.
+   */
+  random(kind: "uniform" | "normal", size: number, seed: number, offset: number, dtype: DType): DeviceBuffer;
+
+  /** Copies `src` into the window `dst` of an existing buffer, converting dtype. Shapes equal. */
+  copy(src: View, dst: View): void;
+  /** f(x) elementwise into a new contiguous buffer of `dtype`. */
+  unary(op: UnaryOp, x: View, dtype: DType): DeviceBuffer;
+  /** f(a, b) elementwise; views have equal shapes; a number stands for a constant operand. */
+  binary(op: BinaryOp, a: View | number, b: View | number, shape: readonly number[], dtype: DType): DeviceBuffer;
+  /** cond ? a : b elementwise; views have equal shapes; numbers stand for constants. */
+  where(cond: View, a: View | number, b: View | number, shape: readonly number[], dtype: DType): DeviceBuffer;
+  /** Reduces over `axes`; the result has the input's shape with those axes set to 1. */
+  reduce(op: ReduceOp, x: View, axes: readonly number[], dtype: DType): DeviceBuffer;
+  /** Index (int32) of the max or min along `axis`; result has that axis set to 1. */
+  argReduce(op: "argmax" | "argmin", x: View, axis: number): DeviceBuffer;
+  /** Softmax (or log-softmax) along `axis`, numerically stable. */
+  softmax(x: View, axis: number, log: boolean, dtype: DType): DeviceBuffer;
+  /** Inclusive prefix sum along `axis`. */
+  cumsum(x: View, axis: number, dtype: DType): DeviceBuffer;
+  /**
+   * Batched matrix product: a is [...batch, m, k], b is [...batch, k, n] with equal (already
+   * broadcast) batch shapes; result [...batch, m, n] contiguous.
+   */
+  matmul(a: View, b: View, dtype: DType): DeviceBuffer;
+  /**
+   * out[..i.., j, ..k..] = x[..i.., index[..i.., j, ..k..], ..k..] along `axis` (index int32, same
+   * rank as x; result has index's shape).
+   */
+  gather(x: View, axis: number, index: View, dtype: DType): DeviceBuffer;
+  /** zeros(shape) then out[.., index[..j..], ..] += src[..j..] along `axis` (index shaped like src). */
+  scatterAdd(shape: readonly number[], axis: number, index: View, src: View, dtype: DType): DeviceBuffer;
+  /**
+   * Complex-to-complex DFT along `axis`; complex numbers are pairs in a trailing axis of size 2.
+   * Forward is unnormalised, inverse divides by n.
+   */
+  fft(x: View, axis: number, inverse: boolean, dtype: DType): DeviceBuffer;
+  /** Real-to-complex DFT along `axis`: n reals give n/2+1 complex pairs (trailing axis 2). */
+  rfft(x: View, axis: number, dtype: DType): DeviceBuffer;
+  /** Complex-to-real inverse DFT along `axis` producing `n` reals (divides by n). */
+  irfft(x: View, axis: number, n: number, dtype: DType): DeviceBuffer;
+
+  /** Batched dense linear algebra (optional: see {@link LinalgPrimitives}). */
+  readonly linalg?: LinalgPrimitives;
+
+  /** Memory statistics. */
+  memory(): MemoryStats;
+  /** Resets `peak` to `current`. */
+  resetPeak(): void;
+  /** Frees a buffer now (it must not be used again). */
+  free(buffer: DeviceBuffer): void;
+  /** Waits for queued work to finish. */
+  synchronize(): void;
+}
+
+type BackendFactory = () => Backend;
+
+let defaultBackend: Backend | undefined;
+let defaultFactory: BackendFactory | undefined;
+
+/**
+ * Registers how the default backend is made on first use (the backend layer calls this).
+ *
+ * @example
+ * ```ts
+ * import { setDefaultBackendFactory } from "./backend.ts";
+ * // setDefaultBackendFactory(() => new CpuBackend());
+ * ```
+ */
+export function setDefaultBackendFactory(factory: BackendFactory): void {
+  defaultFactory = factory;
+}
+
+/**
+ * Makes `backend` the one new tensors are created on.
+ *
+ * @example
+ * ```ts
+ * import { setDefaultBackend } from "./backend.ts";
+ * // setDefaultBackend(cpu);
+ * ```
+ */
+export function setDefaultBackend(backend: Backend): void {
+  defaultBackend = backend;
+}
+
+/**
+ * The backend new tensors are created on.
+ *
+ * @example
+ * ```ts
+ * import { getDefaultBackend } from "./backend.ts";
+ * // getDefaultBackend().name; // "cpu"
+ * ```
+ */
+export function getDefaultBackend(): Backend {
+  if (defaultBackend) return defaultBackend;
+  if (!defaultFactory) {
+    throw new DeviceError(
+      "backend",
+      "no backend is registered; import patchwork from mod.ts (or src/backend/select.ts) first",
+    );
+  }
+  defaultBackend = defaultFactory();
+  return defaultBackend;
+}

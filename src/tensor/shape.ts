@@ -1,0 +1,153 @@
+/**
+ * Shape arithmetic: sizes, row-major strides, NumPy broadcasting, axis normalisation.
+ *
+ * @module
+ */
+
+import { ArgumentError, ShapeError } from "./errors.ts";
+
+/** A tensor shape: the extent of each axis. */
+export type Shape = readonly number[];
+
+/**
+ * Number of elements of a shape (1 for a scalar).
+ *
+ * @example
+ * ```ts
+ * import { sizeOf } from "./shape.ts";
+ * sizeOf([2, 3]); // 6
+ * ```
+ */
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/**
+ * Row-major (C order) element strides of a shape.
+ *
+ * @example
+ * ```ts
+ * import { contiguousStrides } from "./shape.ts";
+ * contiguousStrides([2, 3, 4]); // [12, 4, 1]
+ * ```
+ */
+export function contiguousStrides(shape: Shape): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+/**
+ * Whether two shapes are equal.
+ *
+ * @example
+ * ```ts
+ * import { shapesEqual } from "./shape.ts";
+ * shapesEqual([2, 3], [2, 3]); // true
+ * ```
+ */
+export function shapesEqual(a: Shape, b: Shape): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Formats a shape as `[2,3]` for messages.
+ *
+ * @example
+ * ```ts
+ * import { fmtShape } from "./shape.ts";
+ * fmtShape([2, 3]); // "[2,3]"
+ * ```
+ */
+export function fmtShape(shape: Shape): string {
+  return `[${shape.join(",")}]`;
+}
+
+/**
+ * The NumPy broadcast of several shapes; throws a ShapeError naming `op` when they do not broadcast.
+ *
+ * @example
+ * ```ts
+ * import { broadcastShapes } from "./shape.ts";
+ * broadcastShapes("add", [3, 1], [4]); // [3, 4]
+ * ```
+ */
+export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
+  let rank = 0;
+  for (const s of shapes) rank = Math.max(rank, s.length);
+  const out = new Array<number>(rank).fill(1);
+  for (const s of shapes) {
+    for (let i = 0; i < s.length; i++) {
+      const j = rank - s.length + i;
+      const d = s[i];
+      if (d === out[j] || d === 1) continue;
+      if (out[j] === 1) {
+        out[j] = d;
+        continue;
+      }
+      throw new ShapeError(
+        op,
+        `shapes ${shapes.map(fmtShape).join(" and ")} do not broadcast (axis ${j - rank}: ${out[j]} vs ${d})`,
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * Resolves a possibly negative axis against a rank; throws naming `op` when out of range.
+ *
+ * @example
+ * ```ts
+ * import { normalizeAxis } from "./shape.ts";
+ * normalizeAxis("sum", -1, 3); // 2
+ * ```
+ */
+export function normalizeAxis(op: string, axis: number, rank: number): number {
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    throw new ArgumentError(op, `axis ${axis} is out of range for a tensor of rank ${rank}`);
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+/**
+ * Resolves a list of axes (undefined means all), sorted and without repeats.
+ *
+ * @example
+ * ```ts
+ * import { normalizeAxes } from "./shape.ts";
+ * normalizeAxes("sum", [-1, 0], 3); // [0, 2]
+ * ```
+ */
+export function normalizeAxes(op: string, axes: number | readonly number[] | undefined, rank: number): number[] {
+  if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
+  const list = typeof axes === "number" ? [axes] : axes;
+  const out = list.map((a) => normalizeAxis(op, a, rank));
+  const sorted = [...new Set(out)].sort((a, b) => a - b);
+  if (sorted.length !== out.length) throw new ArgumentError(op, `repeated axis in ${JSON.stringify(list)}`);
+  return sorted;
+}
+
+/**
+ * Checks that a user-given shape is a list of non-negative integers.
+ *
+ * @example
+ * ```ts
+ * import { checkShape } from "./shape.ts";
+ * checkShape("zeros", [2, -1]); // throws ArgumentError
+ * ```
+ */
+export function checkShape(op: string, shape: unknown): number[] {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new ArgumentError(op, `shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  return [...shape];
+}

@@ -1,0 +1,182 @@
+/**
+ * Ownership of backend buffers.
+ *
+ * A {@link Storage} wraps one backend buffer and counts the tensors that view it; when the count
+ * drops to zero the buffer goes back to its backend at once (on the GPU, to the caching
+ * allocator). Tensors release their reference when disposed, when the {@link tidy} scope that
+ * created them ends, or — as a safety net only — when the JavaScript garbage collector finalises
+ * them. Explicit scopes are what make "only one chunk's activations are alive" a number you can
+ * read from `memory().current`.
+ *
+ * @module
+ */
+
+import type { DeviceBuffer } from "./backend.ts";
+
+/** Reference-counted owner of a backend buffer. */
+export class Storage {
+  /** The backend buffer. */
+  readonly buffer: DeviceBuffer;
+  #refs = 0;
+  #freed = false;
+
+  /** Wraps a freshly allocated buffer (no references yet). */
+  constructor(buffer: DeviceBuffer) {
+    this.buffer = buffer;
+  }
+
+  /** Whether the buffer has been returned to the backend. */
+  get freed(): boolean {
+    return this.#freed;
+  }
+
+  /** Adds a reference. */
+  retain(): void {
+    this.#refs++;
+  }
+
+  /** Drops a reference; frees the buffer when none remain. */
+  release(): void {
+    if (this.#freed) return;
+    if (--this.#refs <= 0) {
+      this.#freed = true;
+      this.buffer.backend.free(this.buffer);
+    }
+  }
+}
+
+/** Anything a scope tracks: it can be disposed and can say what it keeps alive. */
+export interface Disposable {
+  /** Releases the object's storage reference. */
+  dispose(): void;
+  /** Whether dispose() was called. */
+  readonly disposed: boolean;
+  /** Objects this one needs alive (its autodiff inputs and saved values). */
+  dependencies(): Iterable<Disposable>;
+}
+
+const finalizer = new FinalizationRegistry<Storage>((storage) => storage.release());
+
+/**
+ * Registers `owner` so its storage reference is released if it is garbage collected undisposed.
+ *
+ * @example
+ * ```ts
+ * import { watchForCollection } from "./storage.ts";
+ * // watchForCollection(tensor, tensor.storage);
+ * ```
+ */
+export function watchForCollection(owner: object, storage: Storage): void {
+  finalizer.register(owner, storage, owner);
+}
+
+/**
+ * Stops watching `owner` (after it released its storage itself).
+ *
+ * @example
+ * ```ts
+ * import { unwatch } from "./storage.ts";
+ * // unwatch(tensor);
+ * ```
+ */
+export function unwatch(owner: object): void {
+  finalizer.unregister(owner);
+}
+
+const scopes: Set<Disposable>[] = [];
+
+/**
+ * Records a newly created object in the innermost open scope, if any.
+ *
+ * @example
+ * ```ts
+ * import { track } from "./storage.ts";
+ * // track(tensor);
+ * ```
+ */
+export function track(obj: Disposable): void {
+  const top = scopes[scopes.length - 1];
+  if (top) top.add(obj);
+}
+
+/**
+ * Removes `obj` from every open scope so no scope disposes it (parameters, optimiser state,
+ * gradients and anything else meant to outlive the current step).
+ *
+ * @example
+ * ```ts
+ * import { keep } from "./storage.ts";
+ * // keep(tensor);
+ * ```
+ */
+export function keep<T extends Disposable>(obj: T): T {
+  for (const s of scopes) s.delete(obj);
+  return obj;
+}
+
+function collect(value: unknown, out: Set<Disposable>, seen: Set<unknown>): void {
+  if (value === null || typeof value !== "object" || seen.has(value)) return;
+  seen.add(value);
+  if (isDisposable(value)) {
+    const stack: Disposable[] = [value];
+    while (stack.length) {
+      const d = stack.pop()!;
+      if (out.has(d)) continue;
+      out.add(d);
+      for (const dep of d.dependencies()) stack.push(dep);
+    }
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collect(v, out, seen);
+  } else if (value instanceof Map) {
+    for (const v of value.values()) collect(v, out, seen);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collect(v, out, seen);
+  }
+}
+
+function isDisposable(value: object): value is Disposable {
+  return typeof (value as Disposable).dispose === "function" &&
+    typeof (value as Disposable).dependencies === "function";
+}
+
+/**
+ * Runs `fn` in a scope and disposes every tensor created inside it that is not part of the result
+ * (arrays, plain objects and Maps of tensors are searched) and not needed by the result's autodiff
+ * graph. Survivors move to the enclosing scope. Use it around a training step or a chunk so its
+ * intermediates go back to the allocator immediately.
+ *
+ * @example
+ * ```ts
+ * import { tidy } from "./storage.ts";
+ * // const loss = tidy(() => model.forward(x).sub(y).square().mean());
+ * ```
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Disposable>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const d of scope) d.dispose();
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    throw new TypeError("tidy: the function returned a Promise; tidy scopes are synchronous");
+  }
+  const live = new Set<Disposable>();
+  collect(result, live, new Set());
+  const parent = scopes[scopes.length - 1];
+  for (const d of scope) {
+    if (live.has(d)) {
+      if (parent) parent.add(d);
+    } else {
+      d.dispose();
+    }
+  }
+  return result;
+}

@@ -1,0 +1,376 @@
+/**
+ * Function transforms in the JAX spirit — {@link grad}, {@link valueAndGrad}, {@link vjp},
+ * {@link jvp}, {@link jacobian}, {@link hvp} — plus custom differentiable functions and
+ * gradient checkpointing.
+ *
+ * Arguments may be tensors, numbers, or arrays / plain objects of them ("trees"); gradients come
+ * back in the same structure. Transforms nest: `grad(grad(f))` differentiates twice. When the
+ * function also reads tensors that require grad from outside (a network's parameters inside a
+ * PDE residual, say), the gradient it returns is itself differentiable with respect to them, so
+ * a loss built from `grad(u)(x)` trains the network.
+ *
+ * @module
+ */
+
+import { type BackwardFn, enableGrad, gradients, isGradEnabled, noGrad, record, recordCount } from "./autograd.ts";
+import { isFloat } from "./dtype.ts";
+import { ArgumentError, AutodiffError } from "./errors.ts";
+import { fmtShape } from "./shape.ts";
+import { Tensor } from "./tensor.ts";
+import { zerosLike } from "./creation.ts";
+import { mul } from "./ops_elementwise.ts";
+import { sum } from "./ops_reduce.ts";
+import { reshape, stack } from "./ops_shape.ts";
+
+/** A tensor, a number, or arrays / plain objects of them. */
+export type Tree = Tensor | number | readonly Tree[] | { readonly [key: string]: Tree };
+
+function leaves(tree: unknown, out: Tensor[] = []): Tensor[] {
+  if (tree instanceof Tensor) out.push(tree);
+  else if (Array.isArray(tree)) { for (const t of tree) leaves(t, out); }
+  else if (tree !== null && typeof tree === "object") { for (const t of Object.values(tree)) leaves(t, out); }
+  return out;
+}
+
+function rebuild(tree: unknown, next: () => unknown): unknown {
+  if (tree instanceof Tensor) return next();
+  if (Array.isArray(tree)) return tree.map((t) => rebuild(t, next));
+  if (tree !== null && typeof tree === "object") {
+    return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, rebuild(v, next)]));
+  }
+  return tree;
+}
+
+function mapTree(tree: unknown, fn: (t: Tensor) => Tensor): unknown {
+  const flat = leaves(tree).map(fn);
+  let i = 0;
+  return rebuild(tree, () => flat[i++]);
+}
+
+/** A fresh node standing for input `x`: gradients stop here and flow on to `x` if it is tracked. */
+function entry(x: Tensor): Tensor {
+  if (!isFloat(x.dtype)) {
+    throw new AutodiffError("grad", `cannot differentiate with respect to an ${x.dtype} tensor`);
+  }
+  const e = x.detach();
+  if (x.requiresGrad && isGradEnabled()) return record("input", e, [x], [], (g) => [g]);
+  e.requiresGrad = true;
+  return e;
+}
+
+/** Whether the graph of `out` reaches tensors that require grad other than `inputs`. */
+function readsOuterTensors(outs: Tensor[], inputs: Set<Tensor>): boolean {
+  const seen = new Set<Tensor>();
+  const stack = [...outs];
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (seen.has(t) || !t.requiresGrad) continue;
+    seen.add(t);
+    if (inputs.has(t)) {
+      if (t.node) return true; // an input that is itself tracked by an enclosing transform
+      continue;
+    }
+    if (!t.node) return true;
+    stack.push(...t.node.inputs);
+  }
+  return false;
+}
+
+/** Options of {@link vjp}. */
+export interface VjpOptions {
+  /** Record the backward pass so the returned gradients are differentiable. Default: automatic. */
+  createGraph?: boolean;
+}
+
+/**
+ * Evaluates `f` at `primals` and returns its output with a function mapping an output cotangent
+ * to the cotangents of the inputs (the vector–Jacobian product). The VJP function can be called
+ * any number of times.
+ *
+ * @example
+ * ```ts
+ * import { vjp } from "./transforms.ts";
+ * import { tensor, ones } from "./creation.ts";
+ * const [y, back] = vjp((x: Tensor) => x.mul(x), tensor([1, 2, 3]));
+ * back(ones([3])); // [[2, 4, 6]]
+ * ```
+ */
+export function vjp<A extends Tree[]>(
+  f: (...args: A) => Tensor,
+  ...primals: A
+): [Tensor, (cotangent: Tensor) => A] {
+  return vjpWith({}, f as (...args: Tree[]) => Tensor, primals) as [Tensor, (cotangent: Tensor) => A];
+}
+
+function vjpWith(
+  options: VjpOptions,
+  f: (...args: Tree[]) => Tensor,
+  primals: Tree[],
+): [Tensor, (cotangent: Tensor) => unknown[]] {
+  const wrapped = mapTree(primals, entry) as Tree[];
+  const inputs = leaves(wrapped);
+  const out = enableGrad(() => f(...wrapped));
+  if (!(out instanceof Tensor)) throw new ArgumentError("vjp", "the function must return a Tensor");
+  const createGraph = options.createGraph ?? (isGradEnabled() && readsOuterTensors([out], new Set(inputs)));
+  const back = (cotangent: Tensor): unknown[] => {
+    if (cotangent.shape.length !== out.shape.length || cotangent.shape.some((d, i) => d !== out.shape[i])) {
+      throw new ArgumentError(
+        "vjp",
+        `cotangent shape ${fmtShape(cotangent.shape)} differs from the output shape ${fmtShape(out.shape)}`,
+      );
+    }
+    const gs = out.requiresGrad
+      ? gradients([out], [cotangent], inputs, { createGraph, retainGraph: true })
+      : inputs.map(() => null);
+    let i = 0;
+    return rebuild(wrapped, () => {
+      const g = gs[i];
+      const x = inputs[i++];
+      return g ?? zerosLike(x);
+    }) as unknown[];
+  };
+  return [out, back];
+}
+
+/** Options of {@link grad} and {@link valueAndGrad}. */
+export interface GradOptions {
+  /** Which positional arguments to differentiate (default 0). A list returns a list. */
+  argnums?: number | number[];
+}
+
+function selectArgs(argnums: number | number[] | undefined, n: number): number[] {
+  const list = argnums === undefined ? [0] : typeof argnums === "number" ? [argnums] : argnums;
+  for (const a of list) {
+    if (!Number.isInteger(a) || a < 0 || a >= n) {
+      throw new ArgumentError("grad", `argnums ${a} is out of range for ${n} arguments`);
+    }
+  }
+  return list;
+}
+
+/**
+ * `valueAndGrad(f)(...args)` returns `[f(...args), ∇f]` for a scalar-valued `f`; the gradient has
+ * the structure of the selected argument(s).
+ *
+ * @example
+ * ```ts
+ * import { valueAndGrad } from "./transforms.ts";
+ * import { tensor } from "./creation.ts";
+ * const [v, g] = valueAndGrad((x: Tensor) => x.mul(x).sum())(tensor([1, 2]));
+ * // v = 5, g = [2, 4]
+ * ```
+ */
+export function valueAndGrad<A extends Tree[]>(
+  f: (...args: A) => Tensor,
+  options: GradOptions = {},
+  // deno-lint-ignore no-explicit-any
+): (...args: A) => [Tensor, any] {
+  return (...args: A) => {
+    const which = selectArgs(options.argnums, args.length);
+    const selected = which.map((i) => args[i]);
+    const call = (...sel: Tree[]) => {
+      const full = [...args] as Tree[];
+      which.forEach((i, k) => (full[i] = sel[k]));
+      const y = f(...(full as A));
+      if (!(y instanceof Tensor) || y.size !== 1) {
+        throw new ArgumentError(
+          "grad",
+          `the function must return a one-element Tensor, got ${y instanceof Tensor ? fmtShape(y.shape) : typeof y}`,
+        );
+      }
+      return y;
+    };
+    const [y, back] = vjpWith({}, call, selected);
+    const g = back(Tensor.fromBuffer(y.backend.full(1, 1, y.dtype), y.shape, y.dtype));
+    return [y, typeof options.argnums === "object" ? g : g[0]];
+  };
+}
+
+/**
+ * `grad(f)(...args)`: the gradient of a scalar-valued `f` with respect to argument `argnums`
+ * (default 0). Nest it for higher derivatives.
+ *
+ * @example
+ * ```ts
+ * import { grad } from "./transforms.ts";
+ * import { tensor } from "./creation.ts";
+ * const d2 = grad((x: Tensor) => grad((y: Tensor) => y.pow(3).sum())(x).sum());
+ * d2(tensor([2])); // [12]
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export function grad<A extends Tree[]>(f: (...args: A) => Tensor, options: GradOptions = {}): (...args: A) => any {
+  const vg = valueAndGrad(f, options);
+  return (...args: A) => vg(...args)[1];
+}
+
+/**
+ * Forward-mode product: `f(primals)` and the directional derivative J·tangents. Computed as the
+ * VJP of a VJP (exact, since the VJP is linear in its cotangent).
+ *
+ * @example
+ * ```ts
+ * import { jvp } from "./transforms.ts";
+ * import { tensor } from "./creation.ts";
+ * const [y, dy] = jvp((x: Tensor) => x.sin(), [tensor([0])], [tensor([2])]);
+ * // dy = [2]
+ * ```
+ */
+export function jvp<A extends Tree[]>(
+  f: (...args: A) => Tensor,
+  primals: A,
+  tangents: readonly Tree[],
+): [Tensor, Tensor] {
+  const tan = leaves(tangents as unknown);
+  const prim = leaves(primals);
+  if (tan.length !== prim.length || tan.some((t, i) => t.shape.join() !== prim[i].shape.join())) {
+    throw new ArgumentError("jvp", "tangents must have the structure and shapes of the primals");
+  }
+  const [out, back] = vjpWith({ createGraph: true }, f as (...args: Tree[]) => Tensor, primals);
+  const u = zerosLike(out).requireGrad();
+  const gx = leaves(enableGrad(() => back(u)));
+  const terms = gx.map((g, i) => sum(mul(g, tan[i])));
+  const total = terms.reduce((a, b) => a.add(b));
+  const outer = isGradEnabled() && readsOuterTensors([total], new Set([u]));
+  const [tangentOut] = total.requiresGrad ? gradients([total], [onesOf(total)], [u], { createGraph: outer }) : [null];
+  return [out, tangentOut ?? zerosLike(out)];
+}
+
+function onesOf(t: Tensor): Tensor {
+  return Tensor.fromBuffer(t.backend.full(t.size, 1, t.dtype), t.shape, t.dtype);
+}
+
+/**
+ * The Jacobian of `f` at `x`: shape `[...f(x).shape, ...x.shape]`, one VJP per output element.
+ *
+ * @example
+ * ```ts
+ * import { jacobian } from "./transforms.ts";
+ * import { tensor } from "./creation.ts";
+ * jacobian((x: Tensor) => x.mul(2), tensor([1, 2])).toArray(); // [[2, 0], [0, 2]]
+ * ```
+ */
+export function jacobian(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
+  const [y, back] = vjpWith({}, f as (...args: Tree[]) => Tensor, [x]);
+  const rows: Tensor[] = [];
+  const host = new Float64Array(y.size);
+  for (let i = 0; i < y.size; i++) {
+    host.fill(0);
+    host[i] = 1;
+    const e = Tensor.fromBuffer(y.backend.fromHost(host, "float64"), y.shape, "float64");
+    rows.push(back(y.dtype === "float64" ? e : e.cast(y.dtype))[0] as Tensor);
+  }
+  if (rows.length === 0) return zerosLike(x).reshape([...y.shape, ...x.shape]);
+  return reshape(stack(rows, 0), [...y.shape, ...x.shape]);
+}
+
+/**
+ * Hessian–vector product ∇²f(x)·v of a scalar-valued `f`.
+ *
+ * @example
+ * ```ts
+ * import { hvp } from "./transforms.ts";
+ * import { tensor } from "./creation.ts";
+ * hvp((x: Tensor) => x.pow(3).sum(), tensor([1, 2]), tensor([1, 1])); // [6, 12]
+ * ```
+ */
+export function hvp(f: (x: Tensor) => Tensor, x: Tensor, v: Tensor): Tensor {
+  return grad((y: Tensor) => sum(mul(grad(f)(y), v)))(x);
+}
+
+/** What a custom function's forward returns. */
+export interface CustomForward<Aux> {
+  /** The differentiable result. */
+  output: Tensor;
+  /** Tensors the backward rule needs (kept alive with the graph). */
+  residuals?: Tensor[];
+  /** Anything else to hand back to the caller (not differentiated). */
+  aux?: Aux;
+}
+
+/**
+ * A differentiable function with a hand-written backward rule (like `jax.custom_vjp` or a
+ * `torch.autograd.Function`). `forward` runs without recording; `backward(residuals, gradOutput,
+ * needs)` returns one gradient (or null) per tensor input, written in tensor ops so it can be
+ * differentiated again when the caller needs higher derivatives.
+ *
+ * @example
+ * ```ts
+ * import { customFunction } from "./transforms.ts";
+ * const square = customFunction(
+ *   (x: Tensor) => ({ output: x.mul(x), residuals: [x] }),
+ *   ([x], g) => [g.mul(x).mul(2)],
+ * );
+ * // square(x).output
+ * ```
+ */
+export function customFunction<A extends Tensor[], Aux = undefined>(
+  forward: (...inputs: A) => CustomForward<Aux>,
+  backward: (residuals: Tensor[], gradOutput: Tensor, needs: readonly boolean[]) => (Tensor | null)[],
+): (...inputs: A) => { output: Tensor; aux: Aux } {
+  return (...inputs: A) => {
+    const result = noGrad(() => forward(...inputs));
+    if (!(result?.output instanceof Tensor)) {
+      throw new ArgumentError("customFunction", "forward must return { output: Tensor, ... }");
+    }
+    const residuals = result.residuals ?? [];
+    const rule: BackwardFn = (g, needs) => {
+      const gs = backward(residuals, g, needs);
+      if (!Array.isArray(gs) || gs.length !== inputs.length) {
+        throw new ArgumentError("customFunction", `backward must return ${inputs.length} gradients`);
+      }
+      return gs;
+    };
+    const output = record("custom", result.output.detach(), [...inputs], residuals, rule);
+    return { output, aux: result.aux as Aux };
+  };
+}
+
+/**
+ * Gradient checkpointing: runs `fn` without keeping its intermediates and recomputes them in the
+ * backward pass (memory for time). Gradients reach the inputs and also any tensor requiring grad
+ * that `fn` reads from outside (a block's parameters captured by a closure).
+ *
+ * @example
+ * ```ts
+ * import { checkpoint } from "./transforms.ts";
+ * // const y = checkpoint((x: Tensor) => block(x))(x);
+ * ```
+ */
+export function checkpoint<A extends Tensor[]>(fn: (...inputs: A) => Tensor): (...inputs: A) => Tensor {
+  const fresh = (inputs: A) => inputs.map((x) => (isFloat(x.dtype) ? entry(x) : x)) as A;
+  return (...inputs: A) => {
+    if (!isGradEnabled()) return fn(...inputs);
+    // Record the forward once, only to learn which outer tensors it reads; the graph is dropped
+    // with `probe` when this returns and rebuilt by the backward rule.
+    const start = recordCount();
+    const leaves = noGrad(() => fresh(inputs)); // detached leaves that require grad
+    const probe = fn(...leaves);
+    if (!(probe instanceof Tensor)) throw new ArgumentError("checkpoint", "the function must return a Tensor");
+    const outer = outerTensors(probe, start, new Set(leaves));
+    return record("checkpoint", probe.detach(), [...inputs, ...outer], [], (g, needs) => {
+      const again = fresh(inputs);
+      const y = enableGrad(() => fn(...again));
+      const all = [...again, ...outer];
+      const targets = all.filter((_, i) => needs[i]);
+      const gs = gradients([y], [g], targets, { createGraph: isGradEnabled() });
+      let k = 0;
+      return all.map((_, i) => (needs[i] ? gs[k++] : null));
+    });
+  };
+}
+
+/** Tensors requiring grad that `out` reads but that were not made after `start` from `inside`. */
+function outerTensors(out: Tensor, start: number, inside: Set<Tensor>): Tensor[] {
+  const found: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack = [out];
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (seen.has(t) || !t.requiresGrad || inside.has(t)) continue;
+    seen.add(t);
+    if (!t.node || (t.node.seq ?? 0) <= start) found.push(t);
+    else stack.push(...t.node.inputs);
+  }
+  return found;
+}
