@@ -15,6 +15,16 @@
  */
 
 export * from "./src/tensor/mod.ts";
-export { type BackendChoice, cpuBackend, useBackend } from "./src/backend/select.ts";
+export {
+  backendChoice,
+  type BackendChoice,
+  cpuBackend,
+  cudaBackend,
+  initBackend,
+  useBackend,
+} from "./src/backend/select.ts";
 export * as nn from "./src/nn/mod.ts";
 export * as optim from "./src/optim/mod.ts";
+
+import { initBackend } from "./src/backend/select.ts";
+await initBackend();

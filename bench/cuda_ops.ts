@@ -191,6 +191,37 @@ console.log(`device: ${g.description}; date: ${new Date().toISOString()}; kernel
       );
     }
   }
+  // The floor: cuLaunchKernel through FFI with prepared parameters (same kernel, same size).
+  {
+    const x = g.full(n, 0, "float32"), y = g.full(n, 0, "float32");
+    const raw = g.raw;
+    const fn = raw.kernel("elementwise", "binary_add_f32");
+    const p = raw.params;
+    for (let round = 0; round < 3; round++) {
+      p.ptr(0, (x as unknown as { ptr: number }).ptr);
+      p.ptr(1, 0);
+      p.ptr(2, (y as unknown as { ptr: number }).ptr);
+      p.u64(3, n);
+      p.f64(4, 0);
+      p.f64(5, 1);
+      p.u32(6, 2);
+      g.synchronize();
+      const t0 = performance.now();
+      for (let i = 0; i < ops; i++) raw.launch(fn, 1, 256);
+      const host = performance.now() - t0;
+      g.synchronize();
+      const total = performance.now() - t0;
+      if (round > 0) {
+        rows.push(
+          `| raw cuLaunchKernel (FFI floor) | ${ops} | ${(1000 * host / ops).toFixed(2)} | ${
+            (1000 * total / ops).toFixed(2)
+          } |`,
+        );
+      }
+    }
+    g.free(x);
+    g.free(y);
+  }
   // Tensor layer, when present.
   try {
     const T = await import("../src/tensor/mod.ts");

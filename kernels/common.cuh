@@ -41,14 +41,12 @@ __device__ __forceinline__ float inf_f() { return __int_as_float(0x7f800000); }
 __device__ __forceinline__ double nan_d() { return __longlong_as_double(0x7ff8000000000000ll); }
 __device__ __forceinline__ float nan_f() { return __int_as_float(0x7fc00000); }
 
-// JavaScript ToInt32 of a double (what storing a number into an Int32Array does).
+// JavaScript ToInt32 of a double (what storing a number into an Int32Array does): truncate,
+// then wrap modulo 2^32. NaN and infinities give 0; so do magnitudes of 2^63 and more (exact
+// for those of 2^84 and more, which are multiples of 2^32).
 __device__ __forceinline__ int to_i32(double v) {
-  if (v != v || v == inf_d() || v == -inf_d()) return 0;
-  double t = trunc(v);
-  if (t >= -2147483648.0 && t <= 2147483647.0) return (int)t;
-  double m = fmod(t, 4294967296.0);
-  if (m < 0) m += 4294967296.0;
-  return (int)(u32)m;
+  if (!(fabs(v) < 9.2233720368547758e18)) return 0;
+  return (int)(u32)(u64)(i64)v;
 }
 
 template <typename T> struct IsInt {

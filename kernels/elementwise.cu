@@ -1,7 +1,7 @@
 // Elementwise kernels: unary and binary functions and where(), each with a vectorised contiguous
 // grid-stride path (16-byte loads) and a strided path (up to 8 dims, runtime op code).
 // Storage types float, double, bf16 and int; arithmetic in Acc<T> (float for float/bf16).
-// Parts: 0-3 unary (float, double, bf16, int), 4-7 binary (same order), 8 where().
+// Parts: 0-3 unary (float, double, bf16, int), 4-7 binary (same order), 8-9 where().
 #include "common.cuh"
 
 // ---- math overloads (NVRTC has no <cmath> overloads) ----
@@ -391,5 +391,10 @@ PW_INST_BINARY_TYPE(i32, int)
   PW_INST_WHERE2(csfx, CT, f32, float) \
   PW_INST_WHERE2(csfx, CT, f64, double) PW_INST_WHERE2(csfx, CT, bf16, bf16) PW_INST_WHERE2(csfx, CT, i32, int)
 #if PW_PART_ON(8)
-PW_DTYPES(PW_INST_WHERE_C)
+PW_INST_WHERE_C(f32, float)
+PW_INST_WHERE_C(f64, double)
+#endif
+#if PW_PART_ON(9)
+PW_INST_WHERE_C(bf16, bf16)
+PW_INST_WHERE_C(i32, int)
 #endif

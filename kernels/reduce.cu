@@ -120,7 +120,30 @@ __device__ __forceinline__ void reduce_row_block(const In* __restrict__ x, Out* 
     const u32 end = min(nRed, start + chunk);
     C a0 = Op::template init<C>(), a1 = a0, a2 = a0, a3 = a0;
     const u32 bd = blockDim.x;
-    if (d.rn == 1 && d.rstride[0] == 1) {
+    const int W = VecWidth<In>::value;
+    const In* base = xo + start;
+    const u32 len = end > start ? end - start : 0u;
+    if (d.rn == 1 && d.rstride[0] == 1 && (((u64)base) & 15u) == 0 && len >= (u32)W) {
+      // 16-byte vector loads, two in flight per thread, then the scalar tail.
+      typedef Vec<In, W> V;
+      const V* __restrict__ bv = reinterpret_cast<const V*>(base);
+      const u32 nv = len / W;
+      u32 v = threadIdx.x;
+      for (; v + bd < nv; v += 2 * bd) {
+        const V x0 = bv[v], x1 = bv[v + bd];
+#pragma unroll
+        for (int k = 0; k < W; ++k) {
+          a0 = Op::template f<C>(a0, load_as<C>(x0.v[k]));
+          a1 = Op::template f<C>(a1, load_as<C>(x1.v[k]));
+        }
+      }
+      if (v < nv) {
+        const V x0 = bv[v];
+#pragma unroll
+        for (int k = 0; k < W; ++k) a2 = Op::template f<C>(a2, load_as<C>(x0.v[k]));
+      }
+      for (u32 r = nv * W + threadIdx.x; r < len; r += bd) a3 = Op::template f<C>(a3, load_as<C>(base[r]));
+    } else if (d.rn == 1 && d.rstride[0] == 1) {
       u32 r = start + threadIdx.x;
       for (; r + 3 * bd < end; r += 4 * bd) {
         a0 = Op::template f<C>(a0, load_as<C>(xo[r]));

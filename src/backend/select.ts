@@ -1,6 +1,7 @@
 /**
  * Picks the backend once: `PATCHWORK_BACKEND` = `cpu`, `cuda` or `auto` (the default: CUDA when
- * its libraries and a device are found, else the CPU with one notice on stderr).
+ * its libraries and a device are found, else the CPU with one notice on stderr). Importing the
+ * root `mod.ts` does this; programs that import sub-modules call {@link initBackend} themselves.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { CpuBackend } from "./cpu/mod.ts";
 export type BackendChoice = "auto" | "cpu" | "cuda";
 
 let cpu: CpuBackend | undefined;
+let cuda: Backend | undefined;
 
 /**
  * The CPU backend (one shared instance).
@@ -27,38 +29,71 @@ export function cpuBackend(): Backend {
   return cpu;
 }
 
-function readChoice(): BackendChoice {
+/**
+ * The CUDA backend once {@link initBackend} has created it, else undefined.
+ *
+ * @example
+ * ```ts
+ * import { cudaBackend } from "./select.ts";
+ * cudaBackend()?.name; // "cuda" on a GPU machine
+ * ```
+ */
+export function cudaBackend(): Backend | undefined {
+  return cuda;
+}
+
+/**
+ * The backend named by `PATCHWORK_BACKEND` (default `auto`).
+ *
+ * @example
+ * ```ts
+ * import { backendChoice } from "./select.ts";
+ * backendChoice(); // "auto"
+ * ```
+ */
+export function backendChoice(): BackendChoice {
   let value: string | undefined;
   try {
     value = Deno.env.get("PATCHWORK_BACKEND");
   } catch {
     value = undefined; // no env permission: use the default
   }
-  const choice = (value ?? "auto").toLowerCase();
+  const choice = (value || "auto").toLowerCase();
   if (choice !== "auto" && choice !== "cpu" && choice !== "cuda") {
     throw new DeviceError("backend", `PATCHWORK_BACKEND must be auto, cpu or cuda, got ${JSON.stringify(value)}`);
   }
   return choice;
 }
 
-type CudaFactory = () => Backend;
-let cudaFactory: CudaFactory | undefined;
-
 /**
- * Lets the CUDA module offer itself (it registers on import, so CPU-only programs never load it).
+ * Creates the backend for `choice` (default: `PATCHWORK_BACKEND`) and makes it the default. With
+ * `auto`, a missing CUDA library, device or FFI permission falls back to the CPU with one notice;
+ * with `cuda` it is an error that says what was missing.
  *
  * @example
  * ```ts
- * import { registerCudaFactory } from "./select.ts";
- * // registerCudaFactory(() => cudaBackend);
+ * import { initBackend } from "./select.ts";
+ * const backend = await initBackend("cpu");
+ * backend.name; // "cpu"
  * ```
  */
-export function registerCudaFactory(factory: CudaFactory): void {
-  cudaFactory = factory;
+export async function initBackend(choice: BackendChoice = backendChoice()): Promise<Backend> {
+  if (choice === "cpu") return useBackend(cpuBackend());
+  if (cuda) return useBackend(cuda);
+  try {
+    const { createCudaBackend } = await import("./cuda/mod.ts");
+    cuda = await createCudaBackend();
+    return useBackend(cuda);
+  } catch (e) {
+    if (choice === "cuda") throw e;
+    const reason = (e as Error).message.split("\n")[0].replace(/\s*Tried:$/, "");
+    console.error(`patchwork: CUDA is unavailable, using the CPU backend (${reason})`);
+    return useBackend(cpuBackend());
+  }
 }
 
 /**
- * Chooses and installs the default backend now (`choice` defaults to `PATCHWORK_BACKEND`).
+ * Makes `backend` (or the one named) the default for new tensors.
  *
  * @example
  * ```ts
@@ -66,31 +101,17 @@ export function registerCudaFactory(factory: CudaFactory): void {
  * useBackend("cpu").name; // "cpu"
  * ```
  */
-export function useBackend(choice: BackendChoice = readChoice()): Backend {
-  const backend = resolve(choice);
-  setDefaultBackend(backend);
-  return backend;
-}
-
-function resolve(choice: BackendChoice): Backend {
-  if (choice === "cpu") return cpuBackend();
-  if (!cudaFactory) {
-    if (choice === "cuda") {
-      throw new DeviceError(
-        "backend",
-        "PATCHWORK_BACKEND=cuda but the CUDA backend was not initialised; call `await initCuda()` from " +
-          "src/backend/cuda/mod.ts first",
-      );
+export function useBackend(backend: Backend | "cpu" | "cuda"): Backend {
+  let b: Backend;
+  if (backend === "cpu") b = cpuBackend();
+  else if (backend === "cuda") {
+    if (!cuda) {
+      throw new DeviceError("backend", "the CUDA backend is not initialised; `await initBackend(\"cuda\")` first");
     }
-    return cpuBackend();
-  }
-  try {
-    return cudaFactory();
-  } catch (e) {
-    if (choice === "cuda") throw e;
-    console.error(`patchwork: CUDA unavailable, using the CPU backend (${(e as Error).message})`);
-    return cpuBackend();
-  }
+    b = cuda;
+  } else b = backend;
+  setDefaultBackend(b);
+  return b;
 }
 
-setDefaultBackendFactory(() => resolve(readChoice()));
+setDefaultBackendFactory(() => cpuBackend());

@@ -171,6 +171,8 @@ const CONSTANTS: Record<string, number> = { pi: Math.PI, e: Math.E };
 
 interface FnEntry {
   arity: readonly number[];
+  /** Only produced by differentiation (not accepted in user expressions). */
+  internal?: boolean;
   num: (...a: number[]) => number;
   ten: (...a: Value[]) => Value;
 }
@@ -195,7 +197,7 @@ const FUNCTIONS: Record<string, FnEntry> = {
   },
   sqrt: { arity: [1], num: Math.sqrt, ten: (x) => sqrt(asT(x)) },
   abs: { arity: [1], num: Math.abs, ten: (x) => abs(asT(x)) },
-  sign: { arity: [1], num: Math.sign, ten: (x) => sign(asT(x)) },
+  sign: { arity: [1], internal: true, num: Math.sign, ten: (x) => sign(asT(x)) },
   tanh: { arity: [1], num: Math.tanh, ten: (x) => tanh(asT(x)) },
   sinh: { arity: [1], num: Math.sinh, ten: (x) => exp(asT(x)).sub(exp(asT(x).neg())).mul(0.5) },
   cosh: { arity: [1], num: Math.cosh, ten: (x) => coshT(asT(x)) },
@@ -204,6 +206,22 @@ const FUNCTIONS: Record<string, FnEntry> = {
   cube: { arity: [1], num: (x) => x * x * x, ten: (x) => asT(x).pow(3) },
   pow: { arity: [2], num: Math.pow, ten: (a, b) => powValue(a, b) },
 };
+
+const USER_FUNCTIONS = Object.keys(FUNCTIONS).filter((f) => !FUNCTIONS[f].internal);
+
+/** Rewrites square(x), cube(x) and pow(a, b) as powers, which mathjs's `derivative` understands. */
+function canonical(node: MathNode): MathNode {
+  return rewrite(node, (n) => {
+    if (n.type !== "FunctionNode") return undefined;
+    const f = n as FunctionNode;
+    const args = f.args.map(canonical);
+    const power = (a: MathNode, b: MathNode) => new OperatorNode("^", "pow", [new ParenthesisNode(a), new ParenthesisNode(b)]);
+    if (f.fn.name === "square" && args.length === 1) return power(args[0], new ConstantNode(2));
+    if (f.fn.name === "cube" && args.length === 1) return power(args[0], new ConstantNode(3));
+    if (f.fn.name === "pow" && args.length === 2) return power(args[0], args[1]);
+    return new FunctionNode(f.fn, args);
+  });
+}
 
 function powValue(a: Value, b: Value): Value {
   if (typeof b === "number" && typeof a !== "number") {
@@ -701,10 +719,11 @@ class Resolver {
           }
           const name = f.fn.name;
           const def = this.functions.get(name);
-          const arity = def ? [def.params.length] : FUNCTIONS[name]?.arity;
+          const builtin = FUNCTIONS[name]?.internal ? undefined : FUNCTIONS[name];
+          const arity = def ? [def.params.length] : builtin?.arity;
           if (!arity) {
             throw new ExpressionError(
-              `unsupported function "${name}" (supported: ${Object.keys(FUNCTIONS).join(", ")}${
+              `unsupported function "${name}" (supported: ${USER_FUNCTIONS.join(", ")}${
                 this.functions.size ? `; defined: ${[...this.functions.keys()].join(", ")}` : ""
               })`,
               { expression: source, symbol: name, position: locate(source, name, true) },
@@ -908,7 +927,7 @@ export function parseResidual(source: string, options: ExpressionOptions = {}): 
     node = parseText(source);
     r.validate(node, source);
   }
-  return new ResidualExpression(source, r.inline(node, source), r);
+  return new ResidualExpression(source, canonical(r.inline(node, source)), r);
 }
 
 function checkDefinitionName(r: Resolver, name: string, text: string): void {

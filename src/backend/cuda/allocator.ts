@@ -14,7 +14,15 @@
 import { CUDA_ERROR_OUT_OF_MEMORY, type Driver } from "./driver.ts";
 import { OutOfMemoryError } from "./errors.ts";
 
-/** Allocator counters, in bytes. */
+/**
+ * Allocator counters, in bytes.
+ *
+ * @example
+ * ```ts
+ * import type { AllocatorStats } from "./allocator.ts";
+ * const s: AllocatorStats = { current: 0, peak: 0, cached: 0, reserved: 0, hits: 0, misses: 0 };
+ * ```
+ */
 export interface AllocatorStats {
   /** Bytes requested by live allocations. */
   current: number;
@@ -44,7 +52,7 @@ const LARGE_STEP = 2 << 20;
  */
 export function sizeClass(bytes: number): number {
   if (bytes <= 512) return 512;
-  if (bytes <= SMALL) return 2 ** Math.ceil(Math.log2(bytes));
+  if (bytes <= SMALL) return 2 ** (32 - Math.clz32(bytes - 1));
   return Math.ceil(bytes / LARGE_STEP) * LARGE_STEP;
 }
 

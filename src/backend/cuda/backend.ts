@@ -37,6 +37,7 @@ import { loadNvrtc } from "./nvrtc.ts";
 import { KernelParams } from "./params.ts";
 
 const SFX: Readonly<Record<DType, string>> = { float32: "f32", float64: "f64", bfloat16: "bf16", int32: "i32" };
+const DTYPE_INDEX: Readonly<Record<DType, number>> = { float32: 0, float64: 1, bfloat16: 2, int32: 3 };
 const ITEM: Readonly<Record<DType, number>> = { float32: 4, float64: 8, bfloat16: 2, int32: 4 };
 /** Elements per 16-byte vector in the contiguous elementwise kernels. */
 const VEC: Readonly<Record<DType, number>> = { float32: 4, float64: 2, bfloat16: 8, int32: 4 };
@@ -125,7 +126,15 @@ interface Raw {
   strides: readonly number[];
 }
 
-/** Options of {@link CudaBackend} and {@link createCudaBackend}. */
+/**
+ * Options of {@link CudaBackend} and {@link createCudaBackend}.
+ *
+ * @example
+ * ```ts
+ * import type { CudaBackendOptions } from "./backend.ts";
+ * const opts: CudaBackendOptions = { device: 0, cacheDir: null };
+ * ```
+ */
 export interface CudaBackendOptions {
   /** Device ordinal (default `$PATCHWORK_CUDA_DEVICE` or 0). */
   device?: number;
@@ -139,7 +148,15 @@ export interface CudaBackendOptions {
   compileThreads?: number;
 }
 
-/** Low-level handles for benchmarks and interop; using them bypasses every check. */
+/**
+ * Low-level handles for benchmarks and interop; using them bypasses every check.
+ *
+ * @example
+ * ```ts
+ * import type { CudaRaw } from "./backend.ts";
+ * // const raw: CudaRaw = cuda.raw; raw.launch(raw.kernel("copy", "fill_u64"), 1, 256);
+ * ```
+ */
 export interface CudaRaw {
   /** The driver library. */
   readonly driver: Driver;
@@ -147,6 +164,12 @@ export interface CudaRaw {
   readonly stream: Deno.PointerValue;
   /** The cuBLAS library and the backend's handle (bound to the stream). */
   cublas(): { lib: Cublas; handle: Deno.PointerValue };
+  /** The function handle of kernel `name` in kernels/`family`.cu. */
+  kernel(family: KernelFamily, name: string): Deno.PointerValue;
+  /** The parameter block the next `launch` passes. */
+  readonly params: KernelParams;
+  /** Launches `fn` on the stream with `blocks` x `threads` and the current parameters. */
+  launch(fn: Deno.PointerValue, blocks: number, threads: number): void;
 }
 
 function numel(shape: readonly number[]): number {
@@ -298,6 +321,8 @@ export class CudaBackend implements Backend {
   readonly #params = new KernelParams();
   readonly #modules = new Map<KernelFamily, Deno.PointerValue[]>();
   readonly #fns = new Map<string, Deno.PointerValue>();
+  readonly #unaryFns: Deno.PointerValue[] = [];
+  readonly #binaryFns: Deno.PointerValue[] = [];
   readonly #fnOut = new BigUint64Array(1);
   readonly #maxBlocks: number;
   #cublas: { lib: Cublas; handle: Deno.PointerValue } | undefined;
@@ -720,7 +745,9 @@ export class CudaBackend implements Backend {
       p.ptr(0, raw.ptr);
       p.ptr(1, out.ptr);
       p.u64(2, n);
-      this.#launch(this.#fn("elementwise", `unary_${op}_${sfx}`), this.#grid(Math.ceil(n / VEC[dtype])), 256);
+      const key = code * 4 + DTYPE_INDEX[dtype];
+      const fn = this.#unaryFns[key] ?? (this.#unaryFns[key] = this.#fn("elementwise", `unary_${op}_${sfx}`));
+      this.#launch(fn, this.#grid(Math.ceil(n / VEC[dtype])), 256);
     } else {
       const c = collapse(raw.shape, [raw.strides]);
       const fn = this.#fn("elementwise", `unary_strided_${sfx}`);
@@ -751,13 +778,13 @@ export class CudaBackend implements Backend {
     let ta: CudaBuffer | null = null, tb: CudaBuffer | null = null;
     if (typeof a === "number") {
       flags |= 1;
-      sa = dtype === "int32" ? a | 0 : a;
+      sa = a;
     } else {
       ({ raw: ra, temp: ta } = this.#as(a, dtype, op));
     }
     if (typeof b === "number") {
       flags |= 2;
-      sb = dtype === "int32" ? b | 0 : b;
+      sb = b;
     } else {
       ({ raw: rb, temp: tb } = this.#as(b, dtype, op));
     }
@@ -773,7 +800,9 @@ export class CudaBackend implements Backend {
       p.f64(4, sa);
       p.f64(5, sb);
       p.u32(6, flags);
-      this.#launch(this.#fn("elementwise", `binary_${op}_${sfx}`), this.#grid(Math.ceil(n / VEC[dtype])), 256);
+      const key = code * 4 + DTYPE_INDEX[dtype];
+      const fn = this.#binaryFns[key] ?? (this.#binaryFns[key] = this.#fn("elementwise", `binary_${op}_${sfx}`));
+      this.#launch(fn, this.#grid(Math.ceil(n / VEC[dtype])), 256);
     } else {
       const zeros = new Array<number>(shape.length).fill(0);
       const c = collapse(shape, [ra ? ra.strides : zeros, rb ? rb.strides : zeros]);
@@ -810,11 +839,11 @@ export class CudaBackend implements Backend {
     let ta: CudaBuffer | null = null, tb: CudaBuffer | null = null;
     if (typeof a === "number") {
       flags |= 1;
-      sa = dtype === "int32" ? a | 0 : a;
+      sa = a;
     } else ({ raw: ra, temp: ta } = this.#as(a, dtype, "where"));
     if (typeof b === "number") {
       flags |= 2;
-      sb = dtype === "int32" ? b | 0 : b;
+      sb = b;
     } else ({ raw: rb, temp: tb } = this.#as(b, dtype, "where"));
     const csfx = SFX[rc.dtype], sfx = SFX[dtype], isz = ITEM[dtype], csz = ITEM[rc.dtype];
     const p = this.#params;
@@ -906,7 +935,9 @@ export class CudaBackend implements Backend {
       const want = sms * 2048;
       if (nOut < want && nRed >= 64) splits = Math.min(Math.ceil(nRed / 32), Math.ceil(want / nOut));
     }
-    const chunk = Math.ceil(nRed / splits);
+    let chunk = Math.ceil(nRed / splits);
+    // Keep every part's start 16-byte aligned for the vector loads of the row kernel.
+    if (rowMode && splits > 1) chunk = Math.ceil(chunk / 16) * 16;
     splits = Math.ceil(nRed / chunk);
     const inS = SFX[dtype];
     const acc = accDtype(dtype);
@@ -1521,7 +1552,14 @@ export class CudaBackend implements Backend {
 
   /** Low-level handles (benchmarks, interop). */
   get raw(): CudaRaw {
-    return { driver: this.#drv, stream: this.#stream, cublas: () => this.#blas() };
+    return {
+      driver: this.#drv,
+      stream: this.#stream,
+      cublas: () => this.#blas(),
+      kernel: (family, name) => this.#fn(family, name),
+      params: this.#params,
+      launch: (fn, blocks, threads) => this.#launch(fn, blocks, threads),
+    };
   }
 
   /**

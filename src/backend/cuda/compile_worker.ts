@@ -22,8 +22,9 @@ scope.onmessage = (e: MessageEvent<CompileRequest>) => {
       nvrtc = new Nvrtc(lib.symbols, req.nvrtcPath);
     }
     try {
+      const t0 = performance.now();
       const out = nvrtc.compile(req.source, req.name, req.headers, req.options);
-      reply = { image: out.image, kind: out.kind, log: out.log };
+      reply = { image: out.image, kind: out.kind, log: out.log, ms: performance.now() - t0 };
       scope.postMessage(reply, [out.image.buffer]);
       return;
     } catch (err) {

@@ -29,7 +29,15 @@ const GEMM_STRIDED = [
   "i32", // batchCount
 ] as const;
 
-/** Symbol table of the cuBLAS functions used. */
+/**
+ * Symbol table of the cuBLAS functions used.
+ *
+ * @example
+ * ```ts
+ * import { CUBLAS_SYMBOLS } from "./cublas.ts";
+ * CUBLAS_SYMBOLS.cublasCreate_v2.result; // "i32"
+ * ```
+ */
 export const CUBLAS_SYMBOLS = {
   cublasCreate_v2: { parameters: ["buffer"], result: "i32" },
   cublasDestroy_v2: { parameters: ["pointer"], result: "i32" },
@@ -69,18 +77,66 @@ export const CUBLAS_SYMBOLS = {
   cublasGetStatusString: { parameters: ["i32"], result: "pointer", optional: true },
 } as const;
 
-/** cuBLAS's typed symbols. */
+/**
+ * cuBLAS's typed symbols.
+ *
+ * @example
+ * ```ts
+ * import type { CublasSymbols } from "./cublas.ts";
+ * // const sym: CublasSymbols = loadCublas().sym;
+ * ```
+ */
 export type CublasSymbols = Deno.DynamicLibrary<typeof CUBLAS_SYMBOLS>["symbols"];
 
-/** `cublasOperation_t`. */
+/**
+ * `cublasOperation_t`.
+ *
+ * @example
+ * ```ts
+ * import { CUBLAS_OP } from "./cublas.ts";
+ * CUBLAS_OP.T; // 1
+ * ```
+ */
 export const CUBLAS_OP = { N: 0, T: 1 } as const;
-/** `cudaDataType` values used. */
+/**
+ * `cudaDataType` values used.
+ *
+ * @example
+ * ```ts
+ * import { CUDA_R } from "./cublas.ts";
+ * CUDA_R.BF16; // 14
+ * ```
+ */
 export const CUDA_R = { F32: 0, F64: 1, F16: 2, BF16: 14 } as const;
-/** `cublasComputeType_t` values used. */
+/**
+ * `cublasComputeType_t` values used.
+ *
+ * @example
+ * ```ts
+ * import { CUBLAS_COMPUTE } from "./cublas.ts";
+ * CUBLAS_COMPUTE.F32_FAST_TF32; // 77
+ * ```
+ */
 export const CUBLAS_COMPUTE = { F32: 68, F32_FAST_TF32: 77, F64: 70 } as const;
-/** `CUBLAS_GEMM_DEFAULT`. */
+/**
+ * `CUBLAS_GEMM_DEFAULT`.
+ *
+ * @example
+ * ```ts
+ * import { CUBLAS_GEMM_DEFAULT } from "./cublas.ts";
+ * CUBLAS_GEMM_DEFAULT; // -1
+ * ```
+ */
 export const CUBLAS_GEMM_DEFAULT = -1;
-/** `cublasMath_t` values used. */
+/**
+ * `cublasMath_t` values used.
+ *
+ * @example
+ * ```ts
+ * import { CUBLAS_MATH } from "./cublas.ts";
+ * CUBLAS_MATH.TF32_TENSOR_OP; // 3
+ * ```
+ */
 export const CUBLAS_MATH = { DEFAULT: 0, TF32_TENSOR_OP: 3 } as const;
 
 const STATUS: Record<number, string> = {

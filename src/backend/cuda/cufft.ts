@@ -7,7 +7,15 @@
 import { CudaError } from "./errors.ts";
 import { openLibrary } from "./libraries.ts";
 
-/** Symbol table of the cuFFT functions used. */
+/**
+ * Symbol table of the cuFFT functions used.
+ *
+ * @example
+ * ```ts
+ * import { CUFFT_SYMBOLS } from "./cufft.ts";
+ * CUFFT_SYMBOLS.cufftPlanMany.parameters.length; // 11
+ * ```
+ */
 export const CUFFT_SYMBOLS = {
   cufftGetVersion: { parameters: ["buffer"], result: "i32" },
   cufftPlanMany: {
@@ -24,14 +32,46 @@ export const CUFFT_SYMBOLS = {
   cufftExecZ2D: { parameters: ["i32", "u64", "u64"], result: "i32" },
 } as const;
 
-/** cuFFT's typed symbols. */
+/**
+ * cuFFT's typed symbols.
+ *
+ * @example
+ * ```ts
+ * import type { CufftSymbols } from "./cufft.ts";
+ * // const sym: CufftSymbols = loadCufft().sym;
+ * ```
+ */
 export type CufftSymbols = Deno.DynamicLibrary<typeof CUFFT_SYMBOLS>["symbols"];
 
-/** `cufftType` values. */
+/**
+ * `cufftType` values.
+ *
+ * @example
+ * ```ts
+ * import { CUFFT_TYPE } from "./cufft.ts";
+ * CUFFT_TYPE.R2C; // 0x2a
+ * ```
+ */
 export const CUFFT_TYPE = { R2C: 0x2a, C2R: 0x2c, C2C: 0x29, D2Z: 0x6a, Z2D: 0x6c, Z2Z: 0x69 } as const;
-/** One of the `cufftType` values. */
+/**
+ * One of the `cufftType` values.
+ *
+ * @example
+ * ```ts
+ * import { CUFFT_TYPE, type CufftType } from "./cufft.ts";
+ * const t: CufftType = CUFFT_TYPE.Z2Z;
+ * ```
+ */
 export type CufftType = typeof CUFFT_TYPE[keyof typeof CUFFT_TYPE];
-/** `CUFFT_FORWARD` / `CUFFT_INVERSE`. */
+/**
+ * `CUFFT_FORWARD` / `CUFFT_INVERSE`.
+ *
+ * @example
+ * ```ts
+ * import { CUFFT_DIRECTION } from "./cufft.ts";
+ * CUFFT_DIRECTION.INVERSE; // 1
+ * ```
+ */
 export const CUFFT_DIRECTION = { FORWARD: -1, INVERSE: 1 } as const;
 
 const STATUS = [

@@ -9,7 +9,15 @@
 import { CudaError } from "./errors.ts";
 import { cString, openLibrary } from "./libraries.ts";
 
-/** Symbol table of the driver functions used (checked by `deno check` at every call). */
+/**
+ * Symbol table of the driver functions used (checked by `deno check` at every call).
+ *
+ * @example
+ * ```ts
+ * import { DRIVER_SYMBOLS } from "./driver.ts";
+ * DRIVER_SYMBOLS.cuInit.parameters; // ["u32"]
+ * ```
+ */
 export const DRIVER_SYMBOLS = {
   cuInit: { parameters: ["u32"], result: "i32" },
   cuDriverGetVersion: { parameters: ["buffer"], result: "i32" },
@@ -51,10 +59,26 @@ export const DRIVER_SYMBOLS = {
   cuEventElapsedTime: { parameters: ["buffer", "pointer", "pointer"], result: "i32", optional: true },
 } as const;
 
-/** The driver's typed symbols. */
+/**
+ * The driver's typed symbols.
+ *
+ * @example
+ * ```ts
+ * import type { DriverSymbols } from "./driver.ts";
+ * // const sym: DriverSymbols = loadDriver().sym;
+ * ```
+ */
 export type DriverSymbols = Deno.DynamicLibrary<typeof DRIVER_SYMBOLS>["symbols"];
 
-/** `CU_DEVICE_ATTRIBUTE_*` values used here. */
+/**
+ * `CU_DEVICE_ATTRIBUTE_*` values used here.
+ *
+ * @example
+ * ```ts
+ * import { CU_DEVICE_ATTRIBUTE } from "./driver.ts";
+ * CU_DEVICE_ATTRIBUTE.MULTIPROCESSOR_COUNT; // 16
+ * ```
+ */
 export const CU_DEVICE_ATTRIBUTE = {
   MAX_THREADS_PER_BLOCK: 1,
   MULTIPROCESSOR_COUNT: 16,
@@ -62,11 +86,35 @@ export const CU_DEVICE_ATTRIBUTE = {
   COMPUTE_CAPABILITY_MINOR: 76,
 } as const;
 
-/** `CUDA_SUCCESS`. */
+/**
+ * `CUDA_SUCCESS`.
+ *
+ * @example
+ * ```ts
+ * import { CUDA_SUCCESS } from "./driver.ts";
+ * CUDA_SUCCESS; // 0
+ * ```
+ */
 export const CUDA_SUCCESS = 0;
-/** `CUDA_ERROR_OUT_OF_MEMORY`. */
+/**
+ * `CUDA_ERROR_OUT_OF_MEMORY`.
+ *
+ * @example
+ * ```ts
+ * import { CUDA_ERROR_OUT_OF_MEMORY } from "./driver.ts";
+ * CUDA_ERROR_OUT_OF_MEMORY; // 2
+ * ```
+ */
 export const CUDA_ERROR_OUT_OF_MEMORY = 2;
-/** `CU_STREAM_NON_BLOCKING`. */
+/**
+ * `CU_STREAM_NON_BLOCKING`.
+ *
+ * @example
+ * ```ts
+ * import { CU_STREAM_NON_BLOCKING } from "./driver.ts";
+ * CU_STREAM_NON_BLOCKING; // 1
+ * ```
+ */
 export const CU_STREAM_NON_BLOCKING = 1;
 
 /**

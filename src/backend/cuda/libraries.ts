@@ -17,10 +17,26 @@
 
 import { DeviceError } from "../../tensor/errors.ts";
 
-/** The libraries the CUDA backend uses. */
+/**
+ * The libraries the CUDA backend uses.
+ *
+ * @example
+ * ```ts
+ * import type { CudaLibraryName } from "./libraries.ts";
+ * const lib: CudaLibraryName = "cufft";
+ * ```
+ */
 export type CudaLibraryName = "cuda" | "nvrtc" | "cublas" | "cufft";
 
-/** How each library is found: its environment variable and sonames (newest first). */
+/**
+ * How each library is found: its environment variable and sonames (newest first).
+ *
+ * @example
+ * ```ts
+ * import { LIBRARY_SPECS } from "./libraries.ts";
+ * LIBRARY_SPECS.cufft.env; // "PATCHWORK_CUFFT"
+ * ```
+ */
 export const LIBRARY_SPECS: Readonly<Record<CudaLibraryName, { env: string; sonames: readonly string[] }>> = {
   cuda: { env: "PATCHWORK_LIBCUDA", sonames: ["libcuda.so.1", "libcuda.so"] },
   nvrtc: { env: "PATCHWORK_NVRTC", sonames: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"] },
@@ -77,7 +93,15 @@ export function candidatePaths(name: CudaLibraryName): string[] {
   return [...new Set(out)];
 }
 
-/** An opened library and where it came from. */
+/**
+ * An opened library and where it came from.
+ *
+ * @example
+ * ```ts
+ * import type { OpenedLibrary } from "./libraries.ts";
+ * // const { lib, path }: OpenedLibrary<typeof SYMBOLS> = openLibrary("cuda", SYMBOLS);
+ * ```
+ */
 export interface OpenedLibrary<S extends Deno.ForeignLibraryInterface> {
   /** The dlopen handle. */
   readonly lib: Deno.DynamicLibrary<S>;

@@ -9,7 +9,15 @@
 import { CudaError } from "./errors.ts";
 import { cstr, cString, openLibrary } from "./libraries.ts";
 
-/** Symbol table of the NVRTC functions used. */
+/**
+ * Symbol table of the NVRTC functions used.
+ *
+ * @example
+ * ```ts
+ * import { NVRTC_SYMBOLS } from "./nvrtc.ts";
+ * NVRTC_SYMBOLS.nvrtcGetCUBIN.optional; // true
+ * ```
+ */
 export const NVRTC_SYMBOLS = {
   nvrtcVersion: { parameters: ["buffer", "buffer"], result: "i32" },
   nvrtcGetErrorString: { parameters: ["i32"], result: "pointer" },
@@ -29,7 +37,15 @@ export const NVRTC_SYMBOLS = {
   nvrtcGetSupportedArchs: { parameters: ["buffer"], result: "i32", optional: true },
 } as const;
 
-/** NVRTC's typed symbols. */
+/**
+ * NVRTC's typed symbols.
+ *
+ * @example
+ * ```ts
+ * import type { NvrtcSymbols } from "./nvrtc.ts";
+ * // const sym: NvrtcSymbols = loadNvrtc().sym;
+ * ```
+ */
 export type NvrtcSymbols = Deno.DynamicLibrary<typeof NVRTC_SYMBOLS>["symbols"];
 
 const NVRTC_STATUS = [
@@ -47,7 +63,15 @@ const NVRTC_STATUS = [
   "NVRTC_ERROR_INTERNAL_ERROR",
 ];
 
-/** The output of a compile. */
+/**
+ * The output of a compile.
+ *
+ * @example
+ * ```ts
+ * import type { CompiledKernel } from "./nvrtc.ts";
+ * const k: CompiledKernel = { image: new Uint8Array(0), kind: "ptx", log: "" };
+ * ```
+ */
 export interface CompiledKernel {
   /** CUBIN bytes (kind "cubin") or NUL-terminated PTX text (kind "ptx"). */
   readonly image: Uint8Array<ArrayBuffer>;
