@@ -25,6 +25,7 @@ export {
 } from "./src/backend/select.ts";
 export * as nn from "./src/nn/mod.ts";
 export * as optim from "./src/optim/mod.ts";
+export * as solve from "./src/solve/mod.ts";
 
 import { initBackend } from "./src/backend/select.ts";
 await initBackend();

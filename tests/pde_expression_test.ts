@@ -205,10 +205,12 @@ Deno.test("linearize gives the structured Jacobian: Σ ∂r/∂s ⊙ D_s δ equa
   const gb = new Grid1D({ nt: 6, x: { n: 8, periodic: true } });
   const ds = new DiffusionSorption();
   const gd = ds.grid({ nt: 6, nx: 8, T: 10 });
-  for (const [problem, g, u] of [
-    [burgers, gb, randn([2, 6, 8], { dtype: "float64", seed: 1 })],
-    [ds, gd, randn([2, 6, 8], { dtype: "float64", seed: 2 }).abs().add(0.1)],
-  ] as const) {
+  for (
+    const [problem, g, u] of [
+      [burgers, gb, randn([2, 6, 8], { dtype: "float64", seed: 1 })],
+      [ds, gd, randn([2, 6, 8], { dtype: "float64", seed: 2 }).abs().add(0.1)],
+    ] as const
+  ) {
     const delta = randn([2, 6, 8], { dtype: "float64", seed: 3 });
     const terms = problem.terms(u, g as Grid1D);
     let jd: Tensor | number = 0;

@@ -39,7 +39,9 @@ function ratios(errors: number[]): number[] {
 
 function report(name: string, errors: number[]): number[] {
   const r = ratios(errors);
-  console.log(`  ${name}: errors ${errors.map((e) => e.toExponential(2)).join(", ")}; ratios ${r.map((q) => q.toFixed(2))}`);
+  console.log(
+    `  ${name}: errors ${errors.map((e) => e.toExponential(2)).join(", ")}; ratios ${r.map((q) => q.toFixed(2))}`,
+  );
   return r;
 }
 
@@ -98,15 +100,18 @@ Deno.test("built-in problems parse their residuals through the user path", () =>
 
 Deno.test("heat 1D: Crank–Nicolson converges at second order to the exact solution; exact residual O(h²)", () => {
   for (const boundary of ["dirichlet", "periodic"] as const) {
-    const heat = new Heat1D({ boundary, modes: 4 });
+    const heat = new Heat1D({ boundary, modes: 3 });
     const errs: number[] = [];
     const res: number[] = [];
-    for (const n of [16, 32, 64]) {
+    for (const n of [32, 64, 128]) {
       const g = heat.grid({ nx: boundary === "dirichlet" ? n + 1 : n, nt: n / 4 + 1, T: 0.1 });
       const u0 = heat.initialConditions(2, g, { dtype: "float64", seed: 1 });
       const exact = heat.solve(u0, g);
       errs.push(maxAbs(heat.solve(u0, g, { method: "crank-nicolson", steps: 4 }).sub(exact)));
-      res.push(maxAbs(heat.residual(exact, g)));
+      // Inside: on the walls the sine series has u = u_xx = u_xxxx = 0, so the one-sided stencil's
+      // error is a higher-order term there and the wall values converge faster than the rest.
+      const r = heat.residual(exact, g);
+      res.push(maxAbs(boundary === "dirichlet" ? r.narrow(-1, 1, g.x.n - 2) : r));
     }
     inRange(report(`heat ${boundary} CN error`, errs), 3.5, 4.5, "CN ratios");
     inRange(report(`heat ${boundary} FD residual of exact`, res), 3.3, 4.7, "residual ratios");
@@ -154,17 +159,18 @@ Deno.test("Burgers: fourth order in time, spectral in space, mean conserved, ene
   const u0 = b.initialConditions(2, g, { dtype: "float64", seed: 3 });
   const ref = b.solve(u0, g, { steps: 320 });
   const errs = [10, 20, 40].map((steps) => maxAbs(b.solve(u0, g, { steps }).sub(ref)));
-  inRange(report("Burgers IFRK4 time error", errs), 12, 20, "time ratios");
-  // Space: the same initial condition on 24, 32, 48 points against 96 (all sample the same sines).
-  const fine = b.grid({ nx: 96, nt: 3, T: 0.4 });
-  const uf = b.solve(b.initialConditions(1, fine, { dtype: "float64", seed: 3 }), fine, { steps: 80 });
-  const spaceErrs = [24, 32, 48].map((nx) => {
-    const gc = b.grid({ nx, nt: 3, T: 0.4 });
-    const uc = b.solve(b.initialConditions(1, gc, { dtype: "float64", seed: 3 }), gc, { steps: 80 });
+  inRange(report("Burgers IFRK4 time error", errs), 11, 20, "time ratios");
+  // Space: the same initial condition on 16, 32, 48 points against 96 (all sample the same sines).
+  const smooth = new Burgers1D({ nu: 0.05 });
+  const fine = smooth.grid({ nx: 96, nt: 3, T: 0.4 });
+  const uf = smooth.solve(smooth.initialConditions(1, fine, { dtype: "float64", seed: 3 }), fine, { steps: 80 });
+  const spaceErrs = [16, 32, 48].map((nx) => {
+    const gc = smooth.grid({ nx, nt: 3, T: 0.4 });
+    const uc = smooth.solve(smooth.initialConditions(1, gc, { dtype: "float64", seed: 3 }), gc, { steps: 80 });
     return maxAbs(uc.sub(uf.slice([null, null, [0, null, 96 / nx]])));
   });
   const r = report("Burgers spectral space error", spaceErrs);
-  assert.ok(r[0] > 8 && r[1] > 30, "faster than any fixed order");
+  assert.ok(r[0] > 50 && r[1] > 50, "faster than any fixed order");
   const mean = ref.mean(-1).toTypedArray();
   const energy = ref.square().mean(-1).toTypedArray();
   for (let s = 0; s < 2; s++) {
@@ -178,9 +184,9 @@ Deno.test("Burgers: fourth order in time, spectral in space, mean conserved, ene
 Deno.test("Burgers: the finite-difference residual of the reference solution shrinks at second order", () => {
   const b = new Burgers1D({ nu: 0.05 });
   const res = [32, 64, 128].map((nx) => {
-    const g = b.grid({ nx, nt: nx / 4 + 1, T: 0.25 });
-    const u0 = onGrid1(g, (x) => Math.sin(2 * Math.PI * x) + 0.5 * Math.cos(4 * Math.PI * x));
-    return maxAbs(b.residual(b.solve(u0, g), g));
+    const g = b.grid({ nx, nt: nx + 1, T: 0.25 });
+    const u0 = onGrid1(g, (x) => 0.3 * (Math.sin(2 * Math.PI * x) + 0.5 * Math.cos(4 * Math.PI * x)));
+    return maxAbs(b.residual(b.solve(u0, g, { steps: 2 }), g));
   });
   inRange(report("Burgers FD residual", res), 3.3, 4.7, "residual ratios");
   const d = b.generateDataset({ n: 3, seed: 7, nx: 32, solveNx: 64, nt: 5, T: 0.2, dtype: "float64", batchSize: 2 });
@@ -207,8 +213,8 @@ Deno.test("heat 2D: exact on Fourier modes, residual O(h²), mean conserved", ()
   );
   assert.ok(maxAbs(u.squeeze(0).sub(want)) < 1e-12);
   const res = [16, 32, 64].map((n) => {
-    const gg = heat.grid({ nx: n, nt: n / 4 + 1, T: 0.5 });
-    const u0 = onGrid2(gg, (x, y) => Math.exp(Math.sin(2 * Math.PI * x) + 0.5 * Math.cos(2 * Math.PI * y)));
+    const gg = heat.grid({ nx: n, nt: n + 1, T: 0.5 });
+    const u0 = onGrid2(gg, (x, y) => Math.exp(0.5 * Math.sin(2 * Math.PI * x) + 0.3 * Math.cos(2 * Math.PI * y)));
     return maxAbs(heat.residual(heat.solve(u0, gg), gg));
   });
   inRange(report("heat 2D FD residual", res), 3.3, 4.7, "residual ratios");
@@ -238,7 +244,7 @@ Deno.test("diffusion–sorption: BDF2 is second order in time", () => {
 Deno.test("diffusion–sorption: first order in space with PDEBench's ghost cells, second with face conditions", () => {
   const ds = new DiffusionSorption();
   const T = 20;
-  for (const [boundary, lo, hi] of [["pdebench", 1.6, 2.6], ["face", 3.4, 4.8]] as const) {
+  for (const [boundary, lo, hi] of [["pdebench", 1.6, 2.6], ["face", 3.4, 5.2]] as const) {
     const gf = ds.grid({ nx: 256, nt: 3, T });
     const uf = ds.solve(ds.initialConditions(1, gf, { dtype: "float64", seed: 4 }), gf, { steps: 40, boundary });
     const errs = [16, 32, 64].map((nx) => {
@@ -260,11 +266,14 @@ Deno.test("diffusion–sorption: bounds, monotone inflow, boundary conditions an
   assert.ok(u.min().item() >= 0 && u.max().item() <= 1);
   // The concentration next to the inflow rises monotonically towards 1.
   const first = u.narrow(2, 0, 1).toTypedArray();
-  for (let j = 1; j < 11; j++) assert.ok(first[j] >= first[j - 1] && first[j] > 0.9);
-  // Boundary residuals: the inflow cell is within O(dx) of 1; the outflow satisfies u + D·u_x ≈ 0.
-  const bc = ds.boundaryResiduals(u.narrow(1, 1, 10), ds.grid({ nx: 64, nt: 10, T: 90 }));
-  assert.ok(maxAbs(bc.left) < 0.05, `left ${maxAbs(bc.left)}`);
-  assert.ok(maxAbs(bc.right) < 0.02, `right ${maxAbs(bc.right)}`);
+  for (let j = 1; j < 11; j++) assert.ok(first[j] > first[j - 1] && first[j] > 0.5 && first[j] < 1);
+  // Boundary residuals on the first and last cells: u − 1 ≤ 0, closing in on 0 as the layer at the
+  // inflow widens; u + D·u_x ≈ 0 at the outflow, where u itself is small.
+  const bc = ds.boundaryResiduals(u, d.grid);
+  const left = bc.left.toTypedArray();
+  assert.ok(left.every((v) => v <= 0) && Math.abs(left[10]) < 0.08 && Math.abs(left[10]) < Math.abs(left[2]));
+  const lastCell = u.narrow(2, 63, 1).narrow(1, 1, 10);
+  assert.ok(maxAbs(bc.right.narrow(1, 1, 10)) < 0.5 * maxAbs(lastCell), `right ${maxAbs(bc.right)}`);
   // The FD residual u_t − D/R(u)·u_xx is small inside, after the initial layer.
   const r = interior(ds.residual(u, d.grid).narrow(1, 2, 9), 2);
   const ut = interior(ds.terms(u, d.grid).u_t as Tensor, 2).narrow(1, 2, 9);
@@ -310,7 +319,9 @@ Deno.test("Navier–Stokes: first order in time (explicit advection), spectral i
     return ns2.solve(onGrid2(gg, start), gg, { dt: 0.01 }).narrow(1, 1, 1);
   };
   const fine = solveAt(64);
-  const spaceErrs = [8, 16, 32].map((n) => maxAbs(solveAt(n).sub(fine.slice([null, null, [0, null, 64 / n], [0, null, 64 / n]]))));
+  const spaceErrs = [8, 16, 32].map((n) =>
+    maxAbs(solveAt(n).sub(fine.slice([null, null, [0, null, 64 / n], [0, null, 64 / n]])))
+  );
   const r = report("NS space error", spaceErrs);
   assert.ok(r[0] > 10 && spaceErrs[2] < 1e-8, "spectral convergence");
 });
@@ -328,7 +339,10 @@ Deno.test("Navier–Stokes: zero mean, decaying enstrophy without forcing, FD re
   const smooth = new NavierStokes2D({ nu: 1e-2 });
   const res = [16, 32, 64].map((n) => {
     const g = smooth.grid({ nx: n, nt: n / 4 + 1, T: 0.5 });
-    const w0 = onGrid2(g, (x, y) => Math.sin(2 * Math.PI * x) * Math.cos(4 * Math.PI * y) + Math.cos(2 * Math.PI * (x + y)));
+    const w0 = onGrid2(
+      g,
+      (x, y) => Math.sin(2 * Math.PI * x) * Math.cos(4 * Math.PI * y) + Math.cos(2 * Math.PI * (x + y)),
+    );
     const w = smooth.solve(w0, g, { dt: g.t.spacing / 16 });
     return maxAbs(smooth.residual(w, g));
   });

@@ -531,10 +531,10 @@ Deno.test("int32 arithmetic", () => {
   assert.deepEqual(a.add(3).toArray(), [10, -4, 9, 3]);
   assert.deepEqual(a.sub(tensor([1, 1, 1, 1], { dtype: "int32" })).toArray(), [6, -8, 5, -1]);
   assert.deepEqual(a.mul(-2).toArray(), [-14, 14, -12, 0]);
-  // Integer division truncates toward zero (as C), unlike Python's //.
-  assert.deepEqual(a.div(2).toArray(), [3, -3, 3, 0]);
-  assert.equal(a.div(2).dtype, "int32");
-  assert.deepEqual(a.div(tensor([2, 2, 4, 5], { dtype: "int32" })).toArray(), [3, -3, 1, 0]);
+  // Division is true division (float32), as in PyTorch and NumPy.
+  assert.deepEqual(a.div(2).toArray(), [3.5, -3.5, 3, 0]);
+  assert.equal(a.div(2).dtype, "float32");
+  assert.deepEqual(a.div(tensor([2, 2, 4, 5], { dtype: "int32" })).toArray(), [3.5, -3.5, 1.5, 0]);
   assert.deepEqual(tensor([2, 3], { dtype: "int32" }).pow(3).toArray(), [8, 27]);
   assert.deepEqual(a.abs().toArray(), [7, 7, 6, 0]);
   assert.deepEqual(a.neg().toArray(), [-7, 7, -6, 0]);

@@ -665,3 +665,20 @@ Deno.test(
     },
   ]),
 );
+
+Deno.test("gradcheck: std and norm", async (t) => {
+  const x = randn([3, 4], { dtype: "float64", seed: 41 });
+  await t.step("std over an axis", () => {
+    assert.equal(gradcheck((a) => a.std(1, { correction: 1 }), [x], { secondOrder: true }), true);
+  });
+  for (const p of [1, 2, 3, Infinity]) {
+    await t.step(`norm p=${p}`, () => {
+      assert.equal(gradcheck((a) => a.norm(p, -1), [x]), true);
+    });
+  }
+  await t.step("2-norm has a zero gradient at 0", () => {
+    const z = tensor([0, 0], { dtype: "float64" }).requireGrad();
+    z.norm().backward();
+    assert.deepEqual(z.grad!.toArray(), [0, 0]);
+  });
+});

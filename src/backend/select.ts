@@ -106,7 +106,7 @@ export function useBackend(backend: Backend | "cpu" | "cuda"): Backend {
   if (backend === "cpu") b = cpuBackend();
   else if (backend === "cuda") {
     if (!cuda) {
-      throw new DeviceError("backend", "the CUDA backend is not initialised; `await initBackend(\"cuda\")` first");
+      throw new DeviceError("backend", 'the CUDA backend is not initialised; `await initBackend("cuda")` first');
     }
     b = cuda;
   } else b = backend;

@@ -45,8 +45,8 @@ import {
   FunctionNode,
   type MathNode,
   OperatorNode,
-  parse,
   ParenthesisNode,
+  parse,
   simplify,
   SymbolNode,
 } from "mathjs";
@@ -64,8 +64,8 @@ import {
   sin,
   sqrt,
   sub,
-  type Tensor,
   tanh,
+  type Tensor,
   tensor,
 } from "../tensor/mod.ts";
 import { applyDerivative, type DerivativeSpec } from "./finite_difference.ts";
@@ -215,7 +215,8 @@ function canonical(node: MathNode): MathNode {
     if (n.type !== "FunctionNode") return undefined;
     const f = n as FunctionNode;
     const args = f.args.map(canonical);
-    const power = (a: MathNode, b: MathNode) => new OperatorNode("^", "pow", [new ParenthesisNode(a), new ParenthesisNode(b)]);
+    const power = (a: MathNode, b: MathNode) =>
+      new OperatorNode("^", "pow", [new ParenthesisNode(a), new ParenthesisNode(b)]);
     if (f.fn.name === "square" && args.length === 1) return power(args[0], new ConstantNode(2));
     if (f.fn.name === "cube" && args.length === 1) return power(args[0], new ConstantNode(3));
     if (f.fn.name === "pow" && args.length === 2) return power(args[0], args[1]);
@@ -706,9 +707,7 @@ class Resolver {
           if (locals.includes(name) || this.values.has(name) || this.resolve(name, source)) return;
           const isFn = name in FUNCTIONS || this.functions.has(name);
           throw new ExpressionError(
-            isFn
-              ? `"${name}" is a function; call it with arguments`
-              : `unknown symbol "${name}" (${this.describe()})`,
+            isFn ? `"${name}" is a function; call it with arguments` : `unknown symbol "${name}" (${this.describe()})`,
             { expression: source, symbol: name, position: locate(source, name) },
           );
         }

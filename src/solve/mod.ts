@@ -48,7 +48,7 @@
  * caller's `{ jacobian }` (J `[B, M, N]`) or `{ normalEquations }` (JᵀJ, Jᵀr directly). And the
  * structured fast path `BasisResidual` for `u = Φw`: when r = F(Φ₁w, …, Φ_Kw; θ) is pointwise in
  * its linear features, `J = Σₖ diag(∂F/∂uₖ)·Φₖ` (∂F/∂uₖ from one reverse pass of F, or given), so
- * `JᵀJ = JᵀJ` is one batched matrix product and no N passes are needed. For r = F(Φw) this is
+ * JᵀJ and Jᵀr are two batched matrix products and no N passes are needed. For r = F(Φw) this is
  * `JᵀJ = Φᵀ diag(F′²) Φ`, `Jᵀr = Φᵀ(F′ ⊙ r)`.
  *
  * **Conditioning.** When `A = JᵀJ + λD` is numerically singular for a problem (Cholesky fails, or
@@ -62,7 +62,7 @@
  * At a solution the optimality condition holds: `F(w*, θ) = ∇_w L = J(w*, θ)ᵀ r(w*, θ) = 0`. By the
  * implicit function theorem
  *
- *     dw*/dθ = −H⁻¹ ∂F/∂θ,   H = ∂F/∂w = JᵀJ + Σᵢ rᵢ ∇²_w rᵢ,
+ *     d(w*)/dθ = −H⁻¹ ∂F/∂θ,   H = ∂F/∂w = JᵀJ + Σᵢ rᵢ ∇²_w rᵢ,
  *     ∂F/∂θ = Jᵀ ∂r/∂θ + Σᵢ rᵢ ∂²rᵢ/∂w∂θ.
  *
  * `ImplicitAdjoint` (default) turns an output cotangent w̄ into θ̄ with one batched linear solve,

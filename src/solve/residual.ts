@@ -4,7 +4,7 @@
  * residual vanish) where the residual is pointwise in a few linear features `u_k = Φ_k·w`:
  *
  *     r = F(Φ_1·w, …, Φ_K·w; θ)   (row i of r reads row i of each u_k only)
- *     J = Σ_k diag(∂F/∂u_k)·Φ_k,  JᵀJ = JᵀJ (one batched matmul),  Jᵀr = Jᵀ·r
+ *     J = Σ_k diag(∂F/∂u_k)·Φ_k,  then JᵀJ and Jᵀr by two batched matmuls
  *
  * so J costs K elementwise products with Φ and one reverse pass of F (or none, with
  * `derivative`), instead of N forward passes. Derivative features (u_x = Φ_x·w, a finite-difference

@@ -145,7 +145,7 @@ export function mul(a: Operand, b: Operand): Tensor {
 }
 
 /**
- * a / b with broadcasting (int32 divides with truncation).
+ * a / b with broadcasting. True division: int32 operands divide in float32 (as PyTorch and NumPy).
  *
  * @example
  * ```ts
@@ -155,6 +155,8 @@ export function mul(a: Operand, b: Operand): Tensor {
  * ```
  */
 export function div(a: Operand, b: Operand): Tensor {
+  if (a instanceof Tensor && !isFloat(a.dtype) && (!(b instanceof Tensor) || !isFloat(b.dtype))) a = cast(a, "float32");
+  else if (b instanceof Tensor && !isFloat(b.dtype) && !(a instanceof Tensor)) b = cast(b, "float32");
   const saved = [a, b].filter((x): x is Tensor => x instanceof Tensor);
   return binaryWithGrad(
     "div",

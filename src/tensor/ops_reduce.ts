@@ -260,3 +260,41 @@ export function argmax(x: Tensor, axis = -1, keepdims = false): Tensor {
 export function argmin(x: Tensor, axis = -1, keepdims = false): Tensor {
   return argReduce("argmin", x, axis, keepdims);
 }
+
+/**
+ * Standard deviation over `axes`: √var (same options as {@link variance}).
+ *
+ * @example
+ * ```ts
+ * import { std } from "./ops_reduce.ts";
+ * import { tensor } from "./creation.ts";
+ * std(tensor([1, 3]), undefined, { correction: 0 }).item(); // 1
+ * ```
+ */
+export function std(x: Tensor, axes?: number | number[], options: VarOptions = {}): Tensor {
+  return variance(x, axes, options).sqrt();
+}
+
+/**
+ * The p-norm over `axes` (all by default): (Σ|x|ᵖ)^(1/p) for p ≥ 1, or the largest |x| for
+ * p = Infinity. The 2-norm's gradient at 0 is 0 (not NaN).
+ *
+ * @example
+ * ```ts
+ * import { norm } from "./ops_reduce.ts";
+ * import { tensor } from "./creation.ts";
+ * norm(tensor([3, 4])).item(); // 5
+ * ```
+ */
+export function norm(x: Tensor, p = 2, axes?: number | number[], keepdims = false): Tensor {
+  requireFloat("norm", x);
+  if (p === Infinity) return max(x.abs(), axes, keepdims);
+  if (!(p >= 1)) throw new ArgumentError("norm", `p must be ≥ 1 or Infinity, got ${p}`);
+  if (p === 1) return sum(x.abs(), axes, keepdims);
+  if (p === 2) {
+    const s = sum(mul(x, x), axes, keepdims);
+    const safe = where(eq(s, 0), 1, s);
+    return where(eq(s, 0), 0, safe.sqrt());
+  }
+  return sum(x.abs().pow(p), axes, keepdims).pow(1 / p);
+}

@@ -494,7 +494,7 @@ export class Tensor implements View, Disposable {
   min(axes?: number | number[], keepdims = false): Tensor {
     return rd.min(this, axes, keepdims);
   }
-  /** Variance over `axes` (see `var_` for options). */
+  /** Variance over `axes` (correction 1 by default, as PyTorch). */
   var(axes?: number | number[], options: rd.VarOptions = {}): Tensor {
     return rd.variance(this, axes, options);
   }
@@ -505,6 +505,14 @@ export class Tensor implements View, Disposable {
   /** Softmax along `axis` (default last). */
   softmax(axis = -1): Tensor {
     return rd.softmax(this, axis);
+  }
+  /** Standard deviation over `axes`. */
+  std(axes?: number | number[], options: rd.VarOptions = {}): Tensor {
+    return rd.std(this, axes, options);
+  }
+  /** p-norm over `axes` (default: 2-norm of everything). */
+  norm(p = 2, axes?: number | number[], keepdims = false): Tensor {
+    return rd.norm(this, p, axes, keepdims);
   }
   /** Log-softmax along `axis` (default last). */
   logSoftmax(axis = -1): Tensor {

@@ -168,6 +168,11 @@ export function valueAndGrad<A extends Tree[]>(
   return (...args: A) => {
     const which = selectArgs(options.argnums, args.length);
     const selected = which.map((i) => args[i]);
+    which.forEach((i) => {
+      if (leaves(args[i]).length === 0) {
+        throw new ArgumentError("grad", `argument ${i} holds no tensor to differentiate with respect to`);
+      }
+    });
     const call = (...sel: Tree[]) => {
       const full = [...args] as Tree[];
       which.forEach((i, k) => (full[i] = sel[k]));

@@ -101,7 +101,9 @@ export class Burgers1D extends PdeProblem<Grid1D> {
         const k = 1 + Math.min(3, Math.floor(r[s * 6 + w * 3] * 4));
         const A = r[s * 6 + w * 3 + 1];
         const phi = 2 * Math.PI * r[s * 6 + w * 3 + 2];
-        for (let i = 0; i < nx; i++) host[s * nx + i] += A * Math.sin((2 * Math.PI * k * (x[i] - grid.x.start)) / L + phi);
+        for (let i = 0; i < nx; i++) {
+          host[s * nx + i] += A * Math.sin((2 * Math.PI * k * (x[i] - grid.x.start)) / L + phi);
+        }
       }
     }
     return constant(host, [n, nx], options.dtype ?? "float32", options.backend);

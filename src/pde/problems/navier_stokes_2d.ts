@@ -6,7 +6,7 @@
  * with the forcing `f = F·(sin 2π(x + y) + cos 2π(x + y))`. Two presets:
  * - `"pihcmoe"` (default; PI-HC-MoE's benchmark): ν = 10⁻⁴, no forcing (F = 0), T = 5 s on 64
  *   times, 64 × 64 space points, initial vorticity a Gaussian random field with a periodic kernel of
- *   length scale 0.8 (the paper's description; its generator is not published, see
+ *   length scale 0.8, mean removed (the paper's description; its generator is not published, see
  *   `random_fields.ts`).
  * - `"fno"` (the FNO paper's data): ν = 10⁻³, F = 0.1, T = 50 recorded every time unit, solved on
  *   256 × 256 and subsampled to 64 × 64, initial vorticity FNO's `GaussianRF(α = 2.5, τ = 7)`.
@@ -139,14 +139,22 @@ export class NavierStokes2D extends PdeProblem<Grid2D> {
     return { w, u, v };
   }
 
-  /** Initial vorticities from the problem's prior: `[n, nx, nx]`. */
+  /** Initial vorticities from the problem's prior, mean-free: `[n, nx, nx]`. */
   initialConditions(n: number, grid: Grid2D, options: TensorPlacement & { seed?: number } = {}): Tensor {
     if (grid.x.n !== grid.y.n) throw new ArgumentError("NavierStokes2D.initialConditions", "needs nx = ny");
     const o = { generator: new Generator(options.seed ?? 0), dtype: options.dtype, backend: options.backend };
     const prior = this.initial;
-    if (prior.kind === "fno-grf") return gaussianRandomField2D(n, grid.x.n, { ...o, alpha: prior.alpha, tau: prior.tau });
+    if (prior.kind === "fno-grf") {
+      return gaussianRandomField2D(n, grid.x.n, { ...o, alpha: prior.alpha, tau: prior.tau });
+    }
     if (prior.kind === "periodic-kernel") {
-      return periodicKernelField2D(n, grid.x.n, { ...o, lengthScale: prior.lengthScale, amplitude: prior.amplitude });
+      // The kernel has a constant mode; vorticity on the torus has zero mean, so remove it.
+      const w = periodicKernelField2D(n, grid.x.n, {
+        ...o,
+        lengthScale: prior.lengthScale,
+        amplitude: prior.amplitude,
+      });
+      return w.sub(w.mean([1, 2], true));
     }
     throw new ArgumentError("NavierStokes2D", `unknown initial-condition kind ${(prior as { kind: string }).kind}`);
   }
@@ -164,7 +172,9 @@ export class NavierStokes2D extends PdeProblem<Grid2D> {
    */
   solve(w0: Tensor, grid: Grid2D, options: NavierStokes2DSolveOptions = {}): Tensor {
     grid.checkField("NavierStokes2D.solve", w0, false);
-    if (!grid.x.periodic || !grid.y.periodic) throw new ArgumentError("NavierStokes2D.solve", "the grid must be periodic");
+    if (!grid.x.periodic || !grid.y.periodic) {
+      throw new ArgumentError("NavierStokes2D.solve", "the grid must be periodic");
+    }
     const dtMax = options.dt ?? 1e-4;
     if (!(dtMax > 0)) throw new ArgumentError("NavierStokes2D.solve", `dt must be > 0, got ${dtMax}`);
     const interval = grid.t.spacing;
@@ -260,13 +270,21 @@ export class NavierStokes2D extends PdeProblem<Grid2D> {
     const solveNx = options.solveNx ?? PRESETS[this.preset].solveNx ?? grid.x.n;
     const stride = solveNx / grid.x.n;
     if (!Number.isInteger(stride) || stride < 1) {
-      throw new ArgumentError("NavierStokes2D.generateDataset", `solveNx ${solveNx} must be a multiple of nx ${grid.x.n}`);
+      throw new ArgumentError(
+        "NavierStokes2D.generateDataset",
+        `solveNx ${solveNx} must be a multiple of nx ${grid.x.n}`,
+      );
     }
     const fine = grid.resized({ nx: solveNx, ny: solveNx });
     const w0fine = this.initialConditions(options.n, fine, options);
     const sub = (t: Tensor, lead: number) =>
       stride === 1 ? t : t.slice([...new Array(lead).fill(null), [0, null, stride], [0, null, stride]]).contiguous();
-    const u = this.solveBatched(w0fine, fine, options.batchSize ?? options.n, (x) => sub(this.solve(x, fine, options), 2));
+    const u = this.solveBatched(
+      w0fine,
+      fine,
+      options.batchSize ?? options.n,
+      (x) => sub(this.solve(x, fine, options), 2),
+    );
     return { grid, u0: sub(w0fine, 1), u, parameters: this.parameters };
   }
 }
