@@ -25,7 +25,9 @@ export {
 } from "./src/backend/select.ts";
 export * as nn from "./src/nn/mod.ts";
 export * as optim from "./src/optim/mod.ts";
+export * as local from "./src/local/mod.ts";
 export * as solve from "./src/solve/mod.ts";
+export * as pde from "./src/pde/mod.ts";
 
 import { initBackend } from "./src/backend/select.ts";
 await initBackend();

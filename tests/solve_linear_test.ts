@@ -21,6 +21,7 @@ import { CpuBackend } from "../src/backend/cpu/mod.ts";
 import {
   cholesky,
   choleskySolve,
+  installHostLinalg,
   lstsq,
   lu,
   luSolve,
@@ -250,4 +251,17 @@ Deno.test("a backend without linear algebra gives a DeviceError naming the op an
     assert.match(e.message, /^solve: the cpu backend has no dense linear algebra/);
     return true;
   });
+});
+
+Deno.test("installHostLinalg gives a backend without linalg the host implementation", () => {
+  const bare = new CpuBackend();
+  delete (bare as { linalg?: unknown }).linalg;
+  assert.equal(installHostLinalg(bare), true);
+  assert.equal(installHostLinalg(bare), false);
+  const a = tensor([[[4, 2], [2, 5]], [[3, 1], [1, 2]]], { dtype: "float64", backend: bare });
+  const b = tensor([[[8], [13]], [[9], [8]]], { dtype: "float64", backend: bare });
+  assertClose(solve(a, b), [0.875, 2.25, 2, 3], 1e-12, "solve");
+  assertClose(choleskySolve(a, b), [0.875, 2.25, 2, 3], 1e-12, "choleskySolve");
+  assertClose(lstsq(a, b), [0.875, 2.25, 2, 3], 1e-12, "lstsq");
+  assertClose(luSolve(lu(a), b), [0.875, 2.25, 2, 3], 1e-12, "lu / luSolve");
 });

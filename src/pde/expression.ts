@@ -638,8 +638,8 @@ class Resolver {
   readonly parameters: Readonly<Record<string, number>>;
   readonly inputs: readonly string[];
   readonly dims: 1 | 2;
-  readonly functions = new Map<string, FunctionDef>();
-  readonly values = new Map<string, ValueDef>();
+  readonly functions: Map<string, FunctionDef> = new Map();
+  readonly values: Map<string, ValueDef> = new Map();
 
   constructor(options: ExpressionOptions) {
     this.fields = [...(options.fields ?? ["u"])];

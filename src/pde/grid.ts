@@ -258,9 +258,13 @@ export interface Grid1DOptions {
  * ```
  */
 export class Grid1D extends GridBase {
+  /** Number of space dimensions. */
   readonly dims = 1 as const;
+  /** The time axis. */
   readonly t: Axis;
+  /** The first space axis. */
   readonly x: Axis;
+  /** The axes in layout order. */
   readonly axes: readonly Axis[];
 
   /** A grid from its time and space axes. */
@@ -313,11 +317,15 @@ export interface Grid2DOptions {
  * ```
  */
 export class Grid2D extends GridBase {
+  /** Number of space dimensions. */
   readonly dims = 2 as const;
+  /** The time axis. */
   readonly t: Axis;
+  /** The first space axis. */
   readonly x: Axis;
   /** The second space axis. */
   readonly y: Axis;
+  /** The axes in layout order. */
   readonly axes: readonly Axis[];
 
   /** A grid from its time and space axes. */

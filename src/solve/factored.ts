@@ -117,7 +117,7 @@ function factorTensors(f: Factor): Tensor[] {
  * import { rawCholesky, rawFactoredSolve } from "./factored.ts";
  * import { tensor } from "../tensor/mod.ts";
  * const l = rawCholesky(tensor([[4, 2], [2, 5]])).factor;
- * rawFactoredSolve({ kind: "cholesky", l }, tensor([[8], [13]]), false); // [[1.25], [2.1]]
+ * rawFactoredSolve({ kind: "cholesky", l }, tensor([[8], [13]]), false); // [[0.875], [2.25]]
  * ```
  */
 export function rawFactoredSolve(f: Factor, b: Tensor, transposed: boolean): Tensor {

@@ -317,7 +317,7 @@ export function solve(a: Tensor, b: Tensor, options: LinearSolveOptions = {}): T
  * ```ts
  * import { choleskySolve } from "./linear.ts";
  * import { tensor } from "../tensor/mod.ts";
- * choleskySolve(tensor([[4, 2], [2, 5]]), tensor([[8], [13]])).toArray(); // [[1.25], [2.1]]
+ * choleskySolve(tensor([[4, 2], [2, 5]]), tensor([[8], [13]])).toArray(); // [[0.875], [2.25]]
  * ```
  */
 export function choleskySolve(a: Tensor, b: Tensor, options: SolveOptions = {}): Tensor {

@@ -33,7 +33,7 @@ export interface Burgers1DSolveOptions {
 }
 
 /** Options of {@link Burgers1D.generateDataset}. */
-export interface Burgers1DDatasetOptions extends TensorPlacement {
+export interface Burgers1DDatasetOptions extends TensorPlacement, Burgers1DSolveOptions {
   /** Number of samples. */
   n: number;
   /** Seed (default 0). */
@@ -62,9 +62,13 @@ export interface Burgers1DDatasetOptions extends TensorPlacement {
  * ```
  */
 export class Burgers1D extends PdeProblem<Grid1D> {
+  /** Short name. */
   readonly name = "burgers_1d";
+  /** Number of space dimensions. */
   readonly dims = 1 as const;
+  /** The residual, in mathjs syntax (parsed by `parseResidual`, as a user's PDE is). */
   readonly residualSource = "u_t + u * u_x - nu * u_xx";
+  /** Parameter values. */
   readonly parameters: Readonly<Record<string, number>>;
 
   /** A Burgers problem; see {@link Burgers1DOptions}. */
@@ -126,12 +130,7 @@ export class Burgers1D extends PdeProblem<Grid1D> {
     const nx = grid.x.n;
     const nu = this.parameters.nu;
     const dtOut = grid.t.spacing;
-    let steps = options.steps;
-    if (steps === undefined) {
-      const umax = Math.max(u0.abs().max().item(), 1e-12);
-      const dtMax = ((options.cfl ?? 0.5) * grid.x.spacing) / umax;
-      steps = Math.max(1, Math.ceil(dtOut / dtMax));
-    }
+    const steps = options.steps ?? this.stepsFor(u0, grid, options.cfl);
     if (!Number.isInteger(steps) || steps < 1) {
       throw new ArgumentError("Burgers1D.solve", `steps must be a positive integer, got ${steps}`);
     }
@@ -179,6 +178,23 @@ export class Burgers1D extends PdeProblem<Grid1D> {
   }
 
   /**
+   * Steps per output interval that keep `dt ≤ cfl · dx / max|u0|` (cfl default 0.5).
+   *
+   * @example
+   * ```ts
+   * import { Burgers1D } from "./burgers_1d.ts";
+   * const b = new Burgers1D();
+   * const g = b.grid({ nx: 256, nt: 101 });
+   * b.stepsFor(b.initialConditions(4, g), g); // steps per 0.01 time units
+   * ```
+   */
+  stepsFor(u0: Tensor, grid: Grid1D, cfl = 0.5): number {
+    const umax = Math.max(u0.abs().max().item(), 1e-12);
+    const dtMax = (cfl * grid.x.spacing) / umax;
+    return Math.max(1, Math.ceil(grid.t.spacing / dtMax - 1e-9));
+  }
+
+  /**
    * Seeded initial conditions and reference solutions.
    *
    * @example
@@ -197,8 +213,10 @@ export class Burgers1D extends PdeProblem<Grid1D> {
     const fine = grid.resized({ nx: solveNx });
     const stride = solveNx / grid.x.n;
     const u0fine = this.initialConditions(options.n, fine, options);
+    // One step size for the whole set, so the data do not depend on how it is batched.
+    const steps = options.steps ?? this.stepsFor(u0fine, fine, options.cfl);
     const u = this.solveBatched(u0fine, fine, options.batchSize ?? options.n, (x) => {
-      const full = this.solve(x, fine);
+      const full = this.solve(x, fine, { steps });
       return stride === 1 ? full : full.slice([null, null, [0, null, stride]]).contiguous();
     });
     const u0 = stride === 1 ? u0fine : u0fine.slice([null, [0, null, stride]]).contiguous();

@@ -92,13 +92,19 @@ export interface DiffusionSorptionDatasetOptions extends TensorPlacement, Diffus
  * ```
  */
 export class DiffusionSorption extends PdeProblem<Grid1D> {
+  /** Short name. */
   readonly name = "diffusion_sorption";
+  /** Number of space dimensions. */
   readonly dims = 1 as const;
+  /** The residual, in mathjs syntax (parsed by `parseResidual`, as a user's PDE is). */
   readonly residualSource = "u_t - D / R(u) * u_xx";
+  /** Helper definitions used by the residual. */
   override readonly definitions: readonly string[] = [
     "R(u) = 1 + (1 - phi) / phi * rho_s * k_f * n_f * (u + 1e-6)^(n_f - 1)",
   ];
+  /** Parameter values. */
   readonly parameters: Readonly<Record<string, number>>;
+  /** Conditions on the walls, as residual expressions. */
   override readonly boundaryConditions: readonly BoundaryCondition[];
   /** The boundary value at x = 0. */
   readonly inflow: number;

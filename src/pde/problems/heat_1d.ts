@@ -64,10 +64,15 @@ export interface Heat1DDatasetOptions extends TensorPlacement {
  * ```
  */
 export class Heat1D extends PdeProblem<Grid1D> {
+  /** Short name. */
   readonly name = "heat_1d";
+  /** Number of space dimensions. */
   readonly dims = 1 as const;
+  /** The residual, in mathjs syntax (parsed by `parseResidual`, as a user's PDE is). */
   readonly residualSource = "u_t - kappa * u_xx";
+  /** Parameter values. */
   readonly parameters: Readonly<Record<string, number>>;
+  /** Conditions on the walls, as residual expressions. */
   override readonly boundaryConditions: readonly BoundaryCondition[];
   /** Wall condition. */
   readonly boundary: "dirichlet" | "periodic";

@@ -51,9 +51,13 @@ export interface Heat2DDatasetOptions extends TensorPlacement {
  * ```
  */
 export class Heat2D extends PdeProblem<Grid2D> {
+  /** Short name. */
   readonly name = "heat_2d";
+  /** Number of space dimensions. */
   readonly dims = 2 as const;
+  /** The residual, in mathjs syntax (parsed by `parseResidual`, as a user's PDE is). */
   readonly residualSource = "u_t - kappa * lap_u";
+  /** Parameter values. */
   readonly parameters: Readonly<Record<string, number>>;
   /** GRF α and τ of the initial conditions. */
   readonly field: { alpha: number; tau: number };

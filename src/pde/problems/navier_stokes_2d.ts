@@ -90,11 +90,16 @@ const PRESETS = {
  * ```
  */
 export class NavierStokes2D extends PdeProblem<Grid2D> {
+  /** Short name. */
   readonly name = "navier_stokes_2d";
+  /** Number of space dimensions. */
   readonly dims = 2 as const;
+  /** The residual, in mathjs syntax (parsed by `parseResidual`, as a user's PDE is). */
   readonly residualSource =
     "w_t + u * w_x + v * w_y - nu * lap_w - F * (sin(2 * pi * (x + y)) + cos(2 * pi * (x + y)))";
+  /** Fields: the vorticity w (the unknown) and the velocity (u, v) derived from it. */
   override readonly fields: readonly string[] = ["w", "u", "v"];
+  /** Parameter values. */
   readonly parameters: Readonly<Record<string, number>>;
   /** The preset the defaults come from. */
   readonly preset: "pihcmoe" | "fno";
