@@ -57,7 +57,7 @@ export interface SpaceAxisOptions {
  *
  * @example
  * ```ts
- * import { Axis } from "./grid.ts";
+ * import { Axis } from "./mod.ts";
  * const x = new Axis("x", 8, [0, 1], true);
  * x.spacing; // 0.125
  * ```
@@ -138,7 +138,7 @@ export class Axis {
  *
  * @example
  * ```ts
- * import { type Grid, Grid1D } from "./grid.ts";
+ * import { type Grid, Grid1D } from "./mod.ts";
  * const g: Grid = new Grid1D({ nt: 5, x: { n: 16, periodic: true } });
  * g.shape; // [5, 16]
  * ```
@@ -250,7 +250,7 @@ export interface Grid1DOptions {
  *
  * @example
  * ```ts
- * import { Grid1D } from "./grid.ts";
+ * import { Grid1D } from "./mod.ts";
  * const g = new Grid1D({ nt: 101, t: [0, 500], x: { n: 1024, centering: "cell" } });
  * g.t.spacing; // 5
  * g.x.spacing; // 1/1024
@@ -310,7 +310,7 @@ export interface Grid2DOptions {
  *
  * @example
  * ```ts
- * import { Grid2D } from "./grid.ts";
+ * import { Grid2D } from "./mod.ts";
  * const g = new Grid2D({ nt: 64, t: [0, 5], x: { n: 64, periodic: true }, y: { n: 64, periodic: true } });
  * g.shape; // [64, 64, 64]
  * g.x.spacing; // 1/64

@@ -53,7 +53,7 @@ export interface GaussianRFOptions extends RandomFieldOptions {
  *
  * @example
  * ```ts
- * import { gaussianRandomField2D } from "./random_fields.ts";
+ * import { gaussianRandomField2D } from "./mod.ts";
  * const w0 = gaussianRandomField2D(4, 64, { seed: 0 }); // FNO's α = 2.5, τ = 7
  * w0.shape; // [4, 64, 64]
  * ```
@@ -92,7 +92,7 @@ export interface PeriodicKernelOptions extends RandomFieldOptions {
  *
  * @example
  * ```ts
- * import { periodicKernelField2D } from "./random_fields.ts";
+ * import { periodicKernelField2D } from "./mod.ts";
  * const w0 = periodicKernelField2D(2, 64, { lengthScale: 0.8, seed: 1, dtype: "float64" });
  * ```
  */

@@ -17,7 +17,7 @@ import { type Backend, type DType, getDefaultBackend, irfftn, rfftn, Tensor } fr
  *
  * @example
  * ```ts
- * import { wavenumbers } from "./spectral.ts";
+ * import { wavenumbers } from "./mod.ts";
  * wavenumbers(4, 1); // [0, 2π, −4π, −2π]
  * ```
  */
@@ -36,7 +36,7 @@ export function wavenumbers(n: number, length = 1, half = false): Float64Array {
  *
  * @example
  * ```ts
- * import { constant } from "./spectral.ts";
+ * import { constant } from "./mod.ts";
  * constant(new Float64Array([1, 2]), [2, 1], "float32");
  * ```
  */
@@ -52,7 +52,7 @@ export function constant(data: Float64Array, shape: readonly number[], dtype: DT
  *
  * @example
  * ```ts
- * import { iFactor } from "./spectral.ts";
+ * import { iFactor } from "./mod.ts";
  * iFactor(new Float64Array([1, 2]), [2]); // host data [−1, 1, −2, 2], shape [2, 2]
  * ```
  */
@@ -77,7 +77,7 @@ export function mulI(z: Tensor, iK: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { velocityFromVorticity } from "./spectral.ts";
+ * import { velocityFromVorticity } from "./mod.ts";
  * import { randn } from "../tensor/mod.ts";
  * const { u, v } = velocityFromVorticity(randn([2, 32, 32], { dtype: "float64" }));
  * ```

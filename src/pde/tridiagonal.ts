@@ -27,7 +27,7 @@ function fromRight(v: Tensor, s: number, fill: number): Tensor {
  *
  * @example
  * ```ts
- * import { solveTridiagonal } from "./tridiagonal.ts";
+ * import { solveTridiagonal } from "./mod.ts";
  * import { tensor } from "../tensor/mod.ts";
  * const x = solveTridiagonal(tensor([0, -1, -1]), tensor([2, 2, 2]), tensor([-1, -1, 0]), tensor([1, 0, 1]));
  * x.toArray(); // [1, 1, 1]

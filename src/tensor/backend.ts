@@ -215,7 +215,8 @@ export interface Backend {
   synchronize(): void;
 }
 
-type BackendFactory = () => Backend;
+/** Makes the default backend on first use. */
+export type BackendFactory = () => Backend;
 
 let defaultBackend: Backend | undefined;
 let defaultFactory: BackendFactory | undefined;

@@ -16,9 +16,17 @@ export * from "./dtype.ts";
 export * from "./errors.ts";
 export * from "./shape.ts";
 export * from "./backend.ts";
-export { keep, tidy } from "./storage.ts";
+export { type Disposable, keep, Storage, tidy } from "./storage.ts";
 export { type NestedArray, type Operand, Tensor } from "./tensor.ts";
-export { type BackwardOptions, enableGrad, gradients, isGradEnabled, noGrad } from "./autograd.ts";
+export {
+  type BackwardFn,
+  type BackwardOptions,
+  enableGrad,
+  gradients,
+  isGradEnabled,
+  type Node,
+  noGrad,
+} from "./autograd.ts";
 export * from "./creation.ts";
 export * from "./ops_elementwise.ts";
 export * from "./ops_reduce.ts";

@@ -7,7 +7,7 @@
  */
 
 import type { Backend, DeviceBuffer, View } from "../../tensor/backend.ts";
-import { type DType, fromBFloat16Bits, itemSize, toBFloat16Bits } from "../../tensor/dtype.ts";
+import { allocHost, type DType, fromBFloat16Bits, itemSize, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { DeviceError } from "../../tensor/errors.ts";
 import { spanOf } from "./strided.ts";
 
@@ -98,16 +98,7 @@ export interface Operand {
  * ```
  */
 export function allocStorage(dtype: DType, n: number): StorageArray {
-  switch (dtype) {
-    case "float64":
-      return new Float64Array(n);
-    case "float32":
-      return new Float32Array(n);
-    case "int32":
-      return new Int32Array(n);
-    case "bfloat16":
-      return new Uint16Array(n);
-  }
+  return allocHost(dtype, n);
 }
 
 /**

@@ -55,7 +55,7 @@ export interface Burgers1DDatasetOptions extends TensorPlacement, Burgers1DSolve
  *
  * @example
  * ```ts
- * import { Burgers1D } from "./burgers_1d.ts";
+ * import { Burgers1D } from "../mod.ts";
  * const b = new Burgers1D({ nu: 0.01 });
  * const { u, grid } = b.generateDataset({ n: 2, seed: 0, nx: 128, nt: 51 });
  * b.residual(u, grid).shape; // [2, 51, 128]

@@ -84,7 +84,7 @@ export interface DiffusionSorptionDatasetOptions extends TensorPlacement, Diffus
  *
  * @example
  * ```ts
- * import { DiffusionSorption } from "./diffusion_sorption.ts";
+ * import { DiffusionSorption } from "../mod.ts";
  * const ds = new DiffusionSorption();
  * const { u, grid } = ds.generateDataset({ n: 2, seed: 0, nx: 256, nt: 101 });
  * u.shape; // [2, 101, 256]

@@ -56,7 +56,7 @@ export interface Heat1DDatasetOptions extends TensorPlacement {
  *
  * @example
  * ```ts
- * import { Heat1D } from "./heat_1d.ts";
+ * import { Heat1D } from "../mod.ts";
  * const heat = new Heat1D({ kappa: 0.1 });
  * const { grid, u } = heat.generateDataset({ n: 4, seed: 0, nx: 65, nt: 51 });
  * u.shape; // [4, 51, 65]

@@ -44,7 +44,7 @@ export interface Heat2DDatasetOptions extends TensorPlacement {
  *
  * @example
  * ```ts
- * import { Heat2D } from "./heat_2d.ts";
+ * import { Heat2D } from "../mod.ts";
  * const heat = new Heat2D();
  * const { u, grid } = heat.generateDataset({ n: 2, seed: 0, nx: 32, nt: 11 });
  * u.shape; // [2, 11, 32, 32]

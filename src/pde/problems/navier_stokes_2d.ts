@@ -82,7 +82,7 @@ const PRESETS = {
  *
  * @example
  * ```ts
- * import { NavierStokes2D } from "./navier_stokes_2d.ts";
+ * import { NavierStokes2D } from "../mod.ts";
  * const ns = new NavierStokes2D({ preset: "pihcmoe" });
  * const { u: w, grid } = ns.generateDataset({ n: 1, seed: 0, nx: 32, nt: 11, T: 0.5, dt: 1e-3 });
  * w.shape; // [1, 11, 32, 32]
