@@ -16,8 +16,8 @@
 
 export * from "./src/tensor/mod.ts";
 export {
-  backendChoice,
   type BackendChoice,
+  backendChoice,
   cpuBackend,
   cudaBackend,
   initBackend,

@@ -30,6 +30,17 @@ __device__ __forceinline__ double m_floor(double x) { return floor(x); }
 __device__ __forceinline__ float m_pow(float a, float b) { return powf(a, b); }
 __device__ __forceinline__ double m_pow(double a, double b) { return pow(a, b); }
 
+// Derivatives of the GELUs (backward of gelu / gelu_tanh).
+template <typename C> __device__ __forceinline__ C gelu_grad_f(C x) {
+  return (C)0.5 * ((C)1 + m_erf(x * (C)0.70710678118654752440)) +
+         x * (C)0.39894228040143267794 * m_exp((C)-0.5 * x * x);
+}
+template <typename C> __device__ __forceinline__ C gelu_tanh_grad_f(C x) {
+  const C c = (C)0.79788456080286535588, a = (C)0.044715;
+  const C t = m_tanh(c * (x + a * x * x * x));
+  return (C)0.5 * ((C)1 + t) + (C)0.5 * x * ((C)1 - t * t) * c * ((C)1 + (C)3 * a * x * x);
+}
+
 // ---- unary functors ----
 #define PW_UNARY_OPS(X)                                                                                  \
   X(neg, 0, -x)                                                                                          \
@@ -50,7 +61,9 @@ __device__ __forceinline__ double m_pow(double a, double b) { return pow(a, b); 
   X(softplus, 15, (x > (C)0 ? x : (C)0) + m_log1p(m_exp(-m_abs(x))))                                    \
   X(erf, 16, m_erf(x))                                                                                   \
   X(reciprocal, 17, (C)1 / x)                                                                            \
-  X(floor, 18, m_floor(x))
+  X(floor, 18, m_floor(x))                                                                               \
+  X(gelu_grad, 19, gelu_grad_f(x))                                                                       \
+  X(gelu_tanh_grad, 20, gelu_tanh_grad_f(x))
 
 #define PW_DEF_UNARY(name, code, expr)                   \
   struct U_##name {                                      \
@@ -335,7 +348,9 @@ __device__ __forceinline__ void where_strided(const CT* __restrict__ c, const T*
   PW_INST_UNARY_OP(softplus, 15, _, sfx, T)         \
   PW_INST_UNARY_OP(erf, 16, _, sfx, T)              \
   PW_INST_UNARY_OP(reciprocal, 17, _, sfx, T)       \
-  PW_INST_UNARY_OP(floor, 18, _, sfx, T)
+  PW_INST_UNARY_OP(floor, 18, _, sfx, T)            \
+  PW_INST_UNARY_OP(gelu_grad, 19, _, sfx, T)        \
+  PW_INST_UNARY_OP(gelu_tanh_grad, 20, _, sfx, T)
 #define PW_BINARY_OPS_T(sfx, T)                     \
   PW_INST_BINARY_OP(add, 0, _, sfx, T)              \
   PW_INST_BINARY_OP(sub, 1, _, sfx, T)              \

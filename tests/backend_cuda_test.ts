@@ -801,6 +801,35 @@ gpuTest("stream order: freed blocks reused at once by later launches", (g) => {
   g.free(x);
 });
 
+gpuTest("fused Adam(W) update agrees with the CPU backend's (float32, bfloat16 gradient + copy, float64)", (g) => {
+  const n = 3 * 4096 + 5; // several grid-stride rounds and a ragged tail
+  const cases = [
+    { p: "float32", g: "float32", low: false, wd: 0.01, decoupled: true },
+    { p: "float32", g: "bfloat16", low: true, wd: 0.01, decoupled: true },
+    { p: "float64", g: "float64", low: false, wd: 0.1, decoupled: false },
+  ] as const;
+  for (const c of cases) {
+    const l = { kind: "contiguous", base: n, shape: [n], strides: [1], offset: 0 };
+    const param = pairOf(g, l, c.p, 1), grad = pairOf(g, l, c.g, 2);
+    const m = pairOf(g, l, c.p, 3, -0.1, 0.1), v = pairOf(g, l, c.p, 4, 0, 0.2);
+    const low = c.low ? pairOf(g, l, "bfloat16", 5) : null;
+    for (let step = 1; step <= 3; step++) {
+      const hyper = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: c.wd, decoupled: c.decoupled, step };
+      cpu.optim.adam(param.cpu, grad.cpu, m.cpu, v.cpu, low?.cpu ?? null, hyper);
+      g.optim.adam(param.gpu, grad.gpu, m.gpu, v.gpu, low?.gpu ?? null, hyper);
+    }
+    const tol = TOL[c.p];
+    assertClose(g.toHost(param.gpu), cpu.toHost(param.cpu), tol, `${c.p}/${c.g} param`);
+    assertClose(g.toHost(m.gpu), cpu.toHost(m.cpu), tol, `${c.p}/${c.g} exp_avg`);
+    assertClose(g.toHost(v.gpu), cpu.toHost(v.cpu), tol, `${c.p}/${c.g} exp_avg_sq`);
+    if (low) assertClose(g.toHost(low.gpu), cpu.toHost(low.cpu), TOL.bfloat16, `${c.p}/${c.g} bfloat16 copy`);
+    for (const x of [param, grad, m, v, ...(low ? [low] : [])]) {
+      g.free(x.gpu.buffer);
+      cpu.free(x.cpu.buffer);
+    }
+  }
+});
+
 gpuTest("kernel cache: a second backend loads every kernel from disk", async () => {
   const second = await createCudaBackend();
   try {

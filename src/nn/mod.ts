@@ -1,7 +1,7 @@
 /**
  * Neural-network building blocks: the {@link Module} parameter tree, layers (Linear, MLP,
- * Sequential, LayerNorm, RMSNorm, Embedding, Dropout, activations), seeded initialisers
- * (`init`), and safetensors checkpoints.
+ * Sequential, LayerNorm, RMSNorm, Embedding, Dropout, activations, the Fourier neural operator's
+ * SpectralConv and FNO), seeded initialisers (`init`), and safetensors checkpoints.
  *
  * @example
  * ```ts
@@ -24,3 +24,5 @@ export * from "./norm.ts";
 export * from "./embedding.ts";
 export * from "./dropout.ts";
 export * from "./safetensors.ts";
+export * from "./spectral.ts";
+export * from "./fno.ts";

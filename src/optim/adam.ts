@@ -31,6 +31,12 @@ export interface AdamOptions extends BaseOptions {
    * gradient (Adam). Default false for Adam, true for AdamW.
    */
   decoupledWeightDecay: boolean;
+  /**
+   * Update each parameter with the backend's fused Adam primitive when it has one (one pass over
+   * parameter, gradient and moments instead of about twenty elementwise ops; the same arithmetic,
+   * see `OptimPrimitives.adam`). Default true; false always uses the composite update.
+   */
+  fused?: boolean;
 }
 
 type AdamArgs = Partial<AdamOptions>;
@@ -81,6 +87,38 @@ export class Adam extends Optimizer<AdamOptions> {
     if (!(Number.isFinite(o.weightDecay) && o.weightDecay >= 0)) {
       throw new ArgumentError(name, `weightDecay must be ≥ 0, got ${o.weightDecay}`);
     }
+  }
+
+  /** The whole update through `backend.optim.adam` when the backend has it and the tensors fit. */
+  protected override fusedUpdate(
+    p: ParamState,
+    param: Tensor,
+    grad: Tensor,
+    lowPrecision: Tensor | null,
+    lr: number,
+    o: AdamOptions,
+  ): boolean {
+    const fused = param.backend.optim;
+    if (o.fused === false || !fused) return false;
+    const dtype = param.dtype;
+    const gradOk = grad.dtype === dtype || (dtype === "float32" && grad.dtype === "bfloat16");
+    if ((dtype !== "float32" && dtype !== "float64") || !gradOk) return false;
+    if (lowPrecision && lowPrecision.dtype !== "bfloat16") return false;
+    const m = this.slot(p, "exp_avg", () => zerosLike(param));
+    const v = this.slot(p, "exp_avg_sq", () => zerosLike(param));
+    const fits = (t: Tensor) => t.isContiguous && t.backend === param.backend;
+    if (![param, grad, m, v].every(fits) || m.dtype !== dtype || v.dtype !== dtype) return false;
+    if (lowPrecision && !fits(lowPrecision)) return false;
+    fused.adam(param, grad, m, v, lowPrecision, {
+      lr,
+      beta1: o.betas[0],
+      beta2: o.betas[1],
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      decoupled: o.decoupledWeightDecay,
+      step: p.steps,
+    });
+    return true;
   }
 
   /** One Adam(W) update. */

@@ -235,6 +235,24 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
   protected abstract update(p: ParamState, param: Tensor, grad: Tensor, lr: number, options: O): Tensor;
 
   /**
+   * Applies the whole update of one parameter in place through a fused backend primitive, when
+   * the subclass has one that fits; returns false to fall back to {@link Optimizer.update}.
+   * `param` is the parameter or its float32 master, `grad` the gradient as accumulated (the
+   * parameter's dtype), `lowPrecision` the bfloat16 parameter to refresh from the master (null
+   * when `param` is the parameter itself). The default has none.
+   */
+  protected fusedUpdate(
+    _p: ParamState,
+    _param: Tensor,
+    _grad: Tensor,
+    _lowPrecision: Tensor | null,
+    _lr: number,
+    _options: O,
+  ): boolean {
+    return false;
+  }
+
+  /**
    * The state tensor `name` of `p`, created by `init` (and kept) on first use.
    *
    * @example
@@ -327,8 +345,9 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
               );
             }
             const target = param.dtype === "bfloat16" ? this.slot(p, "master", () => param.cast("float32")) : param;
-            const g = grad.dtype === target.dtype ? grad : grad.cast(target.dtype);
             p.steps++;
+            if (this.fusedUpdate(p, target, grad, target === param ? null : param, lrs[gi], group.options)) continue;
+            const g = grad.dtype === target.dtype ? grad : grad.cast(target.dtype);
             const next = this.update(p, target, g, lrs[gi], group.options);
             target.assign(next);
             if (target !== param) param.assign(target);

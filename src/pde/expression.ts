@@ -407,7 +407,7 @@ export class ResidualExpression {
       if (n.type !== "SymbolNode") return;
       if (parent?.type === "FunctionNode" && (parent as FunctionNode).fn === n) return;
       const name = (n as SymbolNode).name;
-      if (!seen.has(name)) seen.set(name, resolver.resolve(name, source)!);
+      if (!seen.has(name)) seen.set(name, resolver.resolve(name)!);
     });
     this.symbols = [...seen.values()];
     this.unknowns = this.symbols.filter((s) => s.kind === "field" || s.kind === "derivative");
@@ -449,7 +449,7 @@ export class ResidualExpression {
       if (n.type !== "SymbolNode") return;
       if (parent?.type === "FunctionNode" && (parent as FunctionNode).fn === n) return;
       const s = (n as SymbolNode).name;
-      const info = this.#resolver.resolve(s, text);
+      const info = this.#resolver.resolve(s);
       if (info && info.kind !== "parameter" && info.kind !== "constant" && !reads.includes(s)) reads.push(s);
     });
     return new CompiledExpression(d.toString(), compileNode(d, this.#resolver, text), reads, text);
@@ -654,7 +654,7 @@ class Resolver {
   }
 
   /** What `name` is, or undefined for an unknown symbol (function parameters are checked by the caller). */
-  resolve(name: string, _where: string): SymbolInfo | undefined {
+  resolve(name: string): SymbolInfo | undefined {
     if (name in this.parameters) return { name, kind: "parameter" };
     if (this.inputs.includes(name)) return { name, kind: "input" };
     if (this.fields.includes(name)) return { name, kind: "field", field: name, spec: {} };
@@ -704,7 +704,7 @@ class Resolver {
         case "SymbolNode": {
           const name = (n as SymbolNode).name;
           if (parent?.type === "FunctionNode" && (parent as FunctionNode).fn === n) return;
-          if (locals.includes(name) || this.values.has(name) || this.resolve(name, source)) return;
+          if (locals.includes(name) || this.values.has(name) || this.resolve(name)) return;
           const isFn = name in FUNCTIONS || this.functions.has(name);
           throw new ExpressionError(
             isFn ? `"${name}" is a function; call it with arguments` : `unknown symbol "${name}" (${this.describe()})`,
@@ -795,7 +795,7 @@ function compileNode(node: MathNode, r: Resolver, source: string): Compiled {
       return compileNode((node as ParenthesisNode).content, r, source);
     case "SymbolNode": {
       const name = (node as SymbolNode).name;
-      const info = r.resolve(name, source);
+      const info = r.resolve(name);
       if (!info) {
         throw new ExpressionError(`unknown symbol "${name}" (${r.describe()})`, {
           expression: source,

@@ -116,7 +116,7 @@ export class Axis {
    *
    * @example
    * ```ts
-   * import { Axis } from "./grid.ts";
+   * import { Axis } from "./mod.ts";
    * new Axis("x", 4, [0, 1], false, "cell").points(); // [0.125, 0.375, 0.625, 0.875]
    * ```
    */
@@ -280,7 +280,7 @@ export class Grid1D extends GridBase {
    *
    * @example
    * ```ts
-   * import { Grid1D } from "./grid.ts";
+   * import { Grid1D } from "./mod.ts";
    * new Grid1D({ nt: 11, x: { n: 16, periodic: true } }).resized({ nx: 32 }).shape; // [11, 32]
    * ```
    */
@@ -342,7 +342,7 @@ export class Grid2D extends GridBase {
    *
    * @example
    * ```ts
-   * import { Grid2D } from "./grid.ts";
+   * import { Grid2D } from "./mod.ts";
    * const g = new Grid2D({ nt: 5, x: { n: 8, periodic: true }, y: { n: 8, periodic: true } });
    * g.resized({ nx: 16, ny: 16 }).shape; // [5, 16, 16]
    * ```

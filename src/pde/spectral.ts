@@ -36,7 +36,8 @@ export function wavenumbers(n: number, length = 1, half = false): Float64Array {
  *
  * @example
  * ```ts
- * import { constant } from "./mod.ts";
+ * import "./mod.ts"; // registers a backend
+ * import { constant } from "./spectral.ts";
  * constant(new Float64Array([1, 2]), [2, 1], "float32");
  * ```
  */
@@ -52,7 +53,7 @@ export function constant(data: Float64Array, shape: readonly number[], dtype: DT
  *
  * @example
  * ```ts
- * import { iFactor } from "./mod.ts";
+ * import { iFactor } from "./spectral.ts";
  * iFactor(new Float64Array([1, 2]), [2]); // host data [−1, 1, −2, 2], shape [2, 2]
  * ```
  */

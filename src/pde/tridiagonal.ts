@@ -42,7 +42,8 @@ export function solveTridiagonal(a: Tensor, b: Tensor, c: Tensor, d: Tensor): Te
   let C = c.expand(shape);
   let D = d.expand(shape);
   if (n > 1) {
-    // Rows outside the system act as identity rows: a = c = d = 0, b = 1.
+    // a[0] and c[n−1] reach outside the system: zero them. In the rounds below, rows beyond the
+    // ends act as identity rows (a = c = d = 0, b = 1).
     A = narrow(A, -1, 1, n - 1).pad([[1, 0]]);
     C = narrow(C, -1, 0, n - 1).pad([[0, 1]]);
   }

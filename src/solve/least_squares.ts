@@ -23,9 +23,9 @@ import { stack, transpose } from "../tensor/ops_shape.ts";
 import { type Adjoint, ImplicitAdjoint } from "./adjoint.ts";
 import { SolverError } from "./errors.ts";
 import { type Factor, factoredSolve, rawCholesky, rawFactoredSolve } from "./factored.ts";
-import { constantMatrix, diagonalView, epsilonOf, linalgOf, nonFiniteMask } from "./internal.ts";
+import { constantMatrix, diagonalView, epsilonOf, linalgOf } from "./internal.ts";
 import { BasisResidual } from "./residual.ts";
-import { type LeastSquaresSolver, LevenbergMarquardt } from "./solvers.ts";
+import { type GaussNewton, type LeastSquaresSolver, LevenbergMarquardt } from "./solvers.ts";
 
 /** How a problem of the batch ended. */
 export type Status = "converged" | "max_steps" | "singular" | "nonfinite";
@@ -354,11 +354,6 @@ function evaluate<P>(pb: Problem<P>, feats: Tensor[] | null, w: Tensor, differen
   return { r: constant(r), jtj: constant(ne.jtj), jtr: constant(ne.jtr) };
 }
 
-/** Per-problem 0/1: any NaN/Inf in r, JᵀJ or Jᵀr. */
-function nonFinite(ev: Evaluation): Tensor {
-  return noGrad(() => or(or(nonFiniteMask(ev.r, 1), nonFiniteMask(ev.jtj, 2)), nonFiniteMask(ev.jtr, 1)));
-}
-
 function halfSquaredNorm(r: Tensor): Tensor {
   return noGrad(() => r.square().sum(-1).mul(0.5));
 }
@@ -390,8 +385,16 @@ function dampedCholesky(a: Tensor, relReg: number): DampedFactor {
     const tiny = d.min(-1).le(d.max(-1).mul(tol));
     return or(first.info.gt(0).cast(a.dtype), tiny.cast(a.dtype));
   });
-  if (relReg <= 0) {
-    return { matrix: a, factor: { kind: "cholesky", l: first.factor }, regularized: bad.mul(0), singular: bad };
+  // Re-factorise only when some problem needs it (reading one number; the common case pays a
+  // synchronisation instead of a second factorisation).
+  if (relReg <= 0 || noGrad(() => bad.max().item()) === 0) {
+    const none = bad.mul(0);
+    return {
+      matrix: a,
+      factor: { kind: "cholesky", l: first.factor },
+      regularized: relReg <= 0 ? none : bad,
+      singular: relReg <= 0 ? bad : none,
+    };
   }
   const tau = noGrad(() => {
     const md = diagonalView(ad).max(-1);
@@ -424,7 +427,15 @@ function dampedLu(a: Tensor, relReg: number): DampedFactor {
     return { f: { kind: "lu", lu: luT, pivots: piv } as Factor, bad };
   };
   const first = run(a.detach());
-  if (relReg <= 0) return { matrix: a, factor: first.f, regularized: first.bad.mul(0), singular: first.bad };
+  if (relReg <= 0 || noGrad(() => first.bad.max().item()) === 0) {
+    const none = first.bad.mul(0);
+    return {
+      matrix: a,
+      factor: first.f,
+      regularized: relReg <= 0 ? none : first.bad,
+      singular: relReg <= 0 ? first.bad : none,
+    };
+  }
   const tau = noGrad(() => {
     const md = diagonalView(a.detach()).abs().max(-1);
     return where(md.gt(0), md, 1).mul(relReg).mul(first.bad);
@@ -438,158 +449,265 @@ function dampedLu(a: Tensor, relReg: number): DampedFactor {
   return { matrix: a2, factor: second.f, regularized: first.bad, singular };
 }
 
-// ----------------------------------------------------------------------------------------- state
+// ------------------------------------------------------------------------------------ the loop
 
-interface State {
+/**
+ * The iteration. Device tensors hold what scales with M or N (w, r, JᵀJ, Jᵀr, the Marquardt
+ * scaling); the per-problem scalars (λ, ν, cost, status, step counts) live on the host. Each
+ * iteration reads one packed `[8, B]` tensor of reductions to the host (its only synchronisation),
+ * decides acceptance, damping and termination there in a few lines of plain code, and uploads one
+ * `[2, B]` tensor (the accept mask and the next damping coefficients). This keeps the device
+ * launches per iteration to the factorisation, the solve, the residual / Jacobian evaluation and a
+ * handful of reductions, whatever the batch size.
+ */
+class Loop<P> {
   w: Tensor;
   r: Tensor;
-  cost: Tensor;
   jtj: Tensor;
   jtr: Tensor;
-  lam: Tensor;
-  nu: Tensor;
-  scale: Tensor;
-  active: Tensor;
-  status: Tensor;
-  steps: Tensor;
-  regularized: Tensor;
-}
+  scale: Tensor | null;
+  coef: Tensor;
+  readonly lam: Float64Array;
+  readonly nu: Float64Array;
+  readonly cost: Float64Array;
+  readonly gnorm: Float64Array;
+  readonly maxDiag: Float64Array;
+  readonly status: Int32Array;
+  readonly steps: Int32Array;
+  readonly active: Uint8Array;
+  readonly regularized: Uint8Array;
+  iterations = 0;
+  readonly #pb: Problem<P>;
+  readonly #solver: LeastSquaresSolver;
+  readonly #feats: Tensor[] | null;
+  readonly #differentiable: boolean;
+  readonly #relReg: number;
+  readonly #lm: boolean;
+  readonly #marquardt: boolean;
 
-function stateTensors(s: State): Tensor[] {
-  return Object.values(s);
-}
-
-function initialState<P>(
-  pb: Problem<P>,
-  solver: LeastSquaresSolver,
-  feats: Tensor[] | null,
-  w0: Tensor,
-  differentiable: boolean,
-): State {
-  const ev = evaluate(pb, feats, w0, differentiable);
-  return noGrad(() => {
-    const bad = nonFinite(ev);
-    const cost = halfSquaredNorm(ev.r);
-    const diag = diagonalView(ev.jtj.detach());
-    const md = diag.max(-1);
-    const tau0 = solver.kind === "levenberg-marquardt" ? solver.initialDamping : 0;
-    const lam = solver.kind === "levenberg-marquardt"
-      ? where(md.gt(0).mul(not(bad)), md, 1).mul(tau0)
-      : md.mul(0).add(solver.damping);
-    let conv = bad.mul(0);
-    if (solver.gtol > 0) conv = and(ev.jtr.detach().abs().max(-1).le(solver.gtol).cast(w0.dtype), not(bad));
-    const status = where(bad.gt(0), NONFINITE, where(conv.gt(0), CONVERGED, MAX_STEPS));
-    return {
-      w: differentiable ? w0 : w0.detach(),
-      r: ev.r.detach(),
-      cost,
-      jtj: ev.jtj,
-      jtr: ev.jtr,
-      lam,
-      nu: lam.mul(0).add(2),
-      scale: where(bad.gt(0).unsqueeze(-1), 0, diag),
-      active: and(not(bad), not(conv)),
-      status,
-      steps: lam.mul(0),
-      regularized: lam.mul(0),
-    };
-  });
-}
-
-function iterate<P>(
-  pb: Problem<P>,
-  solver: LeastSquaresSolver,
-  feats: Tensor[] | null,
-  s: State,
-  differentiable: boolean,
-  relReg: number,
-): { next: State; anyActive: boolean } {
-  const { n } = pb;
-  const lm = solver.kind === "levenberg-marquardt";
-  const noiseLevel = epsilonOf(pb.dtype) * (8 + Math.sqrt(s.r.shape[1]));
-  const eye = constantMatrix("eye", n, s.w.dtype, s.w.backend);
-  // Damped normal matrix A = JᵀJ + λD (LM) or JᵀJ + μI (GN).
-  const dmat = lm && solver.scaling === "marquardt" ? eye.mul(s.scale.unsqueeze(-2)) : eye;
-  const damp = noGrad(() => batched(s.lam, 2));
-  const a = s.jtj.add(dmat.mul(damp));
-  const fac = dampedCholesky(a, relReg);
-  const rawStep = uncol(factoredSolve(fac.matrix, fac.factor, col(s.jtr), false)).neg();
-  const delta = where(batched(fac.singular, 1).gt(0), 0, rawStep);
-  const wTrial = s.w.add(delta);
-  const ev = evaluate(pb, feats, wTrial, differentiable);
-  const next = noGrad((): State => {
-    const act = s.active;
-    const bad = nonFinite(ev);
-    const cost = halfSquaredNorm(ev.r);
-    const d = delta.detach();
-    const hd = uncol(matmul(s.jtj.detach(), col(d)));
-    const predicted = d.mul(s.jtr.detach().neg().sub(hd.mul(0.5))).sum(-1);
-    const actual = s.cost.sub(cost);
-    const usable = and(and(act, not(bad)), not(fac.singular));
-    let accept: Tensor;
-    let lam = s.lam;
-    let nu = s.nu;
-    if (lm) {
-      // At the rounding floor of the cost both reductions are noise; trust the quadratic model there
-      // (ρ = 1) instead of letting noise inflate λ, which would stall the iteration with tiny steps.
-      const noise = s.cost.maximum(cost).mul(noiseLevel);
-      const atNoise = and(actual.abs().le(noise), predicted.le(noise)).gt(0);
-      const ratio = where(
-        predicted.gt(0),
-        actual.div(where(predicted.gt(0), predicted, 1)),
-        where(actual.ge(0), 1, -1),
+  constructor(
+    pb: Problem<P>,
+    solver: LeastSquaresSolver,
+    feats: Tensor[] | null,
+    w0: Tensor,
+    differentiable: boolean,
+    relReg: number,
+  ) {
+    this.#pb = pb;
+    this.#solver = solver;
+    this.#feats = feats;
+    this.#differentiable = differentiable;
+    this.#relReg = relReg;
+    this.#lm = solver.kind === "levenberg-marquardt";
+    this.#marquardt = solver.kind === "levenberg-marquardt" && solver.scaling === "marquardt";
+    const b = pb.b;
+    this.lam = new Float64Array(b);
+    this.nu = new Float64Array(b).fill(2);
+    this.cost = new Float64Array(b);
+    this.gnorm = new Float64Array(b);
+    this.maxDiag = new Float64Array(b);
+    this.status = new Int32Array(b).fill(MAX_STEPS);
+    this.steps = new Int32Array(b);
+    this.active = new Uint8Array(b);
+    this.regularized = new Uint8Array(b);
+    const first = tidy(() => {
+      const ev = evaluate(pb, feats, w0, differentiable);
+      const packed = noGrad(() =>
+        stack([
+          halfSquaredNorm(ev.r),
+          ev.jtj.detach().sum([1, 2]),
+          ev.jtr.detach().sum(-1),
+          ev.jtr.detach().abs().max(-1),
+          diagonalView(ev.jtj.detach()).max(-1),
+        ]).cast("float64").toTypedArray()
       );
-      const rho = where(atNoise, 1, ratio);
-      accept = and(usable, or(actual.ge(0), atNoise).cast(act.dtype));
-      // Nielsen: λ ← λ·max(1/3, 1 − (2ρ − 1)³), ν ← 2 on success; λ ← λ·ν, ν ← 2ν on failure.
-      const t = rho.mul(2).sub(1);
-      const shrink = t.mul(t).mul(t).neg().add(1).maximum(1 / 3);
-      const upd = where(accept.gt(0), s.lam.mul(shrink), s.lam.mul(s.nu)).clamp(1e-30, 1e30);
-      lam = where(act.gt(0), upd, s.lam);
-      nu = where(act.gt(0), where(accept.gt(0), 2, s.nu.mul(2).minimum(1e8)), s.nu);
-    } else {
-      accept = usable;
+      const scale = this.#marquardt ? noGrad(() => diagonalView(ev.jtj.detach()).contiguous()) : null;
+      return { ev, packed, scale };
+    });
+    this.w = differentiable ? w0 : w0.detach();
+    this.r = differentiable ? first.ev.r.detach() : first.ev.r;
+    this.jtj = first.ev.jtj;
+    this.jtr = first.ev.jtr;
+    this.scale = first.scale;
+    const h = first.packed;
+    for (let k = 0; k < b; k++) {
+      const cost = h[k];
+      const finite = Number.isFinite(cost) && Number.isFinite(h[b + k]) && Number.isFinite(h[2 * b + k]);
+      this.cost[k] = cost;
+      this.gnorm[k] = h[3 * b + k];
+      this.maxDiag[k] = h[4 * b + k];
+      if (!finite) {
+        this.status[k] = NONFINITE;
+        continue;
+      }
+      if (solver.gtol > 0 && this.gnorm[k] <= solver.gtol) {
+        this.status[k] = CONVERGED;
+        continue;
+      }
+      this.active[k] = 1;
+      this.lam[k] = this.#lm
+        ? (solver as LevenbergMarquardt).initialDamping * (this.maxDiag[k] > 0 ? this.maxDiag[k] : 1)
+        : (solver as GaussNewton).damping;
     }
-    const wNew = wTrial.detach();
-    const rNew = ev.r.detach();
-    const { atol, rtol } = solver;
-    const yTest = d.abs().div(wNew.abs().mul(rtol).add(atol)).max(-1).lt(1);
-    const fTest = rNew.sub(s.r).abs().div(rNew.abs().mul(rtol).add(atol)).max(-1).lt(1);
-    let test = and(yTest, fTest);
-    if (solver.gtol > 0) test = or(test, ev.jtr.detach().abs().max(-1).le(solver.gtol));
-    const conv = and(accept, test.cast(act.dtype));
-    const singularNow = and(act, fac.singular);
-    const nonfiniteNow = lm ? act.mul(0) : and(and(act, bad), not(fac.singular));
-    let status = where(conv.gt(0), CONVERGED, s.status);
-    status = where(singularNow.gt(0), SINGULAR, status);
-    status = where(nonfiniteNow.gt(0), NONFINITE, status);
-    const active = and(and(and(act, not(conv)), not(singularNow)), not(nonfiniteNow));
-    const acc = accept.gt(0);
-    const pick = (x: Tensor, y: Tensor, rank: number) => where(batched(acc, rank), x, y);
-    const picked = enableGrad(() => ({
-      w: differentiable ? pick(wTrial, s.w, 1) : pick(wNew, s.w, 1),
-      jtj: pick(ev.jtj, s.jtj, 2),
-      jtr: pick(ev.jtr, s.jtr, 1),
-    }));
-    return {
-      w: picked.w,
-      r: pick(rNew, s.r, 1),
-      cost: where(acc, cost, s.cost),
-      jtj: differentiable ? picked.jtj : picked.jtj.detach(),
-      jtr: differentiable ? picked.jtr : picked.jtr.detach(),
-      lam,
-      nu,
-      scale: lm && solver.scaling === "marquardt"
-        ? where(batched(acc, 1), s.scale.maximum(diagonalView(ev.jtj.detach())), s.scale)
-        : s.scale,
-      active,
-      status,
-      steps: s.steps.add(act),
-      regularized: or(s.regularized, and(act, fac.regularized)),
-    };
-  });
-  const anyActive = noGrad(() => next.active.max().item()) > 0;
-  return { next, anyActive };
+    this.coef = this.#upload(new Float64Array(b), this.#coefficients());
+  }
+
+  get anyActive(): boolean {
+    return this.active.some((a) => a === 1);
+  }
+
+  /** The damping coefficient of the identity (or of D) per problem: λ (+ the Tikhonov term). */
+  #coefficients(): Float64Array {
+    const b = this.#pb.b;
+    const out = new Float64Array(2 * b);
+    for (let k = 0; k < b; k++) {
+      const tau = this.regularized[k] ? this.#relReg * (this.maxDiag[k] > 0 ? this.maxDiag[k] : 1) : 0;
+      out[k] = this.lam[k];
+      out[b + k] = tau;
+    }
+    return out;
+  }
+
+  /** Uploads `[accept (B), λ (B), τ (B)]` as one `[3, B]` tensor of the working dtype. */
+  #upload(accept: Float64Array, coef: Float64Array): Tensor {
+    const b = this.#pb.b;
+    const host = new Float64Array(3 * b);
+    host.set(accept, 0);
+    host.set(coef, b);
+    return Tensor.fromBuffer(this.w.backend.fromHost(host, this.#pb.dtype), [3, b], this.#pb.dtype);
+  }
+
+  /** One iteration for every active problem; returns the tensors the caller may now dispose. */
+  step(): Tensor[] {
+    const pb = this.#pb;
+    const { b, n } = pb;
+    const solver = this.#solver;
+    const diff = this.#differentiable;
+    const out = tidy(() => {
+      const eye = constantMatrix("eye", n, pb.dtype, this.w.backend);
+      const lam = this.coef.narrow(0, 1, 1).reshape([b, 1, 1]);
+      const tau = this.coef.narrow(0, 2, 1).reshape([b, 1, 1]);
+      // A = JᵀJ + λD + τI, with D = I or diag(scale).
+      const shift = this.#marquardt
+        ? eye.mul(this.scale!.unsqueeze(-2)).mul(lam).add(eye.mul(tau))
+        : eye.mul(noGrad(() => lam.add(tau)));
+      const a = this.jtj.add(shift);
+      const { factor, info } = rawCholesky(a.detach());
+      const piv = noGrad(() => diagonalView(factor).square());
+      // δ̃ = A⁻¹ Jᵀr, w⁺ = w − δ̃ (δ = −δ̃).
+      let dt = uncol(factoredSolve(a, { kind: "cholesky", l: factor }, col(this.jtr), false));
+      if (diff) dt = where(noGrad(() => dt.sub(dt).eq(0)), dt, 0); // keep NaN out of the recorded graph
+      const wTrial = this.w.sub(dt);
+      const ev = evaluate(pb, this.#feats, wTrial, diff);
+      const packed = noGrad(() => {
+        const d = dt.detach();
+        const jtj = this.jtj.detach();
+        const jtr = this.jtr.detach();
+        const hd = uncol(matmul(jtj, col(d)));
+        const predicted = d.mul(jtr.sub(hd.mul(0.5))).sum(-1); // −gᵀδ − ½δᵀJᵀJδ
+        const wn = wTrial.detach();
+        const rn = ev.r.detach();
+        const { atol, rtol } = solver;
+        const yRatio = d.abs().div(wn.abs().mul(rtol).add(atol)).max(-1);
+        const fRatio = rn.sub(this.r).abs().div(rn.abs().mul(rtol).add(atol)).max(-1);
+        const tol = n * epsilonOf(pb.dtype);
+        const bad = info.gt(0).cast(pb.dtype).maximum(piv.min(-1).le(piv.max(-1).mul(tol)).cast(pb.dtype));
+        return stack([
+          halfSquaredNorm(rn),
+          ev.jtj.detach().sum([1, 2]),
+          ev.jtr.detach().sum(-1),
+          ev.jtr.detach().abs().max(-1),
+          diagonalView(ev.jtj.detach()).max(-1),
+          predicted,
+          yRatio.maximum(fRatio),
+          bad,
+        ]).cast("float64").toTypedArray();
+      });
+      return { wTrial, ev, packed };
+    });
+    const h = out.packed;
+    const accept = new Float64Array(b);
+    const noiseLevel = epsilonOf(pb.dtype) * (8 + Math.sqrt(this.r.shape[1]));
+    let anyAccepted = false;
+    for (let k = 0; k < b; k++) {
+      if (!this.active[k]) continue;
+      this.steps[k]++;
+      const cost = h[k];
+      const finite = Number.isFinite(cost) && Number.isFinite(h[b + k]) && Number.isFinite(h[2 * b + k]);
+      const predicted = h[5 * b + k];
+      const cauchy = h[6 * b + k] < 1;
+      const bad = h[7 * b + k] > 0;
+      if (bad) {
+        // The damped normal matrix was numerically singular: retry with the Tikhonov term from the
+        // next iteration on (sticky), or stop when that is off or already in.
+        if (this.#relReg > 0 && !this.regularized[k]) {
+          this.regularized[k] = 1;
+        } else {
+          this.status[k] = SINGULAR;
+          this.active[k] = 0;
+        }
+        continue;
+      }
+      let ok: boolean;
+      if (this.#lm) {
+        const actual = this.cost[k] - cost;
+        const noise = noiseLevel * Math.max(this.cost[k], finite ? cost : 0);
+        const atNoise = finite && Math.abs(actual) <= noise && predicted <= noise;
+        const rho = atNoise ? 1 : predicted > 0 ? actual / predicted : actual >= 0 ? 1 : -1;
+        ok = finite && (actual >= 0 || atNoise);
+        if (ok) {
+          const t = 2 * rho - 1;
+          this.lam[k] = Math.min(1e30, Math.max(1e-30, this.lam[k] * Math.max(1 / 3, 1 - t * t * t)));
+          this.nu[k] = 2;
+        } else {
+          this.lam[k] = Math.min(1e30, this.lam[k] * this.nu[k]);
+          this.nu[k] = Math.min(1e8, this.nu[k] * 2);
+        }
+      } else {
+        ok = finite;
+        if (!finite) {
+          this.status[k] = NONFINITE;
+          this.active[k] = 0;
+        }
+      }
+      if (!ok) continue;
+      accept[k] = 1;
+      anyAccepted = true;
+      this.cost[k] = cost;
+      this.gnorm[k] = h[3 * b + k];
+      this.maxDiag[k] = h[4 * b + k];
+      if (cauchy || (solver.gtol > 0 && this.gnorm[k] <= solver.gtol)) {
+        this.status[k] = CONVERGED;
+        this.active[k] = 0;
+      }
+    }
+    this.iterations++;
+    const prevCoef = this.coef;
+    this.coef = this.#upload(accept, this.#coefficients());
+    const dead: Tensor[] = [prevCoef];
+    if (anyAccepted) {
+      const mask = this.coef.narrow(0, 0, 1).reshape([b]).gt(0);
+      const pick = (x: Tensor, y: Tensor) => where(mask.reshape([b, ...new Array(x.ndim - 1).fill(1)]), x, y);
+      const sel = (diff ? enableGrad : noGrad)(() => ({
+        w: pick(out.wTrial, this.w),
+        jtj: pick(out.ev.jtj, this.jtj),
+        jtr: pick(out.ev.jtr, this.jtr),
+      }));
+      const r = noGrad(() => pick(out.ev.r.detach(), this.r));
+      const scale = this.#marquardt
+        ? noGrad(() => pick(this.scale!.maximum(diagonalView(out.ev.jtj.detach())), this.scale!))
+        : this.scale;
+      dead.push(this.w, this.r, this.jtj, this.jtr, mask);
+      if (scale !== this.scale) dead.push(this.scale!);
+      this.w = sel.w;
+      this.r = r;
+      this.jtj = sel.jtj;
+      this.jtr = sel.jtr;
+      this.scale = scale;
+    }
+    dead.push(out.wTrial, out.ev.r, out.ev.jtj, out.ev.jtr);
+    return dead;
+  }
 }
 
 // ------------------------------------------------------------------------------------ the solve
@@ -671,47 +789,36 @@ export function leastSquares<P>(
   }
 
   const mode = <T>(fn: () => T): T => (unrolled ? enableGrad(fn) : noGrad(fn));
-  let state = tidy(() => mode(() => initialState(loopProblem, solver, feats, w0, unrolled)));
-  let iterations = 0;
-  let anyActive = solver.maxSteps > 0 && noGrad(() => state.active.max().item()) > 0;
-  while (anyActive && iterations < solver.maxSteps) {
-    const prev = state;
-    const out = tidy(() => mode(() => iterate(loopProblem, solver, feats, prev, unrolled, relReg)));
-    if (!unrolled) {
-      const keepSet = new Set(stateTensors(out.next));
-      for (const t of stateTensors(prev)) if (!keepSet.has(t)) t.dispose();
-    }
-    state = out.next;
-    anyActive = out.anyActive;
-    iterations++;
+  const loop = mode(() => new Loop(loopProblem, solver, feats, w0, unrolled, relReg));
+  while (loop.anyActive && loop.iterations < solver.maxSteps) {
+    const dead = mode(() => loop.step());
+    // The implicit adjoint needs none of the previous iterates (the unrolled one keeps its graph).
+    if (!unrolled) { for (const t of dead) if (t !== loop.w && t !== loop.jtj && t !== loop.jtr) t.dispose(); }
   }
-
-  // One host read for every diagnostic.
-  const host = noGrad(() =>
-    tidy(() =>
-      stack([
-        state.status,
-        state.steps,
-        state.cost.mul(2).sqrt(),
-        state.jtr.detach().abs().max(-1),
-        state.regularized,
-        state.lam,
-      ]).toTypedArray()
-    )
-  );
-  const row = (k: number) => Array.from(host.subarray(k * b, (k + 1) * b));
+  loop.coef.dispose();
+  const iterations = loop.iterations;
+  const host = [
+    Array.from(loop.status),
+    Array.from(loop.steps),
+    Array.from(loop.cost, (c) => Math.sqrt(2 * c)),
+    Array.from(loop.gnorm),
+    Array.from(loop.regularized),
+    Array.from(loop.lam),
+  ];
+  const row = (k: number) => host[k];
   const status = row(0).map((c) => STATUS[c] ?? "nonfinite");
   let reportFlags: Tensor | null = null;
   let value: Tensor;
   if (unrolled) {
-    value = state.w;
+    value = loop.w;
   } else {
-    value = implicitValue(pb, adjoint as ImplicitAdjoint, state, relReg, (f) => {
+    value = implicitValue(pb, adjoint as ImplicitAdjoint, loop.w, loop.jtj, loop.status, relReg, (f) => {
       reportFlags?.dispose();
       reportFlags = f;
     });
-    // Everything but w* and JᵀJ(w*) (read by the backward pass) can go now.
-    for (const t of stateTensors(state)) if (t !== state.w && t !== state.jtj) t.dispose();
+    for (const t of [loop.r, loop.jtr, loop.scale]) t?.dispose();
+    if (!value.node) { for (const t of [loop.w, loop.jtj]) t.dispose(); // no backward pass will read them
+     }
   }
   const adjointReport = (): AdjointReport | null => {
     const f = reportFlags as Tensor | null;
@@ -767,16 +874,17 @@ function readsOtherTensors(out: Tensor, stops: Set<Tensor>): boolean {
 function implicitValue<P>(
   pb: Problem<P>,
   adjoint: ImplicitAdjoint,
-  state: State,
+  wStar: Tensor,
+  jtjStar: Tensor,
+  status: Int32Array,
   relRegSolver: number,
   report: (flags: Tensor) => void,
 ): Tensor {
   const targets = tensorsOf(pb.params).filter((t) => t.requiresGrad);
-  const wStar = state.w;
   const out = wStar.detach();
   if (targets.length === 0 || !isGradEnabled()) return out;
-  const jtjStar = state.jtj;
-  const ok = noGrad(() => state.status.le(MAX_STEPS).cast(wStar.dtype));
+  const okHost = Float64Array.from(status, (c) => (c <= MAX_STEPS ? 1 : 0));
+  const ok = Tensor.fromBuffer(wStar.backend.fromHost(okHost, wStar.dtype), [okHost.length], wStar.dtype);
   const relReg = adjoint.regularization ?? relRegSolver;
   const { b, n, params } = pb;
   const backward = (wbar: Tensor, needs: readonly boolean[]): (Tensor | null)[] => {

@@ -52,10 +52,17 @@
  * `JᵀJ = Φᵀ diag(F′²) Φ`, `Jᵀr = Φᵀ(F′ ⊙ r)`.
  *
  * **Conditioning.** When `A = JᵀJ + λD` is numerically singular for a problem (Cholesky fails, or
- * its pivot ratio `min Lᵢᵢ² / max Lᵢᵢ²` is at most n·ε), the step is re-solved with the Tikhonov
- * term `A + τ·s·I`, `s = max diag(A)` (1 if not positive), τ = `regularization` (default 10·n·ε of
- * the dtype), and the problem's `regularized` flag is set. With `regularization: 0` the problem
- * stops with status "singular" instead.
+ * its pivot ratio `min Lᵢᵢ² / max Lᵢᵢ²` is at most n·ε), that step is not taken and from then on
+ * the problem's steps solve `(JᵀJ + λD + τ·s·I)·δ = −Jᵀr`, `s = max diag(JᵀJ)` (1 if not
+ * positive), τ = `regularization` (default 10·n·ε of the dtype); its `regularized` flag says so.
+ * If the regularized matrix is still singular, or with `regularization: 0`, the problem stops
+ * with status "singular".
+ *
+ * **Cost per iteration.** One batched Cholesky, two batched triangular solves, one residual and
+ * Jacobian evaluation at the trial point, a handful of batched reductions, and one synchronisation:
+ * a packed `[8, B]` read of per-problem reductions (cost, finiteness, model reduction, the Cauchy
+ * ratios, the factorisation check), from which the acceptance, the damping update and termination
+ * are decided on the host, and one `[3, B]` upload of the accept mask and the next damping.
  *
  * ## Differentiating the solution (`adjoint.ts`)
  *

@@ -21,9 +21,9 @@ export interface SolverOptions {
   gtol?: number;
   /**
    * Relative Tikhonov term τ used when the damped normal matrix A = JᵀJ + λD is numerically
-   * singular (Cholesky fails, or its pivot ratio is below n·ε): the step is re-solved with
-   * A + τ·max(diag A)·I and the problem's `regularized` flag is set. 0 disables it (the problem
-   * then stops with status "singular"). Default: 10·n·ε of the dtype.
+   * singular (Cholesky fails, or its pivot ratio is below n·ε): that step is dropped and the
+   * problem's later steps add τ·max(diag JᵀJ)·I to A; its `regularized` flag is set. 0 disables
+   * it (the problem then stops with status "singular"). Default: 10·n·ε of the dtype.
    */
   regularization?: number;
 }

@@ -36,7 +36,7 @@ export interface View {
   readonly offset: number;
 }
 
-/** Elementwise functions of one argument. */
+/** Elementwise functions of one argument (`gelu_grad`, `gelu_tanh_grad`: the derivatives of the GELUs). */
 export type UnaryOp =
   | "neg"
   | "exp"
@@ -56,7 +56,9 @@ export type UnaryOp =
   | "softplus"
   | "erf"
   | "reciprocal"
-  | "floor";
+  | "floor"
+  | "gelu_grad"
+  | "gelu_tanh_grad";
 
 /** Elementwise functions of two arguments. Comparisons produce 1 or 0 in the output dtype. */
 export type BinaryOp =
@@ -140,6 +142,65 @@ export interface LinalgPrimitives {
 }
 
 /**
+ * Hyperparameters of one fused Adam update ({@link OptimPrimitives.adam}).
+ *
+ * @example
+ * ```ts
+ * import type { AdamHyperparameters } from "./backend.ts";
+ * const h: AdamHyperparameters = {
+ *   lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled: true, step: 1,
+ * };
+ * ```
+ */
+export interface AdamHyperparameters {
+  /** Learning rate of this step. */
+  readonly lr: number;
+  /** Decay rate of the first moment. */
+  readonly beta1: number;
+  /** Decay rate of the second moment. */
+  readonly beta2: number;
+  /** Added to the denominator. */
+  readonly eps: number;
+  /** Weight decay λ (0: none). */
+  readonly weightDecay: number;
+  /** Decoupled decay (AdamW: θ ← θ(1 − lr·λ)) instead of adding λθ to the gradient. */
+  readonly decoupled: boolean;
+  /** This parameter's step count t ≥ 1 (bias correction). */
+  readonly step: number;
+}
+
+/**
+ * Fused optimiser updates: one pass over a parameter instead of a chain of elementwise ops.
+ * Optional on {@link Backend}; `src/optim` falls back to tensor ops where it is missing.
+ */
+export interface OptimPrimitives {
+  /**
+   * One Adam(W) update in place, elementwise, with the arithmetic (operation order, and on a
+   * backend that rounds after each op, the rounding) of the composite update in `src/optim/adam.ts`:
+   *
+   * ```text
+   * g ← g + λθ (coupled)  |  θ' ← θ(1 − lr·λ) (decoupled; else θ' = θ)
+   * m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²
+   * θ ← θ' − (m / (√v / √(1 − β₂ᵗ) + ε)) · (lr / (1 − β₁ᵗ))
+   * ```
+   *
+   * `param`, `expAvg` and `expAvgSq` are contiguous views of one float dtype (float32 or
+   * float64), overwritten; `grad` is contiguous, of the parameter's dtype or, for a float32
+   * parameter, bfloat16. `copyTo` (or null) is a contiguous bfloat16 view that receives the new
+   * parameter rounded (the bfloat16 parameter whose float32 master `param` is). All views have
+   * the same number of elements and do not overlap.
+   */
+  adam(
+    param: View,
+    grad: View,
+    expAvg: View,
+    expAvgSq: View,
+    copyTo: View | null,
+    hyper: AdamHyperparameters,
+  ): void;
+}
+
+/**
  * The primitive operations a backend provides. Shapes passed in are already checked; a backend
  * may assume the views are in range and that broadcast operands have been expanded (stride 0)
  * to the output shape.
@@ -204,6 +265,8 @@ export interface Backend {
 
   /** Batched dense linear algebra (optional: see {@link LinalgPrimitives}). */
   readonly linalg?: LinalgPrimitives;
+  /** Fused optimiser updates (optional: see {@link OptimPrimitives}). */
+  readonly optim?: OptimPrimitives;
 
   /** Memory statistics. */
   memory(): MemoryStats;

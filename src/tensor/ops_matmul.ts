@@ -55,12 +55,21 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const ae = expand(a2.dtype === dtype ? a2 : a2.cast(dtype), [...batch, m, k]);
   const be = expand(b2.dtype === dtype ? b2 : b2.cast(dtype), [...batch, k, n]);
   const out = Tensor.fromBuffer(a.backend.matmul(ae, be, dtype), [...batch, m, n], dtype);
+  // An operand that is a transposed view (a Linear layer's weightᵀ) gets its gradient computed as
+  // the transpose of the product in the other order: the same numbers, laid out like the operand
+  // underneath, so the gradient reaching the weight is contiguous instead of needing a copy.
   record("matmul", out, [ae, be], [], (g, needs) => [
-    needs[0] ? matmul(g, transpose(be)) : null,
-    needs[1] ? matmul(transpose(ae), g) : null,
+    needs[0] ? (columnMajor(ae) ? transpose(matmul(be, transpose(g))) : matmul(g, transpose(be))) : null,
+    needs[1] ? (columnMajor(be) ? transpose(matmul(transpose(g), ae)) : matmul(transpose(ae), g)) : null,
   ]);
   if (a.ndim === 1 && b.ndim === 1) return reshape(out, []);
   if (a.ndim === 1) return reshape(out, [...batch, n]);
   if (b.ndim === 1) return reshape(out, [...batch, m]);
   return out;
+}
+
+/** Whether the last two axes are laid out column by column (unit row stride), as a transposed view. */
+function columnMajor(t: Tensor): boolean {
+  const r = t.ndim;
+  return t.shape[r - 2] > 1 && t.shape[r - 1] > 1 && t.strides[r - 2] === 1 && t.strides[r - 1] !== 1;
 }

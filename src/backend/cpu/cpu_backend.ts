@@ -15,6 +15,7 @@ import type {
   DeviceBuffer,
   LinalgPrimitives,
   MemoryStats,
+  OptimPrimitives,
   ReduceOp,
   UnaryOp,
   View,
@@ -38,6 +39,7 @@ import { fftInto, irfftInto, rfftInto } from "./fft_ops.ts";
 import { gatherInto, scatterAddInto } from "./indexing.ts";
 import { CpuLinalg } from "./linalg.ts";
 import { matmulKernel } from "./matmul.ts";
+import { CpuOptim } from "./optim.ts";
 import { fillRandom } from "./random.ts";
 import { argReduceInto, cumsumInto, reducedShape, reduceInto, softmaxInto } from "./reduce.ts";
 import { contiguousStrides, Odometer, sizeOf, spanOf } from "./strided.ts";
@@ -81,6 +83,8 @@ export class CpuBackend implements Backend {
   #peak = 0;
   /** Batched dense linear algebra (see `linalg.ts`). */
   readonly linalg: LinalgPrimitives = new CpuLinalg((data, dtype) => this.#wrap(dtype, data));
+  /** Fused optimiser updates (see `optim.ts`). */
+  readonly optim: OptimPrimitives = new CpuOptim();
 
   /** Creates a CPU backend with empty memory statistics. */
   constructor() {

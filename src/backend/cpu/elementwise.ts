@@ -11,7 +11,7 @@
 import type { BinaryOp, UnaryOp } from "../../tensor/backend.ts";
 import { fromBFloat16Bits, toBFloat16Bits } from "../../tensor/dtype.ts";
 import type { NumArray, Operand, StorageArray } from "./buffer.ts";
-import { cpow, erf, gelu, geluTanh, ipow, sigmoid, softplus } from "./math.ts";
+import { cpow, erf, gelu, geluGrad, geluTanh, geluTanhGrad, ipow, sigmoid, softplus } from "./math.ts";
 import { contiguousStrides, linePlan } from "./strided.ts";
 
 /**
@@ -83,6 +83,12 @@ export function unaryLine(
       return;
     case "gelu_tanh":
       for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = geluTanh(x[j]);
+      return;
+    case "gelu_grad":
+      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = geluGrad(x[j]);
+      return;
+    case "gelu_tanh_grad":
+      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = geluTanhGrad(x[j]);
       return;
     case "silu":
       for (let k = 0, i = oo; k < n; k++, i += os, j += xs) {

@@ -158,6 +158,7 @@ export function softplus(x: number): number {
 
 const SQRT1_2 = Math.SQRT1_2;
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /**
  * Exact GELU: 0.5·x·(1 + erf(x/√2)).
@@ -183,6 +184,34 @@ export function gelu(x: number): number {
  */
 export function geluTanh(x: number): number {
   return 0.5 * x * (1 + Math.tanh(GELU_TANH_C * (x + 0.044715 * x * x * x)));
+}
+
+/**
+ * Derivative of the exact GELU: Φ(x) + x·φ(x).
+ *
+ * @example
+ * ```ts
+ * import { geluGrad } from "./math.ts";
+ * geluGrad(0); // 0.5
+ * ```
+ */
+export function geluGrad(x: number): number {
+  return 0.5 * (1 + erf(x * SQRT1_2)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+}
+
+/**
+ * Derivative of the tanh-approximated GELU: 0.5·(1 + t) + 0.5·x·(1 − t²)·c·(1 + 3·0.044715·x²)
+ * with t = tanh(c·(x + 0.044715·x³)), c = √(2/π).
+ *
+ * @example
+ * ```ts
+ * import { geluTanhGrad } from "./math.ts";
+ * geluTanhGrad(0); // 0.5
+ * ```
+ */
+export function geluTanhGrad(x: number): number {
+  const t = Math.tanh(GELU_TANH_C * (x + 0.044715 * x * x * x));
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_TANH_C * (1 + 3 * 0.044715 * x * x);
 }
 
 /**

@@ -13,7 +13,17 @@
  * @module
  */
 
-import type { Backend, BinaryOp, DeviceBuffer, MemoryStats, ReduceOp, UnaryOp, View } from "../../tensor/backend.ts";
+import type {
+  AdamHyperparameters,
+  Backend,
+  BinaryOp,
+  DeviceBuffer,
+  MemoryStats,
+  OptimPrimitives,
+  ReduceOp,
+  UnaryOp,
+  View,
+} from "../../tensor/backend.ts";
 import { type DType, type HostArray, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { ArgumentError, DeviceError, DTypeError, PatchworkError } from "../../tensor/errors.ts";
 import { type AllocatorStats, CachingAllocator } from "./allocator.ts";
@@ -63,6 +73,8 @@ const UNARY_CODES: Readonly<Record<UnaryOp, number>> = {
   erf: 16,
   reciprocal: 17,
   floor: 18,
+  gelu_grad: 19,
+  gelu_tanh_grad: 20,
 };
 /** Op codes of PW_BINARY_OPS in kernels/elementwise.cu. */
 const BINARY_CODES: Readonly<Record<BinaryOp, number>> = {
@@ -312,6 +324,10 @@ export class CudaBackend implements Backend {
    * several times faster). Off by default.
    */
   allowTF32 = false;
+  /** Fused optimiser updates (kernels/optim.cu). */
+  readonly optim: OptimPrimitives = {
+    adam: (param, grad, expAvg, expAvgSq, copyTo, hyper) => this.#adam(param, grad, expAvg, expAvgSq, copyTo, hyper),
+  };
 
   readonly #drv: Driver;
   readonly #ctx: Deno.PointerValue;
@@ -1304,6 +1320,58 @@ export class CudaBackend implements Backend {
         ),
       );
     }
+  }
+
+  // ---------------------------------------------------------------- Backend: optimiser updates
+
+  /** One fused Adam(W) update in place (see `OptimPrimitives.adam`). */
+  #adam(
+    param: View,
+    grad: View,
+    expAvg: View,
+    expAvgSq: View,
+    copyTo: View | null,
+    hyper: AdamHyperparameters,
+  ): void {
+    const op = "adam";
+    const n = numel(param.shape);
+    const P = this.#raw(param, op), G = this.#raw(grad, op), M = this.#raw(expAvg, op), V = this.#raw(expAvgSq, op);
+    const L = copyTo ? this.#raw(copyTo, op) : null;
+    const dtype = P.dtype;
+    if (dtype !== "float32" && dtype !== "float64") {
+      throw new DTypeError(op, `parameters must be float32 or float64, got ${dtype}`);
+    }
+    if (M.dtype !== dtype || V.dtype !== dtype) {
+      throw new DTypeError(op, `moments must be ${dtype}, got ${M.dtype} and ${V.dtype}`);
+    }
+    if (G.dtype !== dtype && !(dtype === "float32" && G.dtype === "bfloat16")) {
+      throw new DTypeError(op, `a ${dtype} parameter needs a ${dtype} gradient, got ${G.dtype}`);
+    }
+    if (L && L.dtype !== "bfloat16") throw new DTypeError(op, `copyTo must be bfloat16, got ${L.dtype}`);
+    for (const [name, r] of [["param", P], ["grad", G], ["expAvg", M], ["expAvgSq", V], ["copyTo", L]] as const) {
+      if (!r) continue;
+      if (numel(r.shape) !== n) throw new ArgumentError(op, `${name} has ${numel(r.shape)} elements, the parameter ${n}`);
+      if (!isContiguous(r.shape, r.strides)) throw new ArgumentError(op, `${name} must be contiguous`);
+    }
+    if (n === 0) return;
+    const { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, decoupled, step: t } = hyper;
+    const p = this.#params;
+    p.ptr(0, P.ptr);
+    p.ptr(1, G.ptr);
+    p.ptr(2, M.ptr);
+    p.ptr(3, V.ptr);
+    p.ptr(4, L ? L.ptr : 0);
+    p.u64(5, n);
+    p.f64(6, wd !== 0 && decoupled ? 1 - lr * wd : 1);
+    p.f64(7, wd !== 0 && !decoupled ? wd : 0);
+    p.f64(8, b1);
+    p.f64(9, 1 - b1);
+    p.f64(10, b2);
+    p.f64(11, 1 - b2);
+    p.f64(12, Math.sqrt(1 - b2 ** t));
+    p.f64(13, eps);
+    p.f64(14, lr / (1 - b1 ** t));
+    this.#launch(this.#fn("optim", `adam_${SFX[dtype]}_${SFX[G.dtype]}`), this.#grid(Math.ceil(n / 4)), 256);
   }
 
   // ---------------------------------------------------------------- Backend: indexing

@@ -21,7 +21,16 @@ import type { CompiledKernel, Nvrtc } from "./nvrtc.ts";
  * KERNEL_FAMILIES.includes("softmax"); // true
  * ```
  */
-export const KERNEL_FAMILIES = ["elementwise", "copy", "reduce", "softmax", "scan", "indexing", "random"] as const;
+export const KERNEL_FAMILIES = [
+  "elementwise",
+  "copy",
+  "reduce",
+  "softmax",
+  "scan",
+  "indexing",
+  "random",
+  "optim",
+] as const;
 
 /**
  * One kernel family.
@@ -52,6 +61,7 @@ export const KERNEL_PARTS: Readonly<Record<KernelFamily, number>> = {
   scan: 1,
   indexing: 1,
   random: 1,
+  optim: 1,
 };
 
 /**
@@ -76,7 +86,7 @@ export interface KernelUnit {
  * @example
  * ```ts
  * import { kernelUnits } from "./compiler.ts";
- * kernelUnits().length; // 20
+ * kernelUnits().length; // 21
  * ```
  */
 export function kernelUnits(): KernelUnit[] {

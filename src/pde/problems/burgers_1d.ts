@@ -84,7 +84,7 @@ export class Burgers1D extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { Burgers1D } from "./burgers_1d.ts";
+   * import { Burgers1D } from "../mod.ts";
    * new Burgers1D().grid({ nx: 256, nt: 101 }).shape; // [101, 256]
    * ```
    */
@@ -118,7 +118,7 @@ export class Burgers1D extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { Burgers1D } from "./burgers_1d.ts";
+   * import { Burgers1D } from "../mod.ts";
    * const b = new Burgers1D({ nu: 0.05 });
    * const g = b.grid({ nx: 64, nt: 11, T: 0.5 });
    * const u = b.solve(b.initialConditions(2, g, { dtype: "float64" }), g, { steps: 20 });
@@ -182,7 +182,7 @@ export class Burgers1D extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { Burgers1D } from "./burgers_1d.ts";
+   * import { Burgers1D } from "../mod.ts";
    * const b = new Burgers1D();
    * const g = b.grid({ nx: 256, nt: 101 });
    * b.stepsFor(b.initialConditions(4, g), g); // steps per 0.01 time units
@@ -199,7 +199,7 @@ export class Burgers1D extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { Burgers1D } from "./burgers_1d.ts";
+   * import { Burgers1D } from "../mod.ts";
    * const d = new Burgers1D().generateDataset({ n: 4, seed: 0, nx: 128, solveNx: 512, nt: 101 });
    * d.u.shape; // [4, 101, 128]
    * ```

@@ -125,7 +125,7 @@ export class DiffusionSorption extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { DiffusionSorption } from "./diffusion_sorption.ts";
+   * import { DiffusionSorption } from "../mod.ts";
    * const g = new DiffusionSorption().grid(); // 101 × 1024, dt = 5 s, dx = 1/1024
    * ```
    */
@@ -152,7 +152,7 @@ export class DiffusionSorption extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { DiffusionSorption } from "./diffusion_sorption.ts";
+   * import { DiffusionSorption } from "../mod.ts";
    * const ds = new DiffusionSorption();
    * const g = ds.grid({ nx: 64, nt: 11, T: 50 });
    * const u = ds.solve(ds.initialConditions(2, g, { dtype: "float64" }), g, { steps: 20 });
@@ -257,7 +257,7 @@ export class DiffusionSorption extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { DiffusionSorption } from "./diffusion_sorption.ts";
+   * import { DiffusionSorption } from "../mod.ts";
    * const d = new DiffusionSorption().generateDataset({ n: 4, seed: 0, nx: 128 });
    * d.u.shape; // [4, 101, 128]
    * ```

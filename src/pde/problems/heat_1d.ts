@@ -101,7 +101,7 @@ export class Heat1D extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { Heat1D } from "./heat_1d.ts";
+   * import { Heat1D } from "../mod.ts";
    * new Heat1D().grid({ nt: 11, nx: 33 }).x.spacing; // 1/32
    * ```
    */
@@ -153,7 +153,7 @@ export class Heat1D extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { Heat1D } from "./heat_1d.ts";
+   * import { Heat1D } from "../mod.ts";
    * const heat = new Heat1D();
    * const g = heat.grid({ nt: 11, nx: 33 });
    * const u0 = heat.initialConditions(1, g, { dtype: "float64" });
@@ -221,7 +221,7 @@ export class Heat1D extends PdeProblem<Grid1D> {
    *
    * @example
    * ```ts
-   * import { Heat1D } from "./heat_1d.ts";
+   * import { Heat1D } from "../mod.ts";
    * const d = new Heat1D({ boundary: "periodic" }).generateDataset({ n: 8, seed: 1, nx: 64, nt: 21 });
    * d.u.shape; // [8, 21, 64]
    * ```

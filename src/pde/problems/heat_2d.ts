@@ -76,7 +76,7 @@ export class Heat2D extends PdeProblem<Grid2D> {
    *
    * @example
    * ```ts
-   * import { Heat2D } from "./heat_2d.ts";
+   * import { Heat2D } from "../mod.ts";
    * new Heat2D().grid({ nx: 32, nt: 11 }).shape; // [11, 32, 32]
    * ```
    */
@@ -111,7 +111,7 @@ export class Heat2D extends PdeProblem<Grid2D> {
    *
    * @example
    * ```ts
-   * import { Heat2D } from "./heat_2d.ts";
+   * import { Heat2D } from "../mod.ts";
    * const heat = new Heat2D();
    * const g = heat.grid({ nx: 16, nt: 5 });
    * heat.solve(heat.initialConditions(1, g), g).shape; // [1, 5, 16, 16]
@@ -146,7 +146,7 @@ export class Heat2D extends PdeProblem<Grid2D> {
    *
    * @example
    * ```ts
-   * import { Heat2D } from "./heat_2d.ts";
+   * import { Heat2D } from "../mod.ts";
    * new Heat2D().generateDataset({ n: 4, seed: 2, nx: 32 }).u.shape; // [4, 21, 32, 32]
    * ```
    */

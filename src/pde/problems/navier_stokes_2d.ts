@@ -123,7 +123,7 @@ export class NavierStokes2D extends PdeProblem<Grid2D> {
    *
    * @example
    * ```ts
-   * import { NavierStokes2D } from "./navier_stokes_2d.ts";
+   * import { NavierStokes2D } from "../mod.ts";
    * new NavierStokes2D().grid().shape; // [64, 64, 64]
    * ```
    */
@@ -169,7 +169,7 @@ export class NavierStokes2D extends PdeProblem<Grid2D> {
    *
    * @example
    * ```ts
-   * import { NavierStokes2D } from "./navier_stokes_2d.ts";
+   * import { NavierStokes2D } from "../mod.ts";
    * const ns = new NavierStokes2D({ nu: 1e-3 });
    * const g = ns.grid({ nx: 32, nt: 5, T: 0.2 });
    * const w = ns.solve(ns.initialConditions(2, g, { dtype: "float64" }), g, { dt: 1e-3 });
@@ -264,7 +264,7 @@ export class NavierStokes2D extends PdeProblem<Grid2D> {
    *
    * @example
    * ```ts
-   * import { NavierStokes2D } from "./navier_stokes_2d.ts";
+   * import { NavierStokes2D } from "../mod.ts";
    * // PI-HC-MoE's training data shape is [n, 64, 64, 64]; a small, quick variant:
    * const d = new NavierStokes2D().generateDataset({ n: 2, seed: 0, nx: 32, nt: 9, T: 0.4, dt: 1e-3 });
    * d.u.shape; // [2, 9, 32, 32]

@@ -1,0 +1,100 @@
+/**
+ * Fused optimiser updates of the CPU backend ({@link OptimPrimitives}). Each element goes
+ * through the composite update's operations in the same order, and float32 results are rounded
+ * after every operation (constants first rounded to float32) as the elementwise kernels round
+ * them, so the fused and the composite update agree bit for bit on this backend.
+ *
+ * @module
+ */
+
+import type { AdamHyperparameters, OptimPrimitives, View } from "../../tensor/backend.ts";
+import { fromBFloat16Bits, toBFloat16Bits } from "../../tensor/dtype.ts";
+import { ArgumentError, DTypeError } from "../../tensor/errors.ts";
+import { bufferOf } from "./buffer.ts";
+import { isContiguous, sizeOf } from "./strided.ts";
+
+const identity = (x: number): number => x;
+
+function checkView(op: string, name: string, v: View, n: number): void {
+  if (sizeOf(v.shape) !== n) {
+    throw new ArgumentError(op, `${name} has ${sizeOf(v.shape)} elements, the parameter ${n}`);
+  }
+  if (!isContiguous(v.shape, v.strides)) throw new ArgumentError(op, `${name} must be contiguous`);
+}
+
+/**
+ * The CPU backend's fused optimiser updates.
+ *
+ * @example
+ * ```ts
+ * import { CpuBackend } from "./cpu_backend.ts";
+ * const cpu = new CpuBackend();
+ * const view = (data: number[]) => ({ buffer: cpu.fromHost(data, "float32"), shape: [2], strides: [1], offset: 0 });
+ * const p = view([1, 2]), g = view([0.5, -0.5]), m = view([0, 0]), v = view([0, 0]);
+ * cpu.optim.adam(p, g, m, v, null, { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: true, step: 1 });
+ * cpu.toHost(p); // ≈ [0.9, 2.1]
+ * ```
+ */
+export class CpuOptim implements OptimPrimitives {
+  /** One Adam(W) update in place (see {@link OptimPrimitives.adam}). */
+  adam(
+    param: View,
+    grad: View,
+    expAvg: View,
+    expAvgSq: View,
+    copyTo: View | null,
+    hyper: AdamHyperparameters,
+  ): void {
+    const op = "adam";
+    const n = sizeOf(param.shape);
+    const P = bufferOf(param.buffer, op), G = bufferOf(grad.buffer, op);
+    const M = bufferOf(expAvg.buffer, op), V = bufferOf(expAvgSq.buffer, op);
+    const L = copyTo ? bufferOf(copyTo.buffer, op) : null;
+    const dtype = P.dtype;
+    if (dtype !== "float32" && dtype !== "float64") {
+      throw new DTypeError(op, `parameters must be float32 or float64, got ${dtype}`);
+    }
+    if (M.dtype !== dtype || V.dtype !== dtype) {
+      throw new DTypeError(op, `moments must be ${dtype}, got ${M.dtype} and ${V.dtype}`);
+    }
+    if (G.dtype !== dtype && !(dtype === "float32" && G.dtype === "bfloat16")) {
+      throw new DTypeError(op, `a ${dtype} parameter needs a ${dtype} gradient, got ${G.dtype}`);
+    }
+    if (L && L.dtype !== "bfloat16") throw new DTypeError(op, `copyTo must be bfloat16, got ${L.dtype}`);
+    checkView(op, "param", param, n);
+    checkView(op, "grad", grad, n);
+    checkView(op, "expAvg", expAvg, n);
+    checkView(op, "expAvgSq", expAvgSq, n);
+    if (copyTo) checkView(op, "copyTo", copyTo, n);
+    const p = P.data as Float32Array | Float64Array;
+    const m = M.data as Float32Array | Float64Array;
+    const v = V.data as Float32Array | Float64Array;
+    const gd = G.data;
+    const gBits = gd instanceof Uint16Array;
+    const low = L ? L.data as Uint16Array : null;
+    const r = dtype === "float32" ? Math.fround : identity;
+    const { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, decoupled, step: t } = hyper;
+    const bc1 = 1 - b1 ** t;
+    const bc2 = 1 - b2 ** t;
+    const decay = wd !== 0 && decoupled ? r(1 - lr * wd) : 1;
+    const l2 = wd !== 0 && !decoupled ? r(wd) : 0;
+    const cb1 = r(b1), c1b1 = r(1 - b1), cb2 = r(b2), c1b2 = r(1 - b2);
+    const cbc2 = r(Math.sqrt(bc2)), ceps = r(eps), cstep = r(lr / bc1);
+    const po = param.offset, go = grad.offset, mo = expAvg.offset, vo = expAvgSq.offset;
+    const lo = copyTo ? copyTo.offset : 0;
+    for (let i = 0; i < n; i++) {
+      const theta = p[po + i];
+      let g = gBits ? fromBFloat16Bits(gd[go + i]) : gd[go + i];
+      if (l2 !== 0) g = r(g + r(theta * l2));
+      const base = decay !== 1 ? r(theta * decay) : theta;
+      const mi = r(r(m[mo + i] * cb1) + r(g * c1b1));
+      const vi = r(r(v[vo + i] * cb2) + r(r(g * g) * c1b2));
+      const denom = r(r(r(Math.sqrt(vi)) / cbc2) + ceps);
+      const next = r(base - r(r(mi / denom) * cstep));
+      m[mo + i] = mi;
+      v[vo + i] = vi;
+      p[po + i] = next;
+      if (low) low[lo + i] = toBFloat16Bits(next);
+    }
+  }
+}
