@@ -27,6 +27,7 @@ export * as nn from "./src/nn/mod.ts";
 export * as optim from "./src/optim/mod.ts";
 export * as local from "./src/local/mod.ts";
 export * as solve from "./src/solve/mod.ts";
+export * as viz from "./src/viz/mod.ts";
 export * as pde from "./src/pde/mod.ts";
 
 import { initBackend } from "./src/backend/select.ts";

@@ -175,6 +175,11 @@ const UNARY_REF: Record<UnaryOp, (x: number) => number> = {
   erf: cpuErf,
   reciprocal: (x) => 1 / x,
   floor: Math.floor,
+  gelu_grad: (x) => 0.5 * (1 + cpuErf(x / Math.SQRT2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI),
+  gelu_tanh_grad: (x) => {
+    const t = Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x ** 3));
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
+  },
 };
 const POSITIVE_ONLY = new Set<UnaryOp>(["log", "sqrt", "rsqrt"]);
 

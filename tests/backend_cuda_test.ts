@@ -316,6 +316,8 @@ const UNARY = [
   "erf",
   "reciprocal",
   "floor",
+  "gelu_grad",
+  "gelu_tanh_grad",
 ] as const;
 const POSITIVE = new Set(["log", "sqrt", "rsqrt", "reciprocal"]);
 

@@ -441,6 +441,18 @@ Deno.test("float32 solve converges to float32 accuracy", () => {
   assertClose(host(sol.value), host(wt), 1e-3, "float32 solution");
 });
 
+Deno.test("long residual vectors (JᵀJ reduced in row chunks) give the least-squares solution", () => {
+  const a = randn([2, 4096, 3], { dtype: "float64", seed: 21 });
+  const y = randn([2, 4096], { dtype: "float64", seed: 22 });
+  const res: ResidualFn<{ y: Tensor }> = (w, p) => a.matmul(w.unsqueeze(-1)).squeeze(-1).sub(p.y);
+  const basis = new BasisResidual<{ y: Tensor }>({ features: () => a, pointwise: ([u], p) => u.sub(p.y) });
+  const expected = host(lstsq(a, y.unsqueeze(-1)).squeeze(-1));
+  for (const r of [res, basis]) {
+    const sol = leastSquares(r, f64([[0, 0, 0], [0, 0, 0]]), { y }, { solver: new GaussNewton(TIGHT) });
+    assertClose(host(sol.value), expected, 1e-9, "solution");
+  }
+});
+
 Deno.test("memory stays bounded: a tidy solve releases every temporary", () => {
   const theta = f64([[2, 0.7, 0.1], [1, 1.3, 0]]);
   const w0 = f64([[1, 1], [1, 1]]);

@@ -4,9 +4,11 @@
  * an {@link ImplicitAdjoint} (default) or an {@link UnrolledAdjoint}. The equations, termination
  * tests and conditioning rules are in the module doc of `mod.ts`.
  *
- * Everything runs as tensor ops and backend primitives (so on the GPU unchanged); each iteration
- * reads one number to the host (whether any problem is still active) and runs inside `tidy`, so
- * memory stays bounded by one iteration's temporaries (implicit adjoint).
+ * Everything that scales with M or N runs as tensor ops and backend primitives (so on the GPU
+ * unchanged). Each iteration synchronises once: it reads a packed `[8, B]` tensor of per-problem
+ * reductions, decides acceptance, damping and termination on the host, and uploads the `[3, B]`
+ * accept mask and damping for the next step. Iterations run inside `tidy` and the previous
+ * iterate is disposed, so memory stays bounded by one iteration's temporaries (implicit adjoint).
  *
  * @module
  */
@@ -261,9 +263,24 @@ function checkShape(op: string, what: string, t: Tensor, shape: number[]): void 
   }
 }
 
+/**
+ * How many row chunks to split the M-long reduction of JᵀJ into: a batched product of B tiny
+ * N × N outputs over a long M keeps few multiprocessors busy, so for small B the rows are cut into
+ * C chunks (C divides M, chunks of at least 512 rows) multiplied as B·C products and summed.
+ */
+function splitRows(b: number, m: number): number {
+  const target = Math.min(Math.ceil(64 / b), Math.floor(m / 512));
+  for (let c = target; c > 1; c--) if (m % c === 0) return c;
+  return 1;
+}
+
 function normalEquations(j: Tensor, r: Tensor): { jtj: Tensor; jtr: Tensor } {
-  const jt = transpose(j);
-  return { jtj: matmul(jt, j), jtr: uncol(matmul(jt, col(r))) };
+  const [b, m, n] = j.shape;
+  const jtr = uncol(matmul(transpose(j), col(r)));
+  const c = splitRows(b, m);
+  if (c === 1 || !j.isContiguous) return { jtj: matmul(transpose(j), j), jtr };
+  const jc = j.reshape([b * c, m / c, n]);
+  return { jtj: matmul(transpose(jc), jc).reshape([b, c, n, n]).sum(1), jtr };
 }
 
 /**

@@ -367,21 +367,39 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
  * ```
  */
 export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
-  if (approximate === "tanh") {
-    return unary("gelu_tanh", x, (g, x) => {
-      const x2 = mul(x, x);
-      const t = tanh(mul(mul(x, add(mul(x2, 0.044715), 1)), SQRT_2_PI));
-      const dt = mul(sub(1, mul(t, t)), mul(add(mul(x2, 3 * 0.044715), 1), SQRT_2_PI));
-      return mul(g, mul(add(add(t, 1), mul(x, dt)), 0.5));
-    });
-  }
+  if (approximate === "tanh") return unary("gelu_tanh", x, (g, x) => mul(g, geluGrad(x, "tanh")));
   if (approximate !== "none") {
     throw new ArgumentError("gelu", `approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
   }
-  return unary("gelu", x, (g, x) => {
-    const cdf = mul(add(erf(mul(x, Math.SQRT1_2)), 1), 0.5);
-    const pdf = mul(exp(mul(mul(x, x), -0.5)), INV_SQRT_2PI);
-    return mul(g, add(cdf, mul(x, pdf)));
+  return unary("gelu", x, (g, x) => mul(g, geluGrad(x, "none")));
+}
+
+/**
+ * The derivative of GELU in one elementwise kernel (the backward of {@link gelu} is `g · geluGrad(x)`),
+ * differentiable itself (its derivative is written in tensor ops) for gradients of gradients.
+ * Exact form: Φ(x) + x·φ(x); tanh form: 0.5(1 + t) + 0.5·x·(1 − t²)·u′ with t = tanh(u),
+ * u = √(2/π)(x + 0.044715x³).
+ */
+function geluGrad(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
+  if (approximate === "tanh") {
+    return unary("gelu_tanh_grad", x, (g, x) => {
+      // (1 − t²)·(u′ + 0.5·x·(u″ − 2t·u′²)) with u′ = c(1 + 3a·x²), u″ = 6ca·x.
+      const x2 = mul(x, x);
+      const t = tanh(mul(mul(x, add(mul(x2, 0.044715), 1)), SQRT_2_PI));
+      const du = mul(add(mul(x2, 3 * 0.044715), 1), SQRT_2_PI);
+      const ddu = mul(x, 6 * 0.044715 * SQRT_2_PI);
+      const inner = add(du, mul(mul(x, 0.5), sub(ddu, mul(mul(t, 2), mul(du, du)))));
+      return mul(g, mul(sub(1, mul(t, t)), inner));
+    });
+  }
+  if (approximate !== "none") {
+    throw new ArgumentError("geluGrad", `approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
+  }
+  // d/dx (Φ + xφ) = 2φ − x²φ = φ·(2 − x²).
+  return unary("gelu_grad", x, (g, x) => {
+    const x2 = mul(x, x);
+    const pdf = mul(exp(mul(x2, -0.5)), INV_SQRT_2PI);
+    return mul(g, mul(pdf, sub(2, x2)));
   });
 }
 

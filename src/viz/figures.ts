@@ -236,7 +236,9 @@ function fieldRows(op: string, field: Field2D): { rows: number[][]; ny: number; 
 function axisCoords(op: string, what: string, given: ArrayLike<number> | undefined, n: number): number[] {
   if (given === undefined) return Array.from({ length: n }, (_, i) => i);
   const c = numbers(op, what, given);
-  if (c.length !== n) throw new ShapeError(op, `${what} has ${c.length} coordinates for ${n} ${what === "x" ? "columns" : "rows"}`);
+  if (c.length !== n) {
+    throw new ShapeError(op, `${what} has ${c.length} coordinates for ${n} ${what === "x" ? "columns" : "rows"}`);
+  }
   return c;
 }
 
@@ -256,7 +258,9 @@ function lineShapes(b: Boundaries | undefined, xs: [number, number], ys: [number
   const out: Record<string, unknown>[] = [];
   for (const s of segs) {
     for (const k of ["x0", "y0", "x1", "y1"] as const) {
-      if (!Number.isFinite(s[k])) throw new ArgumentError("heatmap", `boundary ${k} must be a finite number, got ${s[k]}`);
+      if (!Number.isFinite(s[k])) {
+        throw new ArgumentError("heatmap", `boundary ${k} must be a finite number, got ${s[k]}`);
+      }
     }
     const base = { type: "line", xref: "x", yref: "y", x0: s.x0, y0: s.y0, x1: s.x1, y1: s.y1, layer: "above" };
     const width = s.width ?? 1.5;
@@ -268,6 +272,11 @@ function lineShapes(b: Boundaries | undefined, xs: [number, number], ys: [number
 
 function titleOf(text: string | undefined): Record<string, unknown> | undefined {
   return text === undefined ? undefined : { text: plotlyText(text) };
+}
+
+/** A figure title, left-aligned (clear of plotly's mode bar at the top right). */
+function figureTitle(text: string | undefined): Record<string, unknown> | undefined {
+  return text === undefined ? undefined : { text: plotlyText(text), x: 0.02, xanchor: "left" };
 }
 
 /**
@@ -295,17 +304,36 @@ export function heatmap(field: Field2D, options: HeatmapOptions = {}): Figure {
     x: x.map(round),
     y: y.map(round),
     colorscale: options.colorscale ?? "Viridis",
-    colorbar: { thickness: 14, ...(options.colorbarTitle ? { title: { text: plotlyText(options.colorbarTitle) } } : {}) },
+    colorbar: {
+      thickness: 14,
+      ...(options.colorbarTitle ? { title: { text: plotlyText(options.colorbarTitle) } } : {}),
+    },
   };
   if (options.reverseScale) trace.reversescale = true;
-  if (options.zmin !== undefined) trace.zmin = options.zmin;
-  if (options.zmax !== undefined) trace.zmax = options.zmax;
+  if (options.zmin !== undefined || options.zmax !== undefined) {
+    // plotly uses a fixed range only when both ends are given: fill in the other from the data.
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const r of rows) {
+      for (const v of r) {
+        if (Number.isFinite(v)) {
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        }
+      }
+    }
+    trace.zmin = options.zmin ?? Math.min(lo, options.zmax!);
+    trace.zmax = options.zmax ?? Math.max(hi, options.zmin!);
+  }
   const layout: Record<string, unknown> = {
-    title: titleOf(options.title),
+    title: figureTitle(options.title),
     height: options.height ?? 420,
     margin: { l: 60, r: 20, t: options.title ? 50 : 20, b: 50 },
     xaxis: { title: titleOf(options.xTitle), constrain: "domain" },
-    yaxis: { title: titleOf(options.yTitle), ...(options.equalAspect ? { scaleanchor: "x", constrain: "domain" } : {}) },
+    yaxis: {
+      title: titleOf(options.yTitle),
+      ...(options.equalAspect ? { scaleanchor: "x", constrain: "domain" } : {}),
+    },
     shapes: lineShapes(options.shapes, extent(x), extent(y)),
   };
   return { data: [trace], layout };
@@ -344,11 +372,12 @@ export function lineChart(series: readonly Series[], options: LineChartOptions =
     };
   });
   const layout: Record<string, unknown> = {
-    title: titleOf(options.title),
+    title: figureTitle(options.title),
     height: options.height ?? 380,
     margin: { l: 70, r: 20, t: options.title ? 50 : 20, b: 50 },
     xaxis: { title: titleOf(options.xTitle), type: options.logX ? "log" : "linear" },
     yaxis: { title: titleOf(options.yTitle), type: options.logY ? "log" : "linear", exponentformat: "e" },
+    showlegend: data.length > 0,
     legend: { orientation: "h", y: -0.2 },
   };
   return { data, layout };
@@ -427,6 +456,7 @@ export function fieldComparison(truth: Field2D, prediction: Field2D, options: Fi
   let hi = -Infinity;
   let num = 0;
   let den = 0;
+  let maxErr = 0;
   const err = t.rows.map((row, i) =>
     row.map((tv, j) => {
       const pv = p.rows[i][j];
@@ -438,7 +468,9 @@ export function fieldComparison(truth: Field2D, prediction: Field2D, options: Fi
       }
       num += (pv - tv) ** 2;
       den += tv ** 2;
-      return Math.abs(pv - tv);
+      const e = Math.abs(pv - tv);
+      if (Number.isFinite(e)) maxErr = Math.max(maxErr, e);
+      return e;
     })
   );
   const rel = Math.sqrt(num / den);
@@ -459,7 +491,7 @@ export function fieldComparison(truth: Field2D, prediction: Field2D, options: Fi
   return [
     heatmap(t.rows, { ...common, ...range, title: t0, colorscale }),
     heatmap(p.rows, { ...common, ...range, title: t1, colorscale }),
-    heatmap(err, { ...common, title: t2, colorscale: options.errorColorscale ?? "Reds", zmin: 0 }),
+    heatmap(err, { ...common, title: t2, colorscale: options.errorColorscale ?? "Reds", zmin: 0, zmax: maxErr || 1 }),
   ];
 }
 
@@ -553,6 +585,8 @@ export function curves(history: History, options: CurvesOptions = {}): Figure[] 
   const common = { logY: options.logY ?? true, xTitle: xs ? xKey : "step", height: options.height };
   const figs: Figure[] = [];
   if (losses.length) figs.push(lineChart(losses.map(seriesOf), { ...common, title: `${prefix}loss`, yTitle: "loss" }));
-  if (others.length) figs.push(lineChart(others.map(seriesOf), { ...common, title: `${prefix}error`, yTitle: "error" }));
+  if (others.length) {
+    figs.push(lineChart(others.map(seriesOf), { ...common, title: `${prefix}error`, yTitle: "error" }));
+  }
   return figs;
 }

@@ -61,13 +61,13 @@ function inline(text: string): string {
   const codes: string[] = [];
   let s = escapeHtml(text).replace(/`([^`]+)`/g, (_, c: string) => {
     codes.push(`<code>${c}</code>`);
-    return `\u0000${codes.length - 1}\u0000`;
+    return `\uE000${codes.length - 1}\uE001`;
   });
   s = s
     .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
     .replace(/(^|[^*\w])\*([^*\s][^*]*)\*(?!\w)/g, "$1<em>$2</em>")
     .replace(/\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g, '<a href="$2">$1</a>');
-  return s.replace(/\u0000(\d+)\u0000/g, (_, i: string) => codes[Number(i)]);
+  return s.replace(/\uE000(\d+)\uE001/g, (_, i: string) => codes[Number(i)]);
 }
 
 /**

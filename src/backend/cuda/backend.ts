@@ -1350,7 +1350,9 @@ export class CudaBackend implements Backend {
     if (L && L.dtype !== "bfloat16") throw new DTypeError(op, `copyTo must be bfloat16, got ${L.dtype}`);
     for (const [name, r] of [["param", P], ["grad", G], ["expAvg", M], ["expAvgSq", V], ["copyTo", L]] as const) {
       if (!r) continue;
-      if (numel(r.shape) !== n) throw new ArgumentError(op, `${name} has ${numel(r.shape)} elements, the parameter ${n}`);
+      if (numel(r.shape) !== n) {
+        throw new ArgumentError(op, `${name} has ${numel(r.shape)} elements, the parameter ${n}`);
+      }
       if (!isContiguous(r.shape, r.strides)) throw new ArgumentError(op, `${name} must be contiguous`);
     }
     if (n === 0) return;

@@ -30,6 +30,7 @@ export const KERNEL_FAMILIES = [
   "indexing",
   "random",
   "optim",
+  "linalg",
 ] as const;
 
 /**
@@ -62,6 +63,7 @@ export const KERNEL_PARTS: Readonly<Record<KernelFamily, number>> = {
   indexing: 1,
   random: 1,
   optim: 1,
+  linalg: 1,
 };
 
 /**
@@ -86,7 +88,7 @@ export interface KernelUnit {
  * @example
  * ```ts
  * import { kernelUnits } from "./compiler.ts";
- * kernelUnits().length; // 21
+ * kernelUnits().length; // 22
  * ```
  */
 export function kernelUnits(): KernelUnit[] {

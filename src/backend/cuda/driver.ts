@@ -38,6 +38,7 @@ export const DRIVER_SYMBOLS = {
   cuModuleLoadData: { parameters: ["buffer", "buffer"], result: "i32" },
   cuModuleUnload: { parameters: ["pointer"], result: "i32" },
   cuModuleGetFunction: { parameters: ["buffer", "pointer", "buffer"], result: "i32" },
+  cuFuncSetAttribute: { parameters: ["pointer", "i32", "i32"], result: "i32" },
   cuLaunchKernel: {
     parameters: ["pointer", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "pointer", "buffer", "pointer"],
     result: "i32",
@@ -84,7 +85,19 @@ export const CU_DEVICE_ATTRIBUTE = {
   MULTIPROCESSOR_COUNT: 16,
   COMPUTE_CAPABILITY_MAJOR: 75,
   COMPUTE_CAPABILITY_MINOR: 76,
+  MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: 97,
 } as const;
+
+/**
+ * `CU_FUNC_ATTRIBUTE_*` values used here.
+ *
+ * @example
+ * ```ts
+ * import { CU_FUNC_ATTRIBUTE } from "./driver.ts";
+ * CU_FUNC_ATTRIBUTE.MAX_DYNAMIC_SHARED_SIZE_BYTES; // 8
+ * ```
+ */
+export const CU_FUNC_ATTRIBUTE = { MAX_DYNAMIC_SHARED_SIZE_BYTES: 8 } as const;
 
 /**
  * `CUDA_SUCCESS`.

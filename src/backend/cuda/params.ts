@@ -72,6 +72,12 @@ export class KernelParams {
     this.#i32[slot * (SLOT / 4)] = v | 0;
   }
 
+  /** Consecutive unsigned 32-bit integers (a struct of u32 fields, at most 64). */
+  u32s(slot: number, values: readonly number[]): void {
+    const w = slot * (SLOT / 4);
+    for (let i = 0; i < values.length; i++) this.#u32[w + i] = values[i] >>> 0;
+  }
+
   /** A float. */
   f32(slot: number, v: number): void {
     this.#f32[slot * (SLOT / 4)] = v;
