@@ -115,9 +115,10 @@ function compareGradients<P extends Record<string, Tensor>>(
   options: LeastSquaresOptions<P>,
   checks: { adjoint: Adjoint; tol: number; label: string }[],
   fdTol: number,
+  fdEps = 1e-6,
 ): void {
   const c = randn(w0.shape, { dtype: "float64", seed: 99 });
-  const numeric = finiteDiff(residual, w0, params, wrt, c, options);
+  const numeric = finiteDiff(residual, w0, params, wrt, c, options, fdEps);
   for (const { adjoint, tol, label } of checks) {
     const got = solutionGrad(residual, w0, params, wrt, c, { ...options, adjoint });
     assert.ok(got.status.every((s) => s === "converged"), `${name} ${label}: status ${got.status}`);
@@ -382,19 +383,39 @@ Deno.test("u = Φw, square collocation (zero residual): implicit GN = unrolled =
   const solver = new LevenbergMarquardt(TIGHT);
   const sol = leastSquares(basis, w0, params, { solver });
   assert.ok(sol.residualNorm.every((r) => r < 1e-9), `residual ${sol.residualNorm}`);
-  compareGradients("pde square", basis, w0, params, ["a", "c", "f"], { solver }, [
-    { adjoint: new ImplicitAdjoint(), tol: 1e-6, label: "implicit GN" },
-    { adjoint: new UnrolledAdjoint(), tol: 1e-5, label: "unrolled" },
-  ], 1e-5);
+  compareGradients(
+    "pde square",
+    basis,
+    w0,
+    params,
+    ["a", "c", "f"],
+    { solver },
+    [
+      { adjoint: new ImplicitAdjoint(), tol: 1e-6, label: "implicit GN" },
+      { adjoint: new UnrolledAdjoint(), tol: 1e-5, label: "unrolled" },
+    ],
+    1e-5,
+    1e-5,
+  );
 });
 
 Deno.test("u = Φw, overdetermined (non-zero residual): exact implicit = unrolled = finite differences", () => {
   const { basis, params, w0 } = pdeProblem(9, 2);
   const solver = new LevenbergMarquardt(TIGHT);
-  compareGradients("pde overdetermined", basis, w0, params, ["a", "c", "f"], { solver }, [
-    { adjoint: new ImplicitAdjoint({ hessian: "exact" }), tol: 1e-6, label: "implicit exact" },
-    { adjoint: new UnrolledAdjoint(), tol: 1e-4, label: "unrolled" },
-  ], 1e-5);
+  compareGradients(
+    "pde overdetermined",
+    basis,
+    w0,
+    params,
+    ["a", "c", "f"],
+    { solver },
+    [
+      { adjoint: new ImplicitAdjoint({ hessian: "exact" }), tol: 1e-6, label: "implicit exact" },
+      { adjoint: new UnrolledAdjoint(), tol: 1e-4, label: "unrolled" },
+    ],
+    1e-5,
+    1e-5,
+  );
 });
 
 // --------------------------------------------------------------------------- options and errors

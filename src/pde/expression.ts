@@ -49,7 +49,10 @@ import {
   parse,
   simplify,
   SymbolNode,
-} from "mathjs";
+  // A full specifier, so the module also resolves when patchwork is imported by URL (where the
+  // importer's deno.json does not map bare names). Keep the version equal to deno.json's pin.
+  // deno-lint-ignore no-import-prefix
+} from "npm:mathjs@15.2.0";
 import {
   abs,
   add,

@@ -30,3 +30,7 @@ export * from "./problems/burgers_1d.ts";
 export * from "./problems/heat_2d.ts";
 export * from "./problems/diffusion_sorption.ts";
 export * from "./problems/navier_stokes_2d.ts";
+export * from "./hard_constraint.ts";
+export * from "./experts.ts";
+export * from "./baselines.ts";
+export * from "./train.ts";

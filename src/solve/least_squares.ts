@@ -644,7 +644,9 @@ class Loop<P> {
     });
     const h = out.packed;
     const accept = new Float64Array(b);
-    const noiseLevel = epsilonOf(pb.dtype) * (8 + Math.sqrt(this.r.shape[1]));
+    // Relative rounding level of the cost: at least √ε, since each rᵢ may cancel larger terms.
+    const eps = epsilonOf(pb.dtype);
+    const noiseLevel = Math.max(eps * (8 + Math.sqrt(this.r.shape[1])), Math.sqrt(eps));
     let anyAccepted = false;
     for (let k = 0; k < b; k++) {
       if (!this.active[k]) continue;

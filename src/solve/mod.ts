@@ -27,7 +27,8 @@
  *   default 10⁻³). The gain ratio `ρ = (L(w) − L(w+δ)) / (L(w) − m(δ))`, with the model
  *   reduction `L(w) − m(δ) = −gᵀδ − ½δᵀJᵀJδ`, decides: the step is accepted when the cost does not
  *   increase, and then λ ← λ·max(⅓, 1 − (2ρ − 1)³), ν ← 2; otherwise λ ← λ·ν, ν ← 2ν (Nielsen's
- *   rule). When both reductions are within rounding of the cost (ε·(8 + √M)·L) the model is
+ *   rule). When both reductions are within the cost's rounding level (max(ε·(8 + √M), √ε)·L,
+ *   as each rᵢ may cancel larger terms) the model is
  *   trusted (ρ = 1), so noise does not inflate λ near the solution.
  *
  * **Termination** (per problem, on an accepted step; Optimistix's Cauchy test with max norms):

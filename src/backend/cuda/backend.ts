@@ -18,6 +18,7 @@ import type {
   Backend,
   BinaryOp,
   DeviceBuffer,
+  LinalgPrimitives,
   MemoryStats,
   OptimPrimitives,
   ReduceOp,
@@ -39,9 +40,10 @@ import {
 } from "./compiler.ts";
 import { type Cublas, CUBLAS_COMPUTE, CUBLAS_GEMM_DEFAULT, CUBLAS_OP, CUDA_R, loadCublas } from "./cublas.ts";
 import { type Cufft, CUFFT_DIRECTION, CUFFT_TYPE, FftPlanCache, loadCufft } from "./cufft.ts";
-import { CU_DEVICE_ATTRIBUTE, CU_STREAM_NON_BLOCKING, type Driver, loadDriver } from "./driver.ts";
+import { CU_DEVICE_ATTRIBUTE, CU_FUNC_ATTRIBUTE, CU_STREAM_NON_BLOCKING, type Driver, loadDriver } from "./driver.ts";
 import { CudaError } from "./errors.ts";
 import { cstr } from "./libraries.ts";
+import { CudaLinalg } from "./linalg.ts";
 import type { CompiledKernel } from "./nvrtc.ts";
 import { loadNvrtc } from "./nvrtc.ts";
 import { KernelParams } from "./params.ts";
@@ -324,6 +326,8 @@ export class CudaBackend implements Backend {
    * several times faster). Off by default.
    */
   allowTF32 = false;
+  /** Batched dense linear algebra (kernels/linalg.cu; see {@link CudaLinalg}). */
+  readonly linalg: LinalgPrimitives;
   /** Fused optimiser updates (kernels/optim.cu). */
   readonly optim: OptimPrimitives = {
     adam: (param, grad, expAvg, expAvgSq, copyTo, hyper) => this.#adam(param, grad, expAvg, expAvgSq, copyTo, hyper),
@@ -341,6 +345,9 @@ export class CudaBackend implements Backend {
   readonly #binaryFns: Deno.PointerValue[] = [];
   readonly #fnOut = new BigUint64Array(1);
   readonly #maxBlocks: number;
+  /** Opt-in limit of dynamic shared memory per block, and the functions already raised to it. */
+  readonly #maxShared: number;
+  readonly #sharedRaised = new Set<Deno.PointerValue>();
   #cublas: { lib: Cublas; handle: Deno.PointerValue } | undefined;
   #cufft: { lib: Cufft; plans: FftPlanCache } | undefined;
   #disposed = false;
@@ -384,6 +391,7 @@ export class CudaBackend implements Backend {
       attr(CU_DEVICE_ATTRIBUTE.COMPUTE_CAPABILITY_MINOR);
     this.multiprocessors = attr(CU_DEVICE_ATTRIBUTE.MULTIPROCESSOR_COUNT);
     this.#maxBlocks = this.multiprocessors * 8;
+    this.#maxShared = attr(CU_DEVICE_ATTRIBUTE.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
     const nameBuf = new Uint8Array(256);
     drv.check("cuDeviceGetName", drv.sym.cuDeviceGetName(nameBuf, nameBuf.length, dev));
     const devName = new TextDecoder().decode(nameBuf.subarray(0, nameBuf.indexOf(0)));
@@ -408,6 +416,17 @@ export class CudaBackend implements Backend {
       sources,
       options.cacheDir === null ? undefined : options.cacheDir,
     );
+    this.linalg = new CudaLinalg({
+      alloc: (size, dtype) => this.#newBuffer(size, dtype),
+      free: (buffer) => this.free(buffer),
+      operand: (view, dtype, op) => this.#as(view, dtype, op),
+      contiguous: (raw) => this.#materialize(raw, raw.dtype),
+      kernel: (name) => this.#fn("linalg", name),
+      launch: (fn, blocks, threads, shared) => this.#launch(fn, blocks, threads, shared),
+      params: this.#params,
+      memset0: (ptr, bytes) => this.#memset0(ptr, bytes),
+      maxSharedBytes: this.#maxShared,
+    });
   }
 
   // ---------------------------------------------------------------- kernels
@@ -467,7 +486,14 @@ export class CudaBackend implements Backend {
     throw new DeviceError("cuda", `kernel ${name} not found in kernels/${family}.cu`);
   }
 
-  #launch(fn: Deno.PointerValue, blocks: number, threads: number): void {
+  #launch(fn: Deno.PointerValue, blocks: number, threads: number, shared = 0): void {
+    if (shared > 48 * 1024 && !this.#sharedRaised.has(fn)) {
+      this.#drv.check(
+        "cuFuncSetAttribute",
+        this.#drv.sym.cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE.MAX_DYNAMIC_SHARED_SIZE_BYTES, this.#maxShared),
+      );
+      this.#sharedRaised.add(fn);
+    }
     const status = this.#drv.sym.cuLaunchKernel(
       fn,
       blocks,
@@ -476,7 +502,7 @@ export class CudaBackend implements Backend {
       threads,
       1,
       1,
-      0,
+      shared,
       this.#stream,
       this.#params.pointers,
       null,

@@ -1,6 +1,6 @@
 /**
- * Bindings to cuBLAS (`libcublas.so.13`/`.12`): handle management and the strided-batched GEMMs
- * the backend's matmul uses. Statuses are checked into CudaErrors carrying the status name.
+ * Bindings to cuBLAS (`libcublas.so.13`/`.12`): handle management, the strided-batched GEMMs
+ * the backend's matmul uses, and the batched triangular solves benchmarks compare against. Statuses are checked into CudaErrors carrying the status name.
  *
  * @module
  */
@@ -26,6 +26,22 @@ const GEMM_STRIDED = [
   "u64", // C
   "i32", // ldc
   "i64", // strideC
+  "i32", // batchCount
+] as const;
+
+const TRSM_BATCHED = [
+  "pointer", // handle
+  "i32", // side
+  "i32", // uplo
+  "i32", // trans
+  "i32", // diag
+  "i32", // m
+  "i32", // n
+  "buffer", // alpha (host)
+  "u64", // A (device array of device pointers)
+  "i32", // lda
+  "u64", // B (device array of device pointers)
+  "i32", // ldb
   "i32", // batchCount
 ] as const;
 
@@ -75,6 +91,8 @@ export const CUBLAS_SYMBOLS = {
     result: "i32",
   },
   cublasGetStatusString: { parameters: ["i32"], result: "pointer", optional: true },
+  cublasStrsmBatched: { parameters: TRSM_BATCHED, result: "i32", optional: true },
+  cublasDtrsmBatched: { parameters: TRSM_BATCHED, result: "i32", optional: true },
 } as const;
 
 /**
@@ -98,6 +116,26 @@ export type CublasSymbols = Deno.DynamicLibrary<typeof CUBLAS_SYMBOLS>["symbols"
  * ```
  */
 export const CUBLAS_OP = { N: 0, T: 1 } as const;
+/**
+ * `cublasSideMode_t` (for the batched triangular solves).
+ *
+ * @example
+ * ```ts
+ * import { CUBLAS_SIDE } from "./cublas.ts";
+ * CUBLAS_SIDE.LEFT; // 0
+ * ```
+ */
+export const CUBLAS_SIDE = { LEFT: 0, RIGHT: 1 } as const;
+/**
+ * `cublasDiagType_t`.
+ *
+ * @example
+ * ```ts
+ * import { CUBLAS_DIAG } from "./cublas.ts";
+ * CUBLAS_DIAG.UNIT; // 1
+ * ```
+ */
+export const CUBLAS_DIAG = { NON_UNIT: 0, UNIT: 1 } as const;
 /**
  * `cudaDataType` values used.
  *

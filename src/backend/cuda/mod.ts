@@ -16,6 +16,7 @@
 
 export { createCudaBackend, CudaBackend, type CudaBackendOptions, CudaBuffer, type CudaRaw } from "./backend.ts";
 export { type AllocatorStats, CachingAllocator, sizeClass } from "./allocator.ts";
+export { CudaLinalg, type CudaLinalgHost, type LinalgOperand } from "./linalg.ts";
 export { CudaError, formatBytes, OutOfMemoryError } from "./errors.ts";
 export { candidatePaths, type CudaLibraryName, ffiAllowed, LIBRARY_SPECS, openLibrary } from "./libraries.ts";
 export {

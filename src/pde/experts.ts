@@ -1,0 +1,530 @@
+/**
+ * The mixture of experts of PI-HC-MoE: a uniform domain decomposition of the space-time grid into
+ * K = kt × kx (× ky) boxes, a {@link Router} that maps every grid point to the expert owning it,
+ * and {@link MixtureOfExperts}, which gives each expert its own sampled points and its own
+ * coefficients w_k, solves all experts of a batch in ONE batched Levenberg–Marquardt call, and
+ * stitches the prediction `u = Σ_k 1_{Ω_k}·Φ·w_k` from them.
+ *
+ * **Backward, expert by expert.** The training loss L(u) (the PDE residual over the whole grid) is
+ * cheap to differentiate with respect to u; its gradient ū is computed once. Then
+ * `∂L/∂Φ = Σ_k [ ū|_{Ω_k}·w_kᵀ + (∂w_k/∂Φ)ᵀ Φ|_{Ω_k}ᵀ ū|_{Ω_k} ]`, a sum of independent expert
+ * terms, each the gradient of the scalar `⟨ū|_{Ω_k}, Φ|_{Ω_k}·w_k(Φ)⟩` where w_k(Φ) is the
+ * implicit-function node of expert k's solution. These pieces run one at a time through
+ * `independentBackward` (src/local) on the shared feature fields, so peak memory holds one
+ * expert's adjoint graph, and the summed gradient flows once through the finite differences and
+ * the network. The result equals one backward pass through a single graph of every expert
+ * ({@link MixtureOfExperts.forward}).
+ *
+ * @example
+ * ```ts
+ * import { HardConstraint, Heat1D, MixtureOfExperts } from "./mod.ts";
+ * import { randn } from "../tensor/mod.ts";
+ * const heat = new Heat1D();
+ * const grid = heat.grid({ nt: 17, nx: 32 });
+ * const layer = new HardConstraint({ problem: heat, grid, basis: 8 });
+ * const moe = new MixtureOfExperts({ constraint: layer, experts: [1, 2], points: 64, seed: 0 });
+ * const phi = randn([2, 17, 32, 8], { dtype: "float64", seed: 1 }).requireGrad(); // a network's output
+ * const u0 = heat.initialConditions(2, grid, { dtype: "float64" });
+ * const step = moe.lossAndBackward(phi, u0, moe.samplePoints(0), (u) => u.square().mean());
+ * step.loss; // the loss; phi.grad holds its gradient
+ * ```
+ *
+ * @module
+ */
+
+import {
+  ArgumentError,
+  enableGrad,
+  gradients,
+  noGrad,
+  NonFiniteError,
+  type Tensor,
+  tidy,
+} from "../tensor/mod.ts";
+import { independentBackward } from "../local/independent.ts";
+import type { LeastSquaresResult } from "../solve/least_squares.ts";
+import type { AxisName, Grid } from "./grid.ts";
+import { type BasisFeatures, checkSolve, type HardConstraint, type RowLayout, type SolveSummary } from "./hard_constraint.ts";
+import { blockRegions, type IndexRange, PointSampler } from "./sampling.ts";
+
+/**
+ * Parses an expert split such as `"1x2"` or `"1x2x2"` (parts along t, x(, y)); a bare `"K"` splits
+ * the first space axis into K. Checks the count against the grid's rank.
+ *
+ * @example
+ * ```ts
+ * import { parseExperts } from "./experts.ts";
+ * parseExperts("1x2x2", 3); // [1, 2, 2]
+ * parseExperts("4", 2); // [1, 4]
+ * ```
+ */
+export function parseExperts(spec: string, rank: number): number[] {
+  const text = String(spec).trim().toLowerCase();
+  const parts = text.split(/[x×*,]/).map((s) => Number(s.trim()));
+  if (parts.length === 0 || parts.some((p) => !Number.isInteger(p) || p < 1)) {
+    throw new ArgumentError("parseExperts", `experts must look like "1x2" or "1x2x2" (parts along t, x, y), got "${spec}"`);
+  }
+  if (parts.length === 1 && rank > 1) return [1, parts[0], ...new Array(rank - 2).fill(1)];
+  if (parts.length !== rank) {
+    throw new ArgumentError(
+      "parseExperts",
+      `"${spec}" gives ${parts.length} part counts but the grid has ${rank} axes (t, x${rank === 3 ? ", y" : ""})`,
+    );
+  }
+  return parts;
+}
+
+/** A 32-bit hash of a list of integers (the seed of one sampling stream). */
+function streamSeed(key: readonly number[]): number {
+  let h = 0x9e3779b9;
+  for (const v of key) {
+    let x = Math.trunc(v) >>> 0;
+    x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+    x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+    h = Math.imul(h ^ x ^ (x >>> 16), 0x27d4eb2f) + 0x165667b1;
+    h ^= h >>> 15;
+  }
+  return h >>> 0;
+}
+
+/**
+ * The router of a uniform domain decomposition: `parts[a]` equal pieces along each grid axis
+ * (layout order t, x(, y); remainders go to the first pieces), experts numbered row-major over the
+ * blocks (as the reference code's `dimension_partition`). Every grid point belongs to exactly one
+ * expert.
+ *
+ * @example
+ * ```ts
+ * import { Router } from "./experts.ts";
+ * const r = new Router([101, 1024], [1, 4]);
+ * r.count; // 4
+ * r.expertOf(3 * 1024 + 700); // 2: columns 512..767
+ * r.regions[2]; // [[0, 101], [512, 768]]
+ * ```
+ */
+export class Router {
+  /** The grid shape. */
+  readonly shape: readonly number[];
+  /** Pieces per axis. */
+  readonly parts: readonly number[];
+  /** Each expert's box: one `[start, stop)` range per axis. */
+  readonly regions: readonly (readonly IndexRange[])[];
+  readonly #edges: number[][];
+
+  /** A router splitting a grid (or a grid shape) into `parts[a]` pieces along each axis. */
+  constructor(grid: Grid | readonly number[], parts: readonly number[]) {
+    this.shape = Array.isArray(grid) ? [...grid] : [...(grid as Grid).shape];
+    this.parts = [...parts];
+    this.regions = blockRegions(this.shape, this.parts);
+    // Start index of each piece along each axis, for the lookup.
+    this.#edges = this.shape.map((_, a) => {
+      const stride = this.parts.slice(a + 1).reduce((s, p) => s * p, 1);
+      return Array.from({ length: this.parts[a] }, (_, i) => this.regions[i * stride][a][0]);
+    });
+  }
+
+  /** Number of experts K. */
+  get count(): number {
+    return this.regions.length;
+  }
+
+  /** Number of grid points of expert k's box. */
+  regionSize(k: number): number {
+    return this.regions[k].reduce((s, [a, b]) => s * (b - a), 1);
+  }
+
+  /**
+   * The expert owning a flat grid index.
+   *
+   * @example
+   * ```ts
+   * import { Router } from "./experts.ts";
+   * new Router([4, 8], [2, 2]).expertOf(2 * 8 + 5); // 3
+   * ```
+   */
+  expertOf(index: number): number {
+    let rem = index;
+    const coords = new Array(this.shape.length);
+    for (let a = this.shape.length - 1; a >= 0; a--) {
+      coords[a] = rem % this.shape[a];
+      rem = Math.floor(rem / this.shape[a]);
+    }
+    let k = 0;
+    for (let a = 0; a < this.shape.length; a++) {
+      const edges = this.#edges[a];
+      let piece = 0;
+      while (piece + 1 < edges.length && coords[a] >= edges[piece + 1]) piece++;
+      k = k * this.parts[a] + piece;
+    }
+    return k;
+  }
+
+  /**
+   * The expert of every grid point, flat row-major: the routing table.
+   *
+   * @example
+   * ```ts
+   * import { Router } from "./experts.ts";
+   * new Router([2, 4], [1, 2]).assign(); // [0, 0, 1, 1, 0, 0, 1, 1]
+   * ```
+   */
+  assign(): Int32Array {
+    const size = this.shape.reduce((s, n) => s * n, 1);
+    const out = new Int32Array(size);
+    this.regions.forEach((region, k) => {
+      const ext = region.map(([a, b]) => b - a);
+      const cells = ext.reduce((s, v) => s * v, 1);
+      for (let c = 0; c < cells; c++) {
+        let rem = c;
+        let flat = 0;
+        let inner = 1;
+        for (let a = this.shape.length - 1; a >= 0; a--) {
+          const i = rem % ext[a];
+          rem = Math.floor(rem / ext[a]);
+          flat += (region[a][0] + i) * inner;
+          inner *= this.shape[a];
+        }
+        out[flat] = k;
+      }
+    });
+    return out;
+  }
+
+  /**
+   * `m` distinct points per expert (flat grid indices inside its box, sorted), drawn uniformly
+   * without replacement from a stream keyed by `key` (e.g. `[seed, step]`) and the expert: the same
+   * key gives the same points on every run and backend, so a resumed run replays them exactly.
+   *
+   * @example
+   * ```ts
+   * import { Router } from "./experts.ts";
+   * const pts = new Router([17, 32], [1, 2]).sample(64, [0, 5]); // two Int32Arrays of 64 points
+   * ```
+   */
+  sample(m: number, key: readonly number[]): Int32Array[] {
+    return this.regions.map((region, k) => {
+      const size = this.regionSize(k);
+      if (!Number.isInteger(m) || m < 1 || m > size) {
+        throw new ArgumentError(
+          "Router.sample",
+          `expert ${k} (box ${region.map(([a, b]) => `${a}..${b}`).join(" × ")}) has ${size} grid points; cannot sample ${m}`,
+        );
+      }
+      return new PointSampler(this.shape, { seed: streamSeed([...key, k]), region }).nextHost(m);
+    });
+  }
+
+  /**
+   * Coordinates of the expert boundaries along a grid axis (midway between the last point of one
+   * piece and the first of the next), for plots.
+   *
+   * @example
+   * ```ts
+   * import { Grid1D } from "./grid.ts";
+   * import { Router } from "./experts.ts";
+   * const g = new Grid1D({ nt: 5, x: { n: 8 } });
+   * new Router(g, [1, 2]).boundaries(g, "x"); // [0.5]
+   * ```
+   */
+  boundaries(grid: Grid, axis: AxisName): number[] {
+    const a = grid.axes.findIndex((ax) => ax.name === axis);
+    if (a < 0) throw new ArgumentError("Router.boundaries", `the grid has no axis ${axis}`);
+    const pts = grid.axes[a].points();
+    return this.#edges[a].slice(1).map((i) => (pts[i - 1] + pts[i]) / 2);
+  }
+}
+
+/** Options of {@link MixtureOfExperts}. */
+export interface MixtureOfExpertsOptions<G extends Grid = Grid> {
+  /** The hard-constraint layer every expert uses. */
+  constraint: HardConstraint<G>;
+  /** Pieces per grid axis (t, x(, y)); all ones is plain PI-HC. */
+  experts: readonly number[];
+  /** Sampled PDE points per expert and step (at least N, at most the expert's box). */
+  points: number;
+  /** Seed of the point streams (default 0). */
+  seed?: number;
+  /** Raise an `ExpertSolveError` when any expert solve does not converge (default false: report it). */
+  strict?: boolean;
+}
+
+/** What a loss function of u returns: the scalar loss, and optionally scalar metrics to report. */
+export type LossOutput = Tensor | { loss: Tensor; metrics?: Record<string, Tensor | null> };
+
+/** Wall-clock milliseconds of the parts of a {@link MixtureOfExperts.lossAndBackward} call. */
+export interface MoETimings {
+  /** Feature fields (the basis and its finite differences). */
+  features: number;
+  /** The batched expert solve (forward). */
+  solve: number;
+  /** Stitching u and the loss with its gradient ū. */
+  head: number;
+  /** The experts' implicit backward passes (one at a time). */
+  experts: number;
+  /** The summed gradient through the shared feature graph and the network. */
+  upstream: number;
+}
+
+/** The result of one {@link MixtureOfExperts.lossAndBackward} call. */
+export interface MoEStep {
+  /** The loss value. */
+  loss: number;
+  /** The metrics the loss function reported, as numbers. */
+  metrics: Record<string, number>;
+  /** The stitched prediction `[B, ...grid]` (no graph). */
+  u: Tensor;
+  /** The expert solves. */
+  solve: SolveSummary;
+  /** Timings in milliseconds. */
+  timings: MoETimings;
+}
+
+/**
+ * PI-HC-MoE: K experts over a uniform decomposition, all solved in one batched call, trained
+ * expert by expert in backward (see the module notes).
+ *
+ * @example
+ * ```ts
+ * import { HardConstraint, Heat1D, MixtureOfExperts } from "./mod.ts";
+ * const heat = new Heat1D();
+ * const grid = heat.grid({ nt: 17, nx: 32 });
+ * const layer = new HardConstraint({ problem: heat, grid, basis: 8 });
+ * const moe = new MixtureOfExperts({ constraint: layer, experts: [1, 2], points: 64 });
+ * moe.router.count; // 2
+ * ```
+ */
+export class MixtureOfExperts<G extends Grid = Grid> {
+  /** The hard-constraint layer. */
+  readonly constraint: HardConstraint<G>;
+  /** The router. */
+  readonly router: Router;
+  /** PDE points per expert. */
+  readonly points: number;
+  /** Seed of the point streams. */
+  readonly seed: number;
+  /** Whether a non-converged expert solve raises. */
+  readonly strict: boolean;
+
+  /** A mixture; see {@link MixtureOfExpertsOptions}. */
+  constructor(options: MixtureOfExpertsOptions<G>) {
+    const op = "MixtureOfExperts";
+    const layer = options.constraint;
+    if (!layer || typeof layer.layout !== "function") throw new ArgumentError(op, "needs a HardConstraint layer");
+    const grid = layer.grid;
+    if (!Array.isArray(options.experts) || options.experts.length !== grid.shape.length) {
+      throw new ArgumentError(
+        op,
+        `experts must give a part count per grid axis (${grid.axes.map((a) => a.name).join(", ")}), got ${
+          JSON.stringify(options.experts)
+        }`,
+      );
+    }
+    this.constraint = layer;
+    this.router = new Router(grid, options.experts);
+    this.points = options.points;
+    this.seed = options.seed ?? 0;
+    this.strict = options.strict ?? false;
+    const m = options.points;
+    if (!Number.isInteger(m) || m < 1) throw new ArgumentError(op, `points must be a positive integer, got ${m}`);
+    if (m < layer.n) {
+      throw new ArgumentError(
+        op,
+        `each expert samples ${m} points but there are N = ${layer.n} basis functions; an expert needs at least N ` +
+          "points (raise points or lower the number of basis functions)",
+      );
+    }
+    this.router.regions.forEach((region, k) => {
+      const size = this.router.regionSize(k);
+      if (m > size) {
+        throw new ArgumentError(
+          op,
+          `expert ${k} (box ${region.map(([a, b]) => `${a}..${b}`).join(" × ")}) has only ${size} grid points; ` +
+            `cannot sample ${m} points from it (lower points or use fewer experts)`,
+        );
+      }
+    });
+  }
+
+  /** Number of experts K. */
+  get count(): number {
+    return this.router.count;
+  }
+
+  /**
+   * Each expert's sampled points for training step `step` (a pure function of the seed and the
+   * step, so a resumed run sees the same points).
+   *
+   * @example
+   * ```ts
+   * // const points = moe.samplePoints(step); // K Int32Arrays of M flat indices
+   * ```
+   */
+  samplePoints(step: number): Int32Array[] {
+    return this.router.sample(this.points, [this.seed, step]);
+  }
+
+  /**
+   * The points used at evaluation (a fixed stream apart from the training steps).
+   *
+   * @example
+   * ```ts
+   * // const points = moe.evaluationPoints();
+   * ```
+   */
+  evaluationPoints(): Int32Array[] {
+    return this.router.sample(this.points, [this.seed, 0x7fffffff, 1]);
+  }
+
+  /**
+   * Every expert in one graph: one batched solve with the implicit adjoint, then the stitched u
+   * (for inference with gradients, and as the reference the expert-by-expert backward is checked
+   * against).
+   *
+   * @example
+   * ```ts
+   * // const { u } = moe.forward(phi, u0, moe.samplePoints(0)); u.square().mean().backward();
+   * ```
+   */
+  forward(phi: Tensor, u0: Tensor, points: readonly Int32Array[]): {
+    u: Tensor;
+    w: Tensor;
+    result: LeastSquaresResult;
+    features: BasisFeatures;
+    layout: RowLayout;
+  } {
+    this.#checkPoints(points);
+    return this.constraint.forward(phi, u0, points, this.router.regions);
+  }
+
+  /**
+   * The stitched prediction without gradients, and the solve summary.
+   *
+   * @example
+   * ```ts
+   * // const { u, solve } = moe.predict(phi, u0, moe.evaluationPoints());
+   * ```
+   */
+  predict(phi: Tensor, u0: Tensor, points: readonly Int32Array[]): { u: Tensor; solve: SolveSummary } {
+    this.#checkPoints(points);
+    return noGrad(() => {
+      const features = this.constraint.features(phi, u0);
+      const solved = this.constraint.solve(features, this.constraint.layout(points));
+      const solve = checkSolve(solved, features.batch, { strict: this.strict });
+      return { u: this.constraint.stitch(features, solved.w, this.router.regions), solve };
+    });
+  }
+
+  #checkPoints(points: readonly Int32Array[]): void {
+    if (!Array.isArray(points) || points.length !== this.count) {
+      throw new ArgumentError("MixtureOfExperts", `expected ${this.count} point sets (one per expert), got ${points?.length}`);
+    }
+    const assign = this.router;
+    points.forEach((p, k) => {
+      for (const i of p) {
+        if (assign.expertOf(i) !== k) {
+          throw new ArgumentError("MixtureOfExperts", `point ${i} of expert ${k} lies in expert ${assign.expertOf(i)}'s box`);
+        }
+      }
+    });
+  }
+
+  /**
+   * One training step's forward and backward: the basis features (graph from `phi`), ONE batched
+   * solve of every expert, the stitched u, the loss and ū = ∂L/∂u, then each expert's implicit
+   * backward alone through `independentBackward`, and the summed gradient once through the graph of
+   * `phi` (into the network's `.grad`). A non-finite loss raises a `NonFiniteError` before any
+   * gradient is written.
+   *
+   * @example
+   * ```ts
+   * // const step = moe.lossAndBackward(net.forward(x), u0, moe.samplePoints(s), (u) => pdeLoss(problem, grid, u, u0).loss);
+   * // opt.step();
+   * ```
+   */
+  lossAndBackward(phi: Tensor, u0: Tensor, points: readonly Int32Array[], lossFn: (u: Tensor) => LossOutput): MoEStep {
+    this.#checkPoints(points);
+    const layer = this.constraint;
+    const regions = this.router.regions;
+    const k = this.count;
+    let t = performance.now();
+    const lap = () => {
+      const now = performance.now();
+      const d = now - t;
+      t = now;
+      return d;
+    };
+    const features = layer.features(phi, u0);
+    const layout = layer.layout(points);
+    const b = features.batch;
+    const tFeatures = lap();
+    const solved = noGrad(() => layer.solve(features, layout));
+    const solve = checkSolve(solved, b, { strict: this.strict });
+    const wStar = solved.w;
+    const tSolve = lap();
+    // The head: u from the constant solution, the loss, and ū with respect to the raw expert sum.
+    const raw = noGrad(() =>
+      tidy(() => {
+        const parts = regions.map((region, e) => {
+          const block = layer.expertField(features, wStar.narrow(0, e * b, b), region);
+          const whole = region.every(([a, z], i) => a === 0 && z === layer.grid.shape[i]);
+          return whole ? block : block.pad(region.map(([a, z], i): [number, number] => [a, layer.grid.shape[i] - z]));
+        });
+        return parts.reduce((acc, p) => acc.add(p));
+      })
+    );
+    const rawLeaf = raw.requireGrad();
+    const head = enableGrad(() => {
+      let u = rawLeaf;
+      if (features.offset) u = u.add(features.offset.detach());
+      if (layer.meanFree && k > 1) u = u.sub(u.mean(layer.grid.spaceShape.map((_, i) => -1 - i), true));
+      const out = lossFn(u);
+      return { u, ...(out instanceof Object && "loss" in out ? out : { loss: out as Tensor, metrics: {} }) };
+    });
+    const loss = head.loss.item();
+    if (!Number.isFinite(loss)) {
+      throw new NonFiniteError("MixtureOfExperts", `the loss is ${loss} (expert solves: ${solve.converged}/${solve.problems} converged)`);
+    }
+    const metrics: Record<string, number> = {};
+    for (const [name, v] of Object.entries(head.metrics ?? {})) if (v) metrics[name] = v.item();
+    const [ubar] = gradients([head.loss], [head.loss.mul(0).add(1)], [rawLeaf]);
+    const u = head.u.detach();
+    const tHead = lap();
+    // The experts' backward passes, one at a time, on the shared feature fields.
+    let tExperts = 0;
+    if (phi.requiresGrad && ubar) {
+      const shared: Tensor[] = [];
+      const slot = (x: Tensor) => {
+        let i = shared.indexOf(x);
+        if (i < 0) i = shared.push(x) - 1;
+        return i;
+      };
+      const basisSlot = slot(features.basis);
+      const fieldSlots = features.fields.map(slot);
+      const pieces = regions.map((region, e) => (leaves: Tensor[]) => {
+        const f: BasisFeatures = { ...features, basis: leaves[basisSlot], fields: fieldSlots.map((i) => leaves[i]) };
+        const params = layer.params(f, layout, [e]);
+        const wk = layer.adjointNode(params, wStar.narrow(0, e * b, b));
+        const block = layer.expertField(f, wk, region);
+        let ub = ubar;
+        region.forEach(([a, z], i) => {
+          if (a !== 0 || z !== layer.grid.shape[i]) ub = ub.narrow(1 + i, a, z - a);
+        });
+        return block.mul(ub).sum();
+      });
+      independentBackward(shared, pieces, {
+        onPiece: (r) => {
+          if (r.index === k - 1) tExperts = lap();
+        },
+      });
+    }
+    const tUpstream = lap();
+    ubar?.dispose();
+    return {
+      loss,
+      metrics,
+      u,
+      solve,
+      timings: { features: tFeatures, solve: tSolve, head: tHead, experts: tExperts, upstream: tUpstream },
+    };
+  }
+}
