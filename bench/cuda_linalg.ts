@@ -232,3 +232,29 @@ for (const [B, n] of [[4, 64], [16, 64], [64, 64], [256, 64], [4096, 64], [64, 3
   g.free(Bv);
 }
 if (solver) solver.lib.destroy(solver.handle);
+
+console.log(`\n## The other primitives (float32, GPU µs per call, median of ${REPS})\n`);
+console.log(`| B | n | lu | luSolve, 1 rhs | qr (n × n) | triangularSolve, n rhs |`);
+console.log(`| --- | --- | --- | --- | --- | --- |`);
+for (const [B, n] of [[64, 64], [4096, 16], [16, 256]]) {
+  const { a, b } = problem(B, n);
+  const A = g.fromHost(a, "float32");
+  const Bv = g.fromHost(b, "float32");
+  const va = view(A, [B, n, n]), vb = view(Bv, [B, n, 1]);
+  const f = g.linalg.lu(va, "float32");
+  const lu = gpuMicros(() => {
+    const r = g.linalg.lu(va, "float32");
+    for (const buf of [r.lu, r.pivots, r.info]) g.free(buf);
+  });
+  const luSolve = gpuMicros(() =>
+    g.free(g.linalg.luSolve(view(f.lu, [B, n, n]), view(f.pivots, [B, n]), vb, false, "float32"))
+  );
+  const qr = gpuMicros(() => {
+    const r = g.linalg.qr(va, "float32");
+    g.free(r.q);
+    g.free(r.r);
+  });
+  const trsm = gpuMicros(() => g.free(g.linalg.triangularSolve(va, va, lower, "float32")));
+  console.log(`| ${B} | ${n} | ${lu.toFixed(1)} | ${luSolve.toFixed(1)} | ${qr.toFixed(1)} | ${trsm.toFixed(1)} |`);
+  for (const buf of [A, Bv, f.lu, f.pivots, f.info]) g.free(buf);
+}

@@ -170,9 +170,13 @@ __device__ __forceinline__ void cholesky_impl(const T* __restrict__ a, const Sha
 
 // The same right-looking sweep with the matrix in registers, for n ≤ 32·CPT and n ≤ TY·RPT: thread
 // (ty, tx) owns rows ty + r·TY and columns tx + 32·c. Per step a thread reads the current column
-// (broadcast along a warp, consecutive across lanes) and does RPT·CPT independent predicated
-// updates; only the column buffer is in shared memory.
-template <typename T, int TY, int RPT, int CPT>
+// (broadcast along a warp, consecutive across lanes) and updates the elements it owns; only the
+// column buffer is in shared memory. Two step bodies: HOIST issues every shared load of a step at
+// once and updates branch-free (shortest latency: best when a block has its SM nearly to itself,
+// measured 53 µs against 88 µs for 64 matrices of order 64 on an H100), the other branches over
+// inactive rows (fewer instructions and registers: best when many blocks share an SM, 0.82 ms
+// against 1.17 ms for 4096 such matrices). The host picks by batch size.
+template <typename T, int TY, int RPT, int CPT, bool HOIST>
 __device__ __forceinline__ void cholesky_reg_impl(const T* __restrict__ a, const Shape8& bshape,
                                                   const Strides8& bstr, i64 rs, i64 cs, T* __restrict__ out,
                                                   int* __restrict__ info, const LinDims& d) {
@@ -204,32 +208,64 @@ __device__ __forceinline__ void cholesky_reg_impl(const T* __restrict__ a, const
   for (int j = 0; j < n; ++j) {
     const double* cur = col + (j & 1) * n;
     double* nxt = col + ((j + 1) & 1) * n;
-    const double dj = cur[j];
-    if (!(dj > 0.0 && dj < pw_lin_inf())) {
-      fail = j + 1;
-      break;
-    }
-    const double rj = rsqrt(dj);
-    double lk[CPT];
+    if constexpr (HOIST) {
+      // Every shared load of the step is issued before anything waits on one.
+      const double dj = cur[j];
+      double ci[RPT], ck[CPT];
 #pragma unroll
-    for (int c = 0; c < CPT; ++c) {
-      const int k = tx + 32 * c;
-      lk[c] = k < n ? cur[k] * rj : 0.0;
-    }
+      for (int r = 0; r < RPT; ++r) ci[r] = cur[min(ty + r * TY, n - 1)];
 #pragma unroll
-    for (int r = 0; r < RPT; ++r) {
-      const int i = ty + r * TY;
-      if (i < n && i >= j) {
-        const double li = cur[i] * rj;
+      for (int c = 0; c < CPT; ++c) ck[c] = cur[min(tx + 32 * c, n - 1)];
+      if (!(dj > 0.0 && dj < pw_lin_inf())) {
+        fail = j + 1;
+        break;
+      }
+      const double rj = rsqrt(dj);
+      const double sj = dj * rj;
+#pragma unroll
+      for (int c = 0; c < CPT; ++c) ck[c] *= rj;
+#pragma unroll
+      for (int r = 0; r < RPT; ++r) {
+        const int i = ty + r * TY;
+        const double li = ci[r] * rj;
 #pragma unroll
         for (int c = 0; c < CPT; ++c) {
           const int k = tx + 32 * c;
-          if (k == j) {
-            reg[r][c] = i == j ? dj * rj : li;
-          } else if (k > j && k <= i) {
-            const double v = reg[r][c] - li * lk[c];
-            reg[r][c] = v;
-            if (k == j + 1) nxt[i] = v;
+          const double upd = reg[r][c] - li * ck[c];
+          const bool set = i < n && k == j && i >= j;
+          const bool update = i < n && k > j && k <= i;
+          reg[r][c] = set ? (i == j ? sj : li) : (update ? upd : reg[r][c]);
+          if (update && k == j + 1) nxt[i] = upd;
+        }
+      }
+    } else {
+      const double dj = cur[j];
+      if (!(dj > 0.0 && dj < pw_lin_inf())) {
+        fail = j + 1;
+        break;
+      }
+      const double rj = rsqrt(dj);
+      double lk[CPT];
+#pragma unroll
+      for (int c = 0; c < CPT; ++c) {
+        const int k = tx + 32 * c;
+        lk[c] = k < n ? cur[k] * rj : 0.0;
+      }
+#pragma unroll
+      for (int r = 0; r < RPT; ++r) {
+        const int i = ty + r * TY;
+        if (i < n && i >= j) {
+          const double li = cur[i] * rj;
+#pragma unroll
+          for (int c = 0; c < CPT; ++c) {
+            const int k = tx + 32 * c;
+            if (k == j) {
+              reg[r][c] = i == j ? dj * rj : li;
+            } else if (k > j && k <= i) {
+              const double v = reg[r][c] - li * lk[c];
+              reg[r][c] = v;
+              if (k == j + 1) nxt[i] = v;
+            }
           }
         }
       }
@@ -610,17 +646,19 @@ __device__ __forceinline__ void qr_impl(const T* __restrict__ a, const Shape8& b
 
 // ------------------------------------------------------------------ entry points
 
-#define PW_INST_CHOL_REG(sfx, T, name, TY, RPT, CPT)                                                            \
+#define PW_INST_CHOL_REG(sfx, T, name, TY, RPT, CPT, HOIST)                                                     \
   extern "C" __global__ void __launch_bounds__(32 * TY) name##_##sfx(const T* a, Shape8 bshape, Strides8 bstr,  \
                                                                       i64 rs, i64 cs, T* out, int* info,       \
                                                                       double* ws, LinDims d) {                 \
-    cholesky_reg_impl<T, TY, RPT, CPT>(a, bshape, bstr, rs, cs, out, info, d);                                  \
+    cholesky_reg_impl<T, TY, RPT, CPT, HOIST>(a, bshape, bstr, rs, cs, out, info, d);                           \
   }
 
 #define PW_INST_LINALG(sfx, T)                                                                                  \
-  PW_INST_CHOL_REG(sfx, T, cholesky_r32, 4, 8, 1)                                                               \
-  PW_INST_CHOL_REG(sfx, T, cholesky_r64, 8, 8, 2)                                                               \
-  PW_INST_CHOL_REG(sfx, T, cholesky_r128, 16, 8, 4)                                                             \
+  PW_INST_CHOL_REG(sfx, T, cholesky_r32, 4, 8, 1, false)                                                        \
+  PW_INST_CHOL_REG(sfx, T, cholesky_r32h, 4, 8, 1, true)                                                        \
+  PW_INST_CHOL_REG(sfx, T, cholesky_r64, 8, 8, 2, false)                                                        \
+  PW_INST_CHOL_REG(sfx, T, cholesky_r64h, 8, 8, 2, true)                                                        \
+  PW_INST_CHOL_REG(sfx, T, cholesky_r128, 16, 8, 4, false)                                                      \
   extern "C" __global__ void cholesky_##sfx(const T* a, Shape8 bshape, Strides8 bstr, i64 rs, i64 cs, T* out,   \
                                             int* info, double* ws, LinDims d) {                                 \
     cholesky_impl<T>(a, bshape, bstr, rs, cs, out, info, ws, d);                                                \

@@ -333,6 +333,17 @@ gpuTest("cholesky: ill-conditioned, indefinite, singular and NaN batches (info e
   }
 });
 
+gpuTest("cholesky: both step bodies of the register kernels (one-wave and many-wave batches)", (g) => {
+  let seed = 150;
+  for (const dtype of DTYPES) {
+    for (const n of [20, 64]) {
+      checkCholesky(g, "indefinite", [5], n, dtype, "contiguous", seed++);
+      checkCholesky(g, "indefinite", [300], n, dtype, "contiguous", seed++);
+      checkCholesky(g, "well", [2, 200], n, dtype, "transposed", seed++);
+    }
+  }
+});
+
 gpuTest("cholesky: strided, broadcast, reversed and padded views, several batch axes", (g) => {
   let seed = 200;
   for (const dtype of DTYPES) {

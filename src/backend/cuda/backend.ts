@@ -426,6 +426,7 @@ export class CudaBackend implements Backend {
       params: this.#params,
       memset0: (ptr, bytes) => this.#memset0(ptr, bytes),
       maxSharedBytes: this.#maxShared,
+      multiprocessors: this.multiprocessors,
     });
   }
 

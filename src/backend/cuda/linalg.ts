@@ -8,7 +8,8 @@
  *   that does not fit eight collapsed axes, makes a contiguous copy first).
  * - The working matrix lives in shared memory when it fits the device's opt-in limit (227 KiB on
  *   an H100: order ≤ 168 in double precision), else in a global workspace of float64 (the float64
- *   output itself for Cholesky and LU). Cholesky of order ≤ 128 keeps the matrix in registers.
+ *   output itself for Cholesky and LU). Cholesky of order ≤ 128 keeps the matrix in registers
+ *   (for order ≤ 64 with a lower-latency step body when the batch fits one wave of blocks).
  * - Arithmetic is in double precision for float32 too, as on the CPU backend, whose results these
  *   match: LU (factors, pivots, info) bit for bit, the others to rounding.
  * - Status arrays (`info`, `pivots`) are written by the kernels; nothing is read back to the host.
@@ -71,6 +72,8 @@ export interface CudaLinalgHost {
   memset0(ptr: number, bytes: number): void;
   /** Largest dynamic shared memory a block may ask for (bytes). */
   readonly maxSharedBytes: number;
+  /** Streaming multiprocessors of the device. */
+  readonly multiprocessors: number;
 }
 
 const SFX: Readonly<Record<string, string>> = { float32: "f32", float64: "f64" };
@@ -205,8 +208,11 @@ export class CudaLinalg implements LinalgPrimitives {
     const A = ops[0];
     const r = A.shape.length;
     let name: string, threads: number, shared = 2 * n * F64, ws = 0;
-    if (n <= 32) [name, threads] = ["cholesky_r32", 128];
-    else if (n <= 64) [name, threads] = ["cholesky_r64", 256];
+    // A batch that fits one wave (two blocks an SM) takes the low-latency step body ("h"),
+    // larger batches the one with fewer instructions (see kernels/linalg.cu).
+    const hoist = count <= 2 * h.multiprocessors ? "h" : "";
+    if (n <= 32) [name, threads] = [`cholesky_r32${hoist}`, 128];
+    else if (n <= 64) [name, threads] = [`cholesky_r64${hoist}`, 256];
     else if (n <= 128) [name, threads] = ["cholesky_r128", 512];
     else {
       [name, threads] = ["cholesky", 512];
