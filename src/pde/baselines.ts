@@ -34,16 +34,47 @@ import type { ActivationLike } from "../nn/activation.ts";
 import { ArgumentError, type DType, fmtShape, noGrad, ShapeError, type Tensor } from "../tensor/mod.ts";
 import { MixtureOfExperts, type Router } from "./experts.ts";
 import type { Grid } from "./grid.ts";
-import { HardConstraint, type HardConstraintOptions, pdeLoss, type PdeLossWeights, type SolveSummary } from "./hard_constraint.ts";
+import {
+  HardConstraint,
+  type HardConstraintOptions,
+  pdeLoss,
+  type PdeLossWeights,
+  type SolveSummary,
+} from "./hard_constraint.ts";
 import type { PdeProblem } from "./problem.ts";
 
-/** The methods compared. */
+/**
+ * The methods compared.
+ *
+ * @example
+ * ```ts
+ * import type { MethodKind } from "./baselines.ts";
+ * const kind: MethodKind = "moe";
+ * ```
+ */
 export type MethodKind = "data" | "soft" | "hard" | "moe";
 
-/** Every method kind, in the order they are usually reported. */
+/**
+ * Every method kind, in the order they are usually reported.
+ *
+ * @example
+ * ```ts
+ * import { METHOD_KINDS } from "./baselines.ts";
+ * METHOD_KINDS.join(", "); // "data, soft, hard, moe"
+ * ```
+ */
 export const METHOD_KINDS: readonly MethodKind[] = ["data", "soft", "hard", "moe"];
 
-/** Options of {@link PdeNetwork}: the FNO's sizes (defaults are CPU-sized). */
+/**
+ * Options of {@link PdeNetwork}: the FNO's sizes (defaults are CPU-sized).
+ *
+ * @example
+ * ```ts
+ * import type { PdeNetworkOptions } from "./baselines.ts";
+ * // PI-HC-MoE's Navier–Stokes FNO3d.
+ * const paper: PdeNetworkOptions = { width: 64, modes: 8, layers: 8, fc: 256, dtype: "float32" };
+ * ```
+ */
 export interface PdeNetworkOptions {
   /** Channels of the Fourier layers (default 16; the paper uses 64). */
   width?: number;
@@ -129,7 +160,16 @@ export class PdeNetwork extends Module {
   }
 }
 
-/** A batch of training data: initial conditions and reference solutions. */
+/**
+ * A batch of training data: initial conditions and reference solutions.
+ *
+ * @example
+ * ```ts
+ * import { Heat1D, type PdeBatch } from "./mod.ts";
+ * const d = new Heat1D().generateDataset({ n: 4, nx: 17, nt: 9 });
+ * const batch: PdeBatch = { u0: d.u0, u: d.u };
+ * ```
+ */
 export interface PdeBatch {
   /** `[B, ...space]`. */
   u0: Tensor;
@@ -137,7 +177,15 @@ export interface PdeBatch {
   u: Tensor;
 }
 
-/** What one training step reports (host numbers). */
+/**
+ * What one training step reports (host numbers).
+ *
+ * @example
+ * ```ts
+ * import type { StepStats } from "./baselines.ts";
+ * const rate = (s: StepStats, seconds: number) => s.points / seconds;
+ * ```
+ */
 export interface StepStats {
   /** The loss. */
   loss: number;
@@ -155,7 +203,15 @@ export interface StepStats {
   timings?: Record<string, number>;
 }
 
-/** A prediction and, for the hard-constraint methods, the solve summary. */
+/**
+ * A prediction and, for the hard-constraint methods, the solve summary.
+ *
+ * @example
+ * ```ts
+ * import type { Prediction } from "./baselines.ts";
+ * const converged = (p: Prediction) => p.solve ? p.solve.converged === p.solve.problems : true;
+ * ```
+ */
 export interface Prediction {
   /** `[B, nt, ...space]`. */
   u: Tensor;
@@ -195,7 +251,25 @@ export interface TrainingMethod {
   config(): Record<string, unknown>;
 }
 
-/** Options of {@link createMethod}. */
+/**
+ * Options of {@link createMethod}.
+ *
+ * @example
+ * ```ts
+ * import { createMethod, Heat1D, type MethodOptions } from "./mod.ts";
+ * const heat = new Heat1D();
+ * const options: MethodOptions = {
+ *   problem: heat,
+ *   grid: heat.grid({ nt: 17, nx: 32 }),
+ *   basis: 16,
+ *   experts: [2, 1],
+ *   points: 128,
+ *   network: { width: 16, modes: 8 },
+ *   constraint: { initialCondition: "mollifier" },
+ * };
+ * createMethod("moe", options);
+ * ```
+ */
 export interface MethodOptions<G extends Grid = Grid> {
   /** The PDE. */
   problem: PdeProblem<G>;
@@ -219,7 +293,15 @@ export interface MethodOptions<G extends Grid = Grid> {
   strict?: boolean;
 }
 
-/** Human names of the methods. */
+/**
+ * Human names of the methods.
+ *
+ * @example
+ * ```ts
+ * import { methodLabel } from "./baselines.ts";
+ * methodLabel("moe", [1, 2, 2]); // "PI-HC-MoE (1×2×2 experts)"
+ * ```
+ */
 export function methodLabel(kind: MethodKind, experts?: readonly number[]): string {
   switch (kind) {
     case "data":

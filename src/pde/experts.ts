@@ -32,19 +32,17 @@
  * @module
  */
 
-import {
-  ArgumentError,
-  enableGrad,
-  gradients,
-  noGrad,
-  NonFiniteError,
-  type Tensor,
-  tidy,
-} from "../tensor/mod.ts";
+import { ArgumentError, enableGrad, gradients, noGrad, NonFiniteError, type Tensor, tidy } from "../tensor/mod.ts";
 import { independentBackward } from "../local/independent.ts";
 import type { LeastSquaresResult } from "../solve/least_squares.ts";
 import type { AxisName, Grid } from "./grid.ts";
-import { type BasisFeatures, checkSolve, type HardConstraint, type RowLayout, type SolveSummary } from "./hard_constraint.ts";
+import {
+  type BasisFeatures,
+  checkSolve,
+  type HardConstraint,
+  type RowLayout,
+  type SolveSummary,
+} from "./hard_constraint.ts";
 import { blockRegions, type IndexRange, PointSampler } from "./sampling.ts";
 
 /**
@@ -62,7 +60,10 @@ export function parseExperts(spec: string, rank: number): number[] {
   const text = String(spec).trim().toLowerCase();
   const parts = text.split(/[x×*,]/).map((s) => Number(s.trim()));
   if (parts.length === 0 || parts.some((p) => !Number.isInteger(p) || p < 1)) {
-    throw new ArgumentError("parseExperts", `experts must look like "1x2" or "1x2x2" (parts along t, x, y), got "${spec}"`);
+    throw new ArgumentError(
+      "parseExperts",
+      `experts must look like "1x2" or "1x2x2" (parts along t, x, y), got "${spec}"`,
+    );
   }
   if (parts.length === 1 && rank > 1) return [1, parts[0], ...new Array(rank - 2).fill(1)];
   if (parts.length !== rank) {
@@ -197,7 +198,7 @@ export class Router {
    *
    * @example
    * ```ts
-   * import { Router } from "./experts.ts";
+   * import { Router } from "./mod.ts";
    * const pts = new Router([17, 32], [1, 2]).sample(64, [0, 5]); // two Int32Arrays of 64 points
    * ```
    */
@@ -207,7 +208,9 @@ export class Router {
       if (!Number.isInteger(m) || m < 1 || m > size) {
         throw new ArgumentError(
           "Router.sample",
-          `expert ${k} (box ${region.map(([a, b]) => `${a}..${b}`).join(" × ")}) has ${size} grid points; cannot sample ${m}`,
+          `expert ${k} (box ${
+            region.map(([a, b]) => `${a}..${b}`).join(" × ")
+          }) has ${size} grid points; cannot sample ${m}`,
         );
       }
       return new PointSampler(this.shape, { seed: streamSeed([...key, k]), region }).nextHost(m);
@@ -234,7 +237,17 @@ export class Router {
   }
 }
 
-/** Options of {@link MixtureOfExperts}. */
+/**
+ * Options of {@link MixtureOfExperts}.
+ *
+ * @example
+ * ```ts
+ * import { HardConstraint, Heat1D, type MixtureOfExpertsOptions } from "./mod.ts";
+ * const heat = new Heat1D();
+ * const constraint = new HardConstraint({ problem: heat, grid: heat.grid({ nt: 17, nx: 32 }), basis: 8 });
+ * const options: MixtureOfExpertsOptions = { constraint, experts: [2, 1], points: 64, seed: 1 };
+ * ```
+ */
 export interface MixtureOfExpertsOptions<G extends Grid = Grid> {
   /** The hard-constraint layer every expert uses. */
   constraint: HardConstraint<G>;
@@ -248,10 +261,27 @@ export interface MixtureOfExpertsOptions<G extends Grid = Grid> {
   strict?: boolean;
 }
 
-/** What a loss function of u returns: the scalar loss, and optionally scalar metrics to report. */
+/**
+ * What a loss function of u returns: the scalar loss, and optionally scalar metrics to report.
+ *
+ * @example
+ * ```ts
+ * import type { LossOutput } from "./experts.ts";
+ * import type { Tensor } from "../tensor/mod.ts";
+ * const loss = (u: Tensor): LossOutput => ({ loss: u.square().mean(), metrics: { max: u.abs().max() } });
+ * ```
+ */
 export type LossOutput = Tensor | { loss: Tensor; metrics?: Record<string, Tensor | null> };
 
-/** Wall-clock milliseconds of the parts of a {@link MixtureOfExperts.lossAndBackward} call. */
+/**
+ * Wall-clock milliseconds of the parts of a {@link MixtureOfExperts.lossAndBackward} call.
+ *
+ * @example
+ * ```ts
+ * import type { MoETimings } from "./experts.ts";
+ * const share = (t: MoETimings) => (t.solve + t.experts) / (t.features + t.solve + t.head + t.experts + t.upstream);
+ * ```
+ */
 export interface MoETimings {
   /** Feature fields (the basis and its finite differences). */
   features: number;
@@ -265,7 +295,15 @@ export interface MoETimings {
   upstream: number;
 }
 
-/** The result of one {@link MixtureOfExperts.lossAndBackward} call. */
+/**
+ * The result of one {@link MixtureOfExperts.lossAndBackward} call.
+ *
+ * @example
+ * ```ts
+ * import type { MoEStep } from "./experts.ts";
+ * const report = (s: MoEStep) => `loss ${s.loss}, ${s.solve.converged}/${s.solve.problems} solves converged`;
+ * ```
+ */
 export interface MoEStep {
   /** The loss value. */
   loss: number;
@@ -356,7 +394,11 @@ export class MixtureOfExperts<G extends Grid = Grid> {
    *
    * @example
    * ```ts
-   * // const points = moe.samplePoints(step); // K Int32Arrays of M flat indices
+   * import { HardConstraint, Heat1D, MixtureOfExperts } from "./mod.ts";
+   * const heat = new Heat1D();
+   * const grid = heat.grid({ nt: 17, nx: 32 });
+   * const moe = new MixtureOfExperts({ constraint: new HardConstraint({ problem: heat, grid, basis: 8 }), experts: [1, 2], points: 64 });
+   * moe.samplePoints(3).map((p) => p.length); // [64, 64]: each expert's points in its own box
    * ```
    */
   samplePoints(step: number): Int32Array[] {
@@ -368,7 +410,11 @@ export class MixtureOfExperts<G extends Grid = Grid> {
    *
    * @example
    * ```ts
-   * // const points = moe.evaluationPoints();
+   * import { HardConstraint, Heat1D, MixtureOfExperts } from "./mod.ts";
+   * const heat = new Heat1D();
+   * const grid = heat.grid({ nt: 17, nx: 32 });
+   * const moe = new MixtureOfExperts({ constraint: new HardConstraint({ problem: heat, grid, basis: 8 }), experts: [1, 2], points: 64 });
+   * moe.evaluationPoints().length; // 2
    * ```
    */
   evaluationPoints(): Int32Array[] {
@@ -382,7 +428,15 @@ export class MixtureOfExperts<G extends Grid = Grid> {
    *
    * @example
    * ```ts
-   * // const { u } = moe.forward(phi, u0, moe.samplePoints(0)); u.square().mean().backward();
+   * import { HardConstraint, Heat1D, MixtureOfExperts } from "./mod.ts";
+   * import { randn } from "../tensor/mod.ts";
+   * const heat = new Heat1D();
+   * const grid = heat.grid({ nt: 17, nx: 32 });
+   * const moe = new MixtureOfExperts({ constraint: new HardConstraint({ problem: heat, grid, basis: 8 }), experts: [1, 2], points: 64 });
+   * const phi = randn([2, 17, 32, 8], { dtype: "float64" }).requireGrad();
+   * const u0 = heat.initialConditions(2, grid, { dtype: "float64" });
+   * const { u } = moe.forward(phi, u0, moe.samplePoints(0));
+   * u.square().mean().backward(); // phi.grad through the batched solve's implicit adjoint
    * ```
    */
   forward(phi: Tensor, u0: Tensor, points: readonly Int32Array[]): {
@@ -401,14 +455,23 @@ export class MixtureOfExperts<G extends Grid = Grid> {
    *
    * @example
    * ```ts
-   * // const { u, solve } = moe.predict(phi, u0, moe.evaluationPoints());
+   * import { HardConstraint, Heat1D, MixtureOfExperts } from "./mod.ts";
+   * import { randn } from "../tensor/mod.ts";
+   * const heat = new Heat1D();
+   * const grid = heat.grid({ nt: 17, nx: 32 });
+   * const moe = new MixtureOfExperts({ constraint: new HardConstraint({ problem: heat, grid, basis: 8 }), experts: [1, 2], points: 64 });
+   * const phi = randn([2, 17, 32, 8], { dtype: "float64" }).requireGrad();
+   * const u0 = heat.initialConditions(2, grid, { dtype: "float64" });
+   * const { u, solve } = moe.predict(phi, u0, moe.evaluationPoints());
+   * u.shape; // [2, 17, 32]
+   * solve.problems; // 4: two experts × batch 2
    * ```
    */
   predict(phi: Tensor, u0: Tensor, points: readonly Int32Array[]): { u: Tensor; solve: SolveSummary } {
     this.#checkPoints(points);
     return noGrad(() => {
       const features = this.constraint.features(phi, u0);
-      const solved = this.constraint.solve(features, this.constraint.layout(points));
+      const solved = this.constraint.solve(features, this.constraint.layout(points, this.router.regions));
       const solve = checkSolve(solved, features.batch, { strict: this.strict });
       return { u: this.constraint.stitch(features, solved.w, this.router.regions), solve };
     });
@@ -416,13 +479,19 @@ export class MixtureOfExperts<G extends Grid = Grid> {
 
   #checkPoints(points: readonly Int32Array[]): void {
     if (!Array.isArray(points) || points.length !== this.count) {
-      throw new ArgumentError("MixtureOfExperts", `expected ${this.count} point sets (one per expert), got ${points?.length}`);
+      throw new ArgumentError(
+        "MixtureOfExperts",
+        `expected ${this.count} point sets (one per expert), got ${points?.length}`,
+      );
     }
     const assign = this.router;
     points.forEach((p, k) => {
       for (const i of p) {
         if (assign.expertOf(i) !== k) {
-          throw new ArgumentError("MixtureOfExperts", `point ${i} of expert ${k} lies in expert ${assign.expertOf(i)}'s box`);
+          throw new ArgumentError(
+            "MixtureOfExperts",
+            `point ${i} of expert ${k} lies in expert ${assign.expertOf(i)}'s box`,
+          );
         }
       }
     });
@@ -437,8 +506,15 @@ export class MixtureOfExperts<G extends Grid = Grid> {
    *
    * @example
    * ```ts
-   * // const step = moe.lossAndBackward(net.forward(x), u0, moe.samplePoints(s), (u) => pdeLoss(problem, grid, u, u0).loss);
-   * // opt.step();
+   * import { HardConstraint, Heat1D, MixtureOfExperts, pdeLoss } from "./mod.ts";
+   * import { randn } from "../tensor/mod.ts";
+   * const heat = new Heat1D();
+   * const grid = heat.grid({ nt: 17, nx: 32 });
+   * const moe = new MixtureOfExperts({ constraint: new HardConstraint({ problem: heat, grid, basis: 8 }), experts: [1, 2], points: 64 });
+   * const phi = randn([2, 17, 32, 8], { dtype: "float64" }).requireGrad();
+   * const u0 = heat.initialConditions(2, grid, { dtype: "float64" });
+   * const step = moe.lossAndBackward(phi, u0, moe.samplePoints(0), (u) => pdeLoss(heat, grid, u, u0).loss);
+   * step.timings.solve; // ms in the one batched solve; phi.grad holds ∂loss/∂Φ
    * ```
    */
   lossAndBackward(phi: Tensor, u0: Tensor, points: readonly Int32Array[], lossFn: (u: Tensor) => LossOutput): MoEStep {
@@ -454,7 +530,7 @@ export class MixtureOfExperts<G extends Grid = Grid> {
       return d;
     };
     const features = layer.features(phi, u0);
-    const layout = layer.layout(points);
+    const layout = layer.layout(points, regions);
     const b = features.batch;
     const tFeatures = lap();
     const solved = noGrad(() => layer.solve(features, layout));
@@ -482,7 +558,10 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     });
     const loss = head.loss.item();
     if (!Number.isFinite(loss)) {
-      throw new NonFiniteError("MixtureOfExperts", `the loss is ${loss} (expert solves: ${solve.converged}/${solve.problems} converged)`);
+      throw new NonFiniteError(
+        "MixtureOfExperts",
+        `the loss is ${loss} (expert solves: ${solve.converged}/${solve.problems} converged)`,
+      );
     }
     const metrics: Record<string, number> = {};
     for (const [name, v] of Object.entries(head.metrics ?? {})) if (v) metrics[name] = v.item();

@@ -26,7 +26,8 @@
  *   exactly (`"mollifier"`: `u = u0 + s·((t − t0)/(t1 − t0))·Φw`, the reference's Navier–Stokes
  *   layer, optionally mean-free in space);
  * - each boundary condition of the problem on its wall at every time after t0.
- * The initial and boundary rows are global: every expert sees all of them (as in the paper).
+ * The initial and boundary rows are global: every expert sees all of them (as in the paper), or
+ * with `conditions: "local"` only those inside its own box.
  *
  * **Batches and experts.** Φ is `[B, ...grid, N]` (channels last, an FNO's output) and u0
  * `[B, ...space]`. For K experts the B·K problems are stacked expert-major (problem `k·B + b`)
@@ -72,7 +73,24 @@ import type { Grid } from "./grid.ts";
 import type { PdeProblem } from "./problem.ts";
 import { boundaryPoints, type IndexRange, initialPoints, unravelIndices } from "./sampling.ts";
 
-/** Options of {@link HardConstraint}. */
+/**
+ * Options of {@link HardConstraint}.
+ *
+ * @example
+ * ```ts
+ * import { HardConstraint, type HardConstraintOptions, NavierStokes2D } from "./mod.ts";
+ * const ns = new NavierStokes2D();
+ * const options: HardConstraintOptions = {
+ *   problem: ns,
+ *   grid: ns.grid({ nx: 32, nt: 16 }),
+ *   basis: 64,
+ *   initialCondition: "mollifier",
+ *   mollifierScale: 0.005,
+ *   meanFree: true,
+ * };
+ * new HardConstraint(options);
+ * ```
+ */
 export interface HardConstraintOptions<G extends Grid = Grid> {
   /** The PDE (its residual expression, boundary conditions and derived fields). */
   problem: PdeProblem<G>;
@@ -93,6 +111,11 @@ export interface HardConstraintOptions<G extends Grid = Grid> {
   boundaryConditions?: boolean;
   /** Weights of the initial-condition and boundary rows (default 1 each). */
   weights?: { ic?: number; bc?: number };
+  /**
+   * Which initial and boundary rows an expert solves: `"global"` (default, the paper: every expert
+   * sees all of them) or `"local"` (only those inside its own box; the others are masked out).
+   */
+  conditions?: "global" | "local";
   /** The solver (default Levenberg–Marquardt, atol = rtol = 1e-6, at most 50 iterations as the paper). */
   solver?: LeastSquaresSolver;
   /** How w* is differentiated (default the Gauss–Newton implicit adjoint). */
@@ -104,6 +127,12 @@ export interface HardConstraintOptions<G extends Grid = Grid> {
 /**
  * The basis and everything the residual reads from it, on the whole grid (see
  * {@link HardConstraint.features}).
+ *
+ * @example
+ * ```ts
+ * import type { BasisFeatures } from "./hard_constraint.ts";
+ * const describe = (f: BasisFeatures) => `${f.n} basis functions, ${f.fields.length} feature fields`;
+ * ```
  */
 export interface BasisFeatures {
   /** Batch size B. */
@@ -122,7 +151,17 @@ export interface BasisFeatures {
   readonly u0: Tensor;
 }
 
-/** One block of rows of every expert's residual: the PDE points, the initial condition, or a wall. */
+/**
+ * One block of rows of every expert's residual: the PDE points, the initial condition, or a wall.
+ *
+ * @example
+ * ```ts
+ * import { HardConstraint, Heat1D } from "./mod.ts";
+ * const heat = new Heat1D();
+ * const layer = new HardConstraint({ problem: heat, grid: heat.grid({ nt: 9, nx: 16 }), basis: 4 });
+ * layer.groups[2].indices!.length; // 8: the left wall after t0
+ * ```
+ */
 export interface RowGroup {
   /** `"pde"`, `"ic"` or `"bc:<name>"`. */
   readonly name: string;
@@ -134,7 +173,18 @@ export interface RowGroup {
   readonly indices: Int32Array | null;
 }
 
-/** The rows of a batch of experts' solves (see {@link HardConstraint.layout}). */
+/**
+ * The rows of a batch of experts' solves (see {@link HardConstraint.layout}).
+ *
+ * @example
+ * ```ts
+ * import { HardConstraint, Heat1D } from "./mod.ts";
+ * const heat = new Heat1D();
+ * const layer = new HardConstraint({ problem: heat, grid: heat.grid({ nt: 9, nx: 16 }), basis: 4 });
+ * const rows = layer.layout([Int32Array.from([20, 40, 60, 80])]);
+ * rows.starts; // [0, 4, 20, 28]: PDE points, initial rows, left wall, right wall
+ * ```
+ */
 export interface RowLayout {
   /** Number of experts. */
   readonly experts: number;
@@ -146,11 +196,19 @@ export interface RowLayout {
   readonly starts: readonly number[];
   /** Flat grid indices of every expert's rows, expert-major: `[experts · rows]`. */
   readonly indices: Int32Array;
+  /** With local conditions: 1 for the rows an expert solves, 0 for masked ones (`[experts · rows]`); else null. */
+  readonly mask: Float64Array | null;
 }
 
 /**
  * What the stacked least-squares problems read: per feature symbol the gathered features
  * `[P, M, N]` and offsets `[P, M]`; per group its other inputs (coordinates, the initial values).
+ *
+ * @example
+ * ```ts
+ * import type { ExpertParams } from "./hard_constraint.ts";
+ * const problems = (p: ExpertParams) => p.feats[0].shape[0]; // experts × batch
+ * ```
  */
 export interface ExpertParams {
   /** Gathered features, in {@link HardConstraint.symbols} order: `[P, rows, N]`. */
@@ -159,9 +217,19 @@ export interface ExpertParams {
   offsets: Tensor[];
   /** Per group, the values of its non-field symbols at its rows: `[P, length]` each. */
   inputs: Record<string, Tensor>[];
+  /** Row mask `[P, rows]` (local conditions), or null. */
+  mask: Tensor | null;
 }
 
-/** The result of a batched expert solve. */
+/**
+ * The result of a batched expert solve.
+ *
+ * @example
+ * ```ts
+ * import type { ExpertSolve } from "./hard_constraint.ts";
+ * const iterations = (s: ExpertSolve) => s.result.steps; // per problem, expert-major
+ * ```
+ */
 export interface ExpertSolve {
   /** The coefficients `[K·B, N]` (problem `k·B + b`); differentiable when solved with grad. */
   w: Tensor;
@@ -171,7 +239,16 @@ export interface ExpertSolve {
   experts: readonly number[];
 }
 
-/** Some expert solves did not converge (raised by `checkSolve` with `strict`). */
+/**
+ * Some expert solves did not converge (raised by `checkSolve` with `strict`).
+ *
+ * @example
+ * ```ts
+ * import { ExpertSolveError } from "./hard_constraint.ts";
+ * const e = new ExpertSolveError("HardConstraint", ["converged", "max_steps"], "expert 0 sample 1: max_steps");
+ * e.status[1]; // "max_steps"
+ * ```
+ */
 export class ExpertSolveError extends SolverError {}
 
 /**
@@ -203,6 +280,8 @@ export class HardConstraint<G extends Grid = Grid> {
   readonly meanFree: boolean;
   /** The row groups every expert solves. */
   readonly groups: readonly RowGroup[];
+  /** Whether experts solve all initial and boundary rows or only those in their box. */
+  readonly conditions: "global" | "local";
   /** The field and derivative symbols read by any group: the linear features of the solve. */
   readonly symbols: readonly SymbolInfo[];
   /** The solver. */
@@ -224,7 +303,10 @@ export class HardConstraint<G extends Grid = Grid> {
       throw new ArgumentError(op, `the ${problem.name} problem is ${problem.dims}-D but the grid is ${grid.dims}-D`);
     }
     if (!Number.isInteger(options.basis) || options.basis < 1) {
-      throw new ArgumentError(op, `basis must be a positive integer (the number N of basis functions), got ${options.basis}`);
+      throw new ArgumentError(
+        op,
+        `basis must be a positive integer (the number N of basis functions), got ${options.basis}`,
+      );
     }
     this.problem = problem;
     this.grid = grid;
@@ -238,6 +320,10 @@ export class HardConstraint<G extends Grid = Grid> {
       throw new ArgumentError(op, `mollifierScale must be a finite nonzero number, got ${this.mollifierScale}`);
     }
     this.meanFree = options.meanFree ?? false;
+    this.conditions = options.conditions ?? "global";
+    if (this.conditions !== "global" && this.conditions !== "local") {
+      throw new ArgumentError(op, `conditions must be "global" or "local", got ${this.conditions}`);
+    }
     this.solver = options.solver ?? new LevenbergMarquardt({ atol: 1e-6, rtol: 1e-6, maxSteps: 50 });
     if (!(this.solver instanceof LevenbergMarquardt) && !(this.solver instanceof GaussNewton)) {
       throw new ArgumentError(op, "solver must be a LevenbergMarquardt or GaussNewton instance");
@@ -251,7 +337,10 @@ export class HardConstraint<G extends Grid = Grid> {
     }
     for (const s of problem.expression.symbols) {
       if (s.kind === "input") {
-        throw new ArgumentError(op, `the residual reads the input "${s.name}", which the hard-constraint layer cannot supply`);
+        throw new ArgumentError(
+          op,
+          `the residual reads the input "${s.name}", which the hard-constraint layer cannot supply`,
+        );
       }
     }
     const groups: RowGroup[] = [{ name: "pde", expression: problem.expression, weight: 1, indices: null }];
@@ -261,7 +350,12 @@ export class HardConstraint<G extends Grid = Grid> {
         inputs: ["initial"],
         dims: problem.dims,
       });
-      groups.push({ name: "ic", expression: ic, weight: icWeight, indices: noGrad(() => initialPoints(grid).toTypedArray() as Int32Array) });
+      groups.push({
+        name: "ic",
+        expression: ic,
+        weight: icWeight,
+        indices: noGrad(() => initialPoints(grid).toTypedArray() as Int32Array),
+      });
     }
     if ((options.boundaryConditions ?? true) && bcWeight !== 0) {
       for (const bc of problem.boundaryConditions) {
@@ -280,7 +374,9 @@ export class HardConstraint<G extends Grid = Grid> {
     for (const g of groups) for (const s of g.expression.unknowns) if (!seen.has(s.name)) seen.set(s.name, s);
     this.symbols = [...seen.values()];
     // Coordinates of every grid point, flat (only the axes some group reads).
-    const reads = new Set(groups.flatMap((g) => g.expression.symbols.filter((s) => s.kind === "coordinate").map((s) => s.name)));
+    const reads = new Set(
+      groups.flatMap((g) => g.expression.symbols.filter((s) => s.kind === "coordinate").map((s) => s.name)),
+    );
     this.#coords = {};
     if (reads.size) {
       const all = unravelIndices(Int32Array.from({ length: grid.size }, (_, i) => i), grid.shape);
@@ -321,7 +417,9 @@ export class HardConstraint<G extends Grid = Grid> {
     if (phi.shape[d + 1] !== this.n) {
       throw new ShapeError(
         op,
-        `the basis has ${phi.shape[d + 1]} functions (shape ${fmtShape(phi.shape)}) but the layer was built for N = ${this.n}`,
+        `the basis has ${phi.shape[d + 1]} functions (shape ${
+          fmtShape(phi.shape)
+        }) but the layer was built for N = ${this.n}`,
       );
     }
     if (phi.dtype !== "float32" && phi.dtype !== "float64") {
@@ -332,7 +430,9 @@ export class HardConstraint<G extends Grid = Grid> {
     if (u0.ndim !== space.length + 1 || u0.shape[0] !== b || u0.shape.slice(1).some((v, i) => v !== space[i])) {
       throw new ShapeError(
         op,
-        `the initial conditions have shape ${fmtShape(u0.shape)}, expected [${b}, ${space.join(", ")}] for a batch of ${b}`,
+        `the initial conditions have shape ${fmtShape(u0.shape)}, expected [${b}, ${
+          space.join(", ")
+        }] for a batch of ${b}`,
       );
     }
     const ic = u0.dtype === phi.dtype ? u0 : u0.cast(phi.dtype);
@@ -370,7 +470,8 @@ export class HardConstraint<G extends Grid = Grid> {
 
   /**
    * The rows of K experts' solves from their sampled PDE points (flat grid indices, one array per
-   * expert, all of one length M ≥ N).
+   * expert, all of one length M ≥ N). With local conditions, `regions` (the experts' boxes) says
+   * which initial and boundary rows each expert keeps.
    *
    * @example
    * ```ts
@@ -381,7 +482,7 @@ export class HardConstraint<G extends Grid = Grid> {
    * rows.rows; // 4 points + 16 initial rows + 2·8 wall rows = 36
    * ```
    */
-  layout(points: readonly (Int32Array | readonly number[])[]): RowLayout {
+  layout(points: readonly (Int32Array | readonly number[])[], regions?: readonly (readonly IndexRange[])[]): RowLayout {
     const op = "HardConstraint.layout";
     if (!Array.isArray(points) || points.length === 0) {
       throw new ArgumentError(op, "needs one array of sampled points per expert (at least one expert)");
@@ -389,7 +490,10 @@ export class HardConstraint<G extends Grid = Grid> {
     const m = points[0].length;
     points.forEach((p, k) => {
       if (p.length !== m) {
-        throw new ArgumentError(op, `expert ${k} has ${p.length} sampled points but expert 0 has ${m}; give every expert M points`);
+        throw new ArgumentError(
+          op,
+          `expert ${k} has ${p.length} sampled points but expert 0 has ${m}; give every expert M points`,
+        );
       }
     });
     if (m < this.n) {
@@ -420,7 +524,26 @@ export class HardConstraint<G extends Grid = Grid> {
       }
       fixed.forEach((g, j) => indices.set(g, base + starts[j + 1]));
     });
-    return { experts: points.length, points: m, rows, starts, indices };
+    let mask: Float64Array | null = null;
+    if (this.conditions === "local" && fixed.length) {
+      if (!regions || regions.length !== points.length) {
+        throw new ArgumentError(op, `local conditions need the ${points.length} experts' boxes (regions)`);
+      }
+      const shape = this.grid.shape;
+      mask = new Float64Array(indices.length);
+      const coords = unravelIndices(indices, shape);
+      regions.forEach((region, k) => {
+        for (let i = k * rows; i < (k + 1) * rows; i++) {
+          let inside = true;
+          for (let a = 0; a < shape.length && inside; a++) {
+            const c = coords[a][i];
+            inside = c >= region[a][0] && c < region[a][1];
+          }
+          mask![i] = i - k * rows < m || inside ? 1 : 0;
+        }
+      });
+    }
+    return { experts: points.length, points: m, rows, starts, indices, mask };
   }
 
   /**
@@ -458,7 +581,11 @@ export class HardConstraint<G extends Grid = Grid> {
     const g = this.grid.size;
     const n = this.n;
     const gatherField = (f: Tensor) =>
-      f.reshape([b, n, g]).indexSelect(2, idx).reshape([b, n, kk, rows]).permute([2, 0, 3, 1]).reshape([kk * b, rows, n]);
+      f.reshape([b, n, g]).indexSelect(2, idx).reshape([b, n, kk, rows]).permute([2, 0, 3, 1]).reshape([
+        kk * b,
+        rows,
+        n,
+      ]);
     const gatherOffset = (f: Tensor) =>
       f.reshape([b, g]).indexSelect(1, idx).reshape([b, kk, rows]).permute([1, 0, 2]).reshape([kk * b, rows]);
     const feats = features.fields.map(gatherField);
@@ -487,7 +614,16 @@ export class HardConstraint<G extends Grid = Grid> {
       }
       return values;
     });
-    return { feats, offsets, inputs };
+    let mask: Tensor | null = null;
+    if (layout.mask) {
+      const hm = new Float64Array(kk * b * rows);
+      list.forEach((k, i) => {
+        const src = layout.mask!.subarray(k * rows, (k + 1) * rows);
+        for (let j = 0; j < b; j++) hm.set(src, (i * b + j) * rows);
+      });
+      mask = tensor(dtype === "float64" ? hm : new Float32Array(hm), { dtype, backend }).reshape([kk * b, rows]);
+    }
+    return { feats, offsets, inputs, mask };
   }
 
   #makeResidual(): BasisResidual<ExpertParams> {
@@ -529,7 +665,8 @@ export class HardConstraint<G extends Grid = Grid> {
           const r = rowsOf(grp.expression.evaluate(groupValues(u, p, gi, start, length)), u[0], length);
           return grp.weight === 1 ? r : r.mul(grp.weight);
         });
-        return parts.length === 1 ? parts[0] : concat(parts, 1);
+        const r = parts.length === 1 ? parts[0] : concat(parts, 1);
+        return p.mask ? r.mul(p.mask) : r;
       },
       derivative: (u, p) => {
         const sp = spans(u, p);
@@ -546,7 +683,9 @@ export class HardConstraint<G extends Grid = Grid> {
             const d = rowsOf(partial.evaluate(vals[gi]), u[0], length);
             return grp.weight === 1 ? d : d.mul(grp.weight);
           });
-          return any ? (parts.length === 1 ? parts[0] : concat(parts, 1)) : null;
+          if (!any) return null;
+          const d = parts.length === 1 ? parts[0] : concat(parts, 1);
+          return p.mask ? d.mul(p.mask) : d;
         });
       },
     });
@@ -594,7 +733,17 @@ export class HardConstraint<G extends Grid = Grid> {
    *
    * @example
    * ```ts
-   * // const w = layer.adjointNode(layer.params(features, rows, [k]), wStar_k); // differentiable in features
+   * import { HardConstraint, Heat1D } from "./mod.ts";
+   * import { noGrad, randn } from "../tensor/mod.ts";
+   * const heat = new Heat1D();
+   * const grid = heat.grid({ nt: 9, nx: 16 });
+   * const layer = new HardConstraint({ problem: heat, grid, basis: 4 });
+   * const phi = randn([1, 9, 16, 4], { dtype: "float64" }).requireGrad();
+   * const f = layer.features(phi, heat.initialConditions(1, grid, { dtype: "float64" }));
+   * const rows = layer.layout([Int32Array.from([20, 40, 60, 80])]);
+   * const wStar = noGrad(() => layer.solve(f, rows)).w; // the batched forward solve
+   * const w = layer.adjointNode(layer.params(f, rows, [0]), wStar); // same values, implicit backward
+   * w.sum().backward(); // phi.grad
    * ```
    */
   adjointNode(params: ExpertParams, wStar: Tensor): Tensor {
@@ -608,7 +757,13 @@ export class HardConstraint<G extends Grid = Grid> {
    *
    * @example
    * ```ts
-   * // const block = layer.expertField(features, w_k, [[0, 9], [0, 8]]); // [B, 9, 8]
+   * import { HardConstraint, Heat1D } from "./mod.ts";
+   * import { ones, randn } from "../tensor/mod.ts";
+   * const heat = new Heat1D();
+   * const grid = heat.grid({ nt: 9, nx: 16 });
+   * const layer = new HardConstraint({ problem: heat, grid, basis: 4 });
+   * const f = layer.features(randn([2, 9, 16, 4]), heat.initialConditions(2, grid));
+   * layer.expertField(f, ones([2, 4]), [[0, 9], [0, 8]]).shape; // [2, 9, 8]
    * ```
    */
   expertField(features: BasisFeatures, w: Tensor, region: readonly IndexRange[]): Tensor {
@@ -629,7 +784,14 @@ export class HardConstraint<G extends Grid = Grid> {
    *
    * @example
    * ```ts
-   * // const u = layer.stitch(features, solved.w, router.regions); // [B, ...grid]
+   * import { HardConstraint, Heat1D, Router } from "./mod.ts";
+   * import { ones, randn } from "../tensor/mod.ts";
+   * const heat = new Heat1D();
+   * const grid = heat.grid({ nt: 9, nx: 16 });
+   * const layer = new HardConstraint({ problem: heat, grid, basis: 4 });
+   * const f = layer.features(randn([2, 9, 16, 4]), heat.initialConditions(2, grid));
+   * const router = new Router(grid, [1, 2]);
+   * layer.stitch(f, ones([4, 4]), router.regions).shape; // [2, 9, 16]: two experts × batch 2 coefficients
    * ```
    */
   stitch(features: BasisFeatures, w: Tensor, regions?: readonly (readonly IndexRange[])[]): Tensor {
@@ -682,13 +844,21 @@ export class HardConstraint<G extends Grid = Grid> {
       throw new ArgumentError("HardConstraint.forward", `${points.length} point sets for ${regions.length} experts`);
     }
     const features = this.features(phi, u0);
-    const layout = this.layout(points);
+    const layout = this.layout(points, regions);
     const { w, result } = this.solve(features, layout);
     return { u: this.stitch(features, w, regions), w, result, features, layout };
   }
 }
 
-/** Weights of the terms of {@link pdeLoss}. */
+/**
+ * Weights of the terms of {@link pdeLoss}.
+ *
+ * @example
+ * ```ts
+ * import type { PdeLossWeights } from "./hard_constraint.ts";
+ * const weights: PdeLossWeights = { pde: 500, ic: 1, bc: 1 }; // diffusion–sorption: the residual is per second
+ * ```
+ */
 export interface PdeLossWeights {
   /** The PDE residual (default 1). */
   pde?: number;
@@ -698,7 +868,17 @@ export interface PdeLossWeights {
   bc?: number;
 }
 
-/** The terms of {@link pdeLoss}, each a scalar tensor (root mean square over batch and points). */
+/**
+ * The terms of {@link pdeLoss}, each a scalar tensor (root mean square over batch and points).
+ *
+ * @example
+ * ```ts
+ * import { Heat1D, pdeLoss } from "./mod.ts";
+ * const heat = new Heat1D();
+ * const d = heat.generateDataset({ n: 1, nx: 17, nt: 9 });
+ * const { loss, pde, ic, bc } = pdeLoss(heat, d.grid, d.u, d.u0);
+ * ```
+ */
 export interface PdeLossTerms {
   /** The weighted sum. */
   loss: Tensor;
@@ -756,7 +936,15 @@ export function pdeLoss<G extends Grid>(
   return { loss, pde, ic, bc };
 }
 
-/** A summary of a batched expert solve (host numbers). */
+/**
+ * A summary of a batched expert solve (host numbers).
+ *
+ * @example
+ * ```ts
+ * import type { SolveSummary } from "./hard_constraint.ts";
+ * const line = (s: SolveSummary) => `${s.converged}/${s.problems} converged, ${s.meanIterations.toFixed(1)} iterations`;
+ * ```
+ */
 export interface SolveSummary {
   /** Number of problems (experts × batch). */
   problems: number;
@@ -779,8 +967,15 @@ export interface SolveSummary {
  *
  * @example
  * ```ts
- * // const summary = checkSolve(solved, batch, { strict: false });
- * // summary.converged; // of summary.problems
+ * import { checkSolve, HardConstraint, Heat1D } from "./mod.ts";
+ * import { noGrad, randn } from "../tensor/mod.ts";
+ * const heat = new Heat1D();
+ * const grid = heat.grid({ nt: 9, nx: 16 });
+ * const layer = new HardConstraint({ problem: heat, grid, basis: 4 });
+ * const f = layer.features(randn([2, 9, 16, 4], { dtype: "float64" }), heat.initialConditions(2, grid, { dtype: "float64" }));
+ * const solved = noGrad(() => layer.solve(f, layer.layout([Int32Array.from([20, 40, 60, 80])])));
+ * const summary = checkSolve(solved, 2);
+ * summary.converged; // of summary.problems (2)
  * ```
  */
 export function checkSolve(solve: ExpertSolve, batch: number, options: { strict?: boolean } = {}): SolveSummary {
@@ -796,7 +991,9 @@ export function checkSolve(solve: ExpertSolve, batch: number, options: { strict?
     });
   });
   const describe = (list: typeof failed) =>
-    list.slice(0, 6).map((f) => `expert ${f.expert} sample ${f.sample}: ${f.status} (‖r‖ = ${f.residual.toExponential(2)})`)
+    list.slice(0, 6).map((f) =>
+      `expert ${f.expert} sample ${f.sample}: ${f.status} (‖r‖ = ${f.residual.toExponential(2)})`
+    )
       .join("; ") + (list.length > 6 ? `; … ${list.length - 6} more` : "");
   const nonfinite = failed.filter((f) => f.status === "nonfinite");
   if (nonfinite.length) {

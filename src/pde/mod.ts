@@ -2,7 +2,10 @@
  * PDE toolkit: space-time grids, finite-difference operators, constraint-point sampling, PDE
  * residuals written as mathjs expressions (compiled to differentiable tensor ops, with symbolic
  * partials for structured Jacobians), and PDE problems with classical reference solvers that make
- * training and test data.
+ * training and test data. On top of them, PI-HC-MoE (Chalapathi, Du & Krishnapriyan, ICLR 2024):
+ * the hard-constraint layer (`hard_constraint.ts`), the mixture of experts over a domain
+ * decomposition (`experts.ts`), the data-only and soft-constraint baselines with the same network
+ * (`baselines.ts`), and training with checkpoints, exact resume and evaluation (`train.ts`).
  *
  * @example
  * ```ts
