@@ -55,15 +55,8 @@ const basis = int("basis", 16);
 let problem: pde.PdeProblem;
 let data: pde.Dataset;
 let constraint: Omit<pde.HardConstraintOptions, "problem" | "grid" | "basis">;
-/** PDEBench's residual is NaN where u < −1e-6 (see examples/diffusion_sorption.ts); |u| guards it. */
-class GuardedDiffusionSorption extends pde.DiffusionSorption {
-  override readonly definitions: readonly string[] = [
-    "R(u) = 1 + (1 - phi) / phi * rho_s * k_f * n_f * (abs(u) + 1e-6)^(n_f - 1)",
-  ];
-}
-
 if (problemName === "ds") {
-  const ds = new GuardedDiffusionSorption();
+  const ds = new pde.DiffusionSorption();
   problem = ds;
   data = ds.generateDataset({ n: batch, nx: int("nx", 256), nt: int("nt", 51), dtype, seed: 0 });
   constraint = { initialGuess: 1, weights: { ic: 1 / 500, bc: 1 / 500 } };

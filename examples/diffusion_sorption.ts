@@ -27,16 +27,7 @@ import { runExample, view1D } from "./pde_runner.ts";
 
 useBackend((Deno.env.get("PATCHWORK_BACKEND") as "cpu" | "cuda" | undefined) ?? "cpu");
 
-/**
- * PDEBench's residual reads (u + 10⁻⁶)^(n_f − 1), which is NaN where a network's u dips below
- * −10⁻⁶; the reference code guards it (u ≤ 0 uses the value at 0). Here |u| keeps R finite.
- */
-class GuardedDiffusionSorption extends pde.DiffusionSorption {
-  override readonly definitions: readonly string[] = [
-    "R(u) = 1 + (1 - phi) / phi * rho_s * k_f * n_f * (abs(u) + 1e-6)^(n_f - 1)",
-  ];
-}
-const ds = new GuardedDiffusionSorption();
+const ds = new pde.DiffusionSorption();
 const T = 500;
 
 await runExample({

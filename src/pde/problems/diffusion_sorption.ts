@@ -98,9 +98,13 @@ export class DiffusionSorption extends PdeProblem<Grid1D> {
   readonly dims = 1 as const;
   /** The residual, in mathjs syntax (parsed by `parseResidual`, as a user's PDE is). */
   readonly residualSource = "u_t - D / R(u) * u_xx";
-  /** Helper definitions used by the residual. */
+  /**
+   * Helper definitions used by the residual. PDEBench writes (u + 10⁻⁶)^(n_f − 1), which is NaN
+   * wherever a trial u dips below −10⁻⁶; |u| keeps R finite there and equals PDEBench's form for
+   * u ≥ 0 (the reference solver likewise clamps u at 0).
+   */
   override readonly definitions: readonly string[] = [
-    "R(u) = 1 + (1 - phi) / phi * rho_s * k_f * n_f * (u + 1e-6)^(n_f - 1)",
+    "R(u) = 1 + (1 - phi) / phi * rho_s * k_f * n_f * (abs(u) + 1e-6)^(n_f - 1)",
   ];
   /** Parameter values. */
   readonly parameters: Readonly<Record<string, number>>;
