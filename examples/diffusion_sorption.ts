@@ -22,10 +22,8 @@
  * @module
  */
 
-import { pde, useBackend } from "../mod.ts";
+import { pde } from "../mod.ts";
 import { runExample, view1D } from "./pde_runner.ts";
-
-useBackend((Deno.env.get("PATCHWORK_BACKEND") as "cpu" | "cuda" | undefined) ?? "cpu");
 
 const ds = new pde.DiffusionSorption();
 const T = 500;

@@ -2,8 +2,8 @@
  * The 1D heat equation u_t = κ u_xx (κ = 0.02, u = 0 on both walls) learned from initial
  * conditions to solutions by four methods with the same FNO and data: data-only regression, the
  * soft constraint (PI-SC), the hard constraint (PI-HC) and the hard-constraint mixture of experts
- * (PI-HC-MoE, two experts split in time by default). Runs on the CPU in under two minutes and
- * writes out/heat_1d/report.html and out/heat_1d/metrics.json.
+ * (PI-HC-MoE, two experts split in time by default). Runs on the CPU in under two minutes (on the GPU
+ * when `PATCHWORK_BACKEND` or auto-detection picks it) and writes out/heat_1d/report.html and out/heat_1d/metrics.json.
  *
  *   deno task demo
  *   deno run -A examples/heat_1d.ts --method moe --experts 2x2 --points 96 --steps 300
@@ -14,10 +14,9 @@
  * @module
  */
 
-import { pde, useBackend } from "../mod.ts";
+import { pde } from "../mod.ts";
 import { runExample, view1D } from "./pde_runner.ts";
 
-useBackend((Deno.env.get("PATCHWORK_BACKEND") as "cpu" | "cuda" | undefined) ?? "cpu");
 const heat = new pde.Heat1D({ kappa: 0.02, modes: 4 });
 
 await runExample({

@@ -17,10 +17,9 @@
  * @module
  */
 
-import { pde, useBackend } from "../mod.ts";
+import { pde } from "../mod.ts";
 import { runExample } from "./pde_runner.ts";
 
-useBackend((Deno.env.get("PATCHWORK_BACKEND") as "cpu" | "cuda" | undefined) ?? "cpu");
 const ns = new pde.NavierStokes2D({ preset: "pihcmoe" });
 
 await runExample({

@@ -174,14 +174,14 @@ export async function runExample<G extends pde.Grid>(
     for (const [k, v] of Object.entries(spec.defaults)) {
       console.log(`  --${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} ${v}`);
     }
-    console.log("  --seed 0  --out out  --checkpoint-every 0  --resume");
+    console.log("  --seed 0  --out out  --checkpoint-every 50  --resume");
     return {};
   }
   const o = options(flags, spec.defaults);
   const seed = pde.numberFlag(flags, "seed", 0, { integer: true, min: 0 });
   const outDir = join(String(flags.out ?? "out"), spec.name);
   const kinds = methods(o.method);
-  const ckptEvery = pde.numberFlag(flags, "checkpoint-every", 0, { integer: true, min: 0 });
+  const ckptEvery = pde.numberFlag(flags, "checkpoint-every", 50, { integer: true, min: 0 });
   const started = performance.now();
 
   const t0 = performance.now();
