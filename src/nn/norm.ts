@@ -100,7 +100,8 @@ export interface NormOptions extends Omit<LayerOptions, "seed" | "generator"> {
   bias?: boolean;
 }
 
-abstract class NormBase extends Module {
+/** What LayerNorm and RMSNorm share: the normalised shape, eps and the optional affine parameters. */
+export abstract class NormBase extends Module {
   /** The trailing shape normalised over. */
   readonly normalizedShape: readonly number[];
   /** The epsilon. */
@@ -110,6 +111,7 @@ abstract class NormBase extends Module {
   /** Learnable shift (null without it). */
   readonly bias: Tensor | null;
 
+  /** Sets up the shared state; `op` names the subclass in errors, `eps`/`bias` are its defaults. */
   constructor(
     op: string,
     normalizedShape: number | readonly number[],
@@ -127,6 +129,7 @@ abstract class NormBase extends Module {
     this.bias = affine && (options.bias ?? bias) ? this.param("bias", zeros(this.normalizedShape, o)) : null;
   }
 
+  /** A one-line summary: class, normalised shape and eps. */
   override describe(): string {
     return `${this.constructor.name}([${this.normalizedShape}], eps=${this.eps})`;
   }

@@ -168,7 +168,8 @@ export interface Grid {
   checkField(op: string, field: Tensor, withTime?: boolean): void;
 }
 
-abstract class GridBase implements Grid {
+/** What Grid1D and Grid2D share: axes, shape, spacing, coordinates and field checks. */
+export abstract class GridBase implements Grid {
   abstract readonly dims: 1 | 2;
   abstract readonly axes: readonly Axis[];
   abstract readonly t: Axis;
