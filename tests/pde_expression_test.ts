@@ -60,6 +60,22 @@ Deno.test("a residual compiles to tensor ops: symbols, kinds and values", () => 
   assert.throws(() => r.evaluate({ u: f64([1]) }), ExpressionError);
 });
 
+Deno.test("grid spacings h_t, h_x, h_y are symbols filled from the grid (a ghost-point condition)", () => {
+  const r = parseResidual("u - h_x * u_x - 1", {});
+  assert.deepEqual(r.symbols.map((s) => [s.name, s.kind]), [["u", "field"], ["h_x", "spacing"], ["u_x", "derivative"]]);
+  assert.deepEqual(r.unknowns.map((s) => s.name), ["u", "u_x"]);
+  const g = new Grid1D({ nt: 3, t: [0, 2], x: { n: 5 } }); // h_t = 1, h_x = 0.25
+  const u = tensor([0, 1, 2].map(() => [0, 1, 2, 3, 4].map((i) => 1 + 0.25 * i)), { dtype: "float64" }); // 1 + x
+  const terms = r.terms({ u }, g);
+  assert.equal(terms.h_x, 0.25);
+  // u − h·u_x − 1 = (1 + x) − 0.25 − 1 = x − 0.25: u one cell to the left, minus 1.
+  close(Array.from(r.evaluate(terms).toTypedArray()).slice(0, 5), [-0.25, 0, 0.25, 0.5, 0.75], 1e-14);
+  assert.equal(parseResidual("h_t * u_t", {}).partial("u_t").text, "h_t");
+  assert.throws(() => parseResidual("h_y * u", {}), ExpressionError); // no y axis in 1D
+  const g2 = new Grid2D({ nt: 2, x: { n: 4, periodic: true }, y: { n: 8, periodic: true } });
+  assert.equal(parseResidual("h_y * u", { dims: 2 }).terms({ u: tensor([[[0]]]) }, g2).h_y, 1 / 8);
+});
+
 Deno.test("definitions: helper functions and named sub-expressions are inlined (PDEBench R(u))", () => {
   const p = { D: 5e-4, phi: 0.29, rho_s: 2880, k_f: 3.5e-4, n_f: 0.874 };
   const r = parseResidual("u_t - D * u_xx / R(u)", {

@@ -269,18 +269,20 @@ Deno.test("diffusion–sorption: bounds, monotone inflow, boundary conditions an
     // The concentration next to the inflow rises monotonically towards 1.
     const first = u.narrow(2, 0, 1).toTypedArray();
     for (let j = 1; j < 11; j++) assert.ok(first[j] > first[j - 1] && first[j] > 0.5 && first[j] < 1);
-    // Wall residuals at the first and last cell centres (after t = 0) are O(dx): u − 1 ≤ 0 at the
-    // inflow, u + D·u_x at the outflow.
+    // The wall conditions hold at PDEBench's ghost centres, one cell outside the first and last
+    // centres: extrapolated there (u − h·u_x − 1, u + (h + D)·u_x) the residuals vanish faster than
+    // dx, while u − 1 at the first centre itself misses by about h/2·u_x.
     const bc = ds.boundaryResiduals(u, d.grid);
-    assert.ok(bc.left.max().item() <= 0);
     for (const k of ["left", "right"]) bcMax[k].push(maxAbs(bc[k].narrow(1, 2, 9)));
+    const atCentre = maxAbs(u.narrow(1, 2, 9).narrow(2, 0, 1).sub(1));
+    assert.ok(maxAbs(bc.left.narrow(1, 2, 9)) < 0.1 * atCentre, "ghost-centre residual ≪ first-centre miss");
     // The FD residual u_t − D/R(u)·u_xx is small inside, after the initial layer.
     const r = interior(ds.residual(u, d.grid).narrow(1, 2, 9), 2);
     const ut = interior((ds.terms(u, d.grid).u_t as Tensor).narrow(1, 2, 9), 2);
     assert.ok(maxAbs(r) < 0.05 * maxAbs(ut), `residual ${maxAbs(r)} vs u_t ${maxAbs(ut)}`);
   }
-  inRange(ratios(bcMax.left), 3, 5, "left wall residual shrinks like dx");
-  inRange(ratios(bcMax.right), 3, 5, "right wall residual shrinks like dx");
+  inRange(ratios(bcMax.left), 12, Infinity, "left wall residual shrinks faster than dx²·(3/4)");
+  inRange(ratios(bcMax.right), 12, Infinity, "right wall residual shrinks faster than dx²·(3/4)");
 });
 
 // ---------------------------------------------------------------------------------------------

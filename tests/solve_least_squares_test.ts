@@ -24,6 +24,7 @@ import {
   BasisResidual,
   GaussNewton,
   ImplicitAdjoint,
+  implicitSolution,
   leastSquares,
   type LeastSquaresOptions,
   LevenbergMarquardt,
@@ -211,6 +212,27 @@ Deno.test("exponential fit, zero residual: implicit (GN) = unrolled = finite dif
       { adjoint: new UnrolledAdjoint(), tol: 1e-6, label: "unrolled" },
     ], 1e-6);
   }
+});
+
+Deno.test("implicitSolution: the adjoint at a known w* equals the solve's own implicit gradient", () => {
+  const theta = f64([[2, 0.7, 0.05], [1, 1.3, -0.02]]); // non-zero residuals
+  const c = f64([[0.3, -1.1], [0.8, 0.4]]);
+  const w0 = f64([[1, 1], [1, 1]]);
+  const solver = new LevenbergMarquardt(TIGHT);
+  for (const adjoint of [new ImplicitAdjoint(), new ImplicitAdjoint({ hessian: "exact" })]) {
+    const ref = solutionGrad(expFit, w0, { theta }, ["theta"], c, { solver, adjoint });
+    const wStar = noGrad(() => leastSquares(expFit, w0, { theta }, { solver }).value);
+    const leaf = theta.detach().requireGrad();
+    const node = implicitSolution(expFit, wStar, { theta: leaf }, { adjoint });
+    assert.deepEqual(node.steps, [0, 0]);
+    assertClose(host(node.value), host(wStar), 0, "value is w* unchanged");
+    node.value.mul(c).sum().backward();
+    assertClose(host(leaf.grad!), ref.grads[0], 1e-10, `${adjoint.hessian} adjoint`);
+  }
+  assert.throws(
+    () => implicitSolution(expFit, w0, { theta }, { adjoint: new UnrolledAdjoint() as never }),
+    ArgumentError,
+  );
 });
 
 Deno.test("exponential fit, non-zero residual: exact-Hessian implicit = unrolled = finite differences", () => {

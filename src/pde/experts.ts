@@ -348,6 +348,12 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     const op = "MixtureOfExperts";
     const layer = options.constraint;
     if (!layer || typeof layer.layout !== "function") throw new ArgumentError(op, "needs a HardConstraint layer");
+    if (layer.adjoint.kind !== "implicit") {
+      throw new ArgumentError(
+        op,
+        "the experts back-propagate one at a time through the implicit adjoint; give the layer an ImplicitAdjoint",
+      );
+    }
     const grid = layer.grid;
     if (!Array.isArray(options.experts) || options.experts.length !== grid.shape.length) {
       throw new ArgumentError(

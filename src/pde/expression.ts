@@ -7,7 +7,9 @@
  *   `u_xy`, `w_y`) or `lap_<field>` for the Laplacian;
  * - **parameters**: named numbers (`D`, `nu`);
  * - **inputs**: other named values given at evaluation (a forcing tensor, an initial condition);
- * - the **coordinates** `t`, `x` (and `y` in 2D), and the constants `pi` and `e`;
+ * - the **coordinates** `t`, `x` (and `y` in 2D), the grid **spacings** `h_t`, `h_x` (and `h_y`),
+ *   taken from the grid at evaluation (a boundary condition at a ghost point one cell outside the
+ *   wall reads `u - h_x * u_x`), and the constants `pi` and `e`;
  * - **definitions**: helper functions `R(u) = 1 + c * u^(n - 1)` and named sub-expressions
  *   `c = (1 - phi) / phi`, inlined where they are used.
  *
@@ -127,7 +129,7 @@ export type Value = Tensor | number;
 export type Values = Readonly<Record<string, Value>>;
 
 /** What a symbol of a residual stands for. */
-export type SymbolKind = "field" | "derivative" | "parameter" | "input" | "coordinate" | "constant";
+export type SymbolKind = "field" | "derivative" | "parameter" | "input" | "coordinate" | "spacing" | "constant";
 
 /** A free symbol of a residual and what it stands for. */
 export interface SymbolInfo {
@@ -248,6 +250,11 @@ const OPERATORS: Record<string, { num: (...a: number[]) => number; ten: (a: Valu
 };
 
 /** Zero-based position of the first whole-word occurrence of `name` in `text` (a call when `call`). */
+/** The grid spacing a spacing symbol (`h_t`, `h_x`, `h_y`) stands for. */
+function spacingOf(grid: Grid, name: string): number {
+  return grid.axis(name.slice(2) as "t" | "x" | "y").spacing;
+}
+
 function locate(text: string, name: string, call = false): number | undefined {
   const esc = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const re = new RegExp(`(?<![A-Za-z0-9_$])${esc}(?![A-Za-z0-9_$])${call ? "(?=\\s*\\()" : ""}`);
@@ -514,7 +521,7 @@ export class ResidualExpression {
   /**
    * The values of every symbol the residual reads, computed on a grid: fields from `fields`
    * (`[...batch, nt, nx(, ny)]`), derivatives by finite differences (`finite_difference.ts`),
-   * coordinates from the grid (unless given in `inputs`), inputs from `inputs`.
+   * coordinates and spacings from the grid (unless given in `inputs`), inputs from `inputs`.
    *
    * @example
    * ```ts
@@ -547,6 +554,8 @@ export class ResidualExpression {
       } else if (s.kind === "coordinate") {
         coords ??= grid.coordinates({ dtype: any?.dtype ?? "float64", backend: any?.backend });
         out[s.name] = coords[s.name];
+      } else if (s.kind === "spacing") {
+        out[s.name] = spacingOf(grid, s.name);
       } else if (s.kind === "input") {
         throw new ExpressionError(`no value given for input "${s.name}"`, {
           expression: this.source,
@@ -673,6 +682,7 @@ class Resolver {
       return { name, kind: "derivative", field: m[1], spec };
     }
     if (name === "t" || name === "x" || (name === "y" && this.dims === 2)) return { name, kind: "coordinate" };
+    if (name === "h_t" || name === "h_x" || (name === "h_y" && this.dims === 2)) return { name, kind: "spacing" };
     if (name in CONSTANTS) return { name, kind: "constant" };
     return undefined;
   }
@@ -687,6 +697,7 @@ class Resolver {
       this.inputs.length ? `inputs: ${this.inputs.join(", ")}` : "",
       this.values.size ? `definitions: ${[...this.values.keys()].join(", ")}` : "",
       `coordinates: ${this.dims === 2 ? "t, x, y" : "t, x"}`,
+      `spacings: ${this.dims === 2 ? "h_t, h_x, h_y" : "h_t, h_x"}`,
     ];
     return parts.filter((p) => p).join("; ");
   }

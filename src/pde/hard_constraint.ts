@@ -64,12 +64,12 @@ import {
 } from "../tensor/mod.ts";
 import { ImplicitAdjoint } from "../solve/adjoint.ts";
 import { SolverError } from "../solve/errors.ts";
-import { leastSquares, type LeastSquaresResult } from "../solve/least_squares.ts";
+import { implicitSolution, leastSquares, type LeastSquaresResult } from "../solve/least_squares.ts";
 import { BasisResidual } from "../solve/residual.ts";
 import { GaussNewton, type LeastSquaresSolver, LevenbergMarquardt } from "../solve/solvers.ts";
 import { applyDerivative } from "./finite_difference.ts";
 import { parseResidual, type ResidualExpression, type SymbolInfo } from "./expression.ts";
-import type { Grid } from "./grid.ts";
+import type { AxisName, Grid } from "./grid.ts";
 import type { PdeProblem } from "./problem.ts";
 import { boundaryPoints, type IndexRange, initialPoints, unravelIndices } from "./sampling.ts";
 
@@ -215,8 +215,8 @@ export interface ExpertParams {
   feats: Tensor[];
   /** Gathered offsets (empty without an offset): `[P, rows]`. */
   offsets: Tensor[];
-  /** Per group, the values of its non-field symbols at its rows: `[P, length]` each. */
-  inputs: Record<string, Tensor>[];
+  /** Per group, the values of its non-field symbols at its rows: `[P, length]` each (grid spacings: numbers). */
+  inputs: Record<string, Tensor | number>[];
   /** Row mask `[P, rows]` (local conditions), or null. */
   mask: Tensor | null;
 }
@@ -601,9 +601,11 @@ export class HardConstraint<G extends Grid = Grid> {
     const inputs = this.groups.map((grp, gi) => {
       const start = layout.starts[gi];
       const length = gi === 0 ? layout.points : grp.indices!.length;
-      const values: Record<string, Tensor> = {};
+      const values: Record<string, Tensor | number> = {};
       for (const s of grp.expression.symbols) {
-        if (s.kind === "coordinate") {
+        if (s.kind === "spacing") {
+          values[s.name] = this.grid.axis(s.name.slice(2) as AxisName).spacing;
+        } else if (s.kind === "coordinate") {
           const c = this.#coords[s.name];
           values[s.name] = host(Float64Array.from(sel, (v) => c[v]), start, length);
         } else if (s.kind === "input" && s.name === "initial") {
@@ -747,8 +749,16 @@ export class HardConstraint<G extends Grid = Grid> {
    * ```
    */
   adjointNode(params: ExpertParams, wStar: Tensor): Tensor {
-    const solver = new LevenbergMarquardt({ maxSteps: 0, regularization: this.solver.regularization });
-    return leastSquares(this.#residual, wStar.detach(), params, { solver, adjoint: this.adjoint }).value;
+    if (this.adjoint.kind !== "implicit") {
+      throw new ArgumentError(
+        "HardConstraint.adjointNode",
+        "needs an implicit adjoint (the layer's adjoint is unrolled)",
+      );
+    }
+    return implicitSolution(this.#residual, wStar, params, {
+      adjoint: this.adjoint,
+      regularization: this.solver.regularization,
+    }).value;
   }
 
   /**

@@ -873,6 +873,50 @@ export function leastSquares<P>(
   return result;
 }
 
+/** Options of {@link implicitSolution}. */
+export interface ImplicitSolutionOptions<P> {
+  /** The implicit adjoint (default `new ImplicitAdjoint()`). */
+  adjoint?: ImplicitAdjoint;
+  /** How to form J (default "forward"; ignored for a {@link BasisResidual}). */
+  jacobian?: JacobianOption<P>;
+  /** The relative Tikhonov fallback of the adjoint system (default: as {@link leastSquares}). */
+  regularization?: number;
+}
+
+/**
+ * The implicit-function node of a solution found elsewhere: returns `wStar` `[B, N]` unchanged in
+ * value, as a tensor whose backward pass is the implicit adjoint of `min_w ½‖r(w; θ)‖²` at w*
+ * (the Jacobian is formed once there; no iterations run). This is how one batched forward solve is
+ * split into independent backward pieces: solve all problems at once without recording, then give
+ * each piece its own node over its own slice of the parameters. The status it reports is
+ * "max_steps" for every problem (it never iterates); `residualNorm` and `gradientNorm` are at w*.
+ *
+ * @example
+ * ```ts
+ * import { implicitSolution, leastSquares } from "./mod.ts";
+ * import { noGrad, tensor, type Tensor } from "../tensor/mod.ts";
+ * const y = tensor([[1, 2, 3]], { dtype: "float64" }).requireGrad();
+ * const r = (w: Tensor, p: { y: Tensor }) => w.mul(w).sub(p.y); // w² = y
+ * const wStar = noGrad(() => leastSquares(r, tensor([[1, 1, 1]], { dtype: "float64" }), { y }).value);
+ * const w = implicitSolution(r, wStar, { y }).value;
+ * w.sum().backward(); // y.grad ≈ 1 / (2√y)
+ * ```
+ */
+export function implicitSolution<P>(
+  residual: ResidualFn<P> | BasisResidual<P>,
+  wStar: Tensor,
+  params: P,
+  options: ImplicitSolutionOptions<P> = {},
+): LeastSquaresResult {
+  const adjoint = options.adjoint ?? new ImplicitAdjoint();
+  if (adjoint?.kind !== "implicit") {
+    throw new ArgumentError("implicitSolution", "adjoint must be an ImplicitAdjoint instance (nothing to unroll)");
+  }
+  if (!(wStar instanceof Tensor)) throw new ArgumentError("implicitSolution", "wStar must be a Tensor");
+  const solver = new LevenbergMarquardt({ maxSteps: 0, regularization: options.regularization });
+  return leastSquares(residual, wStar.detach(), params, { solver, adjoint, jacobian: options.jacobian });
+}
+
 // ------------------------------------------------------------------------------ implicit adjoint
 
 /** Whether the graph of `out` reads tensors that require grad other than through `stops`. */

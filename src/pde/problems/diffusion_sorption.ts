@@ -13,7 +13,11 @@
  * the ghost cell to `D·(c[N−2] − c[N−1])/dx ≈ −D·u_x`, i.e. the Robin condition **u + D·u_x = 0**
  * (an outflow). PDEBench's PINN code and the PI-HC-MoE paper write it `u = D·u_x`; with that sign
  * the problem is ill-posed here (a boundary mode grows like exp(t/(R·D)), about e^600 per second),
- * so the boundary residuals use the finite-volume sign, which the data satisfies.
+ * so the boundary residuals use the finite-volume sign, which the data satisfies. Both values sit
+ * at PDEBench's ghost-cell centres, one cell outside the first and last centres, so the residuals
+ * extrapolate there from the wall: `u − h_x·u_x − 1` on the left and `u + (h_x + D)·u_x` on the
+ * right (second order in h_x with the one-sided u_x, so the reference data satisfies them to the
+ * scheme's own accuracy instead of missing the wall value by h_x/2·u_x).
  *
  * **Reference solver.** PDEBench's method of lines: cell-centred finite volumes with the ghost cells
  * above (`boundary: "pdebench"`, the default, which puts the Dirichlet value at the ghost centre
@@ -88,7 +92,7 @@ export interface DiffusionSorptionDatasetOptions extends TensorPlacement, Diffus
  * const ds = new DiffusionSorption();
  * const { u, grid } = ds.generateDataset({ n: 2, seed: 0, nx: 256, nt: 101 });
  * u.shape; // [2, 101, 256]
- * ds.boundaryResiduals(u, grid).left; // u(t, x₀) − 1 at the first cell centre
+ * ds.boundaryResiduals(u, grid).left; // u − h·u_x − 1: u at the ghost centre x₀ − h, minus 1
  * ```
  */
 export class DiffusionSorption extends PdeProblem<Grid1D> {
@@ -119,8 +123,8 @@ export class DiffusionSorption extends PdeProblem<Grid1D> {
     this.parameters = { ...DIFFUSION_SORPTION_PARAMETERS, ...(options.parameters ?? {}) };
     this.inflow = options.inflow ?? 1;
     this.boundaryConditions = [
-      { name: "left", axis: "x", side: "low", expression: `u - ${this.inflow}` },
-      { name: "right", axis: "x", side: "high", expression: "u + D * u_x" },
+      { name: "left", axis: "x", side: "low", expression: `u - h_x * u_x - ${this.inflow}` },
+      { name: "right", axis: "x", side: "high", expression: "u + (h_x + D) * u_x" },
     ];
   }
 
