@@ -8,7 +8,8 @@
  * Flags (every example): `--method data|soft|hard|moe|all` (or a comma list), `--experts 1x2`,
  * `--points` (per expert), `--steps`, `--basis`, `--width`, `--modes`, `--layers`, `--fc`,
  * `--batch`, `--lr`, `--train`, `--test` (sample counts), `--nt`, `--nx`, `--seed`, `--dtype`,
- * `--maxiter`, `--tol`, `--log-every`, `--checkpoint-every`, `--out`, `--resume`.
+ * `--maxiter`, `--tol`, `--log-every`, `--checkpoint-every`, `--out`, `--resume`, `--recompute`
+ * (activation checkpointing of the Fourier layers: less memory, one more forward pass of compute).
  *
  * @module
  */
@@ -117,6 +118,7 @@ const COMMON_FLAGS = [
   "checkpoint-every",
   "out",
   "resume",
+  "recompute",
   "help",
 ];
 
@@ -174,7 +176,7 @@ export async function runExample<G extends pde.Grid>(
     for (const [k, v] of Object.entries(spec.defaults)) {
       console.log(`  --${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} ${v}`);
     }
-    console.log("  --seed 0  --out out  --checkpoint-every 50  --resume");
+    console.log("  --seed 0  --out out  --checkpoint-every 50  --resume  --recompute");
     return {};
   }
   const o = options(flags, spec.defaults);
@@ -199,6 +201,7 @@ export async function runExample<G extends pde.Grid>(
     fc: o.fc,
     dtype: o.dtype,
     seed,
+    checkpoint: flags.recompute === true,
     ...(spec.network ?? {}),
   };
   const solver = new LevenbergMarquardt({ atol: o.tol, rtol: o.tol, maxSteps: o.maxiter });

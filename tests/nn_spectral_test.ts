@@ -1,5 +1,18 @@
 import assert from "node:assert/strict";
-import { ArgumentError, gradcheck, nn, noGrad, optim, randn, ShapeError, type Tensor, tensor, tidy } from "../mod.ts";
+import {
+  ArgumentError,
+  gradcheck,
+  memory,
+  nn,
+  noGrad,
+  optim,
+  randn,
+  resetPeakMemory,
+  ShapeError,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../mod.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -415,4 +428,29 @@ Deno.test("FNO: a short training run learns the 1-D heat semigroup exp(tΔ)", ()
   }
   const after = testLoss();
   assert.ok(after < before / 20, `test loss fell from ${before.toExponential(3)} to ${after.toExponential(3)}`);
+});
+
+Deno.test("FNO with activation checkpointing: same loss and gradients, lower peak memory", () => {
+  const opts = { dims: 2, inChannels: 1, outChannels: 3, modes: 4, width: 16, layers: 4, fc: 16, seed: 3 } as const;
+  const x = randn([2, 24, 24, 1], { dtype: "float64", seed: 1 });
+  const run = (checkpoint: boolean) => {
+    const net = new nn.FNO({ ...opts, dtype: "float64", checkpoint });
+    resetPeakMemory();
+    const before = memory().current;
+    const loss = tidy(() => {
+      const l = net.forward(x).square().mean();
+      l.backward();
+      return l.item();
+    });
+    const peak = memory().peak - before;
+    const grads = net.parameters().map((p) => flat(p.grad!));
+    return { loss, grads, peak };
+  };
+  const plain = run(false);
+  const ck = run(true);
+  assert.equal(ck.loss, plain.loss);
+  ck.grads.forEach((g, i) =>
+    g.forEach((v, j) => assert.ok(Math.abs(v - plain.grads[i][j]) <= 1e-12 * (1 + Math.abs(v))))
+  );
+  assert.ok(ck.peak < 0.75 * plain.peak, `peak ${ck.peak} B with checkpointing vs ${plain.peak} B without`);
 });

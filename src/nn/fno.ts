@@ -11,7 +11,18 @@
  * @module
  */
 
-import { ArgumentError, concat, fmtShape, Generator, linspace, ShapeError, type Tensor, zeros } from "../tensor/mod.ts";
+import {
+  ArgumentError,
+  checkpoint,
+  concat,
+  fmtShape,
+  Generator,
+  isGradEnabled,
+  linspace,
+  ShapeError,
+  type Tensor,
+  zeros,
+} from "../tensor/mod.ts";
 import { activation, type ActivationLike } from "./activation.ts";
 import { ModuleList } from "./containers.ts";
 import { type LayerOptions, Linear } from "./linear.ts";
@@ -67,6 +78,12 @@ export interface FNOOptions extends LayerOptions {
   padding?: number | readonly number[];
   /** Append the normalised grid coordinates (linspace(0, 1) per axis) to the input. Default false. */
   coordinates?: boolean;
+  /**
+   * Activation checkpointing: keep only each Fourier layer's input and recompute the layer in the
+   * backward pass (about one more forward pass of compute for a fraction of the activation memory).
+   * Default false.
+   */
+  checkpoint?: boolean;
 }
 
 function positiveInt(op: string, what: string, n: number): number {
@@ -157,6 +174,8 @@ export class FNO extends Module {
   readonly output: Linear;
   readonly #act: (x: Tensor) => Tensor;
   readonly #activateLast: boolean;
+  /** Whether the Fourier layers are recomputed in the backward pass ({@link FNOOptions.checkpoint}). */
+  readonly checkpoint: boolean;
 
   /** An FNO with the given options. */
   constructor(options: FNOOptions) {
@@ -190,6 +209,7 @@ export class FNO extends Module {
     this.coordinates = options.coordinates ?? false;
     this.#act = activation(options.activation ?? "gelu");
     this.#activateLast = options.activateLast ?? false;
+    this.checkpoint = options.checkpoint ?? false;
 
     const generator = options.generator ?? new Generator(options.seed ?? 0);
     const layer = { generator, dtype: options.dtype, backend: options.backend };
@@ -253,8 +273,11 @@ export class FNO extends Module {
     if (padded) h = h.pad([...this.padding.map((p): [number, number] => [0, p]), [0, 0]]);
     const n = this.layers;
     for (let i = 0; i < n; i++) {
-      h = this.spectral.at(i).forward(h).add(this.pointwise.at(i).forward(h));
-      if (i < n - 1) h = this.#act(h);
+      const layer = (x: Tensor): Tensor => {
+        const y = this.spectral.at(i).forward(x).add(this.pointwise.at(i).forward(x));
+        return i < n - 1 ? this.#act(y) : y;
+      };
+      h = this.checkpoint && isGradEnabled() ? checkpoint(layer)(h) : layer(h);
     }
     if (padded) h = h.slice([null, ...grid.map((g): [number, number] => [0, g]), null]);
     h = this.output.forward(this.#act(this.project.forward(h)));

@@ -94,6 +94,8 @@ export interface PdeNetworkOptions {
   dtype?: DType;
   /** Seed of the initial weights (default 0). */
   seed?: number;
+  /** Recompute each Fourier layer in the backward pass instead of keeping its activations (default false). */
+  checkpoint?: boolean;
 }
 
 /**
@@ -138,6 +140,7 @@ export class PdeNetwork extends Module {
         activation: options.activation,
         activateLast: options.activateLast,
         coordinates: true,
+        checkpoint: options.checkpoint,
         dtype: options.dtype ?? "float64",
         seed: options.seed ?? 0,
       }),

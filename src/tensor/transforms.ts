@@ -16,6 +16,7 @@ import { type BackwardFn, enableGrad, gradients, isGradEnabled, noGrad, record, 
 import { isFloat } from "./dtype.ts";
 import { ArgumentError, AutodiffError } from "./errors.ts";
 import { fmtShape } from "./shape.ts";
+import { tidy } from "./storage.ts";
 import { Tensor } from "./tensor.ts";
 import { zerosLike } from "./creation.ts";
 import { mul } from "./ops_elementwise.ts";
@@ -348,20 +349,25 @@ export function checkpoint<A extends Tensor[]>(fn: (...inputs: A) => Tensor): (.
     if (!isGradEnabled()) return fn(...inputs);
     // Record the forward once, only to learn which outer tensors it reads; the graph is dropped
     // with `probe` when this returns and rebuilt by the backward rule.
+    // Both passes run in their own memory scope, so the intermediates go back to the allocator as
+    // soon as the output (forward) or the input gradients (backward) are known.
     const start = recordCount();
-    const leaves = noGrad(() => fresh(inputs)); // detached leaves that require grad
-    const probe = fn(...leaves);
-    if (!(probe instanceof Tensor)) throw new ArgumentError("checkpoint", "the function must return a Tensor");
-    const outer = outerTensors(probe, start, new Set(leaves));
-    return record("checkpoint", probe.detach(), [...inputs, ...outer], [], (g, needs) => {
-      const again = fresh(inputs);
-      const y = enableGrad(() => fn(...again));
-      const all = [...again, ...outer];
-      const targets = all.filter((_, i) => needs[i]);
-      const gs = gradients([y], [g], targets, { createGraph: isGradEnabled() });
-      let k = 0;
-      return all.map((_, i) => (needs[i] ? gs[k++] : null));
+    const { output, outer } = tidy(() => {
+      const leaves = noGrad(() => fresh(inputs)); // detached leaves that require grad
+      const probe = fn(...leaves);
+      if (!(probe instanceof Tensor)) throw new ArgumentError("checkpoint", "the function must return a Tensor");
+      return { output: probe.detach(), outer: outerTensors(probe, start, new Set(leaves)) };
     });
+    return record("checkpoint", output, [...inputs, ...outer], [], (g, needs) =>
+      tidy(() => {
+        const again = fresh(inputs);
+        const y = enableGrad(() => fn(...again));
+        const all = [...again, ...outer];
+        const targets = all.filter((_, i) => needs[i]);
+        const gs = gradients([y], [g], targets, { createGraph: isGradEnabled() });
+        let k = 0;
+        return all.map((_, i) => (needs[i] ? gs[k++] : null));
+      }));
   };
 }
 
