@@ -7,62 +7,15 @@
 // ignored.
 
 import assert from "node:assert/strict";
-import { CpuBackend } from "../src/backend/cpu/mod.ts";
-import { createCudaBackend, type CudaBackend, ffiAllowed } from "../src/backend/cuda/mod.ts";
+import { announce, cpu, gpuTester, numel, rng, rowMajor, whole } from "./cuda_helpers.ts";
+import type { CudaBackend } from "../src/backend/cuda/mod.ts";
 import type { DeviceBuffer, TriangularSolveOptions, View } from "../src/tensor/backend.ts";
 import type { DType } from "../src/tensor/dtype.ts";
 
-const cpu = new CpuBackend();
-let cuda: CudaBackend | undefined;
-let reason = "";
-if (!ffiAllowed()) {
-  reason = "no --allow-ffi";
-} else {
-  try {
-    cuda = await createCudaBackend();
-  } catch (e) {
-    reason = (e as Error).message.split("\n")[0];
-  }
-}
-if (!cuda) console.log(`backend_cuda_linalg_test: CUDA unavailable (${reason}); GPU tests are ignored`);
-else console.log(`backend_cuda_linalg_test: ${cuda.description}`);
-
-function gpuTest(name: string, fn: (g: CudaBackend) => void | Promise<void>): void {
-  Deno.test({
-    name: `cuda linalg: ${name}`,
-    ignore: cuda === undefined,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: () => fn(cuda!),
-  });
-}
+announce("backend_cuda_linalg_test");
+const gpuTest = gpuTester("cuda linalg");
 
 // ------------------------------------------------------------------ data
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function numel(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-function rowMajor(shape: readonly number[]): number[] {
-  const s: number[] = [];
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
-}
 
 /** `count` matrices of `rows × cols` from `one(t, r)` (row-major), concatenated. */
 function batchOf(count: number, size: number, one: (t: number) => Float64Array): Float64Array {
@@ -206,10 +159,6 @@ function intPairOf(g: CudaBackend, data: Int32Array, shape: readonly number[]): 
 function freePair(g: CudaBackend, p: Pair): void {
   g.free(p.gpu.buffer);
   cpu.free(p.cpu.buffer);
-}
-
-function whole(buf: DeviceBuffer, shape: readonly number[]): View {
-  return { buffer: buf, shape, strides: rowMajor(shape), offset: 0 };
 }
 
 // ------------------------------------------------------------------ comparisons

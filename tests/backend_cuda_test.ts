@@ -4,14 +4,13 @@
 // libcuda, no device, or no --allow-ffi) every GPU test is registered as ignored.
 
 import assert from "node:assert/strict";
-import { CpuBackend } from "../src/backend/cpu/mod.ts";
+import { announce, cpu, cuda, gpuTester, numel, randomData, rowMajor, whole } from "./cuda_helpers.ts";
 import type { Backend, DeviceBuffer, View } from "../src/tensor/backend.ts";
 import type { DType } from "../src/tensor/dtype.ts";
 import { DeviceError } from "../src/tensor/errors.ts";
 import {
   candidatePaths,
   createCudaBackend,
-  type CudaBackend,
   CudaError,
   ffiAllowed,
   openLibrary,
@@ -19,62 +18,10 @@ import {
 } from "../src/backend/cuda/mod.ts";
 import { CUBLAS_SYMBOLS } from "../src/backend/cuda/cublas.ts";
 
-const cpu = new CpuBackend();
-let cuda: CudaBackend | undefined;
-let reason = "";
-if (!ffiAllowed()) {
-  reason = "no --allow-ffi";
-} else {
-  try {
-    cuda = await createCudaBackend();
-  } catch (e) {
-    reason = (e as Error).message.split("\n")[0];
-  }
-}
-if (!cuda) console.log(`backend_cuda_test: CUDA unavailable (${reason}); GPU tests are ignored`);
-else console.log(`backend_cuda_test: ${cuda.description}; kernels ${JSON.stringify(cuda.kernelCache)}`);
-
-function gpuTest(name: string, fn: (g: CudaBackend) => void | Promise<void>): void {
-  Deno.test({
-    name: `cuda: ${name}`,
-    ignore: cuda === undefined,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: () => fn(cuda!),
-  });
-}
+announce("backend_cuda_test", cuda ? `; kernels ${JSON.stringify(cuda.kernelCache)}` : "");
+const gpuTest = gpuTester("cuda");
 
 // ------------------------------------------------------------------ helpers
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomData(n: number, seed: number, lo = -3, hi = 3): number[] {
-  const r = rng(seed);
-  return Array.from({ length: n }, () => lo + (hi - lo) * r());
-}
-
-function numel(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-function rowMajor(shape: readonly number[]): number[] {
-  const s: number[] = [];
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
-}
 
 /** A view layout over a base buffer of `base` elements. */
 interface Layout {
@@ -122,10 +69,6 @@ function makePair(g: Backend, data: readonly number[], dtype: DType, l: Layout):
 
 function pairOf(g: Backend, layout: Layout, dtype: DType, seed: number, lo = -3, hi = 3): Pair {
   return makePair(g, randomData(layout.base, seed, lo, hi), dtype, layout);
-}
-
-function whole(buf: DeviceBuffer, shape: readonly number[]): View {
-  return { buffer: buf, shape, strides: rowMajor(shape), offset: 0 };
 }
 
 const TOL: Record<DType, { rtol: number; atol: number }> = {

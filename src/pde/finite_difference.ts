@@ -1,7 +1,8 @@
 /**
  * Finite-difference derivatives of fields laid out on a {@link Grid} (`[...batch, nt, nx(, ny)]`, see
- * `grid.ts`), built from differentiable tensor ops (narrow, concat, roll), so gradients flow through
- * them to any order.
+ * `grid.ts`). Each derivative is one banded operator applied along its axis by the differentiable
+ * `stencil` op (one fused pass, one CUDA kernel on the GPU; its gradient applies the transposed
+ * operator), so gradients flow through them to any order.
  *
  * Every stencil is second-order accurate:
  * - interior (and every point of a periodic axis, which wraps around): central
@@ -9,13 +10,14 @@
  * - walls of a bounded axis (and both ends of the time axis): one-sided
  *   `(∓3u₀ ± 4u₁ ∓ u₂) / 2h` and `(2u₀ − 5u₁ + 4u₂ − u₃) / h²`.
  *
- * So first derivatives are exact on quadratics and second derivatives on cubics. The operators are
- * linear: applied to basis functions they give the columns of a residual's Jacobian.
+ * First derivatives are exact on quadratics and second derivatives on cubics. The operators are
+ * linear (their float64 coefficients include the 1/2h or 1/h²): applied to basis functions they
+ * give the columns of a residual's Jacobian.
  *
  * @module
  */
 
-import { ArgumentError, concat, narrow, roll, type Tensor } from "../tensor/mod.ts";
+import { ArgumentError, type BandedOperator, bandedOperator, stencil, type Tensor } from "../tensor/mod.ts";
 import type { AxisName, Grid } from "./grid.ts";
 
 /** Options of the derivative functions. */
@@ -45,11 +47,48 @@ export interface DerivativeSpec {
   laplacian?: boolean;
 }
 
-function axisView(u: Tensor, grid: Grid, axis: AxisName, withTime: boolean) {
+/** Operators already built, by axis length, spacing, order and periodicity (a few per grid). */
+const operators = new Map<string, BandedOperator>();
+const MAX_CACHED_OPERATORS = 256;
+
+/** The derivative operator of one axis: `c·(integer stencil)` with c = 1/2h or 1/h². */
+function derivativeOperator(n: number, h: number, order: 1 | 2, periodic: boolean): BandedOperator {
+  const key = `${n} ${h} ${order} ${periodic}`;
+  let op = operators.get(key);
+  if (op) return op;
+  const c = order === 1 ? 1 / (2 * h) : 1 / (h * h);
+  const scaled = (row: number[]) => row.map((v) => v * c);
+  const interior = order === 1 ? [-1, 0, 1] : [1, -2, 1];
+  const head = order === 1 ? [-3, 4, -1] : [2, -5, 4, -1];
+  const tail = order === 1 ? [1, -4, 3] : [-1, 4, -5, 2];
+  op = bandedOperator({
+    n,
+    lo: -1,
+    stencil: scaled(interior),
+    periodic,
+    head: periodic ? [] : [scaled(head)],
+    tail: periodic ? [] : [scaled(tail)],
+  });
+  if (operators.size >= MAX_CACHED_OPERATORS) operators.clear();
+  operators.set(key, op);
+  return op;
+}
+
+/** The operator of `order` along `axis` and the tensor axis it acts on; checks the field and the axis length. */
+function axisOperator(u: Tensor, grid: Grid, axis: AxisName, order: 1 | 2, withTime: boolean) {
   grid.checkField("diff", u, withTime);
   const a = grid.axis(axis);
   const dim = u.ndim + grid.axisFromEnd(axis, withTime);
-  return { a, dim };
+  const n = a.n;
+  if (order !== 1 && order !== 2) throw new ArgumentError("diff", `order must be 1 or 2, got ${order}`);
+  if (a.periodic) {
+    if (n < 3) throw new ArgumentError("diff", `periodic axis ${axis} needs at least 3 points, has ${n}`);
+  } else if (order === 1) {
+    if (n < 3) throw new ArgumentError("diff", `bounded axis ${axis} needs at least 3 points for d/d${axis}, has ${n}`);
+  } else if (n < 4) {
+    throw new ArgumentError("diff", `bounded axis ${axis} needs at least 4 points for d²/d${axis}², has ${n}`);
+  }
+  return { op: derivativeOperator(n, a.spacing, order, a.periodic), dim };
 }
 
 /**
@@ -66,31 +105,8 @@ function axisView(u: Tensor, grid: Grid, axis: AxisName, withTime: boolean) {
  * ```
  */
 export function diff(u: Tensor, grid: Grid, axis: AxisName, order: 1 | 2 = 1, options: DiffOptions = {}): Tensor {
-  const { a, dim } = axisView(u, grid, axis, options.withTime ?? true);
-  const h = a.spacing;
-  const n = a.n;
-  if (order !== 1 && order !== 2) throw new ArgumentError("diff", `order must be 1 or 2, got ${order}`);
-  if (a.periodic) {
-    if (n < 3) throw new ArgumentError("diff", `periodic axis ${axis} needs at least 3 points, has ${n}`);
-    const next = roll(u, -1, dim);
-    const prev = roll(u, 1, dim);
-    return order === 1 ? next.sub(prev).mul(1 / (2 * h)) : next.sub(u.mul(2)).add(prev).mul(1 / (h * h));
-  }
-  const at = (i: number, len = 1) => narrow(u, dim, i, len);
-  if (order === 1) {
-    if (n < 3) throw new ArgumentError("diff", `bounded axis ${axis} needs at least 3 points for d/d${axis}, has ${n}`);
-    const c = 1 / (2 * h);
-    const left = at(1).mul(4).sub(at(0).mul(3)).sub(at(2)).mul(c);
-    const inner = at(2, n - 2).sub(at(0, n - 2)).mul(c);
-    const right = at(n - 1).mul(3).sub(at(n - 2).mul(4)).add(at(n - 3)).mul(c);
-    return concat([left, inner, right], dim);
-  }
-  if (n < 4) throw new ArgumentError("diff", `bounded axis ${axis} needs at least 4 points for d²/d${axis}², has ${n}`);
-  const c = 1 / (h * h);
-  const left = at(0).mul(2).sub(at(1).mul(5)).add(at(2).mul(4)).sub(at(3)).mul(c);
-  const inner = at(2, n - 2).sub(at(1, n - 2).mul(2)).add(at(0, n - 2)).mul(c);
-  const right = at(n - 1).mul(2).sub(at(n - 2).mul(5)).add(at(n - 3).mul(4)).sub(at(n - 4)).mul(c);
-  return concat([left, inner, right], dim);
+  const { op, dim } = axisOperator(u, grid, axis, order, options.withTime ?? true);
+  return stencil(u, op, dim);
 }
 
 /**
@@ -196,7 +212,10 @@ export function dxy(u: Tensor, grid: Grid, options: DiffOptions = {}): Tensor {
  */
 export function laplacian(u: Tensor, grid: Grid, options: DiffOptions = {}): Tensor {
   const uxx = diff(u, grid, "x", 2, options);
-  return grid.dims === 1 ? uxx : uxx.add(diff(u, grid, "y", 2, options));
+  if (grid.dims === 1) return uxx;
+  // ∂²u/∂y² with ∂²u/∂x² added in the same pass.
+  const { op, dim } = axisOperator(u, grid, "y", 2, options.withTime ?? true);
+  return stencil(u, op, dim, { add: uxx });
 }
 
 /**

@@ -201,6 +201,80 @@ export interface OptimPrimitives {
 }
 
 /**
+ * Explicit boundary rows of a {@link BandedOperator} as a dense block: `rows` × `cols`
+ * coefficients, row-major in `values`.
+ *
+ * @example
+ * ```ts
+ * import type { DenseBlock } from "./backend.ts";
+ * const wall: DenseBlock = { rows: 1, cols: 3, values: [-1.5, 2, -0.5] }; // one-sided d/dx, h = 1
+ * ```
+ */
+export interface DenseBlock {
+  /** Number of rows. */
+  readonly rows: number;
+  /** Number of columns. */
+  readonly cols: number;
+  /** `rows * cols` coefficients, row-major. */
+  readonly values: readonly number[];
+}
+
+/**
+ * The most coefficients a {@link BandedOperator} may have in all (`stencil.length +
+ * head.rows·head.cols + tail.rows·tail.cols`), its transpose included: small enough for a GPU
+ * backend to pass the whole operator to a kernel as a parameter.
+ *
+ * @example
+ * ```ts
+ * import { MAX_BANDED_COEFFICIENTS } from "./backend.ts";
+ * MAX_BANDED_COEFFICIENTS; // 256
+ * ```
+ */
+export const MAX_BANDED_COEFFICIENTS = 256;
+
+/**
+ * A linear operator `A` on vectors of length `n` (n inputs to n outputs) that is a uniform
+ * stencil away from the ends:
+ *
+ * ```text
+ * interior row i:  (A·x)[i] = Σ_k stencil[k] · x[i + lo + k]      (k < stencil.length)
+ * head row i:      (A·x)[i] = Σ_c head.values[i·head.cols + c] · x[c]                (i < head.rows)
+ * tail row i:      (A·x)[n − tail.rows + i] = Σ_c tail.values[i·tail.cols + c] · x[n − tail.cols + c]
+ * ```
+ *
+ * Columns of an interior row outside `[0, n)` wrap modulo `n` when `periodic`, and read as zero
+ * otherwise (so the transpose of an operator is again one of these). A periodic operator has no
+ * head or tail rows. Coefficients are float64 numbers, applied in the backend's arithmetic
+ * (float64 accumulation on both backends here). Build and validate one with `bandedOperator`
+ * (`src/tensor/ops_stencil.ts`); `transposeBanded` gives its exact transpose.
+ *
+ * @example
+ * ```ts
+ * import type { BandedOperator } from "./backend.ts";
+ * // Second-order d/dx on 8 points with spacing 1: central inside, one-sided at both walls.
+ * const d: BandedOperator = {
+ *   n: 8, lo: -1, stencil: [-0.5, 0, 0.5], periodic: false,
+ *   head: { rows: 1, cols: 3, values: [-1.5, 2, -0.5] },
+ *   tail: { rows: 1, cols: 3, values: [0.5, -2, 1.5] },
+ * };
+ * ```
+ */
+export interface BandedOperator {
+  /** Length of the axis the operator acts on. */
+  readonly n: number;
+  /** Offset of `stencil[0]` from the row: −r for a centred stencil of radius r. */
+  readonly lo: number;
+  /** Coefficients of the interior rows, for offsets `lo`, `lo + 1`, …. */
+  readonly stencil: readonly number[];
+  /** Interior columns wrap around modulo `n` (else those outside `[0, n)` read as zero). */
+  readonly periodic: boolean;
+  /** Explicit first rows, reading columns `0 … head.cols − 1`. */
+  readonly head: DenseBlock;
+  /** Explicit last rows, reading columns `n − tail.cols … n − 1`. */
+  readonly tail: DenseBlock;
+}
+
+/**
  * The primitive operations a backend provides. Shapes passed in are already checked; a backend
  * may assume the views are in range and that broadcast operands have been expanded (stride 0)
  * to the output shape.
@@ -262,6 +336,15 @@ export interface Backend {
   rfft(x: View, axis: number, dtype: DType): DeviceBuffer;
   /** Complex-to-real inverse DFT along `axis` producing `n` reals (divides by n). */
   irfft(x: View, axis: number, n: number, dtype: DType): DeviceBuffer;
+  /**
+   * Applies the banded operator `op` along `axis` of `x` in one pass: `out[..., i, ...] =
+   * Σ_j A[i, j] · x[..., j, ...]` (+ `add[..., i, ...]` when `add` is given: a view of `x`'s shape,
+   * already broadcast), into a new contiguous buffer of `x`'s shape and float `dtype`. The
+   * operator is valid (see `bandedOperator`), `op.n === x.shape[axis]`, and it has at most
+   * `MAX_BANDED_COEFFICIENTS` coefficients in all (stencil and blocks), so a GPU backend can pass
+   * it to a kernel by value.
+   */
+  stencil(x: View, axis: number, op: BandedOperator, add: View | null, dtype: DType): DeviceBuffer;
 
   /** Batched dense linear algebra (optional: see {@link LinalgPrimitives}). */
   readonly linalg?: LinalgPrimitives;

@@ -34,5 +34,6 @@ export * from "./ops_shape.ts";
 export * from "./ops_index.ts";
 export * from "./ops_matmul.ts";
 export * from "./ops_fft.ts";
+export * from "./ops_stencil.ts";
 export * from "./transforms.ts";
 export * from "./gradcheck.ts";

@@ -11,6 +11,7 @@
 
 import type {
   Backend,
+  BandedOperator,
   BinaryOp,
   DeviceBuffer,
   LinalgPrimitives,
@@ -42,6 +43,7 @@ import { matmulKernel } from "./matmul.ts";
 import { CpuOptim } from "./optim.ts";
 import { fillRandom } from "./random.ts";
 import { argReduceInto, cumsumInto, reducedShape, reduceInto, softmaxInto } from "./reduce.ts";
+import { stencilInto } from "./stencil.ts";
 import { contiguousStrides, Odometer, sizeOf, spanOf } from "./strided.ts";
 
 export { CpuBuffer } from "./buffer.ts";
@@ -349,6 +351,14 @@ export class CpuBackend implements Backend {
     const outShape = x.shape.slice(0, rank).map((v, d) => (d === axis ? n : v));
     const out = allocCompute(dtype, sizeOf(outShape));
     irfftInto(operandOf(x, "irfft"), x.shape, axis, n, out);
+    return this.#finish(out, dtype);
+  }
+
+  /** The banded operator `op` along `axis` (+ `add`), summed in float64 and rounded once (see `stencil.ts`). */
+  stencil(x: View, axis: number, op: BandedOperator, add: View | null, dtype: DType): DeviceBuffer {
+    if (dtype === "int32") throw new DTypeError("stencil", "int32 output; use a float dtype");
+    const out = allocCompute(dtype, sizeOf(x.shape));
+    stencilInto(op, operandOf(x, "stencil"), x.shape, axis, add ? operandOf(add, "stencil") : null, out);
     return this.#finish(out, dtype);
   }
 

@@ -9,18 +9,10 @@
 
 import type { AdamHyperparameters, OptimPrimitives, View } from "../../tensor/backend.ts";
 import { fromBFloat16Bits, toBFloat16Bits } from "../../tensor/dtype.ts";
-import { ArgumentError, DTypeError } from "../../tensor/errors.ts";
+import { checkAdamOperands } from "../adam_operands.ts";
 import { bufferOf } from "./buffer.ts";
-import { isContiguous, sizeOf } from "./strided.ts";
 
 const identity = (x: number): number => x;
-
-function checkView(op: string, name: string, v: View, n: number): void {
-  if (sizeOf(v.shape) !== n) {
-    throw new ArgumentError(op, `${name} has ${sizeOf(v.shape)} elements, the parameter ${n}`);
-  }
-  if (!isContiguous(v.shape, v.strides)) throw new ArgumentError(op, `${name} must be contiguous`);
-}
 
 /**
  * The CPU backend's fused optimiser updates.
@@ -46,26 +38,18 @@ export class CpuOptim implements OptimPrimitives {
     hyper: AdamHyperparameters,
   ): void {
     const op = "adam";
-    const n = sizeOf(param.shape);
     const P = bufferOf(param.buffer, op), G = bufferOf(grad.buffer, op);
     const M = bufferOf(expAvg.buffer, op), V = bufferOf(expAvgSq.buffer, op);
     const L = copyTo ? bufferOf(copyTo.buffer, op) : null;
     const dtype = P.dtype;
-    if (dtype !== "float32" && dtype !== "float64") {
-      throw new DTypeError(op, `parameters must be float32 or float64, got ${dtype}`);
-    }
-    if (M.dtype !== dtype || V.dtype !== dtype) {
-      throw new DTypeError(op, `moments must be ${dtype}, got ${M.dtype} and ${V.dtype}`);
-    }
-    if (G.dtype !== dtype && !(dtype === "float32" && G.dtype === "bfloat16")) {
-      throw new DTypeError(op, `a ${dtype} parameter needs a ${dtype} gradient, got ${G.dtype}`);
-    }
-    if (L && L.dtype !== "bfloat16") throw new DTypeError(op, `copyTo must be bfloat16, got ${L.dtype}`);
-    checkView(op, "param", param, n);
-    checkView(op, "grad", grad, n);
-    checkView(op, "expAvg", expAvg, n);
-    checkView(op, "expAvgSq", expAvgSq, n);
-    if (copyTo) checkView(op, "copyTo", copyTo, n);
+    const n = checkAdamOperands(
+      op,
+      { name: "param", dtype, shape: param.shape, strides: param.strides },
+      { name: "grad", dtype: G.dtype, shape: grad.shape, strides: grad.strides },
+      { name: "expAvg", dtype: M.dtype, shape: expAvg.shape, strides: expAvg.strides },
+      { name: "expAvgSq", dtype: V.dtype, shape: expAvgSq.shape, strides: expAvgSq.strides },
+      copyTo && L && { name: "copyTo", dtype: L.dtype, shape: copyTo.shape, strides: copyTo.strides },
+    );
     const p = P.data as Float32Array | Float64Array;
     const m = M.data as Float32Array | Float64Array;
     const v = V.data as Float32Array | Float64Array;

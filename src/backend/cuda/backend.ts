@@ -16,6 +16,7 @@
 import type {
   AdamHyperparameters,
   Backend,
+  BandedOperator,
   BinaryOp,
   DeviceBuffer,
   LinalgPrimitives,
@@ -43,10 +44,13 @@ import { type Cufft, CUFFT_DIRECTION, CUFFT_TYPE, FftPlanCache, loadCufft } from
 import { CU_DEVICE_ATTRIBUTE, CU_FUNC_ATTRIBUTE, CU_STREAM_NON_BLOCKING, type Driver, loadDriver } from "./driver.ts";
 import { CudaError } from "./errors.ts";
 import { cstr } from "./libraries.ts";
+import { checkAdamOperands } from "../adam_operands.ts";
+import { collapse } from "./layout.ts";
 import { CudaLinalg } from "./linalg.ts";
 import type { CompiledKernel } from "./nvrtc.ts";
 import { loadNvrtc } from "./nvrtc.ts";
 import { KernelParams } from "./params.ts";
+import { bandCoefficients, bandWords, planStencil, STENCIL_THREADS } from "./stencil.ts";
 
 const SFX: Readonly<Record<DType, string>> = { float32: "f32", float64: "f64", bfloat16: "bf16", int32: "i32" };
 const DTYPE_INDEX: Readonly<Record<DType, number>> = { float32: 0, float64: 1, bfloat16: 2, int32: 3 };
@@ -212,39 +216,6 @@ function isContiguous(shape: readonly number[], strides: readonly number[]): boo
     }
   }
   return true;
-}
-
-/**
- * Drops size-1 axes and merges neighbours that are contiguous with each other in every stride
- * set (row-major order is kept, so a linear index over the result is one over the input shape).
- */
-function collapse(shape: readonly number[], strides: readonly (readonly number[])[]): {
-  shape: number[];
-  strides: number[][];
-} {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    const n = shape[d];
-    if (n === 1) continue;
-    const last = outShape.length - 1;
-    let merge = last >= 0;
-    for (let k = 0; merge && k < strides.length; k++) {
-      if (outStrides[k][last] !== strides[k][d] * n) merge = false;
-    }
-    if (merge) {
-      outShape[last] *= n;
-      for (let k = 0; k < strides.length; k++) outStrides[k][last] = strides[k][d];
-    } else {
-      outShape.push(n);
-      for (let k = 0; k < strides.length; k++) outStrides[k].push(strides[k][d]);
-    }
-  }
-  if (outShape.length === 0) {
-    outShape.push(1);
-    for (const s of outStrides) s.push(0);
-  }
-  return { shape: outShape, strides: outStrides };
 }
 
 /**
@@ -1361,27 +1332,17 @@ export class CudaBackend implements Backend {
     hyper: AdamHyperparameters,
   ): void {
     const op = "adam";
-    const n = numel(param.shape);
     const P = this.#raw(param, op), G = this.#raw(grad, op), M = this.#raw(expAvg, op), V = this.#raw(expAvgSq, op);
     const L = copyTo ? this.#raw(copyTo, op) : null;
     const dtype = P.dtype;
-    if (dtype !== "float32" && dtype !== "float64") {
-      throw new DTypeError(op, `parameters must be float32 or float64, got ${dtype}`);
-    }
-    if (M.dtype !== dtype || V.dtype !== dtype) {
-      throw new DTypeError(op, `moments must be ${dtype}, got ${M.dtype} and ${V.dtype}`);
-    }
-    if (G.dtype !== dtype && !(dtype === "float32" && G.dtype === "bfloat16")) {
-      throw new DTypeError(op, `a ${dtype} parameter needs a ${dtype} gradient, got ${G.dtype}`);
-    }
-    if (L && L.dtype !== "bfloat16") throw new DTypeError(op, `copyTo must be bfloat16, got ${L.dtype}`);
-    for (const [name, r] of [["param", P], ["grad", G], ["expAvg", M], ["expAvgSq", V], ["copyTo", L]] as const) {
-      if (!r) continue;
-      if (numel(r.shape) !== n) {
-        throw new ArgumentError(op, `${name} has ${numel(r.shape)} elements, the parameter ${n}`);
-      }
-      if (!isContiguous(r.shape, r.strides)) throw new ArgumentError(op, `${name} must be contiguous`);
-    }
+    const n = checkAdamOperands(
+      op,
+      { name: "param", ...P },
+      { name: "grad", ...G },
+      { name: "expAvg", ...M },
+      { name: "expAvgSq", ...V },
+      L && { name: "copyTo", ...L },
+    );
     if (n === 0) return;
     const { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, decoupled, step: t } = hyper;
     const p = this.#params;
@@ -1607,6 +1568,55 @@ export class CudaBackend implements Backend {
     );
     this.free(tin);
     this.free(tout);
+    return out;
+  }
+
+  // ---------------------------------------------------------------- Backend: banded operators
+
+  /**
+   * The banded operator `op` along `axis` (+ `add`) in one launch of kernels/stencil.cu (see
+   * `Backend.stencil` and ./stencil.ts); sums in float64 in the CPU backend's order.
+   */
+  stencil(x: View, axis: number, op: BandedOperator, add: View | null, dtype: DType): DeviceBuffer {
+    if (dtype !== "float32" && dtype !== "float64" && dtype !== "bfloat16") {
+      throw new DTypeError("stencil", `${dtype} output; use a float dtype`);
+    }
+    const ax = normAxis(axis, x.shape.length, "stencil");
+    const size = numel(x.shape);
+    const out = this.#newBuffer(size, dtype);
+    if (size === 0) return out;
+    const coefs = bandCoefficients(op);
+    let { raw, temp } = this.#as(x, dtype, "stencil");
+    let plan = planStencil(raw.shape, raw.strides, ax);
+    if (!plan) {
+      const m = this.#materialize(raw, dtype);
+      this.#release(temp);
+      ({ raw, temp } = m);
+      plan = planStencil(raw.shape, raw.strides, ax)!;
+    }
+    let addPtr = 0;
+    const addTemps: (CudaBuffer | null)[] = [];
+    if (add) {
+      const a = this.#as(add, dtype, "stencil");
+      const c = this.#contig(a.raw);
+      addPtr = c.raw.ptr;
+      addTemps.push(a.temp, c.temp);
+    }
+    const p = this.#params;
+    p.ptr(0, raw.ptr);
+    p.ptr(1, out.ptr);
+    p.ptr(2, addPtr);
+    p.u32s(3, plan.dims);
+    p.strides8(4, plan.strides);
+    p.u32s(5, bandWords(op));
+    p.f64s(6, coefs); // struct BandCoefs (2 KiB) runs on through slot 13: it must stay the last parameter
+    this.#launch(
+      this.#fn("stencil", `stencil_${SFX[dtype]}`),
+      Math.max(1, Math.min(plan.tiles, this.#maxBlocks)),
+      STENCIL_THREADS,
+    );
+    this.#release(temp);
+    for (const t of addTemps) this.#release(t);
     return out;
   }
 

@@ -31,6 +31,7 @@ export const KERNEL_FAMILIES = [
   "random",
   "optim",
   "linalg",
+  "stencil",
 ] as const;
 
 /**
@@ -64,6 +65,7 @@ export const KERNEL_PARTS: Readonly<Record<KernelFamily, number>> = {
   random: 1,
   optim: 1,
   linalg: 1,
+  stencil: 1,
 };
 
 /**
@@ -88,7 +90,7 @@ export interface KernelUnit {
  * @example
  * ```ts
  * import { kernelUnits } from "./compiler.ts";
- * kernelUnits().length; // 22
+ * kernelUnits().length; // 23
  * ```
  */
 export function kernelUnits(): KernelUnit[] {

@@ -21,6 +21,7 @@ import type { DeviceBuffer, LinalgPrimitives, TriangularSolveOptions, View } fro
 import type { DType } from "../../tensor/dtype.ts";
 import { DTypeError, ShapeError } from "../../tensor/errors.ts";
 import type { CudaBuffer } from "./backend.ts";
+import { collapse } from "./layout.ts";
 import type { KernelParams } from "./params.ts";
 
 /**
@@ -107,29 +108,8 @@ function batchLayout(
   shape: readonly number[],
   strides: readonly (readonly number[])[],
 ): { shape: number[]; strides: number[][] } | null {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    const n = shape[d];
-    if (n === 1) continue;
-    const last = outShape.length - 1;
-    let merge = last >= 0;
-    for (let k = 0; merge && k < strides.length; k++) {
-      if (outStrides[k][last] !== strides[k][d] * n) merge = false;
-    }
-    if (merge) {
-      outShape[last] *= n;
-      for (let k = 0; k < strides.length; k++) outStrides[k][last] = strides[k][d];
-    } else {
-      outShape.push(n);
-      for (let k = 0; k < strides.length; k++) outStrides[k].push(strides[k][d]);
-    }
-  }
-  if (outShape.length === 0) {
-    outShape.push(1);
-    for (const s of outStrides) s.push(0);
-  }
-  return outShape.length > MAX_BATCH_DIMS ? null : { shape: outShape, strides: outStrides };
+  const merged = collapse(shape, strides);
+  return merged.shape.length > MAX_BATCH_DIMS ? null : merged;
 }
 
 /** Warps of a block for matrices of order n: between lo and hi, about n/per. */

@@ -1,10 +1,13 @@
 /**
  * Kernel parameter packing for `cuLaunchKernel`. One fixed arena holds up to 16 parameters in
  * 256-byte slots; the array of slot addresses (`kernelParams`) is built once, so a launch only
- * writes the values. Layouts of the structs match kernels/common.cuh and kernels/reduce.cu.
+ * writes the values. Layouts of the structs match kernels/common.cuh and kernels/reduce.cu (and
+ * kernels/stencil.cu, packed by ./stencil.ts).
  *
  * @module
  */
+
+import { DeviceError } from "../../tensor/errors.ts";
 
 const SLOT = 256;
 const SLOTS = 16;
@@ -86,6 +89,21 @@ export class KernelParams {
   /** A double. */
   f64(slot: number, v: number): void {
     this.#f64[slot * (SLOT / 8)] = v;
+  }
+
+  /**
+   * Consecutive doubles from the start of `slot` (an array parameter such as `struct { double
+   * c[256]; }`). It may run on into the following slots, which the kernel must then not use.
+   */
+  f64s(slot: number, values: readonly number[]): void {
+    const w = slot * (SLOT / 8);
+    if (w + values.length > this.#f64.length) {
+      throw new DeviceError(
+        "cuda",
+        `${values.length} doubles from slot ${slot} overrun the ${SLOT * SLOTS}-byte block`,
+      );
+    }
+    for (let i = 0; i < values.length; i++) this.#f64[w + i] = values[i];
   }
 
   /** `struct Shape8 { u32 ndim; u32 size[8]; }`. */
