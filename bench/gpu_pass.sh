@@ -1,29 +1,39 @@
 #!/usr/bin/env bash
 # The GPU pass behind bench/RESULTS.md, one device call per part (logs and metrics under $OUT, or
 # out/gpu_pass without it). Timed benchmarks run alone on the GPU; the accuracy runs may share it
-# with the test suite, so their seconds per step are not benchmark figures.
+# with each other or with the test suite, so their seconds per step are not benchmark figures.
 #
-#   bench/gpu_pass.sh tests       # stencil and PI-HC-MoE scaling benchmarks alone, then
-#                                 # `deno task test:gpu` beside the diffusion–sorption accuracy run
-#   bench/gpu_pass.sh ns STEPS    # Navier–Stokes accuracy run, STEPS steps per method
+#   bench/gpu_pass.sh tests       # stencil and diffusion–sorption scaling benchmarks alone, then
+#                                 # `deno task test:gpu` beside a diffusion–sorption accuracy run
+#   bench/gpu_pass.sh accuracy    # Navier–Stokes scaling benchmark alone, then the diffusion–sorption
+#                                 # and Navier–Stokes accuracy runs side by side
 #
-# The accuracy runs use the paper's model sizes and point counts with fewer optimiser steps than the
-# paper (a device call lasts at most 10 minutes); each example's header has the full command.
+# The accuracy runs use the paper's model sizes and point counts with far fewer optimiser steps than
+# the paper (a device call lasts at most 10 minutes; `--max-seconds` caps each method); each
+# example's header has the full command.
 set -uo pipefail
-part=${1:?usage: bench/gpu_pass.sh tests|ns [steps]}
+part=${1:?usage: bench/gpu_pass.sh tests|accuracy}
 out=${OUT:-out/gpu_pass}
 mkdir -p "$out"
 export PATCHWORK_BACKEND=cuda
 work=$(mktemp -d)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
-git rev-parse --short HEAD 2>/dev/null | tee -a "$out/device.txt"
 
 ds_accuracy() {
   deno run -A examples/diffusion_sorption.ts --method all --experts 1x4 --nx 1024 --nt 101 --points 20000 \
     --basis 16 --width 64 --modes 8 --layers 5 --fc 128 --batch 6 --lr 1e-3 --train 1000 --test 100 \
-    --steps "${DS_STEPS:-400}" --tol 1e-4 --maxiter 50 --log-every 50 --checkpoint-every 0 --out "$work/ds"
+    --steps "${DS_STEPS:-400}" --tol 1e-4 --maxiter 50 --log-every 50 --checkpoint-every 0 "$@" --out "$work/ds"
   cp "$work/ds/diffusion_sorption/metrics.json" "$out/ds_metrics.json"
   cp "$work/ds/diffusion_sorption/report.html" "$out/ds_report.html"
+}
+
+ns_accuracy() {
+  deno run -A examples/navier_stokes_2d.ts --method all --nx 64 --nt 64 --T 5 --experts 1x2x2 --points 20000 \
+    --basis 64 --width 64 --modes 8 --layers 8 --fc 256 --batch "${NS_BATCH:-2}" --lr 1e-3 --train 1000 --test 50 \
+    --steps "${NS_STEPS:-400}" --mollifier 0.005 --tol 1e-6 --maxiter 50 --log-every 25 --checkpoint-every 0 \
+    --recompute "$@" --out "$work/ns"
+  cp "$work/ns/navier_stokes_2d/metrics.json" "$out/ns_metrics.json"
+  cp "$work/ns/navier_stokes_2d/report.html" "$out/ns_report.html"
 }
 
 case "$part" in
@@ -32,9 +42,6 @@ case "$part" in
     deno run -A bench/pde_scaling.ts --problem ds --nx 1024 --nt 101 --points 5000,10000,20000,40000 \
       --experts 1,2,4,8 --basis 16 --width 64 --modes 8 --layers 5 --fc 128 --batch 6 --reps 2 --warmup 1 \
       --maxiter 50 2>&1 | tee "$out/scaling_ds.log"
-    deno run -A bench/pde_scaling.ts --problem ns --nx 64 --nt 64 --points 5000,20000 --experts 1,2,4,8 \
-      --basis 64 --width 64 --modes 8 --layers 8 --fc 256 --batch 2 --reps 2 --warmup 1 --maxiter 50 \
-      2>&1 | tee "$out/scaling_ns.log"
     (timeout "${DS_LIMIT:-420}" bash -c "$(declare -f ds_accuracy); work=$work out=$out ds_accuracy" \
       >"$out/ds_accuracy.log" 2>&1) &
     ds=$!
@@ -46,17 +53,21 @@ case "$part" in
     echo "diffusion–sorption accuracy exit $?"
     grep -E "test relative L2|error" "$out/ds_accuracy.log" | tail -8
     ;;
-  ns)
-    steps=${2:-200}
-    deno run -A examples/navier_stokes_2d.ts --method all --nx 64 --nt 64 --T 5 --experts 1x2x2 --points 20000 \
-      --basis 64 --width 64 --modes 8 --layers 8 --fc 256 --batch 4 --lr 1e-3 --train 1000 --test 50 \
-      --steps "$steps" --mollifier 0.005 --tol 1e-6 --maxiter 50 --log-every 25 --checkpoint-every 0 \
-      --recompute --out "$work/ns" 2>&1 | tee "$out/ns_accuracy.log"
-    cp "$work/ns/navier_stokes_2d/metrics.json" "$out/ns_metrics.json" || true
-    cp "$work/ns/navier_stokes_2d/report.html" "$out/ns_report.html" || true
+  accuracy)
+    deno run -A bench/pde_scaling.ts --problem ns --nx 64 --nt 64 --points 5000,20000 --experts 1,2,4,8 \
+      --basis 64 --width 64 --modes 8 --layers 8 --fc 256 --batch 2 --reps 2 --warmup 1 --maxiter 50 --recompute \
+      2>&1 | tee "$out/scaling_ns.log"
+    budget=${METHOD_SECONDS:-90}
+    (ds_accuracy --recompute --max-seconds "$budget" >"$out/ds_accuracy.log" 2>&1) &
+    ds=$!
+    ns_accuracy --max-seconds "$budget" >"$out/ns_accuracy.log" 2>&1
+    echo "Navier–Stokes accuracy exit $?"
+    wait "$ds"
+    echo "diffusion–sorption accuracy exit $?"
+    grep -hE "test relative L2|rror|budget" "$out/ds_accuracy.log" "$out/ns_accuracy.log" | tail -16
     ;;
   *)
-    echo "unknown part $part (tests or ns)" >&2
+    echo "unknown part $part (tests or accuracy)" >&2
     exit 2
     ;;
 esac

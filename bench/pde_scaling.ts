@@ -10,7 +10,8 @@
  *   deno run -A bench/pde_scaling.ts --problem ns --nx 64 --nt 64 --basis 64 --width 64 --layers 8 --batch 2
  *
  * Flags: --problem ds|ns|heat, --experts (list of K), --points (list of total M), --nx, --nt,
- * --basis, --width, --modes, --layers, --fc, --batch, --reps, --warmup, --maxiter, --dtype.
+ * --basis, --width, --modes, --layers, --fc, --batch, --reps, --warmup, --maxiter, --dtype, --recompute
+ * (activation checkpointing of the Fourier layers). The problems are set up as the examples set them.
  * K experts split the first space axis (1D) or x then y (2D: 2 = 1×2×1, 4 = 1×2×2, 8 = 2×2×2).
  *
  * @module
@@ -35,6 +36,7 @@ const flags = pde.parseFlags(Deno.args, [
   "warmup",
   "maxiter",
   "dtype",
+  "recompute",
 ]);
 const list = (name: string, fallback: string) =>
   String(flags[name] ?? fallback).split(",").map((s) => {
@@ -59,12 +61,12 @@ if (problemName === "ds") {
   const ds = new pde.DiffusionSorption();
   problem = ds;
   data = ds.generateDataset({ n: batch, nx: int("nx", 256), nt: int("nt", 51), dtype, seed: 0 });
-  constraint = { initialGuess: 1, weights: { ic: 1 / 500, bc: 1 / 500 } };
+  constraint = { initialGuess: 1, weights: { ic: 1, bc: 1 } };
 } else if (problemName === "ns") {
-  const ns = new pde.NavierStokes2D();
+  const ns = new pde.NavierStokes2D({ preset: "pihcmoe" });
   problem = ns;
-  data = ns.generateDataset({ n: batch, nx: int("nx", 32), nt: int("nt", 16), T: 1, dt: 1e-3, dtype, seed: 0 });
-  constraint = { initialCondition: "mollifier", meanFree: true };
+  data = ns.generateDataset({ n: batch, nx: int("nx", 32), nt: int("nt", 16), T: 5, dt: 1e-3, dtype, seed: 0 });
+  constraint = { initialCondition: "mollifier", mollifierScale: 0.005, meanFree: true };
 } else if (problemName === "heat") {
   const heat = new pde.Heat1D({ kappa: 0.02, modes: 4 });
   problem = heat;
@@ -122,6 +124,7 @@ for (const m of points) {
         layers: int("layers", 3),
         fc: int("fc", 32),
         dtype,
+        checkpoint: flags.recompute === true,
       },
       constraint: {
         ...constraint,

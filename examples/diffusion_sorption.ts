@@ -27,12 +27,14 @@ import { runExample, view1D } from "./pde_runner.ts";
 
 const ds = new pde.DiffusionSorption();
 const T = 500;
+/** Weight of the initial and wall rows against the PDE rows (u/s) in each expert's solve. */
+const rowWeight = (flags: pde.Flags) => pde.numberFlag(flags, "row-weight", 1, { min: 0 });
 
 await runExample({
   name: "diffusion_sorption",
   title: "Diffusion–sorption (PDEBench)",
   problem: ds,
-  extraFlags: ["ic", "conditions"],
+  extraFlags: ["ic", "conditions", "row-weight"],
   defaults: {
     method: "all",
     experts: "2x1",
@@ -65,7 +67,7 @@ await runExample({
     return {
       initialCondition: ic,
       conditions: flags.conditions === "local" ? "local" : "global",
-      weights: { ic: 1 / T, bc: 1 / T },
+      weights: { ic: rowWeight(flags), bc: rowWeight(flags) },
       initialGuess: ic === "mollifier" ? 0 : 1,
     };
   },

@@ -8,7 +8,8 @@
  * Flags (every example): `--method data|soft|hard|moe|all` (or a comma list), `--experts 1x2`,
  * `--points` (per expert), `--steps`, `--basis`, `--width`, `--modes`, `--layers`, `--fc`,
  * `--batch`, `--lr`, `--train`, `--test` (sample counts), `--nt`, `--nx`, `--seed`, `--dtype`,
- * `--maxiter`, `--tol`, `--log-every`, `--checkpoint-every`, `--out`, `--resume`, `--recompute`
+ * `--maxiter`, `--tol`, `--log-every`, `--checkpoint-every`, `--out`, `--resume`, `--max-seconds`
+ * (wall-clock budget per method: training stops after the step that reaches it), `--recompute`
  * (activation checkpointing of the Fourier layers: less memory, one more forward pass of compute).
  *
  * @module
@@ -119,6 +120,7 @@ const COMMON_FLAGS = [
   "out",
   "resume",
   "recompute",
+  "max-seconds",
   "help",
 ];
 
@@ -176,7 +178,7 @@ export async function runExample<G extends pde.Grid>(
     for (const [k, v] of Object.entries(spec.defaults)) {
       console.log(`  --${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} ${v}`);
     }
-    console.log("  --seed 0  --out out  --checkpoint-every 50  --resume  --recompute");
+    console.log("  --seed 0  --out out  --checkpoint-every 50  --resume  --recompute  --max-seconds (none)");
     return {};
   }
   const o = options(flags, spec.defaults);
@@ -243,13 +245,14 @@ export async function runExample<G extends pde.Grid>(
       checkpointDir: join(outDir, "checkpoints", kind),
       checkpointEvery: ckptEvery,
       resume: flags.resume === true,
+      maxSeconds: flags["max-seconds"] === undefined ? undefined : pde.numberFlag(flags, "max-seconds", 0, { min: 0 }),
     });
     const m = pde.evaluate(method, test, { batchSize: o.batch, keep: 1 });
     const line = `${method.label}: test relative L2 ${sci(m.relL2.mean)} ± ${sci(m.relL2.std)}, residual ${
       sci(m.residual)
-    } (reference solution ${sci(m.referenceResidual)}), ${run.secondsPerStep.toFixed(3)} s/step, inference ${
-      m.inference.secondsPerBatch.toFixed(3)
-    } s per batch of ${m.inference.batchSize}`;
+    } (reference solution ${sci(m.referenceResidual)}), ${run.step} steps at ${
+      run.secondsPerStep.toFixed(3)
+    } s/step, inference ${m.inference.secondsPerBatch.toFixed(3)} s per batch of ${m.inference.batchSize}`;
     console.log(line);
     summary.push({
       method: method.label,
@@ -269,6 +272,7 @@ export async function runExample<G extends pde.Grid>(
         trainSecondsPerStep: run.secondsPerStep,
         trainSeconds: run.seconds,
         steps: run.step,
+        stoppedBy: run.stoppedBy,
         inference: m.inference,
         solve: m.solve ?? null,
       },

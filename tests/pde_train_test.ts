@@ -77,6 +77,50 @@ Deno.test("checkpoint and resume continue bit-identically (6 steps = 3 + resume 
   }
 });
 
+Deno.test("a wall-clock budget ends the run after the step that reaches it, as a last step", async () => {
+  const { heat, train, test } = heatSetup();
+  const dir = await Deno.makeTempDir();
+  try {
+    const m = makeMethod("hard", heat, train.grid);
+    const lines: string[] = [];
+    // A budget far below one step's time: exactly one step runs, then logs, evaluates and saves.
+    const r = await pde.train({
+      method: m,
+      optimizer: optimizerOf(m),
+      train,
+      test,
+      steps: 50,
+      batchSize: 2,
+      logEvery: 0,
+      maxSeconds: 1e-6,
+      checkpointDir: dir,
+      log: (l) => lines.push(l),
+    });
+    assert.equal(r.stoppedBy, "time");
+    assert.equal(r.step, 1);
+    assert.match(r.checkpoint!, /ckpt-000001$/);
+    assert.equal(r.history.length, 1);
+    assert.ok(Number.isFinite(r.history[0].testError!), "the last step evaluates the test error");
+    assert.match(lines.at(-1)!, /time budget of 0\.000001 s reached after 1 steps \(step 1 of 50\)/);
+    const full = makeMethod("hard", heat, train.grid);
+    const done = await pde.train({
+      method: full,
+      optimizer: optimizerOf(full),
+      train,
+      steps: 2,
+      batchSize: 2,
+      log: quiet,
+    });
+    assert.equal(done.stoppedBy, "steps");
+    await assert.rejects(
+      pde.train({ method: full, optimizer: optimizerOf(full), train, steps: 1, maxSeconds: 0, log: quiet }),
+      /maxSeconds must be a positive number/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a NaN loss (or a diverging loss) stops the run and keeps the last good checkpoint", async () => {
   const { heat, train } = heatSetup();
   for (const bad of [NaN, 1e300]) {

@@ -79,8 +79,9 @@ export interface FNOOptions extends LayerOptions {
   /** Append the normalised grid coordinates (linspace(0, 1) per axis) to the input. Default false. */
   coordinates?: boolean;
   /**
-   * Activation checkpointing: keep only each Fourier layer's input and recompute the layer in the
-   * backward pass (about one more forward pass of compute for a fraction of the activation memory).
+   * Activation checkpointing: keep only the input of each Fourier layer and of the projection and
+   * recompute them in the backward pass (about one more forward pass of compute for a fraction of
+   * the activation memory).
    * Default false.
    */
   checkpoint?: boolean;
@@ -280,8 +281,11 @@ export class FNO extends Module {
       h = this.checkpoint && isGradEnabled() ? checkpoint(layer)(h) : layer(h);
     }
     if (padded) h = h.slice([null, ...grid.map((g): [number, number] => [0, g]), null]);
-    h = this.output.forward(this.#act(this.project.forward(h)));
-    return this.#activateLast ? this.#act(h) : h;
+    const projection = (x: Tensor): Tensor => {
+      const y = this.output.forward(this.#act(this.project.forward(x)));
+      return this.#activateLast ? this.#act(y) : y;
+    };
+    return this.checkpoint && isGradEnabled() ? checkpoint(projection)(h) : projection(h);
   }
 
   /** `FNO(d-D, in → width ×L → fc → out, modes [..])`. */

@@ -106,6 +106,12 @@ export interface TrainOptions {
   evalSamples?: number;
   /** Directory of checkpoints (none without it). */
   checkpointDir?: string;
+  /**
+   * A wall-clock budget in seconds for this call's steps: after the step that reaches it the run
+   * ends as at its last step (progress line, test error, checkpoint) and reports
+   * `stoppedBy: "time"`. The learning-rate schedule still follows `steps`. Default: none.
+   */
+  maxSeconds?: number;
   /** Write a checkpoint every this many steps (default 0: only at the end). */
   checkpointEvery?: number;
   /** Continue from the newest checkpoint in `checkpointDir` when there is one (default false). */
@@ -174,6 +180,8 @@ export interface TrainResult {
   secondsPerStep: number;
   /** Path of the last checkpoint written (null without a directory). */
   checkpoint: string | null;
+  /** Why the run ended: all `steps` done, or the `maxSeconds` budget reached. */
+  stoppedBy: "steps" | "time";
 }
 
 /**
@@ -620,6 +628,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const window = { steps: 0, loss: 0, residual: 0, iters: 0, conv: 0, probs: 0, points: 0, seconds: 0 };
   const start = step;
+  const budget = options.maxSeconds ?? Infinity;
+  if (!(budget > 0)) throw new ArgumentError(op, `maxSeconds must be a positive number, got ${budget}`);
+  const began = performance.now();
+  let stoppedBy: "steps" | "time" = "steps";
   let seconds = 0;
   for (; step < steps;) {
     const s = step; // 0-based index of this step
@@ -665,8 +677,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       window.conv += stats.converged ?? 0;
       window.probs += stats.problems;
     }
-    const logNow = (logEvery > 0 && step % logEvery === 0) || step === steps;
-    const evalNow = options.test && ((evalEvery > 0 && step % evalEvery === 0) || step === steps);
+    if (step < steps && (performance.now() - began) / 1000 >= budget) stoppedBy = "time";
+    const last = step === steps || stoppedBy === "time";
+    const logNow = (logEvery > 0 && step % logEvery === 0) || last;
+    const evalNow = options.test && ((evalEvery > 0 && step % evalEvery === 0) || last);
     if (logNow || evalNow) {
       const mem = memory();
       const rec: HistoryRecord = {
@@ -708,7 +722,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
       Object.assign(window, { steps: 0, loss: 0, residual: 0, iters: 0, conv: 0, probs: 0, points: 0, seconds: 0 });
     }
-    if (dir && ((ckptEvery > 0 && step % ckptEvery === 0) || step === steps)) await save();
+    if (dir && ((ckptEvery > 0 && step % ckptEvery === 0) || last)) await save();
+    if (stoppedBy === "time") {
+      log(`time budget of ${budget} s reached after ${step - start} steps (step ${step} of ${steps})`);
+      break;
+    }
   }
   return {
     history,
@@ -717,6 +735,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     seconds,
     secondsPerStep: step > start ? seconds / (step - start) : 0,
     checkpoint,
+    stoppedBy,
   };
 }
 
