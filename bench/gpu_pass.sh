@@ -7,24 +7,29 @@
 #                                 # `deno task test:gpu` beside a diffusion–sorption accuracy run
 #   bench/gpu_pass.sh accuracy    # Navier–Stokes scaling benchmark alone, then the diffusion–sorption
 #                                 # and Navier–Stokes accuracy runs side by side
+#   bench/gpu_pass.sh long        # PI-HC and PI-HC-MoE on diffusion–sorption for a longer, equal
+#                                 # budget side by side, beside `deno task test:gpu`
 #
 # The accuracy runs use the paper's model sizes and point counts with far fewer optimiser steps than
 # the paper (a device call lasts at most 10 minutes; `--max-seconds` caps each method); each
 # example's header has the full command.
 set -uo pipefail
-part=${1:?usage: bench/gpu_pass.sh tests|accuracy}
+part=${1:?usage: bench/gpu_pass.sh tests|accuracy|long}
 out=${OUT:-out/gpu_pass}
 mkdir -p "$out"
 export PATCHWORK_BACKEND=cuda
 work=$(mktemp -d)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 
+# ds_accuracy NAME [flags…]: the diffusion–sorption run at the paper's sizes; outputs named NAME.
 ds_accuracy() {
+  local name=$1
+  shift
   deno run -A examples/diffusion_sorption.ts --method all --experts 1x4 --nx 1024 --nt 101 --points 20000 \
     --basis 16 --width 64 --modes 8 --layers 5 --fc 128 --batch 6 --lr 1e-3 --train 1000 --test 100 \
-    --steps "${DS_STEPS:-400}" --tol 1e-4 --maxiter 50 --log-every 50 --checkpoint-every 0 "$@" --out "$work/ds"
-  cp "$work/ds/diffusion_sorption/metrics.json" "$out/ds_metrics.json"
-  cp "$work/ds/diffusion_sorption/report.html" "$out/ds_report.html"
+    --steps "${DS_STEPS:-400}" --tol 1e-4 --maxiter 50 --log-every 50 --checkpoint-every 0 "$@" --out "$work/$name"
+  cp "$work/$name/diffusion_sorption/metrics.json" "$out/${name}_metrics.json"
+  cp "$work/$name/diffusion_sorption/report.html" "$out/${name}_report.html"
 }
 
 ns_accuracy() {
@@ -42,7 +47,7 @@ case "$part" in
     deno run -A bench/pde_scaling.ts --problem ds --nx 1024 --nt 101 --points 5000,10000,20000,40000 \
       --experts 1,2,4,8 --basis 16 --width 64 --modes 8 --layers 5 --fc 128 --batch 6 --reps 2 --warmup 1 \
       --maxiter 50 2>&1 | tee "$out/scaling_ds.log"
-    (timeout "${DS_LIMIT:-420}" bash -c "$(declare -f ds_accuracy); work=$work out=$out ds_accuracy" \
+    (timeout "${DS_LIMIT:-420}" bash -c "$(declare -f ds_accuracy); work=$work out=$out ds_accuracy ds" \
       >"$out/ds_accuracy.log" 2>&1) &
     ds=$!
     deno task test:gpu >"$out/test_gpu.log" 2>&1
@@ -58,7 +63,7 @@ case "$part" in
       --basis 64 --width 64 --modes 8 --layers 8 --fc 256 --batch 2 --reps 2 --warmup 1 --maxiter 50 --recompute \
       2>&1 | tee "$out/scaling_ns.log"
     budget=${METHOD_SECONDS:-90}
-    (ds_accuracy --recompute --max-seconds "$budget" >"$out/ds_accuracy.log" 2>&1) &
+    (ds_accuracy ds --recompute --max-seconds "$budget" >"$out/ds_accuracy.log" 2>&1) &
     ds=$!
     ns_accuracy --max-seconds "$budget" >"$out/ns_accuracy.log" 2>&1
     echo "Navier–Stokes accuracy exit $?"
@@ -66,8 +71,24 @@ case "$part" in
     echo "diffusion–sorption accuracy exit $?"
     grep -hE "test relative L2|rror|budget" "$out/ds_accuracy.log" "$out/ns_accuracy.log" | tail -16
     ;;
+  long)
+    # PI-HC and PI-HC-MoE on diffusion–sorption side by side for the same wall-clock budget, beside
+    # `deno task test:gpu` (so the suite runs on the final tree too).
+    budget=${METHOD_SECONDS:-460}
+    (ds_accuracy ds_hard --method hard --max-seconds "$budget" >"$out/ds_hard.log" 2>&1) &
+    hard=$!
+    (ds_accuracy ds_moe --method moe --max-seconds "$budget" >"$out/ds_moe.log" 2>&1) &
+    moe=$!
+    deno task test:gpu >"$out/test_gpu.log" 2>&1
+    echo "test:gpu exit $?"
+    grep -E "^(ok|FAILED) \|" "$out/test_gpu.log" | tail -1
+    grep -E "FAILED|^error" "$out/test_gpu.log" | head -20
+    wait "$hard" "$moe"
+    rm -f "$out/ds_hard_report.html"
+    grep -hE "test relative L2|rror|budget" "$out/ds_hard.log" "$out/ds_moe.log"
+    ;;
   *)
-    echo "unknown part $part (tests or accuracy)" >&2
+    echo "unknown part $part (tests, accuracy or long)" >&2
     exit 2
     ;;
 esac
