@@ -292,6 +292,13 @@ export interface MethodOptions<G extends Grid = Grid> {
   constraint?: Omit<HardConstraintOptions<G>, "problem" | "grid" | "basis">;
   /** Weights of the physics loss (soft, hard, moe). */
   loss?: PdeLossWeights;
+  /**
+   * How `"moe"` evaluates the PDE residual of its loss: at each grid point with the field of the
+   * expert owning it, stencils reading that field across box edges (`"expert"`, default), or on the
+   * stitched prediction, whose finite differences across box edges also penalise the jumps between
+   * experts (`"stitched"`; on fine grids these terms, growing like 1/h², dominate the loss).
+   */
+  residual?: "expert" | "stitched";
   /** Raise when an expert solve does not converge (default false: report it). */
   strict?: boolean;
 }
@@ -391,6 +398,10 @@ class HardConstraintMethod implements TrainingMethod {
     readonly options: MethodOptions,
   ) {
     const n = options.basis ?? 16;
+    const residual = options.residual ?? "expert";
+    if (residual !== "expert" && residual !== "stitched") {
+      throw new ArgumentError("createMethod", `residual must be "expert" or "stitched", got ${options.residual}`);
+    }
     const rank = grid.shape.length;
     const experts = kind === "hard"
       ? new Array(rank).fill(1)
@@ -412,8 +423,9 @@ class HardConstraintMethod implements TrainingMethod {
   lossAndGrad(batch: PdeBatch, step: number): StepStats {
     const phi = this.model.forward(batch.u0);
     const weights = this.options.loss ?? {};
-    const out = this.moe.lossAndBackward(phi, batch.u0, this.moe.samplePoints(step), (u) => {
-      const t = pdeLoss(this.problem, this.grid, u, batch.u0, weights);
+    const own = (this.options.residual ?? "expert") === "expert";
+    const out = this.moe.lossAndBackward(phi, batch.u0, this.moe.samplePoints(step), (u, experts) => {
+      const t = pdeLoss(this.problem, this.grid, u, batch.u0, weights, own ? experts : undefined);
       return { loss: t.loss, metrics: { residual: t.pde } };
     });
     return {
@@ -452,6 +464,7 @@ class HardConstraintMethod implements TrainingMethod {
       },
       adjoint: { hessian: layer.adjoint.hessian, damping: layer.adjoint.damping },
       loss: this.options.loss ?? {},
+      residual: this.options.residual ?? "expert",
     };
   }
 }

@@ -32,13 +32,26 @@
  * @module
  */
 
-import { ArgumentError, enableGrad, gradients, noGrad, NonFiniteError, type Tensor, tidy } from "../tensor/mod.ts";
+import {
+  ArgumentError,
+  type DType,
+  enableGrad,
+  gradients,
+  keep,
+  noGrad,
+  NonFiniteError,
+  stack,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../tensor/mod.ts";
 import { independentBackward } from "../local/independent.ts";
 import type { LeastSquaresResult } from "../solve/least_squares.ts";
 import type { AxisName, Grid } from "./grid.ts";
 import {
   type BasisFeatures,
   checkSolve,
+  type ExpertFields,
   type HardConstraint,
   type RowLayout,
   type SolveSummary,
@@ -483,6 +496,26 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     });
   }
 
+  readonly #maskCache = new Map<object, Map<DType, Tensor[]>>();
+
+  /** Per expert, 1 on its box and 0 elsewhere (`[...grid]`) in `like`'s dtype and backend (cached). */
+  #masks(like: Tensor): Tensor[] {
+    let byType = this.#maskCache.get(like.backend);
+    if (!byType) this.#maskCache.set(like.backend, byType = new Map());
+    let masks = byType.get(like.dtype);
+    if (!masks) {
+      const shape = this.constraint.grid.shape;
+      const size = shape.reduce((a, v) => a * v, 1);
+      const host = Array.from({ length: this.count }, () => new Float64Array(size));
+      for (let i = 0; i < size; i++) host[this.router.expertOf(i)][i] = 1;
+      masks = host.map((h) =>
+        keep(noGrad(() => tensor(h, { dtype: like.dtype, backend: like.backend }).reshape(shape)))
+      );
+      byType.set(like.dtype, masks);
+    }
+    return masks;
+  }
+
   #checkPoints(points: readonly Int32Array[]): void {
     if (!Array.isArray(points) || points.length !== this.count) {
       throw new ArgumentError(
@@ -523,7 +556,12 @@ export class MixtureOfExperts<G extends Grid = Grid> {
    * step.timings.solve; // ms in the one batched solve; phi.grad holds ∂loss/∂Φ
    * ```
    */
-  lossAndBackward(phi: Tensor, u0: Tensor, points: readonly Int32Array[], lossFn: (u: Tensor) => LossOutput): MoEStep {
+  lossAndBackward(
+    phi: Tensor,
+    u0: Tensor,
+    points: readonly Int32Array[],
+    lossFn: (u: Tensor, experts: ExpertFields) => LossOutput,
+  ): MoEStep {
     this.#checkPoints(points);
     const layer = this.constraint;
     const regions = this.router.regions;
@@ -543,23 +581,24 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     const solve = checkSolve(solved, b, { strict: this.strict });
     const wStar = solved.w;
     const tSolve = lap();
-    // The head: u from the constant solution, the loss, and ū with respect to the raw expert sum.
+    // The head: every expert's own field on the whole grid from the constant solution, the
+    // stitched u, the loss, and ū_k = ∂L/∂(field k) for each expert.
+    const whole = layer.grid.shape.map((n): IndexRange => [0, n]);
     const raw = noGrad(() =>
-      tidy(() => {
-        const parts = regions.map((region, e) => {
-          const block = layer.expertField(features, wStar.narrow(0, e * b, b), region);
-          const whole = region.every(([a, z], i) => a === 0 && z === layer.grid.shape[i]);
-          return whole ? block : block.pad(region.map(([a, z], i): [number, number] => [a, layer.grid.shape[i] - z]));
-        });
-        return parts.reduce((acc, p) => acc.add(p));
-      })
+      tidy(() => stack(regions.map((_, e) => layer.expertField(features, wStar.narrow(0, e * b, b), whole)), 0))
     );
     const rawLeaf = raw.requireGrad();
+    const masks = this.#masks(raw);
     const head = enableGrad(() => {
-      let u = rawLeaf;
-      if (features.offset) u = u.add(features.offset.detach());
-      if (layer.meanFree && k > 1) u = u.sub(u.mean(layer.grid.spaceShape.map((_, i) => -1 - i), true));
-      const out = lossFn(u);
+      const spaceAxes = layer.grid.spaceShape.map((_, i) => -1 - i);
+      const centred = (x: Tensor) => (layer.meanFree && k > 1 ? x.sub(x.mean(spaceAxes, true)) : x);
+      const offset = features.offset?.detach();
+      const own = regions.map((_, e) => {
+        const f = rawLeaf.narrow(0, e, 1).squeeze(0);
+        return offset ? f.add(offset) : f;
+      });
+      const u = centred(k === 1 ? own[0] : own.map((f, e) => f.mul(masks[e])).reduce((a, c) => a.add(c)));
+      const out = lossFn(u, { fields: own.map(centred), masks });
       return { u, ...(out instanceof Object && "loss" in out ? out : { loss: out as Tensor, metrics: {} }) };
     });
     const loss = head.loss.item();
@@ -585,16 +624,11 @@ export class MixtureOfExperts<G extends Grid = Grid> {
       };
       const basisSlot = slot(features.basis);
       const fieldSlots = features.fields.map(slot);
-      const pieces = regions.map((region, e) => (leaves: Tensor[]) => {
+      const pieces = regions.map((_, e) => (leaves: Tensor[]) => {
         const f: BasisFeatures = { ...features, basis: leaves[basisSlot], fields: fieldSlots.map((i) => leaves[i]) };
         const params = layer.params(f, layout, [e]);
         const wk = layer.adjointNode(params, wStar.narrow(0, e * b, b));
-        const block = layer.expertField(f, wk, region);
-        let ub = ubar;
-        region.forEach(([a, z], i) => {
-          if (a !== 0 || z !== layer.grid.shape[i]) ub = ub.narrow(1 + i, a, z - a);
-        });
-        return block.mul(ub).sum();
+        return layer.expertField(f, wk, whole).mul(ubar.narrow(0, e, 1).squeeze(0)).sum();
       });
       independentBackward(shared, pieces, {
         onPiece: (r) => {

@@ -879,6 +879,26 @@ export interface PdeLossWeights {
 }
 
 /**
+ * Each expert's own field on the whole grid with the mask of the box it owns (a mixture of
+ * experts' prediction is `Σ_k masks[k] ⊙ fields[k]`). Given to {@link pdeLoss}, the PDE residual at
+ * every grid point is that of the field of the expert owning the point, with its finite-difference
+ * stencil reading that same field across the box's edges, so the jumps between neighbouring experts
+ * never enter the residual.
+ *
+ * @example
+ * ```ts
+ * import type { ExpertFields } from "./hard_constraint.ts";
+ * const count = (e: ExpertFields) => e.fields.length; // K
+ * ```
+ */
+export interface ExpertFields {
+  /** Per expert, `Φ·w_k` (plus the layer's offset) on the whole grid, `[B, ...grid]`. */
+  readonly fields: readonly Tensor[];
+  /** Per expert, 1 on its box and 0 elsewhere, `[...grid]`. */
+  readonly masks: readonly Tensor[];
+}
+
+/**
  * The terms of {@link pdeLoss}, each a scalar tensor (root mean square over batch and points).
  *
  * @example
@@ -908,7 +928,8 @@ function rms(r: Tensor): Tensor {
  * The physics loss of a prediction u `[B, ...grid]`: the root-mean-square PDE residual over the
  * grid (finite differences), plus the RMS initial-condition and boundary residuals, weighted. It
  * is the training loss of the hard-constraint methods (as the paper: no solution data) and of the
- * soft-constraint baseline.
+ * soft-constraint baseline. With `experts`, the residual at each point is that of the expert owning
+ * it ({@link ExpertFields}); the initial and boundary terms read the stitched u either way.
  *
  * @example
  * ```ts
@@ -924,11 +945,25 @@ export function pdeLoss<G extends Grid>(
   u: Tensor,
   u0: Tensor,
   weights: PdeLossWeights = {},
+  experts?: ExpertFields,
 ): PdeLossTerms {
   const wp = weights.pde ?? 1;
   const wi = weights.ic ?? 1;
   const wb = weights.bc ?? 1;
-  const pde = rms(problem.residual(u, grid));
+  let residual: Tensor;
+  if (experts) {
+    if (experts.fields.length !== experts.masks.length || experts.fields.length === 0) {
+      throw new ArgumentError(
+        "pdeLoss",
+        `experts needs one mask per field, got ${experts.fields.length} fields and ${experts.masks.length} masks`,
+      );
+    }
+    residual = experts.fields.map((f, k) => problem.residual(f, grid).mul(experts.masks[k]))
+      .reduce((a, b) => a.add(b));
+  } else {
+    residual = problem.residual(u, grid);
+  }
+  const pde = rms(residual);
   let loss = wp === 1 ? pde : pde.mul(wp);
   let ic: Tensor | null = null;
   let bc: Tensor | null = null;
