@@ -73,11 +73,13 @@ case "$part" in
     ;;
   long)
     # PI-HC and PI-HC-MoE on diffusion–sorption for the same wall-clock budget (LONG_METHODS, default
-    # "hard moe", side by side), beside `deno task test:gpu` unless SKIP_TESTS=1.
+    # "hard moe", side by side), beside `deno task test:gpu` unless SKIP_TESTS=1. DS_RESIDUAL picks
+    # how PI-HC-MoE's loss takes the PDE residual (expert, the example's default, or stitched).
     budget=${METHOD_SECONDS:-460}
     pids=()
     for m in ${LONG_METHODS:-hard moe}; do
-      (ds_accuracy "ds_$m" --method "$m" --max-seconds "$budget" >"$out/ds_$m.log" 2>&1) &
+      (ds_accuracy "ds_$m" --method "$m" --max-seconds "$budget" --residual "${DS_RESIDUAL:-expert}" \
+        >"$out/ds_$m.log" 2>&1) &
       pids+=($!)
     done
     if [ "${SKIP_TESTS:-0}" != 1 ]; then

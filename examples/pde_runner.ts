@@ -9,7 +9,8 @@
  * `--points` (per expert), `--steps`, `--basis`, `--width`, `--modes`, `--layers`, `--fc`,
  * `--batch`, `--lr`, `--train`, `--test` (sample counts), `--nt`, `--nx`, `--seed`, `--dtype`,
  * `--maxiter`, `--tol`, `--log-every`, `--checkpoint-every`, `--out`, `--resume`, `--max-seconds`
- * (wall-clock budget per method: training stops after the step that reaches it), `--recompute`
+ * (wall-clock budget per method: training stops after the step that reaches it), `--residual
+ * stitched|expert` (how PI-HC-MoE's loss evaluates the PDE residual), `--recompute`
  * (activation checkpointing of the Fourier layers: less memory, one more forward pass of compute).
  *
  * @module
@@ -89,6 +90,8 @@ export interface ExampleSpec<G extends pde.Grid> {
   ) => Omit<pde.HardConstraintOptions<G>, "problem" | "grid" | "basis">;
   /** Weights of the physics loss. */
   loss?: pde.PdeLossWeights;
+  /** How PI-HC-MoE's loss evaluates the PDE residual by default (`--residual` overrides). */
+  residual?: "stitched" | "expert";
   /** Extra network settings. */
   network?: pde.PdeNetworkOptions;
   /** How a sample `[nt, ...space]` is drawn, with the router for boundaries. */
@@ -121,6 +124,7 @@ const COMMON_FLAGS = [
   "resume",
   "recompute",
   "max-seconds",
+  "residual",
   "help",
 ];
 
@@ -179,6 +183,7 @@ export async function runExample<G extends pde.Grid>(
       console.log(`  --${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} ${v}`);
     }
     console.log("  --seed 0  --out out  --checkpoint-every 50  --resume  --recompute  --max-seconds (none)");
+    console.log(`  --residual ${spec.residual ?? "stitched"}`);
     return {};
   }
   const o = options(flags, spec.defaults);
@@ -227,6 +232,7 @@ export async function runExample<G extends pde.Grid>(
       seed,
       constraint: { ...spec.constraint(o, flags), solver },
       loss: spec.loss,
+      residual: String(flags.residual ?? spec.residual ?? "stitched") as "stitched" | "expert",
     });
     console.log(`\n== ${method.label}: ${method.model.numParameters()} parameters`);
     const optimizer = new optim.Adam(method.model, {

@@ -212,6 +212,49 @@ Deno.test("expert-by-expert backward (independentBackward) equals one backward t
   }
 });
 
+Deno.test("expert-owned residual: expert-by-expert backward equals one graph through every expert's own field", () => {
+  const { moe, u0, grid, layer, heat } = dirichletSetup([1, 2], 6, 24);
+  const net = new pde.PdeNetwork(grid, 6, { width: 6, modes: 3, layers: 2, fc: 8, seed: 1 });
+  const pts = moe.samplePoints(2);
+  const b = u0.shape[0];
+  const whole = grid.shape.map((n): [number, number] => [0, n]);
+  const masks = moe.router.regions.map((region) => {
+    const m = new Float64Array(grid.size);
+    for (let i = 0; i < grid.size; i++) if (moe.router.expertOf(i) === moe.router.regions.indexOf(region)) m[i] = 1;
+    return tensor(m, f64).reshape(grid.shape);
+  });
+  // One graph: each expert's field Φ·w_k on the whole grid, its residual kept on its own box.
+  const ref = enableGrad(() => {
+    const out = moe.forward(net.forward(u0), u0, pts);
+    const fields = masks.map((_, k) => layer.expertField(out.features, out.w.narrow(0, k * b, b), whole));
+    const terms = pde.pdeLoss(heat, grid, out.u, u0, {}, { fields, masks });
+    // The owned residual differs from the stitched one: the stitched u jumps between the experts.
+    const stitched = pde.pdeLoss(heat, grid, out.u, u0).pde.item();
+    assert.ok(Math.abs(stitched - terms.pde.item()) > 1e-6 * stitched);
+    return terms.loss;
+  });
+  ref.backward();
+  const want = net.parameters().map((p) => p.grad!.toTypedArray().slice());
+  net.zeroGrad();
+  const step = moe.lossAndBackward(
+    net.forward(u0),
+    u0,
+    pts,
+    (u, experts) => pde.pdeLoss(heat, grid, u, u0, {}, experts).loss,
+  );
+  assert.ok(Math.abs(step.loss - ref.item()) <= 1e-12 * ref.item());
+  net.parameters().forEach((p, i) => close(p.grad!.toTypedArray(), want[i], 1e-8, `parameter ${i}`));
+  // A residual that is the same for every expert reduces to the stitched one.
+  const u = heat.generateDataset({ n: 1, nx: 16, nt: 11, dtype: "float64" }).u;
+  const same = pde.pdeLoss(heat, grid, u, u.narrow(1, 0, 1).squeeze(1), {}, { fields: [u, u], masks }).pde.item();
+  close([same], [pde.pdeLoss(heat, grid, u, u.narrow(1, 0, 1).squeeze(1)).pde.item()], 1e-14, "same fields");
+  assert.throws(() => pde.pdeLoss(heat, grid, u, u0, {}, { fields: [u], masks }), ArgumentError);
+  assert.throws(
+    () => pde.createMethod("moe", { problem: heat, grid, residual: "blocks" as never }),
+    (e: unknown) => e instanceof ArgumentError && /residual must be "expert" or "stitched"/.test(e.message),
+  );
+});
+
 Deno.test("bad input gives typed errors with clear messages", () => {
   const { layer, moe, u0, grid } = dirichletSetup([1, 2], 6, 24);
   // An expert with fewer sampled points than basis functions.
