@@ -8,7 +8,12 @@
  *   deno run -A examples/navier_stokes_2d.ts                        # CPU sizes (a few minutes)
  *   deno run -A examples/navier_stokes_2d.ts --method moe --nx 64 --nt 64 --T 5 --experts 1x2x2 \
  *     --points 20000 --basis 64 --width 64 --modes 8 --layers 8 --fc 256 --batch 4 --lr 1e-3 \
- *     --train 4000 --test 100 --steps 20000 --mollifier 0.005 --tol 1e-7 # the paper's sizes (GPU)
+ *     --train 4000 --test 100 --steps 20000 --mollifier 0.005 --tol 1e-7 --recompute
+ *                                                                 # the paper's sizes (GPU)
+ *
+ * At the paper's sizes the FNO3d has 134 M parameters and a float64 step needs `--recompute`
+ * (activation checkpointing): 38–46 GB measured at batch 2 (bench/RESULTS.md); batch 4 should need
+ * about twice that (not measured), more than an 80 GB card holds, so use `--batch 2` there.
  *
  * As in the reference code, the initial condition is exact through the mollifier
  * (w = w0 + s·(t/T)·Φω, s = `--mollifier`), the basis and the prediction are mean-free in space,
