@@ -5,29 +5,16 @@ import { erf as cpuErf } from "../src/backend/cpu/math.ts";
 import type { BinaryOp, DeviceBuffer, UnaryOp, View } from "../src/tensor/backend.ts";
 import { type DType, fromBFloat16Bits, toBFloat16Bits } from "../src/tensor/dtype.ts";
 import { ArgumentError, DeviceError } from "../src/tensor/errors.ts";
+import { numel, rowMajor } from "./helpers.ts";
 
 const cpu = new CpuBackend();
 
 // ---------------------------------------------------------------------------------------------
 // Plain reference helpers (deliberately naive).
 
-function prod(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-function rowMajor(shape: readonly number[]): number[] {
-  const s: number[] = [];
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
-}
-
 /** Every multi-index of `shape` in row-major order. */
 function* indices(shape: readonly number[]): Generator<number[]> {
-  const n = prod(shape);
+  const n = numel(shape);
   for (let f = 0; f < n; f++) {
     const idx: number[] = [];
     let r = f;
@@ -420,7 +407,7 @@ function reduceRef(
   const outShape = shape.map((n, d) => (axes.includes(d) ? 1 : n));
   const os = rowMajor(outShape);
   const init = { sum: 0, prod: 1, max: -Infinity, min: Infinity }[op];
-  const out = new Array(prod(outShape)).fill(init);
+  const out = new Array(numel(outShape)).fill(init);
   let f = 0;
   for (const idx of indices(shape)) {
     let o = 0;
@@ -602,7 +589,7 @@ function matmulRef(
   const r = aShape.length;
   const [m, k] = aShape.slice(r - 2);
   const n = bShape[r - 1];
-  const batch = prod(aShape.slice(0, r - 2));
+  const batch = numel(aShape.slice(0, r - 2));
   const out: number[] = [];
   for (let t = 0; t < batch; t++) {
     for (let i = 0; i < m; i++) {
@@ -685,7 +672,7 @@ function gatherRef(x: number[], xShape: number[], axis: number, index: number[],
 
 function scatterRef(shape: number[], axis: number, index: number[], iShape: number[], src: number[]): number[] {
   const os = rowMajor(shape);
-  const out = new Array(prod(shape)).fill(0);
+  const out = new Array(numel(shape)).fill(0);
   let f = 0;
   for (const idx of indices(iShape)) {
     const dst = idx.slice();
@@ -704,7 +691,7 @@ Deno.test("gather follows torch.gather on every axis, with strided x and index",
     for (let axis = 0; axis < 3; axis++) {
       // index shape: smaller than x on the other axes, any size along axis.
       const iShape = v.shape.map((n, d) => (d === axis ? 6 : Math.max(1, n - 1)));
-      const iData = Array.from({ length: prod(iShape) }, () => Math.floor(r() * v.shape[axis]));
+      const iData = Array.from({ length: numel(iShape) }, () => Math.floor(r() * v.shape[axis]));
       const idxBuf = cpu.fromHost(iData, "int32");
       const out = cpu.gather(view(x, v.shape, v.strides, v.offset), axis, view(idxBuf, iShape), "float64");
       assert.deepEqual(host(out), gatherRef(seen, v.shape, axis, iData, iShape), `${v.name} axis ${axis}`);
@@ -732,8 +719,8 @@ Deno.test("scatterAdd follows torch.scatter_add (duplicates accumulate)", () => 
   const shape = [3, 4, 5];
   for (let axis = 0; axis < 3; axis++) {
     const iShape = shape.map((n, d) => (d === axis ? 7 : n - 1));
-    const iData = Array.from({ length: prod(iShape) }, () => Math.floor(r() * shape[axis]));
-    const srcData = randn(prod(iShape), 21 + axis);
+    const iData = Array.from({ length: numel(iShape) }, () => Math.floor(r() * shape[axis]));
+    const srcData = randn(numel(iShape), 21 + axis);
     const idx = cpu.fromHost(iData, "int32");
     const src = cpu.fromHost(srcData, "float64");
     const out = cpu.scatterAdd(shape, axis, view(idx, iShape), view(src, iShape), "float64");

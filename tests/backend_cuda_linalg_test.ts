@@ -7,7 +7,8 @@
 // ignored.
 
 import assert from "node:assert/strict";
-import { announce, cpu, gpuTester, numel, rng, rowMajor, whole } from "./cuda_helpers.ts";
+import { announce, cpu, gpuTester, whole } from "./cuda_helpers.ts";
+import { numel, rng, rowMajor } from "./helpers.ts";
 import type { CudaBackend } from "../src/backend/cuda/mod.ts";
 import type { DeviceBuffer, TriangularSolveOptions, View } from "../src/tensor/backend.ts";
 import type { DType } from "../src/tensor/dtype.ts";

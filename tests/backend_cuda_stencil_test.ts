@@ -9,7 +9,8 @@
 // --allow-ffi) every test is registered as ignored.
 
 import assert from "node:assert/strict";
-import { announce, cpu, gpuTester, numel, randomData, rowMajor, whole } from "./cuda_helpers.ts";
+import { announce, cpu, gpuTester, whole } from "./cuda_helpers.ts";
+import { numel, randomData, rowMajor } from "./helpers.ts";
 import type { Backend, BandedOperator, DeviceBuffer, View } from "../src/tensor/backend.ts";
 import type { DType } from "../src/tensor/dtype.ts";
 import { DeviceError } from "../src/tensor/errors.ts";

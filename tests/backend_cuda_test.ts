@@ -4,7 +4,8 @@
 // libcuda, no device, or no --allow-ffi) every GPU test is registered as ignored.
 
 import assert from "node:assert/strict";
-import { announce, cpu, cuda, gpuTester, numel, randomData, rowMajor, whole } from "./cuda_helpers.ts";
+import { announce, cpu, cuda, gpuTester, whole } from "./cuda_helpers.ts";
+import { numel, randomData, rowMajor } from "./helpers.ts";
 import type { Backend, DeviceBuffer, View } from "../src/tensor/backend.ts";
 import type { DType } from "../src/tensor/dtype.ts";
 import { DeviceError } from "../src/tensor/errors.ts";

@@ -39,6 +39,7 @@ import {
   zeros,
   zerosLike,
 } from "../mod.ts";
+import { rng } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Reference helpers.
@@ -77,19 +78,8 @@ function close(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: num
   }
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function hostRandom(n: number, seed: number): Float64Array {
-  const u = mulberry32(seed);
+  const u = rng(seed);
   return Float64Array.from({ length: n }, () => 2 * u() - 1);
 }
 

@@ -37,20 +37,10 @@ import {
   tensor,
   where,
 } from "../mod.ts";
+import { rng } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Seeded host data (a small PRNG of our own, so inputs do not depend on the backend).
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let seedCounter = 1000;
 function nextSeed(): number {
@@ -63,7 +53,7 @@ function size(shape: readonly number[]): number {
 
 /** float64 tensor from a generator of values. */
 function f64(shape: readonly number[], value: (u: () => number, i: number) => number, seed = nextSeed()): Tensor {
-  const u = mulberry32(seed);
+  const u = rng(seed);
   const host = new Float64Array(size(shape));
   for (let i = 0; i < host.length; i++) host[i] = value(u, i);
   return tensor(host, { shape, dtype: "float64" });
@@ -92,7 +82,7 @@ function nonzero(shape: readonly number[]): Tensor {
 /** Distinct values (pairwise at least 0.2 apart) in random order: no ties for max/min. */
 function distinct(shape: readonly number[]): Tensor {
   const n = size(shape);
-  const u = mulberry32(nextSeed());
+  const u = rng(nextSeed());
   const order = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(u() * (i + 1));
@@ -164,7 +154,7 @@ const unaryOps: { name: string; f: (x: Tensor) => Tensor; gen: (shape: number[])
 ];
 
 Deno.test("gradcheck: unary elementwise ops", async (t) => {
-  const u = mulberry32(1);
+  const u = rng(1);
   const cases: Case[] = [];
   for (const op of unaryOps) {
     const shape = randomShape(u, 1 + Math.floor(u() * 3));

@@ -28,42 +28,18 @@ import {
 import { type AxisName, diff, dx, dxx, dyy, type Grid, Grid1D, Grid2D, laplacian } from "../src/pde/mod.ts";
 import { bandCoefficients, bandWords, planStencil, STENCIL_THREADS } from "../src/backend/cuda/stencil.ts";
 import { CpuBackend } from "../src/backend/cpu/mod.ts";
+import { numel, rng, rowMajor } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function size(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-function rowMajor(shape: readonly number[]): number[] {
-  const s: number[] = [];
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
-}
-
 function hostData(n: number, seed: number): Float64Array {
-  const r = mulberry32(seed);
+  const r = rng(seed);
   return Float64Array.from({ length: n }, () => 2 * r() - 1);
 }
 
 function f64(shape: readonly number[], seed: number): Tensor {
-  return tensor(hostData(size(shape), seed), { shape, dtype: "float64" });
+  return tensor(hostData(numel(shape), seed), { shape, dtype: "float64" });
 }
 
 /** The operator as a dense n × n matrix, straight from its definition. */
@@ -124,7 +100,7 @@ function assertNear(got: ArrayLike<number>, want: ArrayLike<number>, tol: (i: nu
 
 /** Random valid operators: periodic and bounded, blocks of many sizes, offsets on both sides, empty stencils. */
 function randomOperators(count: number, seed: number): BandedOperator[] {
-  const r = mulberry32(seed);
+  const r = rng(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
   const coef = () => Math.round((4 * r() - 2) * 8) / 8 || 0.5;
   const ops: BandedOperator[] = [];
@@ -170,7 +146,7 @@ Deno.test("stencil equals the dense operator along every axis, on strided views,
       const shape = [3, 2, 4];
       shape[axis] = n;
       // Contiguous, permuted (non-mergeable strides), reversed along the axis, and a step-2 slice.
-      const host = hostData(size(shape), seed++);
+      const host = hostData(numel(shape), seed++);
       const base = tensor(host, { shape, dtype: "float64" });
       const perm = [2, 0, 1];
       const inv = [1, 2, 0];
@@ -184,7 +160,7 @@ Deno.test("stencil equals the dense operator along every axis, on strided views,
       const reversed = tensor(base.flip(axis).toTypedArray(), { shape, dtype: "float64" }).flip(axis);
       const wide = [...shape];
       wide[2] = 2 * shape[2];
-      const sliced = tensor(hostData(size(wide), seed++), { shape: wide, dtype: "float64" }).slice([
+      const sliced = tensor(hostData(numel(wide), seed++), { shape: wide, dtype: "float64" }).slice([
         null,
         null,
         [0, null, 2],
@@ -466,7 +442,7 @@ function emulateKernel(
     tr: words[5],
     tc: words[6],
   };
-  const y = new Float64Array(size(shape));
+  const y = new Float64Array(numel(shape));
   const writes = new Int32Array(y.length);
   const n = nU;
   const row = (xl: number, i: number): number => {
@@ -548,7 +524,7 @@ Deno.test("cuda stencil planning: the emulated kernel writes every element once 
         { shape: [70, n], axis: 1 },
       ];
     for (const c of cases) {
-      const total = size(c.shape);
+      const total = numel(c.shape);
       const xHost = hostData(total + 3, seed++);
       // A view at offset 3 with row-major strides, or with the given axis order in memory.
       let strides = rowMajor(c.shape);
