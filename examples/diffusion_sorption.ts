@@ -5,15 +5,15 @@
  * and PI-HC-MoE with the same FNO and data, and writes out/diffusion_sorption/report.html and
  * metrics.json.
  *
- * Experts: 4 along x (`--experts 1x4`), as the paper. The initial and wall rows enter every expert's
- * solve with weight 1 against the PDE rows (`--row-weight`, as the reference code); with the rows
- * scaled down by 1/T (T = 500 s) instead, 1×4 experts stalled at 67% (CPU sizes) and 76% (the
- * paper's sizes, 400 steps) relative L2 error. On the CPU-sized defaults (64 cells, 200 steps)
- * PI-HC reaches about 5.3% and PI-HC-MoE about 5.8% (6.5% stitched). PI-HC-MoE's loss takes the
- * PDE residual at each point from the field of the expert owning it (`--residual expert`, the
- * default here): on the paper's 1024 cells the stitched field's jumps between experts,
- * differentiated twice in x, swamp a stitched residual (70% error after 1500 steps, against 29%
- * owned; PI-HC: 4.5%; bench/RESULTS.md).
+ * Experts: 4 along x (`--experts 1x4`), as the paper. The initial and wall rows enter every
+ * expert's solve with weight 1 against the PDE rows (`--row-weight`, as the reference code); with
+ * the rows scaled down by 1/T (T = 500 s) instead (`--row-weight 0.002 --residual stitched`), 1×4
+ * experts stalled at 76% relative L2 error at the paper's sizes after 400 steps (bench/RESULTS.md,
+ * run A). On the CPU-sized defaults (64 cells, 200 steps) PI-HC reaches about 5.3% and PI-HC-MoE
+ * about 5.8% (6.5% with `--residual stitched`). PI-HC-MoE's loss takes the PDE residual at each
+ * point from the field of the expert owning it (`--residual expert`, the default here): on the
+ * paper's 1024 cells the stitched field's jumps between experts, differentiated twice in x, swamp a
+ * stitched residual (70% error after 1500 steps, against 29% owned; PI-HC: 4.5%; bench/RESULTS.md).
  *
  *   deno run -A examples/diffusion_sorption.ts                      # CPU sizes (a few minutes)
  *   deno run -A examples/diffusion_sorption.ts --method moe --experts 1x4 --nx 1024 --nt 101 --points 20000 \

@@ -7,6 +7,7 @@
 
 import type { DType } from "../tensor/dtype.ts";
 import { ArgumentError, DTypeError } from "../tensor/errors.ts";
+import { isContiguous } from "../tensor/shape.ts";
 
 /** One operand of the fused update: its name, its buffer's dtype and its view's layout. */
 export interface AdamOperand {
@@ -18,16 +19,6 @@ export interface AdamOperand {
   readonly shape: readonly number[];
   /** The view's strides. */
   readonly strides: readonly number[];
-}
-
-function contiguous(shape: readonly number[], strides: readonly number[]): boolean {
-  let expected = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    if (shape[d] === 1) continue;
-    if (strides[d] !== expected) return false;
-    expected *= shape[d];
-  }
-  return true;
 }
 
 /**
@@ -66,7 +57,7 @@ export function checkAdamOperands(
     if (!o) continue;
     const size = o.shape.reduce((a, b) => a * b, 1);
     if (size !== n) throw new ArgumentError(op, `${o.name} has ${size} elements, the parameter ${n}`);
-    if (!contiguous(o.shape, o.strides)) throw new ArgumentError(op, `${o.name} must be contiguous`);
+    if (!isContiguous(o.shape, o.strides)) throw new ArgumentError(op, `${o.name} must be contiguous`);
   }
   return n;
 }

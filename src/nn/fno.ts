@@ -17,7 +17,6 @@ import {
   concat,
   fmtShape,
   Generator,
-  isGradEnabled,
   linspace,
   ShapeError,
   type Tensor,
@@ -278,14 +277,14 @@ export class FNO extends Module {
         const y = this.spectral.at(i).forward(x).add(this.pointwise.at(i).forward(x));
         return i < n - 1 ? this.#act(y) : y;
       };
-      h = this.checkpoint && isGradEnabled() ? checkpoint(layer)(h) : layer(h);
+      h = this.checkpoint ? checkpoint(layer)(h) : layer(h);
     }
     if (padded) h = h.slice([null, ...grid.map((g): [number, number] => [0, g]), null]);
     const projection = (x: Tensor): Tensor => {
       const y = this.output.forward(this.#act(this.project.forward(x)));
       return this.#activateLast ? this.#act(y) : y;
     };
-    return this.checkpoint && isGradEnabled() ? checkpoint(projection)(h) : projection(h);
+    return this.checkpoint ? checkpoint(projection)(h) : projection(h);
   }
 
   /** `FNO(d-D, in → width ×L → fc → out, modes [..])`. */

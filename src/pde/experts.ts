@@ -598,7 +598,14 @@ export class MixtureOfExperts<G extends Grid = Grid> {
         return offset ? f.add(offset) : f;
       });
       const u = centred(k === 1 ? own[0] : own.map((f, e) => f.mul(masks[e])).reduce((a, c) => a.add(c)));
-      const out = lossFn(u, { fields: own.map(centred), masks });
+      // The owned fields are made only when the loss reads them (a stitched loss does not).
+      let fields: Tensor[] | undefined;
+      const out = lossFn(u, {
+        masks,
+        get fields() {
+          return fields ??= own.map(centred);
+        },
+      });
       return { u, ...(out instanceof Object && "loss" in out ? out : { loss: out as Tensor, metrics: {} }) };
     });
     const loss = head.loss.item();

@@ -250,8 +250,16 @@ const OPERATORS: Record<string, { num: (...a: number[]) => number; ten: (a: Valu
 };
 
 /** Zero-based position of the first whole-word occurrence of `name` in `text` (a call when `call`). */
-/** The grid spacing a spacing symbol (`h_t`, `h_x`, `h_y`) stands for. */
-function spacingOf(grid: Grid, name: string): number {
+/**
+ * The grid spacing a spacing symbol (`h_t`, `h_x`, `h_y`) stands for.
+ *
+ * @example
+ * ```ts
+ * import { Grid1D, spacingOf } from "./mod.ts";
+ * spacingOf(new Grid1D({ nt: 3, t: [0, 2], x: { n: 5 } }), "h_x"); // 0.25
+ * ```
+ */
+export function spacingOf(grid: Grid, name: string): number {
   return grid.axis(name.slice(2) as "t" | "x" | "y").spacing;
 }
 

@@ -68,8 +68,8 @@ import { implicitSolution, leastSquares, type LeastSquaresResult } from "../solv
 import { BasisResidual } from "../solve/residual.ts";
 import { GaussNewton, type LeastSquaresSolver, LevenbergMarquardt } from "../solve/solvers.ts";
 import { applyDerivative } from "./finite_difference.ts";
-import { parseResidual, type ResidualExpression, type SymbolInfo } from "./expression.ts";
-import type { AxisName, Grid } from "./grid.ts";
+import { parseResidual, type ResidualExpression, spacingOf, type SymbolInfo } from "./expression.ts";
+import type { Grid } from "./grid.ts";
 import type { PdeProblem } from "./problem.ts";
 import { boundaryPoints, type IndexRange, initialPoints, unravelIndices } from "./sampling.ts";
 
@@ -604,7 +604,7 @@ export class HardConstraint<G extends Grid = Grid> {
       const values: Record<string, Tensor | number> = {};
       for (const s of grp.expression.symbols) {
         if (s.kind === "spacing") {
-          values[s.name] = this.grid.axis(s.name.slice(2) as AxisName).spacing;
+          values[s.name] = spacingOf(this.grid, s.name);
         } else if (s.kind === "coordinate") {
           const c = this.#coords[s.name];
           values[s.name] = host(Float64Array.from(sel, (v) => c[v]), start, length);

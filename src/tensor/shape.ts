@@ -44,6 +44,26 @@ export function contiguousStrides(shape: Shape): number[] {
 }
 
 /**
+ * Whether a view with these strides is row-major contiguous (size-1 axes may have any stride).
+ *
+ * @example
+ * ```ts
+ * import { isContiguous } from "./shape.ts";
+ * isContiguous([2, 3], [3, 1]); // true
+ * isContiguous([2, 3], [1, 2]); // false
+ * ```
+ */
+export function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] === 1) continue;
+    if (strides[d] !== s) return false;
+    s *= shape[d];
+  }
+  return true;
+}
+
+/**
  * Whether two shapes are equal.
  *
  * @example

@@ -44,7 +44,8 @@ import { CpuOptim } from "./optim.ts";
 import { fillRandom } from "./random.ts";
 import { argReduceInto, cumsumInto, reducedShape, reduceInto, softmaxInto } from "./reduce.ts";
 import { stencilInto } from "./stencil.ts";
-import { contiguousStrides, Odometer, sizeOf, spanOf } from "./strided.ts";
+import { Odometer, spanOf } from "./strided.ts";
+import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 
 export { CpuBuffer } from "./buffer.ts";
 

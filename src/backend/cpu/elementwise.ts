@@ -12,7 +12,8 @@ import type { BinaryOp, UnaryOp } from "../../tensor/backend.ts";
 import { fromBFloat16Bits, toBFloat16Bits } from "../../tensor/dtype.ts";
 import type { NumArray, Operand, StorageArray } from "./buffer.ts";
 import { cpow, erf, gelu, geluGrad, geluTanh, geluTanhGrad, ipow, sigmoid, softplus } from "./math.ts";
-import { contiguousStrides, linePlan } from "./strided.ts";
+import { linePlan } from "./strided.ts";
+import { contiguousStrides } from "../../tensor/shape.ts";
 
 /**
  * Applies `op` to one strided line: `o[oo + i*os] = op(x[xo + i*xs])` for i in [0, n).

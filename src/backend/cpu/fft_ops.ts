@@ -9,7 +9,8 @@
 
 import type { NumArray, Operand } from "./buffer.ts";
 import { fftKernel } from "./fft.ts";
-import { axisLines, contiguousStrides } from "./strided.ts";
+import { axisLines } from "./strided.ts";
+import { contiguousStrides } from "../../tensor/shape.ts";
 
 /**
  * Complex DFT along `axis` of the complex view `x` (shape `shape`, trailing axis 2) into the

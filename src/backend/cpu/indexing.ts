@@ -8,7 +8,8 @@
 
 import { ArgumentError } from "../../tensor/errors.ts";
 import type { NumArray, Operand } from "./buffer.ts";
-import { contiguousStrides, Odometer } from "./strided.ts";
+import { Odometer } from "./strided.ts";
+import { contiguousStrides } from "../../tensor/shape.ts";
 
 function rangeError(op: string, value: number, at: number, axis: number, extent: number): ArgumentError {
   const range = extent === 0 ? "none (the axis is empty)" : `[0, ${extent - 1}]`;

@@ -15,7 +15,8 @@ import type { DeviceBuffer, LinalgPrimitives, TriangularSolveOptions, View } fro
 import type { DType } from "../../tensor/dtype.ts";
 import { DTypeError, ShapeError } from "../../tensor/errors.ts";
 import { type NumArray, operandOf } from "./buffer.ts";
-import { Odometer, sizeOf } from "./strided.ts";
+import { Odometer } from "./strided.ts";
+import { sizeOf } from "../../tensor/shape.ts";
 
 /** Wraps a freshly computed array as a buffer of the backend (memory accounting included). */
 export type WrapFn = (data: Float32Array | Float64Array | Int32Array, dtype: DType) => DeviceBuffer;

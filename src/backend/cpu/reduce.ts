@@ -13,7 +13,8 @@
 
 import type { ReduceOp } from "../../tensor/backend.ts";
 import type { NumArray, Operand } from "./buffer.ts";
-import { axisLines, contiguousStrides, linePlan, sizeOf } from "./strided.ts";
+import { axisLines, linePlan } from "./strided.ts";
+import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 
 function foldLine(
   op: ReduceOp,

@@ -8,60 +8,7 @@
  * @module
  */
 
-/**
- * Number of elements of a shape.
- *
- * @example
- * ```ts
- * import { sizeOf } from "./strided.ts";
- * sizeOf([2, 3]); // 6
- * ```
- */
-export function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-/**
- * Row-major (C order) strides of a shape.
- *
- * @example
- * ```ts
- * import { contiguousStrides } from "./strided.ts";
- * contiguousStrides([2, 3, 4]); // [12, 4, 1]
- * ```
- */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    strides[d] = s;
-    s *= shape[d];
-  }
-  return strides;
-}
-
-/**
- * Whether a view with these strides is row-major contiguous (axes of extent 1 may have any
- * stride).
- *
- * @example
- * ```ts
- * import { isContiguous } from "./strided.ts";
- * isContiguous([2, 3], [3, 1]); // true
- * isContiguous([2, 3], [1, 2]); // false
- * ```
- */
-export function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
-  let s = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    if (shape[d] === 1) continue;
-    if (strides[d] !== s) return false;
-    s *= shape[d];
-  }
-  return true;
-}
+import { sizeOf } from "../../tensor/shape.ts";
 
 /**
  * Lowest and highest element index a view can reach (`hi < lo` when the view is empty).
