@@ -9,6 +9,8 @@
 #                                 # and Navier–Stokes accuracy runs side by side
 #   bench/gpu_pass.sh long        # PI-HC and PI-HC-MoE on diffusion–sorption for a longer, equal
 #                                 # budget side by side, beside `deno task test:gpu`
+#   bench/gpu_pass.sh interface   # PI-HC-MoE on diffusion–sorption (expert-owned residual) for each
+#                                 # interface weight in DS_INTERFACES, one after another
 #
 # The accuracy runs use the paper's model sizes and point counts with far fewer optimiser steps than
 # the paper (a device call lasts at most 10 minutes; `--max-seconds` caps each method); each
@@ -92,8 +94,20 @@ case "$part" in
     rm -f "$out/ds_hard_report.html"
     for m in ${LONG_METHODS:-hard moe}; do grep -hE "test relative L2|rror|budget" "$out/ds_$m.log"; done
     ;;
+  interface)
+    # One run per interface weight, alone on the GPU, METHOD_SECONDS each (default 120); the report
+    # of the last weight is kept (a device call returns at most 8 files).
+    weights=(${DS_INTERFACES:-1 10 100})
+    for w in "${weights[@]}"; do
+      ds_accuracy "ds_moe_i$w" --method moe --max-seconds "${METHOD_SECONDS:-120}" --residual expert \
+        --interface "$w" >"$out/ds_moe_i$w.log" 2>&1
+      echo "interface $w exit $?"
+      grep -hE "test relative L2|rror" "$out/ds_moe_i$w.log" | tail -3
+      [ "$w" = "${weights[-1]}" ] || rm -f "$out/ds_moe_i${w}_report.html"
+    done
+    ;;
   *)
-    echo "unknown part $part (tests, accuracy or long)" >&2
+    echo "unknown part $part (tests, accuracy, long or interface)" >&2
     exit 2
     ;;
 esac

@@ -10,7 +10,8 @@
  * `--batch`, `--lr`, `--train`, `--test` (sample counts), `--nt`, `--nx`, `--seed`, `--dtype`,
  * `--maxiter`, `--tol`, `--log-every`, `--checkpoint-every`, `--out`, `--resume`, `--max-seconds`
  * (wall-clock budget per method: training stops after the step that reaches it), `--residual
- * stitched|expert` (how PI-HC-MoE's loss evaluates the PDE residual), `--recompute`
+ * stitched|expert` (how PI-HC-MoE's loss evaluates the PDE residual), `--interface W` (with
+ * `--residual expert`: the weight of the term making neighbouring experts' fields meet), `--recompute`
  * (activation checkpointing of the Fourier layers: less memory, one more forward pass of compute).
  *
  * @module
@@ -125,6 +126,7 @@ const COMMON_FLAGS = [
   "recompute",
   "max-seconds",
   "residual",
+  "interface",
   "help",
 ];
 
@@ -183,7 +185,7 @@ export async function runExample<G extends pde.Grid>(
       console.log(`  --${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} ${v}`);
     }
     console.log("  --seed 0  --out out  --checkpoint-every 50  --resume  --recompute  --max-seconds (none)");
-    console.log(`  --residual ${spec.residual ?? "stitched"}`);
+    console.log(`  --residual ${spec.residual ?? "stitched"}  --interface ${spec.loss?.interface ?? 0}`);
     return {};
   }
   const o = options(flags, spec.defaults);
@@ -231,7 +233,10 @@ export async function runExample<G extends pde.Grid>(
       points: o.points,
       seed,
       constraint: { ...spec.constraint(o, flags), solver },
-      loss: spec.loss,
+      loss: {
+        ...spec.loss,
+        interface: pde.numberFlag(flags, "interface", spec.loss?.interface ?? 0, { min: 0 }),
+      },
       residual: String(flags.residual ?? spec.residual ?? "stitched") as "stitched" | "expert",
     });
     console.log(`\n== ${method.label}: ${method.model.numParameters()} parameters`);

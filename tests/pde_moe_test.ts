@@ -212,47 +212,98 @@ Deno.test("expert-by-expert backward (independentBackward) equals one backward t
   }
 });
 
+/** Per expert of a split along x only, a `[nt, nx]` mask of the columns `cols(k)`. */
+function columnMasks(grid: pde.Grid, count: number, cols: (k: number) => number[]): Tensor[] {
+  const [nt, nx] = grid.shape;
+  return Array.from({ length: count }, (_, k) => {
+    const m = new Float64Array(nt * nx);
+    for (const c of cols(k)) for (let t = 0; t < nt; t++) m[t * nx + c] = 1;
+    return tensor(m, f64).reshape(grid.shape);
+  });
+}
+
 Deno.test("expert-owned residual: expert-by-expert backward equals one graph through every expert's own field", () => {
   const { moe, u0, grid, layer, heat } = dirichletSetup([1, 2], 6, 24);
   const net = new pde.PdeNetwork(grid, 6, { width: 6, modes: 3, layers: 2, fc: 8, seed: 1 });
   const pts = moe.samplePoints(2);
   const b = u0.shape[0];
   const whole = grid.shape.map((n): [number, number] => [0, n]);
-  const masks = moe.router.regions.map((region) => {
-    const m = new Float64Array(grid.size);
-    for (let i = 0; i < grid.size; i++) if (moe.router.expertOf(i) === moe.router.regions.indexOf(region)) m[i] = 1;
-    return tensor(m, f64).reshape(grid.shape);
-  });
+  // 16 columns split 8 | 8: boxes 0..7 and 8..15; each halo is the neighbour's first column.
+  const masks = columnMasks(grid, 2, (k) => Array.from({ length: 8 }, (_, i) => 8 * k + i));
+  const halos = columnMasks(grid, 2, (k) => [k === 0 ? 8 : 7]);
+  const weights = { interface: 3 };
   // One graph: each expert's field Φ·w_k on the whole grid, its residual kept on its own box.
   const ref = enableGrad(() => {
     const out = moe.forward(net.forward(u0), u0, pts);
     const fields = masks.map((_, k) => layer.expertField(out.features, out.w.narrow(0, k * b, b), whole));
-    const terms = pde.pdeLoss(heat, grid, out.u, u0, {}, { fields, masks });
+    const terms = pde.pdeLoss(heat, grid, out.u, u0, weights, { fields, masks, halos });
     // The owned residual differs from the stitched one: the stitched u jumps between the experts.
     const stitched = pde.pdeLoss(heat, grid, out.u, u0).pde.item();
     assert.ok(Math.abs(stitched - terms.pde.item()) > 1e-6 * stitched);
+    // The interface term, by hand: RMS over both halo columns of the two fields' difference.
+    const diff = fields[0].sub(fields[1]).toTypedArray();
+    let sq = 0;
+    for (let s = 0; s < b; s++) {
+      for (let t = 0; t < 11; t++) for (const c of [7, 8]) sq += diff[(s * 11 + t) * 16 + c] ** 2;
+    }
+    close([terms.interface!.item()], [Math.sqrt(sq / (b * 11 * 2))], 1e-12, "interface term");
+    assert.ok(terms.interface!.item() > 0);
     return terms.loss;
   });
   ref.backward();
   const want = net.parameters().map((p) => p.grad!.toTypedArray().slice());
   net.zeroGrad();
+  let given: pde.ExpertFields | undefined;
   const step = moe.lossAndBackward(
     net.forward(u0),
     u0,
     pts,
-    (u, experts) => pde.pdeLoss(heat, grid, u, u0, {}, experts).loss,
+    (u, experts) => {
+      given = experts;
+      return pde.pdeLoss(heat, grid, u, u0, weights, experts).loss;
+    },
   );
+  // The mixture's own masks and halos are the ones written out above.
+  given!.masks.forEach((m, k) => assert.deepEqual(m.toTypedArray(), masks[k].toTypedArray()));
+  given!.halos.forEach((h, k) => assert.deepEqual(h.toTypedArray(), halos[k].toTypedArray()));
   assert.ok(Math.abs(step.loss - ref.item()) <= 1e-12 * ref.item());
   net.parameters().forEach((p, i) => close(p.grad!.toTypedArray(), want[i], 1e-8, `parameter ${i}`));
-  // A residual that is the same for every expert reduces to the stitched one.
+  // A residual that is the same for every expert reduces to the stitched one, with no interface term.
   const u = heat.generateDataset({ n: 1, nx: 16, nt: 11, dtype: "float64" }).u;
-  const same = pde.pdeLoss(heat, grid, u, u.narrow(1, 0, 1).squeeze(1), {}, { fields: [u, u], masks }).pde.item();
-  close([same], [pde.pdeLoss(heat, grid, u, u.narrow(1, 0, 1).squeeze(1)).pde.item()], 1e-14, "same fields");
-  assert.throws(() => pde.pdeLoss(heat, grid, u, u0, {}, { fields: [u], masks }), ArgumentError);
+  const u1 = u.narrow(1, 0, 1).squeeze(1);
+  const same = pde.pdeLoss(heat, grid, u, u1, weights, { fields: [u, u], masks, halos });
+  close([same.pde.item()], [pde.pdeLoss(heat, grid, u, u1).pde.item()], 1e-14, "same fields");
+  assert.ok(same.interface!.item() < 1e-14);
+  assert.throws(() => pde.pdeLoss(heat, grid, u, u0, {}, { fields: [u], masks, halos }), ArgumentError);
+  assert.throws(
+    () => pde.pdeLoss(heat, grid, u, u0, { interface: -1 }),
+    (e: unknown) => e instanceof ArgumentError && /weights.interface must be a finite number ≥ 0, got -1/.test(e.message),
+  );
   assert.throws(
     () => pde.createMethod("moe", { problem: heat, grid, residual: "blocks" as never }),
     (e: unknown) => e instanceof ArgumentError && /residual must be "expert" or "stitched"/.test(e.message),
   );
+});
+
+Deno.test("expert halos: the neighbours' cells one step beyond each box, across a periodic wrap too", () => {
+  const { heat, grid, layer } = periodicHeat(9, 16, 6);
+  const moe = new pde.MixtureOfExperts({ constraint: layer, experts: [2, 2], points: 8, seed: 1 });
+  const u0 = heat.initialConditions(1, grid, f64);
+  let halos: readonly Tensor[] = [];
+  moe.lossAndBackward(randn([1, 9, 16, 6], { ...f64, seed: 4 }), u0, moe.samplePoints(0), (u, experts) => {
+    halos = experts.halos;
+    return u.square().mean();
+  });
+  // Boxes: t 0..4 | 5..8, x 0..7 | 8..15. Expert 0's halo: t = 5 under its columns (expert 2),
+  // x = 8 and, across the periodic wrap, x = 15 beside its rows (expert 1); never a diagonal cell.
+  const want = new Set<number>();
+  for (let x = 0; x < 8; x++) want.add(5 * 16 + x);
+  for (let t = 0; t < 5; t++) want.add(t * 16 + 8).add(t * 16 + 15);
+  const got = halos[0].toTypedArray();
+  got.forEach((v, i) => assert.equal(v, want.has(i) ? 1 : 0, `cell t ${Math.floor(i / 16)}, x ${i % 16}`));
+  // Every halo cell belongs to another expert, and each box's cells next to a split are some halo.
+  assert.equal(halos.length, 4);
+  halos.forEach((h, k) => h.toTypedArray().forEach((v, i) => v && assert.notEqual(moe.router.expertOf(i), k)));
 });
 
 Deno.test("bad input gives typed errors with clear messages", () => {

@@ -299,7 +299,8 @@ export interface MethodOptions<G extends Grid = Grid> {
    * field across box edges (`"expert"`). Jump terms grow like 1/h² through second derivatives, so
    * on fine grids split in space they swamp the loss (diffusion–sorption 1×4 at 1024 cells stalls
    * at 70% error stitched); across a time split they are mild and couple the experts in time (the
-   * heat demo's 2×1 split: 3.4% stitched, 9.9% expert-owned).
+   * heat demo's 2×1 split: 3.4% stitched, 9.9% expert-owned). With `"expert"`, `loss.interface`
+   * weighs how well neighbouring experts' fields meet ({@link pdeLoss}).
    */
   residual?: "expert" | "stitched";
   /** Raise when an expert solve does not converge (default false: report it). */
@@ -405,6 +406,13 @@ class HardConstraintMethod implements TrainingMethod {
     if (residual !== "expert" && residual !== "stitched") {
       throw new ArgumentError("createMethod", `residual must be "expert" or "stitched", got ${options.residual}`);
     }
+    if (kind === "moe" && (options.loss?.interface ?? 0) !== 0 && residual !== "expert") {
+      throw new ArgumentError(
+        "createMethod",
+        `loss.interface (${options.loss?.interface}) weighs how the experts' own fields meet; it needs ` +
+          `residual: "expert" (the stitched residual already sees the jumps)`,
+      );
+    }
     const rank = grid.shape.length;
     const experts = kind === "hard"
       ? new Array(rank).fill(1)
@@ -429,7 +437,7 @@ class HardConstraintMethod implements TrainingMethod {
     const own = this.options.residual === "expert";
     const out = this.moe.lossAndBackward(phi, batch.u0, this.moe.samplePoints(step), (u, experts) => {
       const t = pdeLoss(this.problem, this.grid, u, batch.u0, weights, own ? experts : undefined);
-      return { loss: t.loss, metrics: { residual: t.pde } };
+      return { loss: t.loss, metrics: { residual: t.pde, interface: t.interface } };
     });
     return {
       loss: out.loss,

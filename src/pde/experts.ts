@@ -496,24 +496,53 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     });
   }
 
-  readonly #maskCache = new Map<object, Map<DType, Tensor[]>>();
+  readonly #maskCache = new Map<object, Map<DType, { masks: Tensor[]; halos: Tensor[] }>>();
 
-  /** Per expert, 1 on its box and 0 elsewhere (`[...grid]`) in `like`'s dtype and backend (cached). */
-  #masks(like: Tensor): Tensor[] {
+  /**
+   * Per expert, its box mask (1 on the points it owns) and its halo mask (1 on the neighbours'
+   * points one cell outside its box along each split axis, across a periodic wrap too), `[...grid]`
+   * in `like`'s dtype and backend (cached).
+   */
+  #masks(like: Tensor): { masks: Tensor[]; halos: Tensor[] } {
     let byType = this.#maskCache.get(like.backend);
     if (!byType) this.#maskCache.set(like.backend, byType = new Map());
-    let masks = byType.get(like.dtype);
-    if (!masks) {
-      const shape = this.constraint.grid.shape;
+    let cached = byType.get(like.dtype);
+    if (!cached) {
+      const grid = this.constraint.grid;
+      const shape = grid.shape;
       const size = shape.reduce((a, v) => a * v, 1);
-      const host = Array.from({ length: this.count }, () => new Float64Array(size));
-      for (let i = 0; i < size; i++) host[this.router.expertOf(i)][i] = 1;
-      masks = host.map((h) =>
-        keep(noGrad(() => tensor(h, { dtype: like.dtype, backend: like.backend }).reshape(shape)))
-      );
-      byType.set(like.dtype, masks);
+      const box = Array.from({ length: this.count }, () => new Float64Array(size));
+      const halo = Array.from({ length: this.count }, () => new Float64Array(size));
+      const coords = new Array<number>(shape.length);
+      const strides = shape.map((_, a) => shape.slice(a + 1).reduce((s, n) => s * n, 1));
+      for (let i = 0; i < size; i++) {
+        const k = this.router.expertOf(i);
+        box[k][i] = 1;
+        let rem = i;
+        for (let a = shape.length - 1; a >= 0; a--) {
+          coords[a] = rem % shape[a];
+          rem = Math.floor(rem / shape[a]);
+        }
+        // Point i lies in the halo of the expert owning its neighbour one step along a split axis.
+        for (let a = 0; a < shape.length; a++) {
+          if (this.router.parts[a] === 1) continue;
+          for (const step of [-1, 1]) {
+            let c = coords[a] + step;
+            if (c < 0 || c >= shape[a]) {
+              if (!grid.axes[a].periodic) continue;
+              c = (c + shape[a]) % shape[a];
+            }
+            const other = this.router.expertOf(i + (c - coords[a]) * strides[a]);
+            if (other !== k) halo[other][i] = 1;
+          }
+        }
+      }
+      const upload = (h: Float64Array) =>
+        keep(noGrad(() => tensor(h, { dtype: like.dtype, backend: like.backend }).reshape(shape)));
+      cached = { masks: box.map(upload), halos: halo.map(upload) };
+      byType.set(like.dtype, cached);
     }
-    return masks;
+    return cached;
   }
 
   #checkPoints(points: readonly Int32Array[]): void {
@@ -588,7 +617,7 @@ export class MixtureOfExperts<G extends Grid = Grid> {
       tidy(() => stack(regions.map((_, e) => layer.expertField(features, wStar.narrow(0, e * b, b), whole)), 0))
     );
     const rawLeaf = raw.requireGrad();
-    const masks = this.#masks(raw);
+    const { masks, halos } = this.#masks(raw);
     const head = enableGrad(() => {
       const spaceAxes = layer.grid.spaceShape.map((_, i) => -1 - i);
       const centred = (x: Tensor) => (layer.meanFree && k > 1 ? x.sub(x.mean(spaceAxes, true)) : x);
@@ -602,6 +631,7 @@ export class MixtureOfExperts<G extends Grid = Grid> {
       let fields: Tensor[] | undefined;
       const out = lossFn(u, {
         masks,
+        halos,
         get fields() {
           return fields ??= own.map(centred);
         },

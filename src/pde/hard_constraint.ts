@@ -876,6 +876,11 @@ export interface PdeLossWeights {
   ic?: number;
   /** The boundary conditions (default 1). */
   bc?: number;
+  /**
+   * Agreement of neighbouring experts across their interfaces, when the loss takes each point's
+   * residual from its own expert's field (default 0; see {@link pdeLoss}).
+   */
+  interface?: number;
 }
 
 /**
@@ -896,6 +901,11 @@ export interface ExpertFields {
   readonly fields: readonly Tensor[];
   /** Per expert, 1 on its box and 0 elsewhere, `[...grid]`. */
   readonly masks: readonly Tensor[];
+  /**
+   * Per expert, 1 on its neighbours' points one cell outside its box along each split axis (across
+   * a periodic wrap too) and 0 elsewhere, `[...grid]`: where its field meets theirs.
+   */
+  readonly halos: readonly Tensor[];
 }
 
 /**
@@ -918,6 +928,8 @@ export interface PdeLossTerms {
   ic: Tensor | null;
   /** RMS of the boundary residuals (when weighted and the problem has walls). */
   bc: Tensor | null;
+  /** RMS over the expert halos of `field_k − u` (when weighted and given expert fields). */
+  interface: Tensor | null;
 }
 
 function rms(r: Tensor): Tensor {
@@ -929,7 +941,11 @@ function rms(r: Tensor): Tensor {
  * grid (finite differences), plus the RMS initial-condition and boundary residuals, weighted. It
  * is the training loss of the hard-constraint methods (as the paper: no solution data) and of the
  * soft-constraint baseline. With `experts`, the residual at each point is that of the expert owning
- * it ({@link ExpertFields}); the initial and boundary terms read the stitched u either way.
+ * it ({@link ExpertFields}); the initial and boundary terms read the stitched u either way. Such a
+ * residual never sees how neighbouring experts meet, so `weights.interface` adds the RMS over every
+ * expert's halo of `field_k − u` (its field against its neighbours' one cell beyond its box: their
+ * values and, through the two cells either side, their slopes), the coupling that the stitched
+ * residual gets from differencing the jumps.
  *
  * @example
  * ```ts
@@ -950,6 +966,12 @@ export function pdeLoss<G extends Grid>(
   const wp = weights.pde ?? 1;
   const wi = weights.ic ?? 1;
   const wb = weights.bc ?? 1;
+  const wf = weights.interface ?? 0;
+  for (const [name, w] of [["pde", wp], ["ic", wi], ["bc", wb], ["interface", wf]] as const) {
+    if (!Number.isFinite(w) || w < 0) {
+      throw new ArgumentError("pdeLoss", `weights.${name} must be a finite number ≥ 0, got ${w}`);
+    }
+  }
   let residual: Tensor;
   if (experts) {
     if (experts.fields.length !== experts.masks.length || experts.fields.length === 0) {
@@ -978,7 +1000,20 @@ export function pdeLoss<G extends Grid>(
     bc = rms(flat.length === 1 ? flat[0] : concat(flat, 0));
     loss = loss.add(bc.mul(wb));
   }
-  return { loss, pde, ic, bc };
+  let meet: Tensor | null = null;
+  if (wf !== 0 && experts && experts.fields.length > 1) {
+    if (experts.halos.length !== experts.fields.length) {
+      throw new ArgumentError(
+        "pdeLoss",
+        `experts needs one halo per field, got ${experts.fields.length} fields and ${experts.halos.length} halos`,
+      );
+    }
+    const squares = experts.fields.map((f, k) => f.sub(u).square().mul(experts.halos[k]).sum());
+    const cells = experts.halos.map((h) => h.sum()).reduce((a, b) => a.add(b)).mul(u.shape[0]);
+    meet = squares.reduce((a, b) => a.add(b)).div(cells).add(1e-30).sqrt();
+    loss = loss.add(meet.mul(wf));
+  }
+  return { loss, pde, ic, bc, interface: meet };
 }
 
 /**
