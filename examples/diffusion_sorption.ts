@@ -9,11 +9,13 @@
  * expert's solve with weight 1 against the PDE rows (`--row-weight`, as the reference code); with
  * the rows scaled down by 1/T (T = 500 s) instead (`--row-weight 0.002 --residual stitched`), 1×4
  * experts stalled at 76% relative L2 error at the paper's sizes after 400 steps (bench/RESULTS.md,
- * run A). On the CPU-sized defaults (64 cells, 200 steps) PI-HC reaches about 5.3% and PI-HC-MoE
- * about 5.8% (6.5% with `--residual stitched`). PI-HC-MoE's loss takes the PDE residual at each
- * point from the field of the expert owning it (`--residual expert`, the default here): on the
- * paper's 1024 cells the stitched field's jumps between experts, differentiated twice in x, swamp a
- * stitched residual (70% error after 1500 steps, against 29% owned; PI-HC: 4.5%; bench/RESULTS.md).
+ * run A). PI-HC-MoE's loss takes the PDE residual at each point from the field of the expert
+ * owning it (`--residual expert`, the default here): on the paper's 1024 cells the stitched field's
+ * jumps between experts, differentiated twice in x, swamp a stitched residual (70% error after 1500
+ * steps). An owned residual alone never sees how the experts meet (29% after 1261 steps, the error
+ * right of the first interface); `--interface 100` (the default here) weighs the RMS mismatch of
+ * neighbouring experts' fields on the cells either side of each interface: 6.4% after 637 steps
+ * (weights 1, 10, 300, 1000: 11%, 9.3%, 7.5%, 41%; bench/RESULTS.md).
  *
  *   deno run -A examples/diffusion_sorption.ts                      # CPU sizes (a few minutes)
  *   deno run -A examples/diffusion_sorption.ts --method moe --experts 1x4 --nx 1024 --nt 101 --points 20000 \
@@ -66,7 +68,8 @@ await runExample({
     test: ds.generateDataset({ n: o.test, nt: o.nt, nx: o.nx, T, seed: 1, dtype: o.dtype }),
   }),
   // The residual is in units of u per second: weigh it by T against the initial and wall terms.
-  loss: { pde: T, ic: 1, bc: 1 },
+  // The interface weight: how hard neighbouring experts' fields must meet (see above).
+  loss: { pde: T, ic: 1, bc: 1, interface: 100 },
   // On 1024 cells split in space the jumps between experts swamp a stitched residual (see above).
   residual: "expert",
   constraint: (_, flags) => {

@@ -193,6 +193,11 @@ export async function runExample<G extends pde.Grid>(
   const outDir = join(String(flags.out ?? "out"), spec.name);
   const kinds = methods(o.method);
   const ckptEvery = pde.numberFlag(flags, "checkpoint-every", 50, { integer: true, min: 0 });
+  const residual = String(flags.residual ?? spec.residual ?? "stitched") as "stitched" | "expert";
+  // The example's interface weight belongs to its owned residual; a stitched one has none unless asked.
+  const interfaceWeight = pde.numberFlag(flags, "interface", residual === "expert" ? spec.loss?.interface ?? 0 : 0, {
+    min: 0,
+  });
   const started = performance.now();
 
   const t0 = performance.now();
@@ -233,11 +238,8 @@ export async function runExample<G extends pde.Grid>(
       points: o.points,
       seed,
       constraint: { ...spec.constraint(o, flags), solver },
-      loss: {
-        ...spec.loss,
-        interface: pde.numberFlag(flags, "interface", spec.loss?.interface ?? 0, { min: 0 }),
-      },
-      residual: String(flags.residual ?? spec.residual ?? "stitched") as "stitched" | "expert",
+      loss: { ...spec.loss, interface: interfaceWeight },
+      residual,
     });
     console.log(`\n== ${method.label}: ${method.model.numParameters()} parameters`);
     const optimizer = new optim.Adam(method.model, {

@@ -277,7 +277,8 @@ Deno.test("expert-owned residual: expert-by-expert backward equals one graph thr
   assert.throws(() => pde.pdeLoss(heat, grid, u, u0, {}, { fields: [u], masks, halos }), ArgumentError);
   assert.throws(
     () => pde.pdeLoss(heat, grid, u, u0, { interface: -1 }),
-    (e: unknown) => e instanceof ArgumentError && /weights.interface must be a finite number ≥ 0, got -1/.test(e.message),
+    (e: unknown) =>
+      e instanceof ArgumentError && /weights.interface must be a finite number ≥ 0, got -1/.test(e.message),
   );
   assert.throws(
     () => pde.createMethod("moe", { problem: heat, grid, residual: "blocks" as never }),
