@@ -15,7 +15,9 @@
  * steps). An owned residual alone never sees how the experts meet (29% after 1261 steps, the error
  * right of the first interface); `--interface 100` (the default here) weighs the RMS mismatch of
  * neighbouring experts' fields on the cells either side of each interface: 6.4% after 637 steps
- * (weights 1, 10, 300, 1000: 11%, 9.3%, 7.5%, 41%; bench/RESULTS.md).
+ * (weights 1, 10, 300, 1000: 11%, 9.3%, 7.5%, 41%) and 4.55% after 2400 (PI-HC: 4.04%; paper:
+ * 3.60% and 7.55%; bench/RESULTS.md). On the CPU-sized defaults (64 cells, 200 steps) PI-HC
+ * reaches about 5.3% and PI-HC-MoE about 5.3% (5.8% without the interface term).
  *
  *   deno run -A examples/diffusion_sorption.ts                      # CPU sizes (a few minutes)
  *   deno run -A examples/diffusion_sorption.ts --method moe --experts 1x4 --nx 1024 --nt 101 --points 20000 \

@@ -300,7 +300,9 @@ export interface MethodOptions<G extends Grid = Grid> {
    * on fine grids split in space they swamp the loss (diffusion–sorption 1×4 at 1024 cells stalls
    * at 70% error stitched); across a time split they are mild and couple the experts in time (the
    * heat demo's 2×1 split: 3.4% stitched, 9.9% expert-owned). With `"expert"`, `loss.interface`
-   * weighs how well neighbouring experts' fields meet ({@link pdeLoss}).
+   * weighs how well neighbouring experts' fields meet ({@link pdeLoss}); without it nothing in the
+   * loss joins them (diffusion–sorption at 1024 cells: 29% owned alone, 4.6% with weight 100; the
+   * heat demo: 4.3% with weight 10).
    */
   residual?: "expert" | "stitched";
   /** Raise when an expert solve does not converge (default false: report it). */
