@@ -299,6 +299,7 @@ export async function runExample<G extends pde.Grid>(
       step: h.step,
       loss: h.loss,
       "PDE residual": h.residual,
+      ...(h.interface === undefined ? {} : { "interface mismatch": h.interface }),
       "test rel. L2": h.testError,
     }));
     sections.push(() => {

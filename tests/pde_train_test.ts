@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { nn, NonFiniteError, optim, pde, useBackend } from "../mod.ts";
+import { ArgumentError, nn, NonFiniteError, optim, pde, useBackend } from "../mod.ts";
 
 useBackend("cpu");
 const quiet = () => {};
@@ -195,6 +195,45 @@ Deno.test("short heat runs: the hard-constraint methods clearly lower the test e
     assert.equal(after.solve!.converged, after.solve!.problems);
     assert.ok(result.history.every((h) => h.solverIterations! > 0 && h.pointsPerSecond > 0));
   }
+});
+
+Deno.test("expert-owned residual with an interface term: progress reports how the experts meet", async () => {
+  const { heat, train, test } = heatSetup();
+  const options = {
+    problem: heat,
+    grid: train.grid,
+    basis: 8,
+    experts: [1, 2],
+    points: 64,
+    seed: 5,
+    network: { width: 8, modes: 6, layers: 2, fc: 16, seed: 1 },
+    constraint: { initialCondition: "mollifier" as const },
+    loss: { interface: 10 },
+  };
+  const method = pde.createMethod("moe", { ...options, residual: "expert" });
+  const lines: string[] = [];
+  const result = await pde.train({
+    method,
+    optimizer: new optim.Adam(method.model, { lr: 3e-3 }),
+    train,
+    test,
+    steps: 20,
+    logEvery: 10,
+    log: (line) => lines.push(line),
+  });
+  const meets = result.history.map((h) => h.interface!);
+  assert.ok(meets.every((v) => Number.isFinite(v) && v > 0), `interface mismatch ${meets}`);
+  assert.ok(meets.at(-1)! < meets[0], `the interface term lowers the mismatch: ${meets}`);
+  assert.match(lines.find((l) => l.startsWith("step"))!, /interface \d/);
+  // Without the term (or with one expert) there is nothing to report.
+  const plain = pde.createMethod("moe", { ...options, loss: {} });
+  const batch = { u0: train.u0.narrow(0, 0, 2), u: train.u.narrow(0, 0, 2) };
+  assert.equal(plain.lossAndGrad(batch, 0).interface, undefined);
+  // A stitched residual already sees the jumps: an interface weight with it is a mistake.
+  assert.throws(
+    () => pde.createMethod("moe", { ...options, residual: "stitched" }),
+    (e: unknown) => e instanceof ArgumentError && /loss.interface \(10\).*needs residual: "expert"/.test(e.message),
+  );
 });
 
 Deno.test("data-only and soft-constraint baselines train with the same network and data", async () => {

@@ -196,6 +196,8 @@ export interface StepStats {
   residual: number;
   /** Points processed: sampled constraint points (hard, moe) or grid points (data, soft). */
   points: number;
+  /** RMS mismatch of neighbouring experts' fields at their interfaces (moe with an interface term). */
+  interface?: number;
   /** Expert solves: mean Levenberg–Marquardt iterations. */
   solverIterations?: number;
   /** Expert solves that converged, of `problems`. */
@@ -444,6 +446,7 @@ class HardConstraintMethod implements TrainingMethod {
     return {
       loss: out.loss,
       residual: out.metrics.residual,
+      ...(out.metrics.interface === undefined ? {} : { interface: out.metrics.interface }),
       points: this.moe.points * this.moe.count * batch.u0.shape[0],
       solverIterations: out.solve.meanIterations,
       converged: out.solve.converged,

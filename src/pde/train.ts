@@ -146,6 +146,8 @@ export interface HistoryRecord {
   solverIterations?: number;
   /** Share of expert solves that converged. */
   convergedShare?: number;
+  /** RMS mismatch of neighbouring experts' fields at their interfaces (a loss with an interface term). */
+  interface?: number;
   /** Points per second. */
   pointsPerSecond: number;
   /** Seconds per step. */
@@ -626,7 +628,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     return evaluate(method, options.test, { batchSize, samples: k, checkFinite: false }).relL2.mean;
   };
 
-  const window = { steps: 0, loss: 0, residual: 0, iters: 0, conv: 0, probs: 0, points: 0, seconds: 0 };
+  const empty = {
+    steps: 0,
+    loss: 0,
+    residual: 0,
+    meet: 0,
+    meetSteps: 0,
+    iters: 0,
+    conv: 0,
+    probs: 0,
+    points: 0,
+    seconds: 0,
+  };
+  const window = { ...empty };
   const start = step;
   const budget = options.maxSeconds ?? Infinity;
   if (!(budget > 0)) throw new ArgumentError(op, `maxSeconds must be a positive number, got ${budget}`);
@@ -670,6 +684,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     window.steps++;
     window.loss += stats.loss;
     window.residual += stats.residual;
+    if (stats.interface !== undefined) {
+      window.meet += stats.interface;
+      window.meetSteps++;
+    }
     window.points += stats.points;
     window.seconds += dt;
     if (stats.problems) {
@@ -696,6 +714,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         rec.solverIterations = window.iters / window.probs;
         rec.convergedShare = window.conv / window.probs;
       }
+      if (window.meetSteps) rec.interface = window.meet / window.meetSteps;
       if (evalNow) rec.testError = testError();
       history.push(rec);
       if (logNow) {
@@ -704,6 +723,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           `loss ${fmt(rec.loss)}`,
           `residual ${fmt(rec.residual)}`,
         ];
+        if (rec.interface !== undefined) parts.push(`interface ${fmt(rec.interface)}`);
         if (rec.solverIterations !== undefined) {
           parts.push(`LM iters ${rec.solverIterations.toFixed(1)}`);
           parts.push(`converged ${window.conv}/${window.probs}`);
@@ -720,7 +740,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           );
         }
       }
-      Object.assign(window, { steps: 0, loss: 0, residual: 0, iters: 0, conv: 0, probs: 0, points: 0, seconds: 0 });
+      Object.assign(window, empty);
     }
     if (dir && ((ckptEvery > 0 && step % ckptEvery === 0) || last)) await save();
     if (stoppedBy === "time") {
