@@ -12,7 +12,13 @@ function heatSetup(seedData = 0) {
   return { heat, train, test };
 }
 
-function makeMethod(kind: pde.MethodKind, heat: pde.Heat1D, grid: pde.Grid1D, experts = [2, 1]) {
+function makeMethod(
+  kind: pde.MethodKind,
+  heat: pde.Heat1D,
+  grid: pde.Grid1D,
+  experts = [2, 1],
+  extra: Pick<pde.MethodOptions, "loss" | "residual"> = {},
+) {
   return pde.createMethod(kind, {
     problem: heat,
     grid,
@@ -22,6 +28,7 @@ function makeMethod(kind: pde.MethodKind, heat: pde.Heat1D, grid: pde.Grid1D, ex
     seed: 5,
     network: { width: 8, modes: 6, layers: 2, fc: 16, seed: 1 },
     constraint: { initialCondition: "mollifier" },
+    ...extra,
   });
 }
 
@@ -199,39 +206,30 @@ Deno.test("short heat runs: the hard-constraint methods clearly lower the test e
 
 Deno.test("expert-owned residual with an interface term: progress reports how the experts meet", async () => {
   const { heat, train, test } = heatSetup();
-  const options = {
-    problem: heat,
-    grid: train.grid,
-    basis: 8,
-    experts: [1, 2],
-    points: 64,
-    seed: 5,
-    network: { width: 8, modes: 6, layers: 2, fc: 16, seed: 1 },
-    constraint: { initialCondition: "mollifier" as const },
-    loss: { interface: 10 },
-  };
-  const method = pde.createMethod("moe", { ...options, residual: "expert" });
+  const loss = { interface: 10 };
+  const method = makeMethod("moe", heat, train.grid, [1, 2], { loss, residual: "expert" });
   const lines: string[] = [];
+  const optimizer = new optim.Adam(method.model, { lr: 3e-3 });
   const result = await pde.train({
     method,
-    optimizer: new optim.Adam(method.model, { lr: 3e-3 }),
+    optimizer,
     train,
     test,
     steps: 20,
     logEvery: 10,
-    log: (line) => lines.push(line),
+    log: (l) => lines.push(l),
   });
   const meets = result.history.map((h) => h.interface!);
   assert.ok(meets.every((v) => Number.isFinite(v) && v > 0), `interface mismatch ${meets}`);
   assert.ok(meets.at(-1)! < meets[0], `the interface term lowers the mismatch: ${meets}`);
   assert.match(lines.find((l) => l.startsWith("step"))!, /interface \d/);
-  // Without the term (or with one expert) there is nothing to report.
-  const plain = pde.createMethod("moe", { ...options, loss: {} });
+  // Without the term there is nothing to report.
+  const plain = makeMethod("moe", heat, train.grid, [1, 2], { residual: "expert" });
   const batch = { u0: train.u0.narrow(0, 0, 2), u: train.u.narrow(0, 0, 2) };
   assert.equal(plain.lossAndGrad(batch, 0).interface, undefined);
   // A stitched residual already sees the jumps: an interface weight with it is a mistake.
   assert.throws(
-    () => pde.createMethod("moe", { ...options, residual: "stitched" }),
+    () => makeMethod("moe", heat, train.grid, [1, 2], { loss, residual: "stitched" }),
     (e: unknown) => e instanceof ArgumentError && /loss.interface \(10\).*needs residual: "expert"/.test(e.message),
   );
 });
