@@ -11,7 +11,10 @@
  *
  * Flags: --problem ds|ns|heat, --experts (list of K), --points (list of total M), --nx, --nt,
  * --basis, --width, --modes, --layers, --fc, --batch, --reps, --warmup, --maxiter, --dtype, --recompute
- * (activation checkpointing of the Fourier layers). The problems are set up as the examples set them.
+ * (activation checkpointing of the Fourier layers), --residual stitched|expert and --interface W (how
+ * the loss takes the PDE residual; default stitched, as the recorded tables; the diffusion–sorption
+ * example trains with `--residual expert --interface 100`). The problems are set up as the examples
+ * set them.
  * K experts split the first space axis (1D) or x then y (2D: 2 = 1×2×1, 4 = 1×2×2, 8 = 2×2×2).
  *
  * @module
@@ -37,6 +40,8 @@ const flags = pde.parseFlags(Deno.args, [
   "maxiter",
   "dtype",
   "recompute",
+  "residual",
+  "interface",
 ]);
 const list = (name: string, fallback: string) =>
   String(flags[name] ?? fallback).split(",").map((s) => {
@@ -77,6 +82,11 @@ if (problemName === "ds") {
 }
 const grid = data.grid;
 const rank = grid.shape.length;
+const residual = String(flags.residual ?? "stitched");
+if (residual !== "stitched" && residual !== "expert") {
+  throw new Error(`--residual must be stitched or expert, got ${residual}`);
+}
+const interfaceWeight = pde.numberFlag(flags, "interface", 0, { min: 0 });
 const split = (k: number): number[] => {
   if (rank === 2) return [1, k];
   const parts = [1, 1, 1];
@@ -94,6 +104,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const MiB = 2 ** 20;
 console.log(
   `# PI-HC-MoE scaling: ${problem.name}, grid ${grid.shape.join("×")}, batch ${batch}, N = ${basis}, ${dtype}, ` +
+    `${residual} residual${interfaceWeight ? `, interface weight ${interfaceWeight}` : ""}, ` +
     `median of ${reps} (after ${warmup} warm-up)\n`,
 );
 console.log(
@@ -130,6 +141,8 @@ for (const m of points) {
         ...constraint,
         solver: new LevenbergMarquardt({ atol: 1e-6, rtol: 1e-6, maxSteps: int("maxiter", 50) }),
       },
+      residual,
+      loss: { interface: interfaceWeight },
     });
     const steps: number[] = [];
     const core: number[] = [];
