@@ -14,13 +14,18 @@
 #
 # The accuracy runs use the paper's model sizes and point counts with far fewer optimiser steps than
 # the paper (a device call lasts at most 10 minutes; `--max-seconds` caps each method); each
-# example's header has the full command.
+# example's header has the full command. A run longer than one call: GPU_WORK=out/gpu_work keeps
+# the runs' checkpoints in the tree (ignored by git; kept between calls while the machine stays
+# warm) and RESUME=1 continues them, e.g. the paper's 4000 diffusion–sorption steps as two calls of
+# `GPU_WORK=out/gpu_work DS_STEPS=4000 METHOD_SECONDS=330 LONG_METHODS=moe SKIP_TESTS=1 [RESUME=1]
+# bench/gpu_pass.sh long`.
 set -uo pipefail
-part=${1:?usage: bench/gpu_pass.sh tests|accuracy|long}
+part=${1:?usage: bench/gpu_pass.sh tests|accuracy|long|interface}
 out=${OUT:-out/gpu_pass}
 mkdir -p "$out"
 export PATCHWORK_BACKEND=cuda
-work=$(mktemp -d)
+work=${GPU_WORK:-$(mktemp -d)}
+mkdir -p "$work"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 
 # ds_accuracy NAME [flags…]: the diffusion–sorption run at the paper's sizes; outputs named NAME.
@@ -29,7 +34,8 @@ ds_accuracy() {
   shift
   deno run -A examples/diffusion_sorption.ts --method all --experts 1x4 --nx 1024 --nt 101 --points 20000 \
     --basis 16 --width 64 --modes 8 --layers 5 --fc 128 --batch 6 --lr 1e-3 --train 1000 --test 100 \
-    --steps "${DS_STEPS:-400}" --tol 1e-4 --maxiter 50 --log-every 50 --checkpoint-every 0 "$@" --out "$work/$name"
+    --steps "${DS_STEPS:-400}" --tol 1e-4 --maxiter 50 --log-every 50 --checkpoint-every 0 ${RESUME:+--resume} "$@" \
+    --out "$work/$name"
   cp "$work/$name/diffusion_sorption/metrics.json" "$out/${name}_metrics.json"
   cp "$work/$name/diffusion_sorption/report.html" "$out/${name}_report.html"
 }
