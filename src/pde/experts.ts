@@ -57,6 +57,7 @@ import {
   type SolveSummary,
 } from "./hard_constraint.ts";
 import { blockRegions, type IndexRange, PointSampler } from "./sampling.ts";
+import { contiguousStrides, sizeOf } from "../tensor/shape.ts";
 
 /**
  * Parses an expert split such as `"1x2"` or `"1x2x2"` (parts along t, x(, y)); a bare `"K"` splits
@@ -510,29 +511,22 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     if (!cached) {
       const grid = this.constraint.grid;
       const shape = grid.shape;
-      const size = shape.reduce((a, v) => a * v, 1);
+      const size = sizeOf(shape);
+      const table = this.router.assign();
       const box = Array.from({ length: this.count }, () => new Float64Array(size));
       const halo = Array.from({ length: this.count }, () => new Float64Array(size));
-      const coords = new Array<number>(shape.length);
-      const strides = shape.map((_, a) => shape.slice(a + 1).reduce((s, n) => s * n, 1));
+      const strides = contiguousStrides(shape);
       for (let i = 0; i < size; i++) {
-        const k = this.router.expertOf(i);
+        const k = table[i];
         box[k][i] = 1;
-        let rem = i;
-        for (let a = shape.length - 1; a >= 0; a--) {
-          coords[a] = rem % shape[a];
-          rem = Math.floor(rem / shape[a]);
-        }
         // Point i lies in the halo of the expert owning its neighbour one step along a split axis.
         for (let a = 0; a < shape.length; a++) {
           if (this.router.parts[a] === 1) continue;
+          const c = Math.floor(i / strides[a]) % shape[a];
+          const periodic = grid.axes[a].periodic;
           for (const step of [-1, 1]) {
-            let c = coords[a] + step;
-            if (c < 0 || c >= shape[a]) {
-              if (!grid.axes[a].periodic) continue;
-              c = (c + shape[a]) % shape[a];
-            }
-            const other = this.router.expertOf(i + (c - coords[a]) * strides[a]);
+            if (!periodic && (c + step < 0 || c + step >= shape[a])) continue;
+            const other = table[i + (((c + step + shape[a]) % shape[a]) - c) * strides[a]];
             if (other !== k) halo[other][i] = 1;
           }
         }
