@@ -37,3 +37,4 @@ export * from "./hard_constraint.ts";
 export * from "./experts.ts";
 export * from "./baselines.ts";
 export * from "./train.ts";
+export * from "./discrete_solution.ts";

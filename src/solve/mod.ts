@@ -124,3 +124,4 @@ export * from "./adjoint.ts";
 export * from "./residual.ts";
 export * from "./least_squares.ts";
 export * from "./host_linalg.ts";
+export * from "./banded.ts";
