@@ -15,8 +15,9 @@
  * steps). An owned residual alone never sees how the experts meet (29% after 1261 steps, the error
  * right of the first interface); `--interface 100` (the default here) weighs the RMS mismatch of
  * neighbouring experts' fields on the cells either side of each interface: 6.4% after 637 steps
- * (weights 1, 10, 300, 1000: 11%, 9.3%, 7.5%, 41%) and 4.55% after 2400 (PI-HC: 4.04%; paper:
- * 3.60% and 7.55%; bench/RESULTS.md). On the CPU-sized defaults (64 cells, 200 steps) PI-HC
+ * (weights 1, 10, 300, 1000: 11%, 9.3%, 7.5%, 41%), 4.55% after 2400 (PI-HC: 4.04%) and 3.81% after
+ * 3905 of the paper's 4000 (PI-HC: 3.85% after 4000; paper: 3.60% and 7.55%; bench/RESULTS.md). The grid's own
+ * floor under any physics-trained method is about 1.3% here (`pde.discreteSolution`, bench/pde_floor.ts). On the CPU-sized defaults (64 cells, 200 steps) PI-HC
  * reaches about 5.3% and PI-HC-MoE about 5.3% (5.8% without the interface term).
  *
  *   deno run -A examples/diffusion_sorption.ts                      # CPU sizes (a few minutes)
