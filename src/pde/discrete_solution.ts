@@ -150,23 +150,9 @@ export function discreteSolution(
     throw new ArgumentError(op, `init must be [${batch}, ${nt}, ${nx}], got [${u.shape}]`);
   }
 
-  const walls = problem.boundaryConditions.filter((b) => b.axis === "x");
-  const residuals = (field: Tensor, ic: Tensor): Tensor => {
-    const parts: Tensor[] = [];
-    const b = field.shape[0];
-    if (weights.pde > 0) {
-      parts.push(problem.residual(field, grid).reshape([b, -1]).mul(weights.pde / Math.sqrt(nt * nx)));
-    }
-    if (weights.ic > 0) parts.push(problem.initialResidual(field, grid, ic).mul(weights.ic / Math.sqrt(nx)));
-    if (weights.bc > 0 && walls.length) {
-      const res = problem.boundaryResiduals(field, grid);
-      const scale = weights.bc / Math.sqrt(walls.length * nt);
-      for (const w of walls) parts.push(res[w.name].mul(scale));
-    }
-    return parts.length === 1 ? parts[0] : concat(parts, 1);
-  };
-  const rows = rowPositions(nt, nx, weights, walls.map((w) => (w.side === "low" ? 0 : nx - 1)));
-  const reach = probeReach(problem, grid, weights, walls.map((w) => w.side));
+  const residuals = (field: Tensor): Tensor => lossRows(problem, grid, weights, field, target);
+  const rows = rowPositions(problem, nt, nx, weights);
+  const reach = probeReach(problem, grid, weights);
   const pt = Math.min(2 * reach.t + 1, nt);
   const px = Math.min(2 * reach.x + 1, nx);
   const bandwidth = Math.min(nt * nx - 1, 2 * reach.x * nt + 2 * reach.t);
@@ -175,7 +161,7 @@ export function discreteSolution(
 
   const objective = (field: Tensor): number[] =>
     tidy(() => {
-      const r = noGrad(() => residuals(field, target));
+      const r = noGrad(() => residuals(field));
       return Array.from(r.square().sum(1).toTypedArray());
     });
   let loss = objective(u);
@@ -192,7 +178,7 @@ export function discreteSolution(
       for (let cx = 0; cx < px; cx++) {
         const [fv, g] = tidy(() => {
           const tangent = colourTangent(batch, nt, nx, pt, px, ct, cx);
-          const [value, dir] = jvp((v: Tensor) => residuals(v, target), [u], [tangent]);
+          const [value, dir] = jvp(residuals, [u], [tangent]);
           return [value.toTypedArray() as Float64Array, dir.toTypedArray() as Float64Array];
         });
         f ??= fv;
@@ -217,7 +203,7 @@ export function discreteSolution(
         }
       }
     }
-    if (iterations === 1) checkJacobian(op, u, (v) => residuals(v, target), rows.count, slots, cols, vals);
+    if (iterations === 1) checkJacobian(op, u, residuals, rows.count, slots, cols, vals);
     const steps: Float64Array[] = [];
     for (let b = 0; b < batch; b++) {
       if (converged[b]) {
@@ -288,13 +274,42 @@ export function discreteSolution(
   return { u, loss, converged, iterations, bandwidth, reach };
 }
 
-/** Every residual row's grid point, in the order `residuals` concatenates them. */
+/**
+ * The loss's residual rows `[B, m]` of fields `[B, nt, nx]`: PDE, initial and wall residuals, each
+ * scaled so that the sum of squares is (w_pde·RMS_pde)² + (w_ic·RMS_ic)² + (w_bc·RMS_bc)².
+ */
+function lossRows(
+  problem: PdeProblem<Grid1D>,
+  grid: Grid1D,
+  weights: { pde: number; ic: number; bc: number },
+  field: Tensor,
+  u0: Tensor,
+): Tensor {
+  const [nt, nx] = grid.shape;
+  const walls = problem.boundaryConditions.filter((b) => b.axis === "x");
+  const parts: Tensor[] = [];
+  if (weights.pde > 0) {
+    parts.push(problem.residual(field, grid).reshape([field.shape[0], -1]).mul(weights.pde / Math.sqrt(nt * nx)));
+  }
+  if (weights.ic > 0) parts.push(problem.initialResidual(field, grid, u0).mul(weights.ic / Math.sqrt(nx)));
+  if (weights.bc > 0 && walls.length) {
+    const res = problem.boundaryResiduals(field, grid);
+    const scale = weights.bc / Math.sqrt(walls.length * nt);
+    for (const w of walls) parts.push(res[w.name].mul(scale));
+  }
+  return parts.length === 1 ? parts[0] : concat(parts, 1);
+}
+
+/** Every residual row's grid point, in the order {@link lossRows} concatenates them. */
 function rowPositions(
+  problem: PdeProblem<Grid1D>,
   nt: number,
   nx: number,
   weights: { pde: number; ic: number; bc: number },
-  wallColumns: number[],
 ): Rows {
+  const wallColumns = problem.boundaryConditions.filter((b) => b.axis === "x").map((
+    w,
+  ) => (w.side === "low" ? 0 : nx - 1));
   const t: number[] = [];
   const x: number[] = [];
   if (weights.pde > 0) {
@@ -328,26 +343,15 @@ function probeReach(
   problem: PdeProblem<Grid1D>,
   grid: Grid1D,
   weights: { pde: number; ic: number; bc: number },
-  sides: ("low" | "high")[],
 ): { t: number; x: number } {
   const nt = Math.min(grid.t.n, 12);
   const nx = Math.min(grid.x.n, 16);
   const small = grid.resized({ nt, nx });
-  const walls = problem.boundaryConditions.filter((b) => b.axis === "x");
-  const rows = rowPositions(nt, nx, weights, sides.map((s) => (s === "low" ? 0 : nx - 1)));
+  const rows = rowPositions(problem, nt, nx, weights);
   return tidy(() => {
-    const field = rand([nt, nx], { dtype: "float64", generator: new Generator(7) }).mul(0.5).add(0.25);
-    const ic = rand([nx], { dtype: "float64", generator: new Generator(8) });
-    const f = (v: Tensor): Tensor => {
-      const parts: Tensor[] = [];
-      if (weights.pde > 0) parts.push(problem.residual(v, small).reshape([-1]));
-      if (weights.ic > 0) parts.push(problem.initialResidual(v, small, ic));
-      if (weights.bc > 0 && walls.length) {
-        const res = problem.boundaryResiduals(v, small);
-        for (const w of walls) parts.push(res[w.name]);
-      }
-      return parts.length === 1 ? parts[0] : concat(parts, 0);
-    };
+    const field = rand([1, nt, nx], { dtype: "float64", generator: new Generator(7) }).mul(0.5).add(0.25);
+    const ic = rand([1, nx], { dtype: "float64", generator: new Generator(8) });
+    const f = (v: Tensor): Tensor => lossRows(problem, small, weights, v, ic);
     const jac = jacobian(f, field).toTypedArray();
     let rt = 0;
     let rx = 0;
