@@ -5,7 +5,7 @@ import { erf as cpuErf } from "../src/backend/cpu/math.ts";
 import type { BinaryOp, DeviceBuffer, UnaryOp, View } from "../src/tensor/backend.ts";
 import { type DType, fromBFloat16Bits, toBFloat16Bits } from "../src/tensor/dtype.ts";
 import { ArgumentError, DeviceError } from "../src/tensor/errors.ts";
-import { numel, rowMajor } from "./helpers.ts";
+import { assertClose, numel, rowMajor } from "./helpers.ts";
 
 const cpu = new CpuBackend();
 
@@ -64,20 +64,6 @@ function lcg(seed: number): () => number {
 function randn(n: number, seed: number, scale = 2): number[] {
   const r = lcg(seed);
   return Array.from({ length: n }, () => (r() * 2 - 1) * scale);
-}
-
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol = 1e-12, atol = 1e-12, msg = ""): void {
-  assert.equal(actual.length, expected.length, `${msg} length`);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    if (Number.isNaN(e)) {
-      assert.ok(Number.isNaN(a), `${msg} [${i}]: expected NaN, got ${a}`);
-      continue;
-    }
-    if (a === e) continue;
-    assert.ok(Math.abs(a - e) <= atol + rtol * Math.abs(e), `${msg} [${i}]: got ${a}, expected ${e}`);
-  }
 }
 
 function bf16(x: number): number {
@@ -180,7 +166,7 @@ Deno.test("unary ops match references on every view kind (float64)", () => {
     for (const v of SAMPLE_VIEWS) {
       const out = cpu.unary(op, view(buf, v.shape, v.strides, v.offset), "float64");
       const expected = readRef(data, v.shape, v.strides, v.offset).map(UNARY_REF[op]);
-      close(host(out), expected, 1e-14, 1e-15, `${op} ${v.name}`);
+      assertClose(host(out), expected, { atol: 1e-15, rtol: 1e-14, equalNaN: true }, `${op} ${v.name}`);
       cpu.free(out);
     }
   }
@@ -194,7 +180,7 @@ Deno.test("unary float32 results are the float64 results rounded once", () => {
     const xs = host(input);
     const got = host(cpu.unary(op, view(input, [1000]), "float32"));
     const want = xs.map((v) => Math.fround(UNARY_REF[op](v)));
-    close(got, want, 2 ** -23, 1e-30, op);
+    assertClose(got, want, { atol: 1e-30, rtol: 2 ** -23, equalNaN: true }, op);
   }
   // Simple ops are exact.
   const exact = host(cpu.unary("exp", view(buf, [1000]), "float32"));
@@ -232,9 +218,12 @@ Deno.test("sigmoid, softplus, silu are stable for large |x|", () => {
   const buf = cpu.fromHost([-1000, -50, 0, 50, 1000], "float64");
   const v = view(buf, [5]);
   const sig = host(cpu.unary("sigmoid", v, "float64"));
-  close(sig, [0, 1 / (1 + Math.exp(50)), 0.5, 1 / (1 + Math.exp(-50)), 1], 1e-15, 0);
+  assertClose(sig, [0, 1 / (1 + Math.exp(50)), 0.5, 1 / (1 + Math.exp(-50)), 1], { rtol: 1e-15, equalNaN: true });
   const sp = host(cpu.unary("softplus", v, "float64"));
-  close(sp, [0, Math.log1p(Math.exp(-50)), Math.LN2, 50 + Math.log1p(Math.exp(-50)), 1000], 1e-15, 0);
+  assertClose(sp, [0, Math.log1p(Math.exp(-50)), Math.LN2, 50 + Math.log1p(Math.exp(-50)), 1000], {
+    rtol: 1e-15,
+    equalNaN: true,
+  });
   const si = host(cpu.unary("silu", v, "float64"));
   assert.ok(si.every(Number.isFinite));
   assert.equal(si[4], 1000);
@@ -294,14 +283,29 @@ Deno.test("binary ops match references with strided, broadcast and constant oper
         );
         const ra = readRef(aHost, va.shape, va.strides, va.offset);
         const rb = readRef(bData, vb.shape, vb.strides, vb.offset);
-        close(host(out), ra.map((x, i) => BINARY_REF[op](x, rb[i])), 1e-15, 0, `${op} ${va.name}/${vb.name}`);
+        assertClose(
+          host(out),
+          ra.map((x, i) => BINARY_REF[op](x, rb[i])),
+          { rtol: 1e-15, equalNaN: true },
+          `${op} ${va.name}/${vb.name}`,
+        );
       }
     }
     // Constants on either side.
     const left = cpu.binary(op, 1.5, view(a, [60]), [60], "float64");
-    close(host(left), aHost.map((x) => BINARY_REF[op](1.5, x)), 1e-15, 0, `${op} const-left`);
+    assertClose(
+      host(left),
+      aHost.map((x) => BINARY_REF[op](1.5, x)),
+      { rtol: 1e-15, equalNaN: true },
+      `${op} const-left`,
+    );
     const right = cpu.binary(op, view(a, [3, 20]), 0.5, [3, 20], "float64");
-    close(host(right, [60]), aHost.map((x) => BINARY_REF[op](x, 0.5)), 1e-15, 0, `${op} const-right`);
+    assertClose(
+      host(right, [60]),
+      aHost.map((x) => BINARY_REF[op](x, 0.5)),
+      { rtol: 1e-15, equalNaN: true },
+      `${op} const-right`,
+    );
   }
 });
 
@@ -313,14 +317,14 @@ Deno.test("binary float32 fast paths agree with the generic path", () => {
   const b = cpu.fromHost(y, "float32");
   for (const op of Object.keys(BINARY_REF) as BinaryOp[]) {
     const want = x.map((v, i) => Math.fround(BINARY_REF[op](v, y[i])));
-    close(host(cpu.binary(op, view(a, [n]), view(b, [n]), [n], "float32")), want, 0, 0, `${op} vv`);
+    assertClose(host(cpu.binary(op, view(a, [n]), view(b, [n]), [n], "float32")), want, { equalNaN: true }, `${op} vv`);
     const wantC = x.map((v) => Math.fround(BINARY_REF[op](v, Math.fround(0.1))));
-    close(host(cpu.binary(op, view(a, [n]), 0.1, [n], "float32")), wantC, 0, 0, `${op} vc`);
+    assertClose(host(cpu.binary(op, view(a, [n]), 0.1, [n], "float32")), wantC, { equalNaN: true }, `${op} vc`);
     const wantL = y.map((v) => Math.fround(BINARY_REF[op](Math.fround(0.3), v)));
-    close(host(cpu.binary(op, 0.3, view(b, [n]), [n], "float32")), wantL, 0, 0, `${op} cv`);
+    assertClose(host(cpu.binary(op, 0.3, view(b, [n]), [n], "float32")), wantL, { equalNaN: true }, `${op} cv`);
     // Row broadcast [n/1] against a [2, n] view: lines with stride-0 rows.
     const out = host(cpu.binary(op, view(a, [2, n], [0, 1]), view(b, [2, n], [0, 1]), [2, n], "float32"), [2 * n]);
-    close(out, [...want, ...want], 0, 0, `${op} broadcast rows`);
+    assertClose(out, [...want, ...want], { equalNaN: true }, `${op} broadcast rows`);
   }
 });
 
@@ -430,7 +434,12 @@ Deno.test("reduce over arbitrary axis sets on every view kind", () => {
       const seen = readRef(hostData, v.shape, v.strides, v.offset);
       for (const axes of axisSets) {
         const out = cpu.reduce(op, view(buf, v.shape, v.strides, v.offset), axes, "float64");
-        close(host(out), reduceRef(op, seen, v.shape, axes), 1e-13, 1e-13, `${op} ${v.name} [${axes}]`);
+        assertClose(
+          host(out),
+          reduceRef(op, seen, v.shape, axes),
+          { atol: 1e-13, rtol: 1e-13, equalNaN: true },
+          `${op} ${v.name} [${axes}]`,
+        );
       }
     }
   }
@@ -530,7 +539,12 @@ Deno.test("softmax and log-softmax along any axis of any view", () => {
     for (let axis = 0; axis < 3; axis++) {
       for (const log of [false, true]) {
         const out = cpu.softmax(view(buf, v.shape, v.strides, v.offset), axis, log, "float64");
-        close(host(out), softmaxRef(seen, v.shape, axis, log), 1e-14, 1e-15, `${v.name} axis ${axis} log ${log}`);
+        assertClose(
+          host(out),
+          softmaxRef(seen, v.shape, axis, log),
+          { atol: 1e-15, rtol: 1e-14, equalNaN: true },
+          `${v.name} axis ${axis} log ${log}`,
+        );
       }
     }
   }
@@ -541,12 +555,12 @@ Deno.test("softmax is stable for large inputs and handles -Infinity", () => {
   const s = host(cpu.softmax(view(buf, [2, 3]), 1, false, "float32"), [6]);
   const e = [Math.exp(-1), 1, Math.exp(-2)];
   const z = e[0] + e[1] + e[2];
-  close(s.slice(0, 3), e.map((x) => Math.fround(x / z)), 2 ** -23, 0);
-  close(s.slice(3), [0, 0.5, 0.5], 0, 0);
+  assertClose(s.slice(0, 3), e.map((x) => Math.fround(x / z)), { rtol: 2 ** -23, equalNaN: true });
+  assertClose(s.slice(3), [0, 0.5, 0.5], { equalNaN: true });
   const ls = host(cpu.softmax(view(buf, [2, 3]), 1, true, "float64"), [6]);
-  close(ls.slice(0, 3), [-1, 0, -2].map((x) => x - Math.log(z)), 1e-14, 0);
+  assertClose(ls.slice(0, 3), [-1, 0, -2].map((x) => x - Math.log(z)), { rtol: 1e-14, equalNaN: true });
   assert.equal(ls[3], -Infinity);
-  close(ls.slice(4), [-Math.LN2, -Math.LN2], 1e-15, 0);
+  assertClose(ls.slice(4), [-Math.LN2, -Math.LN2], { rtol: 1e-15, equalNaN: true });
   const huge = cpu.fromHost([-1e30, 1e30, 3e38], "float32");
   const h = host(cpu.softmax(view(huge, [3]), 0, false, "float32"));
   assert.deepEqual(h, [0, 0, 1]);
@@ -565,7 +579,7 @@ Deno.test("cumsum along an axis of strided views; int32 wraps", () => {
         expected[p] = expected[p - rm[axis]] + seen[p];
       }
       const out = cpu.cumsum(view(buf, v.shape, v.strides, v.offset), axis, "float64");
-      close(host(out), expected, 1e-14, 1e-14, `${v.name} axis ${axis}`);
+      assertClose(host(out), expected, { atol: 1e-14, rtol: 1e-14, equalNaN: true }, `${v.name} axis ${axis}`);
     }
   }
   const i = cpu.fromHost([2 ** 30, 2 ** 30, 2 ** 30, 1], "int32");
@@ -619,14 +633,24 @@ Deno.test("matmul: batched, broadcast batch, transposed and reversed operands (f
     const aSeen = readRef(aHost, aView.shape, aView.strides, aView.offset);
     const bSeen = readRef(bHost, bView.shape, bView.strides, bView.offset);
     const tol = dtype === "float64" ? 1e-13 : 1e-5;
-    close(host(out), matmulRef(aSeen, [B, m, k], bSeen, [B, k, n]), tol, tol, `${dtype} broadcast`);
+    assertClose(
+      host(out),
+      matmulRef(aSeen, [B, m, k], bSeen, [B, k, n]),
+      { atol: tol, rtol: tol, equalNaN: true },
+      `${dtype} broadcast`,
+    );
     // Reversed batch axis and transposed a.
     const aT = view(a, [B, m, k], [-(m * k), 1, m], (B - 1) * m * k);
     const bR = view(b, [B, k, n], [k * n, n, 1], 0);
     const out2 = cpu.matmul(aT, bR, dtype);
     const aSeen2 = readRef(aHost, aT.shape, aT.strides, aT.offset);
     const bSeen2 = readRef(bHost, bR.shape, bR.strides, bR.offset);
-    close(host(out2), matmulRef(aSeen2, [B, m, k], bSeen2, [B, k, n]), tol, tol, `${dtype} transposed`);
+    assertClose(
+      host(out2),
+      matmulRef(aSeen2, [B, m, k], bSeen2, [B, k, n]),
+      { atol: tol, rtol: tol, equalNaN: true },
+      `${dtype} transposed`,
+    );
   }
   // Plain 2-D and a k = 0 product.
   const a = cpu.fromHost([1, 2, 3, 4, 5, 6], "float64");
@@ -652,7 +676,10 @@ Deno.test("matmul: bfloat16 widens to float32 and rounds; int32 wraps; mixed inp
   const fa = cpu.fromHost([0.1, 0.2], "float32");
   const fb = cpu.fromHost([0.3, 0.4], "float32");
   const mixed = host(cpu.matmul(view(fa, [1, 2]), view(fb, [2, 1]), "float64"));
-  close(mixed, [Math.fround(0.1) * Math.fround(0.3) + Math.fround(0.2) * Math.fround(0.4)], 1e-15, 0);
+  assertClose(mixed, [Math.fround(0.1) * Math.fround(0.3) + Math.fround(0.2) * Math.fround(0.4)], {
+    rtol: 1e-15,
+    equalNaN: true,
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -724,11 +751,20 @@ Deno.test("scatterAdd follows torch.scatter_add (duplicates accumulate)", () => 
     const idx = cpu.fromHost(iData, "int32");
     const src = cpu.fromHost(srcData, "float64");
     const out = cpu.scatterAdd(shape, axis, view(idx, iShape), view(src, iShape), "float64");
-    close(host(out), scatterRef(shape, axis, iData, iShape, srcData), 1e-14, 1e-14, `axis ${axis}`);
+    assertClose(host(out), scatterRef(shape, axis, iData, iShape, srcData), {
+      atol: 1e-14,
+      rtol: 1e-14,
+      equalNaN: true,
+    }, `axis ${axis}`);
     // Broadcast src (stride 0) and float32 output.
     const one = cpu.fromHost([1], "float32");
     const cnt = cpu.scatterAdd(shape, axis, view(idx, iShape), view(one, iShape, iShape.map(() => 0)), "float32");
-    close(host(cnt), scatterRef(shape, axis, iData, iShape, iData.map(() => 1)), 0, 0, `counts axis ${axis}`);
+    assertClose(
+      host(cnt),
+      scatterRef(shape, axis, iData, iShape, iData.map(() => 1)),
+      { equalNaN: true },
+      `counts axis ${axis}`,
+    );
   }
   const ii = cpu.fromHost([0, 0, 1], "int32");
   const si = cpu.fromHost([2 ** 31 - 1, 1, 5], "int32");
@@ -939,7 +975,7 @@ Deno.test("fft matches a naive DFT along any axis of strided complex views", () 
       }
       const out = host(cpu.fft(view(buf, shape, strides, 0), axis, inverse, "float64"));
       const expected = expectedRe.flatMap((r, i) => [r, expectedIm[i]]);
-      close(out, expected, 1e-12, 1e-12, `axis ${axis} inverse ${inverse}`);
+      assertClose(out, expected, { atol: 1e-12, rtol: 1e-12, equalNaN: true }, `axis ${axis} inverse ${inverse}`);
     }
   }
 });
@@ -956,26 +992,27 @@ Deno.test("rfft and irfft follow numpy.fft conventions", () => {
       const [fr, fi] = dftRef(x.slice(r * n, r * n + n), new Array(n).fill(0), false);
       for (let k = 0; k < h; k++) expected.push(fr[k], fi[k]);
     }
-    close(host(spec), expected, 1e-12, 1e-12, `rfft n=${n}`);
+    assertClose(host(spec), expected, { atol: 1e-12, rtol: 1e-12, equalNaN: true }, `rfft n=${n}`);
     const specT = cpu.rfft(view(buf, [n, 3], [1, n]), 0, "float64");
     const specTHost = host(specT, [h, 3, 2]);
     for (let r = 0; r < 3; r++) {
       for (let k = 0; k < h; k++) {
-        close(
+        assertClose(
           [specTHost[(k * 3 + r) * 2], specTHost[(k * 3 + r) * 2 + 1]],
           expected.slice((r * h + k) * 2, (r * h + k) * 2 + 2),
-          1e-12,
-          1e-12,
+          { atol: 1e-12, rtol: 1e-12, equalNaN: true },
         );
       }
     }
     // Round trip.
     const back = cpu.irfft(view(spec, [3, h, 2]), 1, n, "float64");
-    close(host(back), x, 1e-12, 1e-12, `irfft n=${n}`);
+    assertClose(host(back), x, { atol: 1e-12, rtol: 1e-12, equalNaN: true }, `irfft n=${n}`);
     const backT = cpu.irfft(view(specT, [h, 3, 2]), 0, n, "float32");
     const bt = host(backT, [n, 3]);
     for (let r = 0; r < 3; r++) {
-      for (let j = 0; j < n; j++) close([bt[j * 3 + r]], [Math.fround(x[r * n + j])], 1e-6, 1e-6);
+      for (let j = 0; j < n; j++) {
+        assertClose([bt[j * 3 + r]], [Math.fround(x[r * n + j])], { atol: 1e-6, rtol: 1e-6, equalNaN: true });
+      }
     }
   }
 });
@@ -986,17 +1023,17 @@ Deno.test("irfft ignores the imaginary parts of DC and Nyquist, and zero-pads sh
   const out = host(cpu.irfft(view(spec, [3, 2]), 0, 4, "float64"));
   // Hermitian full spectrum: [10, -2+2i, -2, -2-2i].
   const [re] = dftRef([10, -2, -2, -2], [0, 2, 0, -2], true);
-  close(out, re, 1e-14, 1e-14);
+  assertClose(out, re, { atol: 1e-14, rtol: 1e-14, equalNaN: true });
   // n = 6 from only 2 given entries: X2, X3 treated as zero.
   const short = cpu.fromHost([6, 0, 1, 1], "float64");
   const out6 = host(cpu.irfft(view(short, [2, 2]), 0, 6, "float64"));
   const [re6] = dftRef([6, 1, 0, 0, 0, 1], [0, 1, 0, 0, 0, -1], true);
-  close(out6, re6, 1e-14, 1e-14);
+  assertClose(out6, re6, { atol: 1e-14, rtol: 1e-14, equalNaN: true });
   // n = 3 from 4 given entries: extras ignored.
   const long = cpu.fromHost([3, 0, 1, 2, 50, 60, 70, 80], "float64");
   const out3 = host(cpu.irfft(view(long, [4, 2]), 0, 3, "float64"));
   const [re3] = dftRef([3, 1, 1], [0, 2, -2], true);
-  close(out3, re3, 1e-14, 1e-14);
+  assertClose(out3, re3, { atol: 1e-14, rtol: 1e-14, equalNaN: true });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { announce, cpu, gpuTester, whole } from "./cuda_helpers.ts";
-import { numel, rng, rowMajor } from "./helpers.ts";
+import { assertClose, numel, rng, rowMajor } from "./helpers.ts";
 import type { CudaBackend } from "../src/backend/cuda/mod.ts";
 import type { DeviceBuffer, TriangularSolveOptions, View } from "../src/tensor/backend.ts";
 import type { DType } from "../src/tensor/dtype.ts";
@@ -173,31 +173,6 @@ function tolFor(kind: "well" | "ill", dtype: DType): number {
   return dtype === "float64" ? TOL[kind].float64 : TOL[kind].float32;
 }
 
-/**
- * Normwise comparison: |got − want| ≤ tol·max|want| elementwise; NaN must meet NaN and an
- * infinity the same infinity.
- */
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length ${got.length} vs ${want.length}`);
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) if (Number.isFinite(want[i])) scale = Math.max(scale, Math.abs(want[i]));
-  const bound = tol * Math.max(scale, 1e-300);
-  for (let i = 0; i < got.length; i++) {
-    const a = got[i], b = want[i];
-    if (Number.isNaN(b)) {
-      assert.ok(Number.isNaN(a), `${what}[${i}]: got ${a}, want NaN`);
-      continue;
-    }
-    if (!Number.isFinite(b)) {
-      assert.equal(a, b, `${what}[${i}]: got ${a}, want ${b}`);
-      continue;
-    }
-    if (!(Math.abs(a - b) <= bound)) {
-      assert.fail(`${what}[${i}]: got ${a}, want ${b} (|diff| ${Math.abs(a - b).toExponential(2)}, bound ${bound})`);
-    }
-  }
-}
-
 /** Reads a GPU and a CPU buffer of `shape` and compares them; frees both. */
 function compare(
   g: CudaBackend,
@@ -216,7 +191,7 @@ function compare(
         assert.fail(`${what}[${i}]: got ${got[i]}, want ${want[i]} (bit-exact expected)`);
       }
     }
-  } else assertClose(got, want, tol, what);
+  } else assertClose(got, want, { rtol: tol, scale: "max", floor: 1e-300, equalNaN: true }, what);
   g.free(gb);
   cpu.free(cb);
 }

@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { announce, cpu, gpuTester, whole } from "./cuda_helpers.ts";
-import { numel, randomData, rowMajor } from "./helpers.ts";
+import { assertClose, numel, randomData, rowMajor } from "./helpers.ts";
 import type { Backend, BandedOperator, DeviceBuffer, View } from "../src/tensor/backend.ts";
 import type { DType } from "../src/tensor/dtype.ts";
 import { DeviceError } from "../src/tensor/errors.ts";
@@ -45,20 +45,6 @@ function rowAbsMax(op: BandedOperator): number {
 
 /** Relative precision allowed per dtype: one rounding of the result (results are expected bit-equal). */
 const EPS: Record<DType, number> = { float64: 4e-16, float32: 1.2e-7, bfloat16: 8e-3, int32: 0 };
-
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length ${got.length} vs ${want.length}`);
-  let worst = 0;
-  for (let i = 0; i < got.length; i++) {
-    const a = got[i], b = want[i];
-    if (a === b) continue;
-    const err = Math.abs(a - b);
-    worst = Math.max(worst, err);
-    if (!(err <= atol + rtol * Math.abs(b))) {
-      assert.fail(`${what}[${i}]: got ${a}, want ${b} (|diff| ${err.toExponential(2)}, atol ${atol.toExponential(2)})`);
-    }
-  }
-}
 
 /** A strided layout of `shape` over a base buffer of `base` elements. */
 interface Layout {
@@ -129,7 +115,7 @@ function compareStencil(
   for (const [b, buf] of temps) b.free(buf);
   const scale = 3 * rowAbsMax(op) + (addKind === "none" ? 0 : 3);
   const what = `${dtype} n=${op.n} lo=${op.lo} [${shape}] axis ${axis} ${layout.kind} add ${addKind}`;
-  assertClose(got, want, EPS[dtype] * scale, EPS[dtype], what);
+  assertClose(got, want, { atol: EPS[dtype] * scale, rtol: EPS[dtype] }, what);
 }
 
 function fd(n: number, order: 1 | 2, periodic: boolean, h = 0.1): BandedOperator {
@@ -241,7 +227,7 @@ function compareTensors(got: Tensor, want: Tensor, rtol: number, what: string): 
   const w = want.toTypedArray();
   let scale = 0;
   for (const v of w) scale = Math.max(scale, Math.abs(v));
-  assertClose(got.toTypedArray(), w, rtol * scale, rtol, what);
+  assertClose(got.toTypedArray(), w, { atol: rtol * scale, rtol }, what);
 }
 
 gpuTest("diff, laplacian and their first and second derivatives agree with the CPU", (g) => {

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { announce, cpu, cuda, gpuTester, whole } from "./cuda_helpers.ts";
-import { numel, randomData, rowMajor } from "./helpers.ts";
+import { assertClose, numel, randomData, rowMajor } from "./helpers.ts";
 import type { Backend, DeviceBuffer, View } from "../src/tensor/backend.ts";
 import type { DType } from "../src/tensor/dtype.ts";
 import { DeviceError } from "../src/tensor/errors.ts";
@@ -79,27 +79,6 @@ const TOL: Record<DType, { rtol: number; atol: number }> = {
   int32: { rtol: 0, atol: 0 },
 };
 
-function assertClose(
-  got: ArrayLike<number>,
-  want: ArrayLike<number>,
-  tol: { rtol: number; atol: number },
-  what: string,
-): void {
-  assert.equal(got.length, want.length, `${what}: length ${got.length} vs ${want.length}`);
-  for (let i = 0; i < got.length; i++) {
-    const a = got[i], b = want[i];
-    if (Number.isNaN(b)) {
-      assert.ok(Number.isNaN(a), `${what}[${i}]: got ${a}, want NaN`);
-      continue;
-    }
-    if (a === b) continue;
-    const err = Math.abs(a - b);
-    if (!(err <= tol.atol + tol.rtol * Math.abs(b))) {
-      assert.fail(`${what}[${i}]: got ${a}, want ${b} (|diff| ${err.toExponential(2)})`);
-    }
-  }
-}
-
 function compareBuffers(
   g: Backend,
   gb: DeviceBuffer,
@@ -110,7 +89,7 @@ function compareBuffers(
 ): void {
   const got = g.toHost(whole(gb, shape));
   const want = cpu.toHost(whole(cb, shape));
-  assertClose(got, want, tol, what);
+  assertClose(got, want, { ...tol, equalNaN: true }, what);
   g.free(gb);
   cpu.free(cb);
 }
@@ -203,7 +182,7 @@ gpuTest("random streams are bit-identical to the CPU's", (g) => {
       const tol = dtype === "float64" ? { rtol: 1e-14, atol: 1e-15 } : { rtol: 0, atol: 0 };
       const gn = g.toHost(whole(g.random("normal", 5000, seed, offset, dtype), [5000]));
       const cn = cpu.toHost(whole(cpu.random("normal", 5000, seed, offset, dtype), [5000]));
-      if (dtype === "float64") assertClose(gn, cn, tol, `normal ${dtype}`);
+      if (dtype === "float64") assertClose(gn, cn, { ...tol, equalNaN: true }, `normal ${dtype}`);
       else {
         let mismatches = 0;
         for (let i = 0; i < gn.length; i++) if (gn[i] !== cn[i]) mismatches++;
@@ -684,7 +663,12 @@ gpuTest("fft, rfft and irfft along each axis", (g) => {
       const h = Math.floor(rshape[axis] / 2) + 1;
       const oshape = [...rshape.map((v, d) => (d === axis ? h : v)), 2];
       const gr = g.rfft(x.gpu, axis, dtype), cr = cpu.rfft(x.cpu, axis, dtype);
-      assertClose(g.toHost(whole(gr, oshape)), cpu.toHost(whole(cr, oshape)), tol, `rfft ${dtype} axis ${axis}`);
+      assertClose(
+        g.toHost(whole(gr, oshape)),
+        cpu.toHost(whole(cr, oshape)),
+        { ...tol, equalNaN: true },
+        `rfft ${dtype} axis ${axis}`,
+      );
       for (const n of [rshape[axis], rshape[axis] - 1]) {
         const ishape = rshape.map((v, d) => (d === axis ? n : v));
         compareBuffers(
@@ -765,10 +749,17 @@ gpuTest("fused Adam(W) update agrees with the CPU backend's (float32, bfloat16 g
       g.optim.adam(param.gpu, grad.gpu, m.gpu, v.gpu, low?.gpu ?? null, hyper);
     }
     const tol = TOL[c.p];
-    assertClose(g.toHost(param.gpu), cpu.toHost(param.cpu), tol, `${c.p}/${c.g} param`);
-    assertClose(g.toHost(m.gpu), cpu.toHost(m.cpu), tol, `${c.p}/${c.g} exp_avg`);
-    assertClose(g.toHost(v.gpu), cpu.toHost(v.cpu), tol, `${c.p}/${c.g} exp_avg_sq`);
-    if (low) assertClose(g.toHost(low.gpu), cpu.toHost(low.cpu), TOL.bfloat16, `${c.p}/${c.g} bfloat16 copy`);
+    assertClose(g.toHost(param.gpu), cpu.toHost(param.cpu), { ...tol, equalNaN: true }, `${c.p}/${c.g} param`);
+    assertClose(g.toHost(m.gpu), cpu.toHost(m.cpu), { ...tol, equalNaN: true }, `${c.p}/${c.g} exp_avg`);
+    assertClose(g.toHost(v.gpu), cpu.toHost(v.cpu), { ...tol, equalNaN: true }, `${c.p}/${c.g} exp_avg_sq`);
+    if (low) {
+      assertClose(
+        g.toHost(low.gpu),
+        cpu.toHost(low.cpu),
+        { ...TOL.bfloat16, equalNaN: true },
+        `${c.p}/${c.g} bfloat16 copy`,
+      );
+    }
     for (const x of [param, grad, m, v, ...(low ? [low] : [])]) {
       g.free(x.gpu.buffer);
       cpu.free(x.cpu.buffer);

@@ -1,16 +1,9 @@
 import assert from "node:assert/strict";
 import { local } from "../mod.ts";
 import { memory, NonFiniteError, randn, resetPeakMemory, type Tensor, tidy } from "../mod.ts";
+import { assertClose } from "./helpers.ts";
 
 const f64 = { dtype: "float64" as const };
-
-function close(a: Tensor, b: Tensor, tol = 1e-10) {
-  const x = a.toTypedArray(), y = b.toTypedArray();
-  assert.equal(x.length, y.length);
-  for (let i = 0; i < x.length; i++) {
-    assert.ok(Math.abs(x[i] - y[i]) <= tol * (1 + Math.abs(y[i])), `${i}: ${x[i]} vs ${y[i]}`);
-  }
-}
 
 Deno.test("independentBackward equals one backward pass through everything", () => {
   const w = randn([4, 6], { ...f64, seed: 1 }).requireGrad();
@@ -27,8 +20,8 @@ Deno.test("independentBackward equals one backward pass through everything", () 
   v.zeroGrad();
   const losses = local.independentBackward([x.matmul(w)], pieces);
   assert.equal(losses.length, 3);
-  close(w.grad!, gw);
-  close(v.grad!, gv);
+  assertClose(w.grad!, gw, { atol: 1e-10, rtol: 1e-10 });
+  assertClose(v.grad!, gv, { atol: 1e-10, rtol: 1e-10 });
 });
 
 Deno.test("independentBackward stops on a non-finite loss before touching gradients", () => {
@@ -74,8 +67,8 @@ Deno.test("sequentialBackward (SeCO) equals full backprop through the chunks", (
   u.zeroGrad();
   const res = local.sequentialBackward(5, piece);
   assert.deepEqual(res.backpropagated, [4, 3, 2, 1, 0]);
-  close(w.grad!, gw);
-  close(u.grad!, gu);
+  assertClose(w.grad!, gw, { atol: 1e-10, rtol: 1e-10 });
+  assertClose(u.grad!, gu, { atol: 1e-10, rtol: 1e-10 });
 });
 
 Deno.test("SpaCO with Bernoulli sampling is exactly unbiased (expectation over all subsets)", () => {
@@ -94,8 +87,8 @@ Deno.test("SpaCO with Bernoulli sampling is exactly unbiased (expectation over a
     ew = ew ? ew.add(a) : a;
     eu = eu ? eu.add(b) : b;
   }
-  close(ew!, gw);
-  close(eu!, gu);
+  assertClose(ew!, gw, { atol: 1e-10, rtol: 1e-10 });
+  assertClose(eu!, gu, { atol: 1e-10, rtol: 1e-10 });
 });
 
 Deno.test("SpaCO fixed-size sampling back-propagates the requested number of pieces", () => {

@@ -13,6 +13,7 @@ import {
   tensor,
   tidy,
 } from "../mod.ts";
+import { assertClose } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -23,16 +24,6 @@ function flat(t: Tensor): number[] {
 
 function prod(xs: readonly number[]): number {
   return xs.reduce((a, b) => a * b, 1);
-}
-
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
-  for (let i = 0; i < actual.length; i++) {
-    const d = Math.abs(actual[i] - expected[i]);
-    assert.ok(d <= tol * (1 + scale), `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (|diff| ${d})`);
-  }
 }
 
 /** Row-major multi-index of `flatIndex` in `shape`. */
@@ -150,7 +141,12 @@ function checkAgainstNaive(shape: number[], cin: number, cout: number, modes: nu
   const y = noGrad(() => conv.forward(x));
   assert.deepEqual(y.shape, [...shape.slice(0, -1), cout]);
   const expected = naiveSpectralConv(x.toTypedArray(), shape, conv.weight.toTypedArray(), cin, cout, modes);
-  assertClose(flat(y), expected, 1e-10, `SpectralConv ${JSON.stringify(shape)} modes ${JSON.stringify(modes)}`);
+  assertClose(
+    flat(y),
+    expected,
+    { atol: 1e-10, rtol: 1e-10, scale: "max" },
+    `SpectralConv ${JSON.stringify(shape)} modes ${JSON.stringify(modes)}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,11 +199,22 @@ Deno.test("SpectralConv is translation equivariant on periodic grids", () => {
   noGrad(() => {
     const rolledOut = conv.forward(x).roll(3, 1).roll(-2, 2);
     const outOfRolled = conv.forward(x.roll(3, 1).roll(-2, 2));
-    assertClose(flat(outOfRolled), flat(rolledOut), 1e-12, "roll then conv vs conv then roll");
+    assertClose(
+      flat(outOfRolled),
+      flat(rolledOut),
+      { atol: 1e-12, rtol: 1e-12, scale: "max" },
+      "roll then conv vs conv then roll",
+    );
   });
   const conv1 = new nn.SpectralConv(1, 1, [4], { seed: 4, dtype: "float64" });
   const x1 = randn([1, 16, 1], { seed: 5, dtype: "float64" });
-  noGrad(() => assertClose(flat(conv1.forward(x1.roll(5, 1))), flat(conv1.forward(x1).roll(5, 1)), 1e-12, "1-D"));
+  noGrad(() =>
+    assertClose(flat(conv1.forward(x1.roll(5, 1))), flat(conv1.forward(x1).roll(5, 1)), {
+      atol: 1e-12,
+      rtol: 1e-12,
+      scale: "max",
+    }, "1-D")
+  );
 });
 
 Deno.test("SpectralConv is resolution invariant on band-limited inputs", () => {
@@ -227,7 +234,12 @@ Deno.test("SpectralConv is resolution invariant on band-limited inputs", () => {
     const coarse = conv.forward(field(16, 12));
     const fine = conv.forward(field(32, 24));
     const sub = fine.slice([null, [0, 32, 2], [0, 24, 2], null]);
-    assertClose(flat(sub), flat(coarse), 1e-12, "fine grid subsampled vs coarse grid");
+    assertClose(
+      flat(sub),
+      flat(coarse),
+      { atol: 1e-12, rtol: 1e-12, scale: "max" },
+      "fine grid subsampled vs coarse grid",
+    );
   });
 });
 
@@ -376,12 +388,11 @@ Deno.test("FNO: padding only changes the result through the non-periodic axis", 
   });
   const x = randn([1, 8, 8, 1], { seed: 2, dtype: "float64" });
   noGrad(() => {
-    assertClose(
-      flat(net.forward(x.roll(3, 2))),
-      flat(net.forward(x).roll(3, 2)),
-      1e-10,
-      "roll along the periodic axis",
-    );
+    assertClose(flat(net.forward(x.roll(3, 2))), flat(net.forward(x).roll(3, 2)), {
+      atol: 1e-10,
+      rtol: 1e-10,
+      scale: "max",
+    }, "roll along the periodic axis");
     const a = flat(net.forward(x.roll(3, 1)));
     const b = flat(net.forward(x).roll(3, 1));
     assert.ok(a.some((v, i) => Math.abs(v - b[i]) > 1e-6), "the padded axis is not periodic");

@@ -15,23 +15,13 @@ import {
   tidy,
   zeros,
 } from "../mod.ts";
+import { assertClose } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 function flat(t: Tensor): number[] {
   return Array.from(t.toTypedArray());
-}
-
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-5, what = ""): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  for (let i = 0; i < actual.length; i++) {
-    const d = Math.abs(actual[i] - expected[i]);
-    assert.ok(
-      d <= tol * (1 + Math.abs(expected[i])),
-      `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (|diff| ${d})`,
-    );
-  }
 }
 
 function stats(t: Tensor): { mean: number; std: number; min: number; max: number } {
@@ -177,7 +167,7 @@ Deno.test("stateDict: round trip makes two modules compute the same thing", () =
   assert.notDeepEqual(flat(a.forward(x)), flat(b.forward(x)));
   const result = b.loadStateDict(a.stateDict());
   assert.deepEqual(result, { missingKeys: [], unexpectedKeys: [] });
-  assertClose(flat(b.forward(x)), flat(a.forward(x)), 1e-6, "after load");
+  assertClose(flat(b.forward(x)), flat(a.forward(x)), { atol: 1e-6, rtol: 1e-6 }, "after load");
   assert.deepEqual([...a.stateDict().keys()], [
     "block.scale",
     "block.fc.weight",
@@ -221,7 +211,7 @@ Deno.test("stateDict: strict mode reports missing and unexpected keys; non-stric
   );
   const r = net.loadStateDict(sd, { strict: false });
   assert.deepEqual(r, { missingKeys: ["layers.1.bias"], unexpectedKeys: ["extra.weight"] });
-  assertClose(flat(net.layers.at(0).weight), flat(sd.get("layers.0.weight")!), 0, "loaded");
+  assertClose(flat(net.layers.at(0).weight), flat(sd.get("layers.0.weight")!), {}, "loaded");
 });
 
 Deno.test("module.to converts parameters and buffers and updates fields", () => {
@@ -242,8 +232,8 @@ Deno.test("functionalCall: gradients with respect to a parameter record match ba
   const loss = (p: Record<string, Tensor>) => nn.functionalCall(fc, p, () => fc.forward(x).square().sum());
   const g = grad(loss)(Object.fromEntries(fc.namedParameters())) as Record<string, Tensor>;
   fc.forward(x).square().sum().backward();
-  assertClose(flat(g.weight), flat(fc.weight.grad!), 1e-12, "weight");
-  assertClose(flat(g.bias), flat(fc.bias!.grad!), 1e-12, "bias");
+  assertClose(flat(g.weight), flat(fc.weight.grad!), { atol: 1e-12, rtol: 1e-12 }, "weight");
+  assertClose(flat(g.bias), flat(fc.bias!.grad!), { atol: 1e-12, rtol: 1e-12 }, "bias");
   // Parameters are restored afterwards; wrong names and shapes are refused.
   assert.equal(fc.getParameter("weight"), fc.weight);
   assert.throws(() => nn.functionalCall(fc, { nope: zeros([1]) }, () => 0), /no parameter "nope"/);
@@ -332,11 +322,11 @@ Deno.test("Linear: y = x·Wᵀ + b against a hand computation", () => {
   fc.bias!.assign(tensor([0.5, -1]));
   const x = tensor([[1, 1, 1], [2, 0, -1]]);
   // row 0: [1+2+3+0.5, -1+0+2-1] = [6.5, 0]; row 1: [2-3+0.5, -2-2-1] = [-0.5, -5]
-  assertClose(flat(fc.forward(x)), [6.5, 0, -0.5, -5], 1e-6, "2-D");
+  assertClose(flat(fc.forward(x)), [6.5, 0, -0.5, -5], { atol: 1e-6, rtol: 1e-6 }, "2-D");
   const y3 = fc.forward(x.reshape([1, 2, 3]).expand([2, 2, 3]));
   assert.deepEqual(y3.shape, [2, 2, 2]);
-  assertClose(flat(y3), [6.5, 0, -0.5, -5, 6.5, 0, -0.5, -5], 1e-6, "3-D");
-  assertClose(flat(fc.forward(tensor([1, 1, 1]))), [6.5, 0], 1e-6, "1-D");
+  assertClose(flat(y3), [6.5, 0, -0.5, -5, 6.5, 0, -0.5, -5], { atol: 1e-6, rtol: 1e-6 }, "3-D");
+  assertClose(flat(fc.forward(tensor([1, 1, 1]))), [6.5, 0], { atol: 1e-6, rtol: 1e-6 }, "1-D");
   assert.throws(
     () => fc.forward(ones([2, 4])),
     (e) => e instanceof ShapeError && /expected input \[\.\.\., 3\], got \[2,4\]/.test(e.message),
@@ -346,8 +336,8 @@ Deno.test("Linear: y = x·Wᵀ + b against a hand computation", () => {
   assert.equal(nb.numParameters(), 6);
   // Gradients: dL/dW = gᵀx, dL/db = Σg.
   fc.forward(x).sum().backward();
-  assertClose(flat(fc.weight.grad!), [3, 1, 0, 3, 1, 0], 1e-6, "dW");
-  assertClose(flat(fc.bias!.grad!), [2, 2], 1e-6, "db");
+  assertClose(flat(fc.weight.grad!), [3, 1, 0, 3, 1, 0], { atol: 1e-6, rtol: 1e-6 }, "dW");
+  assertClose(flat(fc.bias!.grad!), [2, 2], { atol: 1e-6, rtol: 1e-6 }, "db");
 });
 
 Deno.test("Linear: PyTorch default init is U(−1/√in, 1/√in); options pass through", () => {
@@ -372,7 +362,7 @@ Deno.test("MLP: forward equals the hand-written composition for every activation
     const [l0, l1] = [net.layers.at(0), net.layers.at(1)];
     const h = nn.activation(name)(x.matmul(l0.weight.transpose()).add(l0.bias!));
     const want = h.matmul(l1.weight.transpose()).add(l1.bias!).tanh();
-    assertClose(flat(net.forward(x)), flat(want), 1e-12, name);
+    assertClose(flat(net.forward(x)), flat(want), { atol: 1e-12, rtol: 1e-12 }, name);
   }
   // Activations by name against their definitions.
   const v = tensor([-2, -0.5, 0, 0.5, 2], { dtype: "float64" });
@@ -386,9 +376,15 @@ Deno.test("MLP: forward equals the hand-written composition for every activation
     gelu_tanh: (z) => 0.5 * z * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (z + 0.044715 * z ** 3))),
   };
   for (const [name, f] of Object.entries(ref)) {
-    assertClose(flat(nn.activation(name as nn.ActivationName)(v)), [-2, -0.5, 0, 0.5, 2].map(f), 1e-7, name);
+    assertClose(flat(nn.activation(name as nn.ActivationName)(v)), [-2, -0.5, 0, 0.5, 2].map(f), {
+      atol: 1e-7,
+      rtol: 1e-7,
+    }, name);
   }
-  assertClose(flat(nn.activation("gelu")(v)), [-0.04550026, -0.15426877, 0, 0.34573123, 1.95449974], 1e-7, "gelu");
+  assertClose(flat(nn.activation("gelu")(v)), [-0.04550026, -0.15426877, 0, 0.34573123, 1.95449974], {
+    atol: 1e-7,
+    rtol: 1e-7,
+  }, "gelu");
   // deno-lint-ignore no-explicit-any
   assert.throws(() => nn.activation("swish" as any), (e) => e instanceof ArgumentError && /relu, gelu/.test(e.message));
   assert.throws(() => new nn.MLP([3]), ArgumentError);
@@ -404,7 +400,7 @@ Deno.test("MLP: a hand-computed relu network", () => {
   });
   // x = [3, 1]: h = relu([2, 4]) = [2, 4]; y = 2 + 8 + 0.25
   // x = [0, 1]: h = relu([-1, -2]) = [0, 0]; y = 0.25
-  assertClose(flat(net.forward(tensor([[3, 1], [0, 1]]))), [10.25, 0.25], 1e-6, "y");
+  assertClose(flat(net.forward(tensor([[3, 1], [0, 1]]))), [10.25, 0.25], { atol: 1e-6, rtol: 1e-6 }, "y");
 });
 
 Deno.test("LayerNorm and RMSNorm: values and learnable scale/shift", () => {
@@ -416,23 +412,33 @@ Deno.test("LayerNorm and RMSNorm: values and learnable scale/shift", () => {
     const v = r.reduce((a, b) => a + (b - m) ** 2, 0) / r.length; // correction 0
     return r.map((z) => (z - m) / Math.sqrt(v + eps));
   };
-  assertClose(flat(ln.forward(x)), [...expectRow([1, 2, 3, 4], 1e-5), ...expectRow([2, 2, 2, 6], 1e-5)], 1e-12, "ln");
+  assertClose(flat(ln.forward(x)), [...expectRow([1, 2, 3, 4], 1e-5), ...expectRow([2, 2, 2, 6], 1e-5)], {
+    atol: 1e-12,
+    rtol: 1e-12,
+  }, "ln");
   ln.weight!.assign(tensor([1, 2, 3, 4]));
   ln.bias!.assign(1);
   const e0 = expectRow([1, 2, 3, 4], 1e-5);
-  assertClose(flat(ln.forward(x)).slice(0, 4), e0.map((z, i) => z * (i + 1) + 1), 1e-12, "ln affine");
+  assertClose(
+    flat(ln.forward(x)).slice(0, 4),
+    e0.map((z, i) => z * (i + 1) + 1),
+    { atol: 1e-12, rtol: 1e-12 },
+    "ln affine",
+  );
   const rms = new nn.RMSNorm(4, { dtype: "float64" });
   assert.deepEqual(rms.namedParameters().map(([n]) => n), ["weight"]);
   const ms = (1 + 4 + 9 + 16) / 4;
-  assertClose(flat(rms.forward(x)).slice(0, 4), [1, 2, 3, 4].map((z) => z / Math.sqrt(ms + 1e-6)), 1e-12, "rms");
+  assertClose(flat(rms.forward(x)).slice(0, 4), [1, 2, 3, 4].map((z) => z / Math.sqrt(ms + 1e-6)), {
+    atol: 1e-12,
+    rtol: 1e-12,
+  }, "rms");
   // Over two trailing axes.
   const ln2 = new nn.LayerNorm([2, 2], { dtype: "float64", elementwiseAffine: false });
   assert.equal(ln2.numParameters(), 0);
-  assertClose(
-    flat(ln2.forward(x.reshape([2, 2, 2]))),
-    flat(new nn.LayerNorm(4, { dtype: "float64" }).forward(x)),
-    1e-12,
-  );
+  assertClose(flat(ln2.forward(x.reshape([2, 2, 2]))), flat(new nn.LayerNorm(4, { dtype: "float64" }).forward(x)), {
+    atol: 1e-12,
+    rtol: 1e-12,
+  });
   assert.throws(() => ln.forward(ones([2, 3], { dtype: "float64" })), ShapeError);
 });
 
@@ -451,7 +457,7 @@ Deno.test("LayerNorm and RMSNorm: gradcheck in float64 (first and second order)"
   const v = randn([3, 5], { seed: 5, dtype: "float64" });
   ln.forward(x).mul(v).sum().backward();
   const gw = grad((w: Tensor) => nn.layerNorm(x, [5], w, b).mul(v).sum())(w);
-  assertClose(flat(ln.weight!.grad!), flat(gw), 1e-12, "dweight");
+  assertClose(flat(ln.weight!.grad!), flat(gw), { atol: 1e-12, rtol: 1e-12 }, "dweight");
 });
 
 Deno.test("Embedding: rows by id, gradient accumulates into the rows used", () => {
@@ -485,7 +491,7 @@ Deno.test("Dropout: seeded masks in training, identity in eval", () => {
   const out = d.forward(a);
   out.sum().backward();
   const mask = flat(out).map((v, i) => (v === 0 && flat(a)[i] !== 0 ? 0 : 2));
-  assertClose(flat(a.grad!), mask, 1e-6, "grad");
+  assertClose(flat(a.grad!), mask, { atol: 1e-6, rtol: 1e-6 }, "grad");
   assert.throws(() => new nn.Dropout(1.5), ArgumentError);
 });
 

@@ -13,20 +13,13 @@ import {
   tidy,
   toBFloat16Bits,
 } from "../mod.ts";
+import { assertClose } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 function flat(t: Tensor): number[] {
   return Array.from(t.toTypedArray());
-}
-
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-12, what = ""): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < actual.length; i++) {
-    const d = Math.abs(actual[i] - expected[i]);
-    assert.ok(d <= tol * (1 + Math.abs(expected[i])), `${what}[${i}]: got ${actual[i]}, expected ${expected[i]}`);
-  }
 }
 
 const C = [1, -2, 0.5, 3];
@@ -103,7 +96,7 @@ function adamRef(
 }
 
 function assertTrajectory(got: number[][], want: number[][], what: string, tol = 1e-12): void {
-  got.forEach((row, t) => assertClose(row, want[t], tol, `${what} step ${t + 1}`));
+  got.forEach((row, t) => assertClose(row, want[t], { atol: tol, rtol: tol }, `${what} step ${t + 1}`));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,7 +115,7 @@ Deno.test("SGD: plain, weight decay, momentum, dampening, Nesterov match PyTorch
   }
   // One step by hand: θ − lr·cθ.
   const [first] = run((p) => new optim.SGD([p], { lr: 0.1 }), 1);
-  assertClose(first, THETA0.map((t, i) => t - 0.1 * C[i] * t), 1e-15, "hand");
+  assertClose(first, THETA0.map((t, i) => t - 0.1 * C[i] * t), { atol: 1e-15, rtol: 1e-15 }, "hand");
   assert.throws(() => new optim.SGD([quadratic().p], { lr: 0.1, nesterov: true }), ArgumentError);
   assert.throws(() => new optim.SGD([quadratic().p], { lr: 0.1, momentum: -1 }), ArgumentError);
 });
@@ -146,7 +139,7 @@ Deno.test("Adam and AdamW: steps match PyTorch's formulas (bias correction, coup
   );
   // The first Adam step moves every coordinate by ≈ lr·sign(g) (m̂/√v̂ = ±1).
   const [first] = run((p) => new optim.Adam([p], { lr: 0.01 }), 1);
-  assertClose(first, THETA0.map((t, i) => t - 0.01 * Math.sign(C[i] * t)), 1e-8, "sign step");
+  assertClose(first, THETA0.map((t, i) => t - 0.01 * Math.sign(C[i] * t)), { atol: 1e-8, rtol: 1e-8 }, "sign step");
   assert.throws(() => new optim.Adam([quadratic().p], { betas: [1, 0.999] }), ArgumentError);
 });
 
@@ -159,7 +152,7 @@ Deno.test("float32 updates agree with the float64 reference to float32 precision
     opt.step();
     opt.zeroGrad();
   }
-  assertClose(flat(p), adamRef(5, { lr: 0.01 })[4], 1e-5, "f32");
+  assertClose(flat(p), adamRef(5, { lr: 0.01 })[4], { atol: 1e-5, rtol: 1e-5 }, "f32");
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -167,20 +160,27 @@ Deno.test("float32 updates agree with the float64 reference to float32 precision
 
 Deno.test("schedules: values at key steps", () => {
   const s = optim.warmupCosine({ peakLr: 1e-3, warmupSteps: 100, totalSteps: 1100, minLr: 1e-5 });
-  assertClose([s(0), s(50), s(100), s(600), s(1100), s(5000)], [0, 5e-4, 1e-3, 1e-5 + 0.5 * (1e-3 - 1e-5), 1e-5, 1e-5]);
-  assertClose([s(350)], [1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + Math.cos(Math.PI / 4))]);
+  assertClose(
+    [s(0), s(50), s(100), s(600), s(1100), s(5000)],
+    [0, 5e-4, 1e-3, 1e-5 + 0.5 * (1e-3 - 1e-5), 1e-5, 1e-5],
+    { atol: 1e-12, rtol: 1e-12 },
+  );
+  assertClose([s(350)], [1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + Math.cos(Math.PI / 4))], { atol: 1e-12, rtol: 1e-12 });
   // Monotone: up during warm-up, down after.
   for (let t = 1; t <= 100; t++) assert.ok(s(t) > s(t - 1));
   for (let t = 101; t <= 1100; t++) assert.ok(s(t) < s(t - 1));
   const w = optim.warmupCosine({ peakLr: 1, warmupSteps: 4, totalSteps: 4, initLr: 0.2 });
-  assertClose([w(0), w(2), w(4), w(9)], [0.2, 0.6, 0, 0]);
+  assertClose([w(0), w(2), w(4), w(9)], [0.2, 0.6, 0, 0], { atol: 1e-12, rtol: 1e-12 });
   const lw = optim.linearWarmup({ peakLr: 2, warmupSteps: 10 });
-  assertClose([lw(0), lw(5), lw(10), lw(1e6)], [0, 1, 2, 2]);
+  assertClose([lw(0), lw(5), lw(10), lw(1e6)], [0, 1, 2, 2], { atol: 1e-12, rtol: 1e-12 });
   const cd = optim.cosineDecay({ peakLr: 1, totalSteps: 10 });
-  assertClose([cd(0), cd(5), cd(10), cd(11)], [1, 0.5, 0, 0]);
+  assertClose([cd(0), cd(5), cd(10), cd(11)], [1, 0.5, 0, 0], { atol: 1e-12, rtol: 1e-12 });
   const ed = optim.exponentialDecay({ lr: 1, gamma: 0.5, every: 10, staircase: true });
-  assertClose([ed(0), ed(9), ed(10), ed(25)], [1, 1, 0.5, 0.25]);
-  assertClose([optim.exponentialDecay({ lr: 1, gamma: 0.5, every: 10 })(5)], [Math.SQRT1_2]);
+  assertClose([ed(0), ed(9), ed(10), ed(25)], [1, 1, 0.5, 0.25], { atol: 1e-12, rtol: 1e-12 });
+  assertClose([optim.exponentialDecay({ lr: 1, gamma: 0.5, every: 10 })(5)], [Math.SQRT1_2], {
+    atol: 1e-12,
+    rtol: 1e-12,
+  });
   assert.equal(optim.constant(0.3)(12345), 0.3);
   assert.throws(() => optim.warmupCosine({ peakLr: 1, warmupSteps: 10, totalSteps: 5 }), ArgumentError);
   assert.throws(() => optim.constant(-1), ArgumentError);
@@ -243,24 +243,24 @@ Deno.test("clipGradNorm: returns the total norm and rescales in place", () => {
     return [a, b];
   };
   let [a, b] = mk();
-  assertClose([optim.clipGradNorm([a, b], 1)], [13]);
+  assertClose([optim.clipGradNorm([a, b], 1)], [13], { atol: 1e-12, rtol: 1e-12 });
   const s = 1 / (13 + 1e-6);
-  assertClose([...flat(a.grad!), ...flat(b.grad!)], [3 * s, 4 * s, 12 * s], 1e-12, "clipped");
+  assertClose([...flat(a.grad!), ...flat(b.grad!)], [3 * s, 4 * s, 12 * s], { atol: 1e-12, rtol: 1e-12 }, "clipped");
   [a, b] = mk();
-  assertClose([optim.clipGradNorm([a, b], 100)], [13]);
+  assertClose([optim.clipGradNorm([a, b], 100)], [13], { atol: 1e-12, rtol: 1e-12 });
   assert.deepEqual([...flat(a.grad!), ...flat(b.grad!)], [3, 4, 12]); // below the bound: untouched
   [a, b] = mk();
-  assertClose([optim.clipGradNorm([a, b], 6, { normType: Infinity })], [12]);
-  assertClose(flat(b.grad!), [12 * 6 / (12 + 1e-6)]);
+  assertClose([optim.clipGradNorm([a, b], 6, { normType: Infinity })], [12], { atol: 1e-12, rtol: 1e-12 });
+  assertClose(flat(b.grad!), [12 * 6 / (12 + 1e-6)], { atol: 1e-12, rtol: 1e-12 });
   [a, b] = mk();
-  assertClose([optim.clipGradNorm([a, b], 100, { normType: 1 })], [19]);
+  assertClose([optim.clipGradNorm([a, b], 100, { normType: 1 })], [19], { atol: 1e-12, rtol: 1e-12 });
   // Modules: the parameters without gradient are ignored.
   const net = new nn.Linear(3, 2, { seed: 1 });
   assert.equal(optim.clipGradNorm(net, 1), 0);
   net.forward(randn([4, 3], { seed: 2 })).sum().backward();
   const norm = Math.hypot(...flat(net.weight.grad!), ...flat(net.bias!.grad!));
-  assertClose([optim.clipGradNorm(net, 0.5)], [norm], 1e-6);
-  assertClose([Math.hypot(...flat(net.weight.grad!), ...flat(net.bias!.grad!))], [0.5], 1e-5);
+  assertClose([optim.clipGradNorm(net, 0.5)], [norm], { atol: 1e-6, rtol: 1e-6 });
+  assertClose([Math.hypot(...flat(net.weight.grad!), ...flat(net.bias!.grad!))], [0.5], { atol: 1e-5, rtol: 1e-5 });
   // By value.
   [a, b] = mk();
   optim.clipGradValue([a, b], 3.5);
@@ -380,7 +380,7 @@ Deno.test("bfloat16 parameters are updated through a float32 master copy", () =>
   }
   const master = opt.stateDict().tensors.get("0.master")!;
   assert.equal(master.dtype, "float32");
-  assertClose(flat(master), [0.99, 0.99], 1e-6, "master");
+  assertClose(flat(master), [0.99, 0.99], { atol: 1e-6, rtol: 1e-6 }, "master");
   assert.equal(p.dtype, "bfloat16");
   const rounded = fromBFloat16Bits(toBFloat16Bits(flat(master)[0]));
   assert.deepEqual(flat(p), [rounded, rounded]);
@@ -415,7 +415,9 @@ Deno.test("fused Adam/AdamW (backend.optim) matches the composite update", () =>
     });
     // The CPU backend rounds the fused update exactly as its elementwise ops round the composite one.
     const tol = cpu ? 0 : dtype === "float64" ? 1e-12 : dtype === "float32" ? 1e-5 : 1e-2;
-    trajectories[0].forEach((row, i) => assertClose(row, trajectories[1][i], tol, `${dtype} step ${i}`));
+    trajectories[0].forEach((row, i) =>
+      assertClose(row, trajectories[1][i], { atol: tol, rtol: tol }, `${dtype} step ${i}`)
+    );
   }
 });
 

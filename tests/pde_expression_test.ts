@@ -25,6 +25,7 @@ import {
   type Value,
   type Values,
 } from "../src/pde/mod.ts";
+import { assertClose } from "./helpers.ts";
 
 function f64(values: number[]): Tensor {
   return tensor(values, { dtype: "float64" });
@@ -32,11 +33,6 @@ function f64(values: number[]): Tensor {
 
 function arr(v: Value): number[] {
   return typeof v === "number" ? [v] : (v.toArray() as number[]);
-}
-
-function close(a: number[], b: number[], tol: number, what = ""): void {
-  assert.equal(a.length, b.length, what);
-  a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) <= tol * (1 + Math.abs(b[i])), `${what}[${i}]: ${x} vs ${b[i]}`));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -53,10 +49,10 @@ Deno.test("a residual compiles to tensor ops: symbols, kinds and values", () => 
   ]);
   assert.deepEqual(r.unknowns.map((s) => s.spec), [{ t: 1 }, {}, { x: 1 }, { x: 2 }]);
   const v = { u_t: f64([1, 2]), u: f64([3, -1]), u_x: f64([0.5, 4]), u_xx: f64([10, 20]) };
-  close(arr(r.evaluate(v)), [1 + 1.5 - 1, 2 - 4 - 2], 1e-14);
+  assertClose(arr(r.evaluate(v)), [1 + 1.5 - 1, 2 - 4 - 2], { atol: 1e-14, rtol: 1e-14 });
   // An equation reads as lhs − rhs; numbers mix with tensors on either side.
   const e = parseResidual("u_t + u * u_x = nu * u_xx + 2", { parameters: { nu: 0.1 } });
-  close(arr(e.evaluate(v)), [1 + 1.5 - 1 - 2, 2 - 4 - 2 - 2], 1e-14);
+  assertClose(arr(e.evaluate(v)), [1 + 1.5 - 1 - 2, 2 - 4 - 2 - 2], { atol: 1e-14, rtol: 1e-14 });
   assert.throws(() => r.evaluate({ u: f64([1]) }), ExpressionError);
 });
 
@@ -69,7 +65,10 @@ Deno.test("grid spacings h_t, h_x, h_y are symbols filled from the grid (a ghost
   const terms = r.terms({ u }, g);
   assert.equal(terms.h_x, 0.25);
   // u − h·u_x − 1 = (1 + x) − 0.25 − 1 = x − 0.25: u one cell to the left, minus 1.
-  close(Array.from(r.evaluate(terms).toTypedArray()).slice(0, 5), [-0.25, 0, 0.25, 0.5, 0.75], 1e-14);
+  assertClose(Array.from(r.evaluate(terms).toTypedArray()).slice(0, 5), [-0.25, 0, 0.25, 0.5, 0.75], {
+    atol: 1e-14,
+    rtol: 1e-14,
+  });
   assert.equal(parseResidual("h_t * u_t", {}).partial("u_t").text, "h_t");
   assert.throws(() => parseResidual("h_y * u", {}), ExpressionError); // no y axis in 1D
   const g2 = new Grid2D({ nt: 2, x: { n: 4, periodic: true }, y: { n: 8, periodic: true } });
@@ -86,14 +85,20 @@ Deno.test("definitions: helper functions and named sub-expressions are inlined (
   const u = [0.05, 0.3, 0.9];
   const k = ((1 - p.phi) / p.phi) * p.rho_s * p.k_f * p.n_f;
   const want = u.map((c, i) => (i + 1) - (p.D * (i - 1)) / (1 + k * Math.pow(c + 1e-6, p.n_f - 1)));
-  close(arr(r.evaluate({ u: f64(u), u_t: f64([1, 2, 3]), u_xx: f64([-1, 0, 1]) })), want, 1e-13);
+  assertClose(arr(r.evaluate({ u: f64(u), u_t: f64([1, 2, 3]), u_xx: f64([-1, 0, 1]) })), want, {
+    atol: 1e-13,
+    rtol: 1e-13,
+  });
   // The built-in problem is written the same way and gives the same numbers.
   const ds = new DiffusionSorption().expression;
-  close(arr(ds.evaluate({ u: f64(u), u_t: f64([1, 2, 3]), u_xx: f64([-1, 0, 1]) })), want, 1e-13);
+  assertClose(arr(ds.evaluate({ u: f64(u), u_t: f64([1, 2, 3]), u_xx: f64([-1, 0, 1]) })), want, {
+    atol: 1e-13,
+    rtol: 1e-13,
+  });
   // mathjs's own constant names (phi, i, tau, e) are just parameters here.
   const c = parseResidual("u_t - phi * i * tau * u + e", { parameters: { phi: 2, i: 3, tau: 5, e: 7 } });
-  close(arr(c.evaluate({ u_t: f64([0]), u: f64([1]) })), [-30 + 7], 1e-14);
-  close(arr(c.partial("u").evaluate({})), [-30], 1e-14);
+  assertClose(arr(c.evaluate({ u_t: f64([0]), u: f64([1]) })), [-30 + 7], { atol: 1e-14, rtol: 1e-14 });
+  assertClose(arr(c.partial("u").evaluate({})), [-30], { atol: 1e-14, rtol: 1e-14 });
 });
 
 Deno.test("every supported function matches Math on tensors, and its partial matches autodiff", () => {
@@ -120,9 +125,9 @@ Deno.test("every supported function matches Math on tensors, and its partial mat
   ];
   for (const [src, f] of cases) {
     const r = parseResidual(src, {});
-    close(arr(r.evaluate({ u: f64(x) })), x.map(f), 1e-12, src);
+    assertClose(arr(r.evaluate({ u: f64(x) })), x.map(f), { atol: 1e-12, rtol: 1e-12 }, src);
     const g = grad((t: Tensor) => r.evaluate({ u: t }).sum())(f64(x)) as Tensor;
-    close(arr(r.partial("u").evaluate({ u: f64(x) })), arr(g), 1e-10, `∂(${src})/∂u`);
+    assertClose(arr(r.partial("u").evaluate({ u: f64(x) })), arr(g), { atol: 1e-10, rtol: 1e-10 }, `∂(${src})/∂u`);
   }
 });
 
@@ -170,9 +175,9 @@ Deno.test("symbolic partials agree with finite differences and with autodiff of 
       const p = r.partial(s.name);
       const sym = arr(p.evaluate(v));
       const full = sym.length === 1 ? new Array(2).fill(sym[0]) : sym;
-      close(full, fdPartial(r, v, s.name), 1e-6, `∂/∂${s.name} of ${src}`);
+      assertClose(full, fdPartial(r, v, s.name), { atol: 1e-6, rtol: 1e-6 }, `∂/∂${s.name} of ${src}`);
       const g = grad((t: Tensor) => r.evaluate({ ...v, [s.name]: t }).sum())(v[s.name]) as Tensor;
-      close(full, arr(g), 1e-10, `autodiff ∂/∂${s.name} of ${src}`);
+      assertClose(full, arr(g), { atol: 1e-10, rtol: 1e-10 }, `autodiff ∂/∂${s.name} of ${src}`);
     }
   }
 });
@@ -185,7 +190,7 @@ Deno.test("constant partials are numbers (linear terms); abs differentiates to s
   assert.equal(r.partial("u").constant, undefined);
   const a = parseResidual("u_t - abs(u)", {});
   assert.match(a.partial("u").text, /sign/);
-  close(arr(a.partial("u").evaluate({ u: f64([-2, 0, 3]) })), [1, 0, -1], 0);
+  assertClose(arr(a.partial("u").evaluate({ u: f64([-2, 0, 3]) })), [1, 0, -1], {});
   assert.throws(() => r.partial("nu"), ExpressionError);
   // A symbol whose partial vanishes identically drops out of the Jacobian.
   const z = parseResidual("u_t + u_x - u_x", {});

@@ -13,20 +13,10 @@ import {
 } from "../mod.ts";
 import { LevenbergMarquardt } from "../src/solve/mod.ts";
 import { ImplicitAdjoint } from "../src/solve/adjoint.ts";
+import { assertClose } from "./helpers.ts";
 
 useBackend("cpu");
 const f64 = { dtype: "float64" as const };
-
-function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what = "") {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  assert.ok(worst <= tol * (1 + scale), `${what}: max difference ${worst} (scale ${scale}, tol ${tol})`);
-}
 
 /** Periodic heat with the mollifier: no IC or BC rows, so M = N points make a square system. */
 function periodicHeat(nt = 9, nx = 16, n = 6) {
@@ -163,7 +153,7 @@ Deno.test("router: every grid point belongs to exactly one expert; stitched u ma
     const block = noGrad(() => layer.expertField(out.features, out.w.narrow(0, 2 * k, 2), region));
     let part = out.u;
     region.forEach(([a, z], i) => part = part.narrow(1 + i, a, z - a));
-    close(part.toTypedArray(), block.toTypedArray(), 1e-14, `expert ${k}`);
+    assertClose(part.toTypedArray(), block.toTypedArray(), { atol: 1e-14, rtol: 1e-14, scale: "max" }, `expert ${k}`);
   });
 });
 
@@ -178,8 +168,8 @@ Deno.test("MoE with K = 1 equals PI-HC (loss, prediction and gradients)", () => 
   const b = phi0.clone().requireGrad();
   const step = moe.lossAndBackward(b, u0, pts, loss);
   assert.ok(Math.abs(step.loss - la.item()) <= 1e-12 * la.item());
-  close(step.u.toTypedArray(), hc.u.toTypedArray(), 1e-12, "u");
-  close(b.grad!.toTypedArray(), a.grad!.toTypedArray(), 1e-8, "∂L/∂Φ");
+  assertClose(step.u.toTypedArray(), hc.u.toTypedArray(), { atol: 1e-12, rtol: 1e-12, scale: "max" }, "u");
+  assertClose(b.grad!.toTypedArray(), a.grad!.toTypedArray(), { atol: 1e-8, rtol: 1e-8, scale: "max" }, "∂L/∂Φ");
 });
 
 Deno.test("expert-by-expert backward (independentBackward) equals one backward through all experts", () => {
@@ -196,7 +186,14 @@ Deno.test("expert-by-expert backward (independentBackward) equals one backward t
     const step = moe.lossAndBackward(net.forward(u0), u0, pts, loss);
     assert.ok(Math.abs(step.loss - ref.item()) <= 1e-12 * ref.item());
     assert.equal(step.solve.problems, 8);
-    net.parameters().forEach((p, i) => close(p.grad!.toTypedArray(), want[i], 1e-8, `${conditions}: parameter ${i}`));
+    net.parameters().forEach((p, i) =>
+      assertClose(
+        p.grad!.toTypedArray(),
+        want[i],
+        { atol: 1e-8, rtol: 1e-8, scale: "max" },
+        `${conditions}: parameter ${i}`,
+      )
+    );
     assert.ok(step.timings.solve > 0 && step.timings.experts > 0);
     // Local conditions: an expert keeps only the initial and wall rows inside its box.
     const rows = layer.layout(pts, moe.router.regions);
@@ -246,7 +243,12 @@ Deno.test("expert-owned residual: expert-by-expert backward equals one graph thr
     for (let s = 0; s < b; s++) {
       for (let t = 0; t < 11; t++) for (const c of [7, 8]) sq += diff[(s * 11 + t) * 16 + c] ** 2;
     }
-    close([terms.interface!.item()], [Math.sqrt(sq / (b * 11 * 2))], 1e-12, "interface term");
+    assertClose(
+      [terms.interface!.item()],
+      [Math.sqrt(sq / (b * 11 * 2))],
+      { atol: 1e-12, rtol: 1e-12, scale: "max" },
+      "interface term",
+    );
     assert.ok(terms.interface!.item() > 0);
     return terms.loss;
   });
@@ -267,12 +269,18 @@ Deno.test("expert-owned residual: expert-by-expert backward equals one graph thr
   given!.masks.forEach((m, k) => assert.deepEqual(m.toTypedArray(), masks[k].toTypedArray()));
   given!.halos.forEach((h, k) => assert.deepEqual(h.toTypedArray(), halos[k].toTypedArray()));
   assert.ok(Math.abs(step.loss - ref.item()) <= 1e-12 * ref.item());
-  net.parameters().forEach((p, i) => close(p.grad!.toTypedArray(), want[i], 1e-8, `parameter ${i}`));
+  net.parameters().forEach((p, i) =>
+    assertClose(p.grad!.toTypedArray(), want[i], { atol: 1e-8, rtol: 1e-8, scale: "max" }, `parameter ${i}`)
+  );
   // A residual that is the same for every expert reduces to the stitched one, with no interface term.
   const u = heat.generateDataset({ n: 1, nx: 16, nt: 11, dtype: "float64" }).u;
   const u1 = u.narrow(1, 0, 1).squeeze(1);
   const same = pde.pdeLoss(heat, grid, u, u1, weights, { fields: [u, u], masks, halos });
-  close([same.pde.item()], [pde.pdeLoss(heat, grid, u, u1).pde.item()], 1e-14, "same fields");
+  assertClose([same.pde.item()], [pde.pdeLoss(heat, grid, u, u1).pde.item()], {
+    atol: 1e-14,
+    rtol: 1e-14,
+    scale: "max",
+  }, "same fields");
   assert.ok(same.interface!.item() < 1e-14);
   assert.throws(() => pde.pdeLoss(heat, grid, u, u0, {}, { fields: [u], masks, halos }), ArgumentError);
   assert.throws(

@@ -31,6 +31,7 @@ import {
   vjp,
   zeros,
 } from "../mod.ts";
+import { assertClose } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -39,16 +40,6 @@ const f64 = (data: number[] | number[][], requiresGrad = false) => tensor(data, 
 
 function flat(t: Tensor): number[] {
   return Array.from(t.toTypedArray());
-}
-
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what = ""): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  for (let i = 0; i < expected.length; i++) {
-    assert.ok(
-      Math.abs(actual[i] - expected[i]) <= atol + rtol * Math.abs(expected[i]),
-      `${what}: element ${i}: got ${actual[i]}, expected ${expected[i]}`,
-    );
-  }
 }
 
 function rn(shape: number[], seed: number): Tensor {
@@ -110,7 +101,7 @@ Deno.test("backward() accumulates into .grad of leaves", async (t) => {
     x.zeroGrad();
     assert.equal(x.grad, null);
     x.sin().sum().backward();
-    close(flat(x.grad!), [1, 2, 3].map(Math.cos), 1e-15, 0);
+    assertClose(flat(x.grad!), [1, 2, 3].map(Math.cos), { rtol: 1e-15 });
   });
   await t.step("a non-scalar output takes an explicit gradient", () => {
     const x = f64([1, 2], true);
@@ -163,7 +154,7 @@ Deno.test("backward() accumulates into .grad of leaves", async (t) => {
     const [, back] = vjp((x: Tensor) => x.exp().mul(y64), x32);
     const [g] = back(f64([1, 1]));
     assert.equal(g.dtype, "float32");
-    close(flat(g), [3 * Math.E, 4 * Math.exp(2)], 1e-6, 0);
+    assertClose(flat(g), [3 * Math.E, 4 * Math.exp(2)], { rtol: 1e-6 });
     const h = tensor([1, 2], { requiresGrad: true }).mul(2).retainGrad();
     h.mul(y64).sum().backward();
     assert.equal(h.grad!.dtype, "float32");
@@ -180,7 +171,7 @@ Deno.test("backward() accumulates into .grad of leaves", async (t) => {
     const x = f64([2], true);
     const h = x.mul(3);
     h.mul(h).add(h.sin()).sum().backward(); // d/dx (9x² + sin 3x) = 18x + 3cos 3x
-    close(flat(x.grad!), [36 + 3 * Math.cos(6)], 1e-14, 0);
+    assertClose(flat(x.grad!), [36 + 3 * Math.cos(6)], { rtol: 1e-14 });
   });
 });
 
@@ -190,9 +181,9 @@ Deno.test("retainGrad keeps .grad of a non-leaf", () => {
   const k = h.exp();
   h.mul(h).sum().add(k.sum()).backward();
   // d/dh (h² + e^h) = 2h + e^h, with h = 3x
-  close(flat(h.grad!), [3, 6].map((v) => 2 * v + Math.exp(v)), 1e-12, 0);
+  assertClose(flat(h.grad!), [3, 6].map((v) => 2 * v + Math.exp(v)), { rtol: 1e-12 });
   assert.equal(k.grad, null, "a non-leaf that did not retainGrad keeps no .grad");
-  close(flat(x.grad!), [1, 2].map((v) => 3 * (6 * v + Math.exp(3 * v))), 1e-12, 0);
+  assertClose(flat(x.grad!), [1, 2].map((v) => 3 * (6 * v + Math.exp(3 * v))), { rtol: 1e-12 });
 });
 
 Deno.test("detach and noGrad cut the graph", async (t) => {
@@ -259,7 +250,7 @@ Deno.test("a freed graph cannot be differentiated twice unless retained", async 
     const y = x.exp().sum();
     y.backward(undefined, { retainGraph: true });
     y.backward();
-    close(flat(x.grad!), [1, 2].map((v) => 2 * Math.exp(v)), 1e-15, 0);
+    assertClose(flat(x.grad!), [1, 2].map((v) => 2 * Math.exp(v)), { rtol: 1e-15 });
   });
   await t.step("createGraph makes .grad differentiable", () => {
     const x = f64([2], true);
@@ -348,8 +339,8 @@ Deno.test("vjp, jvp and jacobian match finite differences", async (t) => {
     assert.deepEqual(flat(g1again), flat(g1));
     // Row i of the Jacobian by finite differences along basis vectors.
     const jac = [0, 1, 2].map((j) => fd(bump(zeros([3], { dtype: "float64" }), j, 1)));
-    close(flat(g1), jac.map((col) => col[0]), 1e-7, 1e-8, "vjp e0");
-    close(flat(g2), jac.map((col) => 0.3 * col[0] - 2 * col[1]), 1e-7, 1e-8, "vjp c2");
+    assertClose(flat(g1), jac.map((col) => col[0]), { atol: 1e-8, rtol: 1e-7 }, "vjp e0");
+    assertClose(flat(g2), jac.map((col) => 0.3 * col[0] - 2 * col[1]), { atol: 1e-8, rtol: 1e-7 }, "vjp c2");
   });
   await t.step("vjp with several and tree primals", () => {
     const [y, back] = vjp((a: Tensor, p: { b: Tensor }) => a.mul(p.b), f64([1, 2]), { b: f64([3, 4]) });
@@ -361,8 +352,8 @@ Deno.test("vjp, jvp and jacobian match finite differences", async (t) => {
   await t.step("jvp", () => {
     const v = rn([3], 8);
     const [y, dy] = jvp(f, [x0], [v]);
-    close(flat(y), flat(noGrad(() => f(x0))), 0, 0, "primal out");
-    close(flat(dy), fd(v), 1e-7, 1e-8, "tangent out");
+    assertClose(flat(y), flat(noGrad(() => f(x0))), {}, "primal out");
+    assertClose(flat(dy), fd(v), { atol: 1e-8, rtol: 1e-7 }, "tangent out");
     const [, d2] = jvp((a: Tensor, b: Tensor) => a.mul(b).sum(), [f64([1, 2]), f64([3, 4])], [
       f64([1, 0]),
       f64([0, 1]),
@@ -373,7 +364,7 @@ Deno.test("vjp, jvp and jacobian match finite differences", async (t) => {
     const J = jacobian(f, x0);
     assert.deepEqual(J.shape, [2, 3]);
     const cols = [0, 1, 2].map((j) => fd(bump(zeros([3], { dtype: "float64" }), j, 1)));
-    close(flat(J), [0, 1].flatMap((i) => cols.map((c) => c[i])), 1e-7, 1e-8, "jacobian");
+    assertClose(flat(J), [0, 1].flatMap((i) => cols.map((c) => c[i])), { atol: 1e-8, rtol: 1e-7 }, "jacobian");
     const J2 = jacobian((m: Tensor) => m.square().sum(0), f64([[1, 2], [3, 4], [5, 6]]));
     assert.deepEqual(J2.shape, [2, 3, 2]);
     assert.deepEqual(J2.toArray(), [[[2, 0], [6, 0], [10, 0]], [[0, 4], [0, 8], [0, 12]]]);
@@ -391,17 +382,17 @@ Deno.test("Hessian-vector products match finite differences of the gradient", ()
   const up = g(x0.add(v.mul(h)));
   const down = g(x0.sub(v.mul(h)));
   const fdHv = flat(up.sub(down).div(2 * h));
-  close(flat(hv), fdHv, 1e-6, 1e-8, "hvp");
+  assertClose(flat(hv), fdHv, { atol: 1e-8, rtol: 1e-6 }, "hvp");
   // The same through grad of a dot product, and via jvp of the gradient (forward-over-reverse).
   const hv2 = grad((x: Tensor) => grad(f)(x).mul(v).sum())(x0);
-  close(flat(hv2), flat(hv), 1e-12, 1e-12, "grad(grad·v)");
+  assertClose(flat(hv2), flat(hv), { atol: 1e-12, rtol: 1e-12 }, "grad(grad·v)");
   const [, hv3] = jvp((x: Tensor) => grad(f)(x), [x0], [v]);
-  close(flat(hv3), flat(hv), 1e-12, 1e-12, "jvp of grad");
+  assertClose(flat(hv3), flat(hv), { atol: 1e-12, rtol: 1e-12 }, "jvp of grad");
   // Symmetry of the Hessian: u·(H v) = v·(H u).
   const u = rn([4], 14);
   const lhs = u.mul(hv).sum().item();
   const rhs = v.mul(hvp(f, x0, u)).sum().item();
-  close([lhs], [rhs], 1e-12, 1e-12, "symmetry");
+  assertClose([lhs], [rhs], { atol: 1e-12, rtol: 1e-12 }, "symmetry");
 });
 
 Deno.test("second derivative of a tanh MLP with respect to its input", () => {
@@ -413,22 +404,22 @@ Deno.test("second derivative of a tanh MLP with respect to its input", () => {
   const uxx = (z: Tensor) => grad((y: Tensor) => ux(y).sum())(z);
   const d1 = flat(ux(x));
   const d2 = flat(uxx(x));
-  close(d1, xs.map((v) => mlpRef(p, v)[1]), 1e-12, 1e-12, "u'");
-  close(d2, xs.map((v) => mlpRef(p, v)[2]), 1e-12, 1e-12, "u''");
+  assertClose(d1, xs.map((v) => mlpRef(p, v)[1]), { atol: 1e-12, rtol: 1e-12 }, "u'");
+  assertClose(d2, xs.map((v) => mlpRef(p, v)[2]), { atol: 1e-12, rtol: 1e-12 }, "u''");
   // Finite differences: of u' (central) and of u (second difference).
   const h = 1e-5;
   const fd1 = flat(ux(x.add(h)).sub(ux(x.sub(h))).div(2 * h));
-  close(d2, fd1, 1e-6, 1e-7, "u'' vs FD of u'");
+  assertClose(d2, fd1, { atol: 1e-7, rtol: 1e-6 }, "u'' vs FD of u'");
   const h2 = 1e-4;
   const fd2 = flat(noGrad(() => u(x.add(h2)).sub(u(x).mul(2)).add(u(x.sub(h2))).div(h2 * h2)));
-  close(d2, fd2, 1e-4, 1e-5, "u'' vs second difference of u");
+  assertClose(d2, fd2, { atol: 1e-5, rtol: 1e-4 }, "u'' vs second difference of u");
   // backward() with createGraph gives the same second derivative.
   const leaf = tensor(xs, { dtype: "float64", shape: [4, 1], requiresGrad: true });
   u(leaf).sum().backward(undefined, { createGraph: true });
   const g = leaf.grad!;
   leaf.grad = null;
   g.sum().backward();
-  close(flat(leaf.grad!), d2, 1e-12, 1e-12, "u'' via backward(createGraph)");
+  assertClose(flat(leaf.grad!), d2, { atol: 1e-12, rtol: 1e-12 }, "u'' via backward(createGraph)");
 });
 
 Deno.test("a loss built from grad(u)(x) trains the network weights (PDE residual)", async (t) => {
@@ -461,7 +452,7 @@ Deno.test("a loss built from grad(u)(x) trains the network weights (PDE residual
     l.backward();
     for (const name of ["w1", "b1", "w2"] as const) {
       assert.ok(p[name].grad, `${name}.grad`);
-      close(flat(p[name].grad!), fdParam(name), 1e-6, 1e-8, name);
+      assertClose(flat(p[name].grad!), fdParam(name), { atol: 1e-8, rtol: 1e-6 }, name);
     }
   });
   await t.step("grad with respect to the weights as arguments", () => {
@@ -470,8 +461,8 @@ Deno.test("a loss built from grad(u)(x) trains the network weights (PDE residual
       base.b1,
       base.w2,
     );
-    close(flat(g[0]), fdParam("w1"), 1e-6, 1e-8, "w1");
-    close(flat(g[2]), fdParam("w2"), 1e-6, 1e-8, "w2");
+    assertClose(flat(g[0]), fdParam("w1"), { atol: 1e-8, rtol: 1e-6 }, "w1");
+    assertClose(flat(g[2]), fdParam("w2"), { atol: 1e-8, rtol: 1e-6 }, "w2");
   });
   await t.step("gradcheck of the residual loss", () => {
     assert.equal(
@@ -502,9 +493,9 @@ Deno.test("customFunction with a hand-written backward", async (t) => {
     const y = f64([1, 2, 3]);
     const { output, aux } = f(x, y);
     assert.equal(aux.note, "hi");
-    close(flat(output), [-1, 0, 2].map((v, i) => Math.log1p(Math.exp(v)) * (i + 1)), 1e-14, 0);
+    assertClose(flat(output), [-1, 0, 2].map((v, i) => Math.log1p(Math.exp(v)) * (i + 1)), { rtol: 1e-14 });
     output.sum().backward();
-    close(flat(x.grad!), [-1, 0, 2].map((v, i) => (i + 1) / (1 + Math.exp(-v))), 1e-14, 0);
+    assertClose(flat(x.grad!), [-1, 0, 2].map((v, i) => (i + 1) / (1 + Math.exp(-v))), { rtol: 1e-14 });
     assert.equal(y.grad, null);
     assert.equal(backwardCalls, 1);
   });
@@ -545,10 +536,10 @@ Deno.test("checkpoint gives the same gradients as no checkpoint", async (t) => {
     const y = checkpoint(block)(x);
     assert.equal(y.requiresGrad, true);
     y.square().sum().backward();
-    close(flat(x.grad!), ref[0], 1e-13, 1e-14, "x");
+    assertClose(flat(x.grad!), ref[0], { atol: 1e-14, rtol: 1e-13 }, "x");
     assert.ok(w.grad, "parameters read by the checkpointed function get gradients");
-    close(flat(w.grad!), ref[1], 1e-13, 1e-14, "w");
-    close(flat(b.grad!), ref[2], 1e-13, 1e-14, "b");
+    assertClose(flat(w.grad!), ref[1], { atol: 1e-14, rtol: 1e-13 }, "w");
+    assertClose(flat(b.grad!), ref[2], { atol: 1e-14, rtol: 1e-13 }, "b");
     w.zeroGrad();
     b.zeroGrad();
   });
@@ -557,15 +548,15 @@ Deno.test("checkpoint gives the same gradients as no checkpoint", async (t) => {
     const ck = checkpoint((x: Tensor, v: Tensor) => x.matmul(v).tanh());
     const g1 = grad(f, { argnums: [0, 1] })(x0, w.detach());
     const g2 = grad((x: Tensor, v: Tensor) => ck(x, v).square().sum(), { argnums: [0, 1] })(x0, w.detach());
-    close(flat(g2[0]), flat(g1[0]), 1e-13, 1e-14, "x");
-    close(flat(g2[1]), flat(g1[1]), 1e-13, 1e-14, "w");
+    assertClose(flat(g2[0]), flat(g1[0]), { atol: 1e-14, rtol: 1e-13 }, "x");
+    assertClose(flat(g2[1]), flat(g1[1]), { atol: 1e-14, rtol: 1e-13 }, "w");
   });
   await t.step("second order: Hessian-vector product through a checkpoint", () => {
     const v = rn([2, 3], 53);
     const plain = hvp((x: Tensor) => block(x).square().sum(), x0, v);
     const ck = checkpoint(block);
     const viaCk = hvp((x: Tensor) => ck(x).square().sum(), x0, v);
-    close(flat(viaCk), flat(plain), 1e-12, 1e-13, "hvp");
+    assertClose(flat(viaCk), flat(plain), { atol: 1e-13, rtol: 1e-12 }, "hvp");
   });
   await t.step("second order: a grad(u) loss trained through a checkpoint", () => {
     const run = (useCheckpoint: boolean) => {
@@ -578,8 +569,8 @@ Deno.test("checkpoint gives the same gradients as no checkpoint", async (t) => {
     };
     const [wPlain, bPlain] = run(false);
     const [wCk, bCk] = run(true);
-    close(wCk, wPlain, 1e-12, 1e-13, "w");
-    close(bCk, bPlain, 1e-12, 1e-13, "b");
+    assertClose(wCk, wPlain, { atol: 1e-13, rtol: 1e-12 }, "w");
+    assertClose(bCk, bPlain, { atol: 1e-13, rtol: 1e-12 }, "b");
     w.zeroGrad();
     b.zeroGrad();
   });
@@ -590,7 +581,7 @@ Deno.test("checkpoint gives the same gradients as no checkpoint", async (t) => {
   await t.step("under noGrad a checkpoint is just the function", () => {
     const y = noGrad(() => checkpoint(block)(x0));
     assert.equal(y.requiresGrad, false);
-    close(flat(y), flat(noGrad(() => block(x0))), 0, 0);
+    assertClose(flat(y), flat(noGrad(() => block(x0))), {});
   });
 });
 
@@ -626,7 +617,7 @@ Deno.test("tidy disposes intermediates and keeps what the result needs", async (
     const w = randn([8], { seed: 2, dtype: "float64" }).requireGrad();
     const loss = tidy(() => w.mul(w).sin().sum());
     loss.backward();
-    close(flat(w.grad!), flat(noGrad(() => w.mul(2).mul(w.mul(w).cos()))), 1e-14, 0);
+    assertClose(flat(w.grad!), flat(noGrad(() => w.mul(2).mul(w.mul(w).cos()))), { rtol: 1e-14 });
   });
   await t.step("a training step inside tidy leaves only the new gradient behind", () => {
     const w = randn([16], { seed: 3 }).requireGrad();

@@ -28,7 +28,7 @@ import {
 import { type AxisName, diff, dx, dxx, dyy, type Grid, Grid1D, Grid2D, laplacian } from "../src/pde/mod.ts";
 import { bandCoefficients, bandWords, planStencil, STENCIL_THREADS } from "../src/backend/cuda/stencil.ts";
 import { CpuBackend } from "../src/backend/cpu/mod.ts";
-import { numel, rng, rowMajor } from "./helpers.ts";
+import { assertClose, numel, rng, rowMajor } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -88,14 +88,6 @@ function applyDense(
     mag[e] = m;
   }
   return { y, mag };
-}
-
-function assertNear(got: ArrayLike<number>, want: ArrayLike<number>, tol: (i: number) => number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < got.length; i++) {
-    const err = Math.abs(got[i] - want[i]);
-    if (!(err <= tol(i))) assert.fail(`${what}[${i}]: got ${got[i]}, want ${want[i]} (|diff| ${err.toExponential(2)})`);
-  }
 }
 
 /** Random valid operators: periodic and bounded, blocks of many sizes, offsets on both sides, empty stencils. */
@@ -175,13 +167,13 @@ Deno.test("stencil equals the dense operator along every axis, on strided views,
         const xs = x.toTypedArray();
         const { y, mag } = applyDense(a, xs, shape, axis);
         const what = `${kind} n=${n} lo=${op.lo} w=${op.stencil.length} axis ${axis}`;
-        assertNear(stencil(x, op, axis).toTypedArray(), y, (i) => 1e-14 * (1 + mag[i]), what);
+        assertClose(stencil(x, op, axis), y, { atol: mag.map((m) => 1e-14 * (1 + m)) }, what);
         // Negative axis, and an addend broadcast along the other axes.
         const addShape = shape.map((d, k) => (k === axis ? d : 1));
         const addHost = hostData(n, seed++);
         const addend = tensor(addHost, { shape: addShape, dtype: "float64" });
         const want = y.map((v, e) => v + addHost[Math.floor(e / rowMajor(shape)[axis]) % n]);
-        assertNear(stencil(x, op, axis - 3, { add: addend }).toTypedArray(), want, (i) => 1e-14 * (2 + mag[i]), what);
+        assertClose(stencil(x, op, axis - 3, { add: addend }), want, { atol: mag.map((m) => 1e-14 * (2 + m)) }, what);
       }
     }
   }
@@ -200,7 +192,7 @@ Deno.test("float32 and bfloat16 stencils are the float64 sums rounded once", () 
       assert.equal(got.dtype, dtype);
       const eps = dtype === "float32" ? 2 ** -24 : 2 ** -8;
       // One rounding of the result, plus the float64 summation order.
-      assertNear(got.toTypedArray(), y, (i) => eps * Math.abs(y[i]) + 1e-14 * mag[i], `${dtype} n=${op.n}`);
+      assertClose(got, y, { atol: mag.map((m) => 1e-14 * m), rtol: eps }, `${dtype} n=${op.n}`);
     }
     // int32 computes in float32.
     const xi = tensor([...Array(op.n).keys()].map((v) => v - 2), { dtype: "int32" });
@@ -328,7 +320,7 @@ function composedDiff(u: Tensor, grid: Grid, axis: AxisName, order: 1 | 2, withT
 function assertSameField(got: Tensor, want: Tensor, scale: number, what: string): void {
   assert.deepEqual(got.shape, want.shape, what);
   const w = want.toTypedArray();
-  assertNear(got.toTypedArray(), w, () => 1e-13 * scale, what);
+  assertClose(got.toTypedArray(), w, { atol: 1e-13 * scale }, what);
 }
 
 Deno.test("diff equals the composed formulas: every axis and order, periodic and bounded, batch and strided input", () => {
