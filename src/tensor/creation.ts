@@ -9,7 +9,8 @@
 import { type Backend, getDefaultBackend } from "./backend.ts";
 import { checkDType, type DType, type HostArray } from "./dtype.ts";
 import { ArgumentError, ShapeError } from "./errors.ts";
-import { checkShape, sizeOf } from "./shape.ts";
+import { sizeOf } from "./shape.ts";
+import { checkShape } from "./validate.ts";
 import { type NestedArray, Tensor } from "./tensor.ts";
 import { cast, floor } from "./ops_elementwise.ts";
 

@@ -14,7 +14,8 @@
 
 import { record } from "./autograd.ts";
 import { ArgumentError, ShapeError } from "./errors.ts";
-import { fmtShape, normalizeAxes, normalizeAxis } from "./shape.ts";
+import { fmtShape } from "./shape.ts";
+import { normalizeAxes, normalizeAxis } from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { mul, requireFloat } from "./ops_elementwise.ts";
 import { narrow, pad } from "./ops_shape.ts";

@@ -7,7 +7,8 @@
 
 import { record } from "./autograd.ts";
 import { DTypeError, ShapeError } from "./errors.ts";
-import { fmtShape, normalizeAxis } from "./shape.ts";
+import { fmtShape } from "./shape.ts";
+import { normalizeAxis } from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { add } from "./ops_elementwise.ts";
 import { expand, reshape } from "./ops_shape.ts";

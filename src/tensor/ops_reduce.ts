@@ -8,7 +8,8 @@
 import type { ReduceOp } from "./backend.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError } from "./errors.ts";
-import { normalizeAxes, normalizeAxis, shapesEqual } from "./shape.ts";
+import { shapesEqual } from "./shape.ts";
+import { normalizeAxes, normalizeAxis } from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { add, div, eq, exp, log, mul, requireFloat, sub, where } from "./ops_elementwise.ts";
 import { expand, flip, reshape } from "./ops_shape.ts";

@@ -7,7 +7,8 @@
 
 import { record } from "./autograd.ts";
 import { ArgumentError, DTypeError, ShapeError } from "./errors.ts";
-import { broadcastShapes, contiguousStrides, fmtShape, normalizeAxes, normalizeAxis, sizeOf } from "./shape.ts";
+import { broadcastShapes, contiguousStrides, fmtShape, sizeOf } from "./shape.ts";
+import { normalizeAxes, normalizeAxis } from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { sumTo } from "./ops_reduce.ts";
 

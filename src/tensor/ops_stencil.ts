@@ -16,7 +16,8 @@
 import { type BandedOperator, type DenseBlock, MAX_BANDED_COEFFICIENTS } from "./backend.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, ShapeError } from "./errors.ts";
-import { broadcastShapes, fmtShape, normalizeAxis, shapesEqual } from "./shape.ts";
+import { broadcastShapes, fmtShape, shapesEqual } from "./shape.ts";
+import { normalizeAxis } from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { isFloat } from "./dtype.ts";
 import { broadcastView, cast } from "./ops_elementwise.ts";

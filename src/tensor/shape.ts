@@ -1,10 +1,11 @@
 /**
- * Shape arithmetic: sizes, row-major strides, NumPy broadcasting, axis normalisation.
+ * Shape arithmetic: sizes, row-major strides, NumPy broadcasting (axes and user-given shapes are
+ * checked in `validate.ts`).
  *
  * @module
  */
 
-import { ArgumentError, ShapeError } from "./errors.ts";
+import { ShapeError } from "./errors.ts";
 
 /** A tensor shape: the extent of each axis. */
 export type Shape = readonly number[];
@@ -120,54 +121,4 @@ export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
     }
   }
   return out;
-}
-
-/**
- * Resolves a possibly negative axis against a rank; throws naming `op` when out of range.
- *
- * @example
- * ```ts
- * import { normalizeAxis } from "./shape.ts";
- * normalizeAxis("sum", -1, 3); // 2
- * ```
- */
-export function normalizeAxis(op: string, axis: number, rank: number): number {
-  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
-    throw new ArgumentError(op, `axis ${axis} is out of range for a tensor of rank ${rank}`);
-  }
-  return axis < 0 ? axis + rank : axis;
-}
-
-/**
- * Resolves a list of axes (undefined means all), sorted and without repeats.
- *
- * @example
- * ```ts
- * import { normalizeAxes } from "./shape.ts";
- * normalizeAxes("sum", [-1, 0], 3); // [0, 2]
- * ```
- */
-export function normalizeAxes(op: string, axes: number | readonly number[] | undefined, rank: number): number[] {
-  if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
-  const list = typeof axes === "number" ? [axes] : axes;
-  const out = list.map((a) => normalizeAxis(op, a, rank));
-  const sorted = [...new Set(out)].sort((a, b) => a - b);
-  if (sorted.length !== out.length) throw new ArgumentError(op, `repeated axis in ${JSON.stringify(list)}`);
-  return sorted;
-}
-
-/**
- * Checks that a user-given shape is a list of non-negative integers.
- *
- * @example
- * ```ts
- * import { checkShape } from "./shape.ts";
- * checkShape("zeros", [2, -1]); // throws ArgumentError
- * ```
- */
-export function checkShape(op: string, shape: unknown): number[] {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw new ArgumentError(op, `shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
-  }
-  return [...shape];
 }

@@ -47,8 +47,11 @@ export class Storage {
 
 /** Anything a scope tracks: it can be disposed and can say what it keeps alive. */
 export interface Disposable {
-  /** Releases the object's storage reference. */
-  dispose(): void;
+  /**
+   * Releases the object's storage reference, and whatever it owns (a tensor's gradient) except
+   * the objects in `inUse`, which are handed to the enclosing scope instead.
+   */
+  dispose(inUse?: ReadonlySet<Disposable>): void;
   /** Whether dispose() was called. */
   readonly disposed: boolean;
   /** Objects this one needs alive (its autodiff inputs and saved values). */
@@ -100,8 +103,9 @@ export function track(obj: Disposable): void {
 }
 
 /**
- * Removes `obj` from every open scope so no scope disposes it (parameters, optimiser state,
- * gradients and anything else meant to outlive the current step).
+ * Removes `obj` from every open scope so no scope disposes it (parameters, optimiser state and
+ * anything else meant to outlive the current step; a tensor's gradient needs no `keep`: it lives
+ * as long as its tensor).
  *
  * @example
  * ```ts
@@ -144,8 +148,10 @@ function isDisposable(value: object): value is Disposable {
 /**
  * Runs `fn` in a scope and disposes every tensor created inside it that is not part of the result
  * (arrays, plain objects and Maps of tensors are searched) and not needed by the result's autodiff
- * graph. Survivors move to the enclosing scope. Use it around a training step or a chunk so its
- * intermediates go back to the allocator immediately.
+ * graph. Survivors move to the enclosing scope. A disposed tensor's gradient goes with it unless
+ * the result holds the gradient. Use it around a training step or a chunk so its intermediates go
+ * back to the allocator immediately: `memory().current` is back at its value before the call,
+ * plus what the result holds and the gradients accumulated into tensors made outside.
  *
  * @example
  * ```ts
@@ -175,7 +181,7 @@ export function tidy<T>(fn: () => T): T {
     if (live.has(d)) {
       if (parent) parent.add(d);
     } else {
-      d.dispose();
+      d.dispose(live);
     }
   }
   return result;

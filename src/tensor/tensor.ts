@@ -19,6 +19,7 @@ import * as rd from "./ops_reduce.ts";
 import * as sh from "./ops_shape.ts";
 import * as ix from "./ops_index.ts";
 import { matmul } from "./ops_matmul.ts";
+import { checkLike } from "./validate.ts";
 
 /** Nested arrays of numbers, as accepted by `tensor()` and returned by `toArray()`. */
 export type NestedArray = number | NestedArray[];
@@ -42,10 +43,9 @@ export class Tensor implements View, Disposable {
   requiresGrad = false;
   /** The operation that produced this tensor (null for leaves). */
   node: Node | null = null;
-  /** Accumulated gradient (leaves, and tensors that called `retainGrad()`). */
-  grad: Tensor | null = null;
   /** Whether `.grad` is kept for this non-leaf tensor. */
   retainsGrad = false;
+  #grad: Tensor | null = null;
   #disposed = false;
 
   /** Low level: a view of `storage`. Use the creation functions (`tensor`, `zeros`, …) instead. */
@@ -112,7 +112,9 @@ export class Tensor implements View, Disposable {
   }
 
   /**
-   * Releases this tensor's reference to its storage now (the buffer is freed once no view uses it).
+   * Releases this tensor's reference to its storage now (the buffer is freed once no view uses it),
+   * and its gradient with it. `tidy` passes the tensors its result still uses as `inUse`: a
+   * gradient among them is not freed but handed to the enclosing scope.
    *
    * @example
    * ```ts
@@ -121,18 +123,38 @@ export class Tensor implements View, Disposable {
    * t.dispose();
    * ```
    */
-  dispose(): void {
+  dispose(inUse?: ReadonlySet<Disposable>): void {
     if (this.#disposed) return;
     this.#disposed = true;
     unwatch(this);
     this.storage.release();
+    const g = this.#grad;
+    this.#grad = null;
+    if (g && inUse?.has(g)) track(g);
+    else g?.dispose(inUse);
   }
 
-  /** Tensors this one's autodiff graph needs alive (used by `tidy`). */
+  /**
+   * Frees the tensor when a `using` declaration goes out of scope (same as {@link Tensor.dispose}).
+   *
+   * @example
+   * ```ts
+   * import { zeros } from "./creation.ts";
+   * {
+   *   using t = zeros([1024]);
+   * } // t is freed here
+   * ```
+   */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Tensors this one's autodiff graph needs alive, and its gradient (used by `tidy`). */
   dependencies(): Iterable<Tensor> {
     const node = this.node;
-    if (!node) return this.grad ? [this.grad] : [];
-    return [...node.inputs, ...node.saved];
+    const deps = node ? [...node.inputs, ...node.saved] : [];
+    if (this.#grad) deps.push(this.#grad);
+    return deps;
   }
 
   /**
@@ -323,18 +345,55 @@ export class Tensor implements View, Disposable {
     gradients([this], [g], "leaves", options);
   }
 
+  /**
+   * The accumulated gradient (of a leaf, or of a tensor that called `retainGrad()`), or null.
+   *
+   * The tensor owns its gradient: the gradient lives as long as the tensor, whatever scope the
+   * backward pass ran in, and `dispose()` (or the end of the `tidy` scope that made the tensor)
+   * frees both. A gradient returned from a `tidy` scope outlives its tensor and belongs to the
+   * enclosing scope. Assigning a tensor stores a view of it (sharing its storage, cut from any
+   * graph) after checking its shape, dtype and backend, and frees the previous gradient;
+   * assigning null hands the previous gradient to the caller instead (it joins the current
+   * `tidy` scope, if any), so it stays usable.
+   *
+   * @example
+   * ```ts
+   * import { tensor } from "./creation.ts";
+   * const x = tensor([1, 2]).requireGrad();
+   * x.mul(x).sum().backward();
+   * x.grad!.toArray(); // [2, 4]
+   * x.grad = tensor([0, 1]); // replaces it
+   * ```
+   */
+  get grad(): Tensor | null {
+    return this.#grad;
+  }
+
+  set grad(value: Tensor | null) {
+    const prev = this.#grad;
+    if (value === prev) return;
+    if (value === null) {
+      this.#grad = null;
+      track(prev!);
+      return;
+    }
+    checkLike("grad", "the assigned gradient", value, this);
+    this.#grad = keep(value.detach());
+    prev?.dispose();
+  }
+
   /** Low level: adds `g` into `.grad` (used by backward). */
   accumulateGrad(g: Tensor): void {
-    const prev = this.grad;
+    const prev = this.#grad;
     // A fresh buffer: `g` may be shared with other leaves (add passes one gradient to both
     // operands), be a broadcast view, or be the caller's own `gradient` tensor.
     const next = prev ? prev.add(g) : (g.dtype === this.dtype ? sh.clone(g) : g.cast(this.dtype));
-    this.grad = keep(next);
+    this.#grad = keep(next);
     if (prev && prev !== next) prev.dispose();
   }
 
   /**
-   * Clears `.grad`.
+   * Frees `.grad` and sets it to null.
    *
    * @example
    * ```ts
@@ -344,8 +403,9 @@ export class Tensor implements View, Disposable {
    * ```
    */
   zeroGrad(): void {
-    this.grad?.dispose();
-    this.grad = null;
+    const g = this.#grad;
+    this.#grad = null;
+    g?.dispose();
   }
 
   /** Checks that `other` lives on the same backend; names `op` otherwise. */

@@ -1,0 +1,142 @@
+/**
+ * Who owns a gradient: a tensor owns its `.grad` and frees it with itself, so `tidy` gives back
+ * every byte of a step whose leaves are not returned, while a parameter made outside the scope
+ * keeps what backward accumulated into it. Figures are bytes of the backend's live buffers, read
+ * before and after (float64: 8 bytes an element).
+ */
+
+import assert from "node:assert/strict";
+import { memory, randn, solve, type Tensor, tensor, tidy, zeros } from "../mod.ts";
+
+const f64 = { dtype: "float64" } as const;
+
+/** The change of `memory().current` across `fn` (bytes still held afterwards). */
+function held(fn: () => void): number {
+  const before = memory().current;
+  fn();
+  return memory().current - before;
+}
+
+Deno.test("tidy frees a leaf made inside it together with its gradient", () => {
+  const bytes = held(() =>
+    tidy(() => {
+      const x = randn([10], { ...f64, seed: 1 }).requireGrad();
+      x.square().sum().backward();
+      assert.ok(x.grad !== null);
+    })
+  );
+  assert.equal(bytes, 0);
+});
+
+Deno.test("disposing a tensor releases its gradient", () => {
+  const x = randn([10], { ...f64, seed: 2 }).requireGrad();
+  tidy(() => x.square().sum().backward());
+  const g = x.grad!;
+  // x (80 bytes) and its gradient (80 bytes) go back together.
+  assert.equal(held(() => x.dispose()), -160);
+  assert.ok(g.disposed);
+  assert.equal(x.grad, null);
+});
+
+Deno.test("a parameter made outside the scope keeps the gradient accumulated inside it", () => {
+  const w = tensor([1, 2, 3], { ...f64, requiresGrad: true });
+  const bytes = held(() => {
+    tidy(() => w.mul(w).sum().backward());
+    tidy(() => w.mul(w).sum().backward()); // accumulates: 2w + 2w
+  });
+  assert.equal(bytes, 24, "the gradient's 24 bytes stay, nothing else");
+  assert.deepEqual(w.grad!.toArray(), [4, 8, 12]);
+  w.dispose();
+});
+
+Deno.test("a leaf returned from tidy keeps its gradient; the enclosing scope frees both", () => {
+  const bytes = held(() =>
+    tidy(() => {
+      const x = tidy(() => {
+        const leaf = tensor([1, 2], { ...f64, requiresGrad: true });
+        leaf.mul(leaf).sum().backward();
+        return leaf;
+      });
+      assert.deepEqual(x.grad!.toArray(), [2, 4]);
+    })
+  );
+  assert.equal(bytes, 0);
+});
+
+Deno.test("a gradient returned from tidy outlives its leaf and belongs to the enclosing scope", () => {
+  let outer: Tensor | null = null;
+  const bytes = held(() =>
+    tidy(() => {
+      const g = tidy(() => {
+        const leaf = tensor([1, 2, 3], { ...f64, requiresGrad: true });
+        leaf.mul(3).sum().backward();
+        return leaf.grad!;
+      });
+      assert.equal(g.disposed, false);
+      assert.deepEqual(g.toArray(), [3, 3, 3]);
+      outer = g;
+    })
+  );
+  assert.equal(bytes, 0);
+  assert.equal(outer!.disposed, true);
+});
+
+Deno.test("assigning .grad: the tensor holds the value (sharing its storage) and frees its hold with itself", () => {
+  const x = zeros([2], f64).requireGrad();
+  const bytes = held(() =>
+    tidy(() => {
+      x.grad = tensor([5, 6], f64); // made in the scope, not returned: x's hold keeps the storage
+    })
+  );
+  assert.equal(bytes, 16);
+  assert.deepEqual(x.grad!.toArray(), [5, 6]);
+  const own = tensor([7, 8], f64);
+  x.grad = own; // replaces (and frees) the previous gradient
+  assert.equal(held(() => x.dispose()), -16, "x freed; `own` still holds its storage");
+  assert.deepEqual(own.toArray(), [7, 8]);
+  own.dispose();
+});
+
+Deno.test("setting .grad to null hands the gradient to the caller (the current scope)", () => {
+  const x = tensor([1, 2], { ...f64, requiresGrad: true });
+  const bytes = held(() =>
+    tidy(() => {
+      x.mul(x).sum().backward();
+      const g = x.grad!;
+      x.grad = null;
+      assert.deepEqual(g.toArray(), [2, 4]);
+    })
+  );
+  assert.equal(bytes, 0, "the released gradient is freed by the scope it was released in");
+  x.dispose();
+});
+
+Deno.test("a tensor declared with `using` is freed at the end of its block", () => {
+  const bytes = held(() => {
+    using t = zeros([4], f64);
+    assert.equal(t.disposed, false);
+  });
+  assert.equal(bytes, 0);
+});
+
+Deno.test("solve and backward with the unrolled adjoint inside tidy hold memory flat", () => {
+  const y = tensor([[1, 2, 3], [2, 3, 5]], { ...f64, requiresGrad: true });
+  const fit = (w: Tensor, p: { y: Tensor }) => w.mul(w).sub(p.y);
+  const step = () =>
+    tidy(() => {
+      const sol = solve.leastSquares(fit, tensor([[1, 1, 1], [1, 1, 1]], f64), { y }, {
+        solver: new solve.GaussNewton({ atol: 1e-10, rtol: 1e-10 }),
+        adjoint: new solve.UnrolledAdjoint(),
+      });
+      sol.value.sum().backward();
+    });
+  step(); // the first call may build constants that are cached for later calls
+  const bytes = held(() => {
+    for (let i = 0; i < 5; i++) step();
+  });
+  assert.equal(bytes, 0);
+  // d(√y)/dy = 1/(2√y), accumulated over six backward passes.
+  const expected = [1, 2, 3, 2, 3, 5].map((v) => 6 / (2 * Math.sqrt(v)));
+  Array.from(y.grad!.toTypedArray()).forEach((g, i) => assert.ok(Math.abs(g - expected[i]) < 1e-7, `${i}: ${g}`));
+  y.dispose();
+});
