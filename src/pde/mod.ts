@@ -38,3 +38,4 @@ export * from "./experts.ts";
 export * from "./baselines.ts";
 export * from "./train.ts";
 export * from "./discrete_solution.ts";
+export * from "./pdebench.ts";

@@ -1,0 +1,200 @@
+// PDEBench's HDF5 layouts read onto the problems' grids. Every file here is written by the test in
+// PDEBench's layout with h5wasm's own writer (LZF like PDEBench where the data compresses), and the
+// expected values are computed from the formula the file was filled with, not by the reader.
+
+import assert from "node:assert/strict";
+import h5wasm from "h5wasm/node";
+import { install_local_plugins } from "h5wasm-plugins";
+import { DataFileError, DiffusionSorption, readDiffusionSorption } from "../src/pde/mod.ts";
+
+const LZF = 32000;
+
+const h5 = await h5wasm.ready;
+install_local_plugins(h5);
+const dir = await Deno.makeTempDir({ prefix: "pdebench_test_" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+const ds = new DiffusionSorption();
+
+/** The value a test file holds at sample s, time index i, cell j (exact in float32). */
+const f = (s: number, i: number, j: number) => (s + 1) / 4 + i / 64 + j / 16;
+
+interface SampleSpec {
+  /** Group name. */
+  name: string;
+  /** Seed used in f. */
+  seed: number;
+  /** Omit the "data" dataset. */
+  noData?: boolean;
+  /** Shape of "data" (default [nt, nx, 1]). */
+  shape?: number[];
+}
+
+/** Writes a diffusion–sorption file as PDEBench's gen_diff_sorp.py lays it out. */
+function writeDiffSorp(
+  name: string,
+  samples: SampleSpec[],
+  opts: { nt?: number; nx?: number; T?: number; x?: Float32Array } = {},
+): string {
+  const nt = opts.nt ?? 11;
+  const nx = opts.nx ?? 8;
+  const T = opts.T ?? 500;
+  const path = `${dir}/${name}`;
+  const file = new h5wasm.File(path, "w");
+  const dx = 1 / nx;
+  const x = opts.x ?? Float32Array.from({ length: nx }, (_, j) => dx / 2 + j * (1 - dx) / (nx - 1)); // np.linspace
+  const t = Float32Array.from({ length: nt }, (_, i) => (i * T) / (nt - 1));
+  for (const s of samples) {
+    const g = file.create_group(s.name);
+    if (!s.noData) {
+      const shape = s.shape ?? [nt, nx, 1];
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < nt; i++) for (let j = 0; j < nx; j++) data[i * nx + j] = f(s.seed, i, j);
+      g.create_dataset({
+        name: "data",
+        data,
+        shape,
+        dtype: "<f4",
+        chunks: shape,
+        compression: LZF,
+        compression_opts: [],
+      });
+    }
+    const grid = g.create_group("grid");
+    grid.create_dataset({ name: "x", data: x, dtype: "<f4" });
+    grid.create_dataset({ name: "t", data: t, dtype: "<f4" });
+    g.create_attribute("config", "sim:\n  D: 0.0005\n");
+  }
+  file.close();
+  return path;
+}
+
+const four = [3, 0, 2, 1].map((s) => ({ name: String(s).padStart(4, "0"), seed: s })); // written out of order
+const file4 = writeDiffSorp("ds4.h5", four);
+
+function assertError(e: unknown, file: string, dataset: string, ...phrases: string[]): true {
+  assert.ok(e instanceof DataFileError, `expected a DataFileError, got ${e}`);
+  assert.equal(e.file, file);
+  assert.equal(e.dataset, dataset);
+  for (const p of phrases) assert.ok(e.message.includes(p), `"${e.message}" should mention "${p}"`);
+  return true;
+}
+
+Deno.test("PDEBench diffusion–sorption: values round-trip on the file's own grid, samples in name order", async () => {
+  const raw = new h5wasm.File(file4, "r");
+  assert.deepEqual((raw.get("0000/data") as { filters: { id: number }[] }).filters.map((x) => x.id), [LZF]);
+  raw.close();
+  const grid = ds.grid({ nx: 8, nt: 11 });
+  const d = await readDiffusionSorption(file4, { grid, dtype: "float64" });
+  assert.deepEqual(d.u.shape, [4, 11, 8]);
+  assert.deepEqual(d.u0.shape, [4, 8]);
+  assert.equal(d.grid, grid);
+  const u = d.u.toTypedArray();
+  const u0 = d.u0.toTypedArray();
+  for (let s = 0; s < 4; s++) {
+    for (let i = 0; i < 11; i++) {
+      for (let j = 0; j < 8; j++) assert.equal(u[(s * 11 + i) * 8 + j], f(s, i, j));
+    }
+    for (let j = 0; j < 8; j++) assert.equal(u0[s * 8 + j], f(s, 0, j));
+  }
+  assert.equal(d.parameters.D, 5e-4);
+});
+
+Deno.test("PDEBench diffusion–sorption: a sample range, float32", async () => {
+  const grid = ds.grid({ nx: 8, nt: 11 });
+  const d = await readDiffusionSorption(file4, { grid, start: 1, count: 2 });
+  assert.equal(d.u.dtype, "float32");
+  assert.deepEqual(d.u.shape, [2, 11, 8]);
+  const u = d.u.toTypedArray();
+  assert.equal(u[0], f(1, 0, 0));
+  assert.equal(u[11 * 8 + 10 * 8 + 7], f(2, 10, 7));
+});
+
+Deno.test("PDEBench diffusion–sorption: coarser grids average cells and keep every r-th time", async () => {
+  // File 11 × 8 onto 6 × 4: times 0, 2, …, 10 of the file; cell j is the mean of file cells 2j, 2j + 1.
+  const d = await readDiffusionSorption(file4, { grid: ds.grid({ nx: 4, nt: 6 }), dtype: "float64" });
+  assert.deepEqual(d.u.shape, [4, 6, 4]);
+  const u = d.u.toTypedArray();
+  // By hand: sample 2, time index 3 (file row 6), coarse cell 1 (file cells 2, 3):
+  // ((3/4 + 6/64 + 2/16) + (3/4 + 6/64 + 3/16)) / 2 = 3/4 + 6/64 + 5/32 = 1.0
+  assert.equal(u[(2 * 6 + 3) * 4 + 1], 1.0);
+  for (let s = 0; s < 4; s++) {
+    for (let k = 0; k < 6; k++) {
+      for (let j = 0; j < 4; j++) {
+        assert.equal(u[(s * 6 + k) * 4 + j], (f(s, 2 * k, 2 * j) + f(s, 2 * k, 2 * j + 1)) / 2);
+      }
+    }
+  }
+  const one = await readDiffusionSorption(file4, { grid: ds.grid({ nx: 1, nt: 2 }), count: 1, dtype: "float64" });
+  const mean = (i: number) => Array.from({ length: 8 }, (_, j) => f(0, i, j)).reduce((a, b) => a + b) / 8;
+  assert.deepEqual(Array.from(one.u.toTypedArray()), [mean(0), mean(10)]);
+});
+
+Deno.test("PDEBench diffusion–sorption: grids that do not fit the file say which flags do", async () => {
+  await assert.rejects(
+    () => readDiffusionSorption(file4, { grid: ds.grid({ nx: 3, nt: 11 }) }),
+    (e) => assertError(e, file4, "0000/grid/x", "3 x points and the file 8", "--nx 1 | 2 | 4 | 8"),
+  );
+  await assert.rejects(
+    () => readDiffusionSorption(file4, { grid: ds.grid({ nx: 16, nt: 11 }) }),
+    (e) => assertError(e, file4, "0000/grid/x", "16 x points", "--nx 1 | 2 | 4 | 8"),
+  );
+  await assert.rejects(
+    () => readDiffusionSorption(file4, { grid: ds.grid({ nx: 8, nt: 4 }) }),
+    (e) => assertError(e, file4, "0000/grid/t", "4 t points and the file 11", "--nt 2 | 3 | 6 | 11"),
+  );
+  await assert.rejects(
+    () => readDiffusionSorption(file4, { grid: ds.grid({ nx: 8, nt: 11, T: 50 }) }),
+    (e) => assertError(e, file4, "0000/grid/t", "from 0 to 500", "nodes on [0, 50]", "another domain"),
+  );
+  const nodes = writeDiffSorp("nodes.h5", [{ name: "0000", seed: 0 }], {
+    x: Float32Array.from({ length: 8 }, (_, j) => j / 7),
+  });
+  await assert.rejects(
+    () => readDiffusionSorption(nodes, { grid: ds.grid({ nx: 8, nt: 11 }) }),
+    (e) => assertError(e, nodes, "0000/grid/x", "from 0 to 1", "cell centres on [0, 1]", "from 0.0625 to 0.9375"),
+  );
+});
+
+Deno.test("PDEBench diffusion–sorption: a missing dataset, a wrong rank, other layouts, bad ranges", async () => {
+  const grid = ds.grid({ nx: 8, nt: 11 });
+  const holed = writeDiffSorp("holed.h5", [{ name: "0000", seed: 0 }, { name: "0001", seed: 1, noData: true }]);
+  await assert.rejects(
+    () => readDiffusionSorption(holed, { grid }),
+    (e) => assertError(e, holed, "0001/data", "missing", `"0001" holds "grid"`),
+  );
+  assert.equal((await readDiffusionSorption(holed, { grid, count: 1 })).u.shape[0], 1); // sample 0 alone is fine
+  const rank4 = writeDiffSorp("rank4.h5", [{ name: "0000", seed: 0, shape: [11, 8, 1, 1] }]);
+  await assert.rejects(
+    () => readDiffusionSorption(rank4, { grid }),
+    (e) => assertError(e, rank4, "0000/data", "[11, 8, 1, 1] has rank 4", "[nt, nx, 1]"),
+  );
+  const ragged = writeDiffSorp("ragged.h5", [{ name: "0000", seed: 0 }, { name: "0001", seed: 1, shape: [11, 8] }]);
+  await assert.rejects(
+    () => readDiffusionSorption(ragged, { grid }),
+    (e) => assertError(e, ragged, "0001/data", "[11, 8] differs from the first sample's [11, 8, 1]"),
+  );
+  const ns = `${dir}/ns.h5`;
+  const file = new h5wasm.File(ns, "w");
+  const z = (shape: number[]) => ({ data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, dtype: "<f4" });
+  file.create_dataset({ name: "velocity", ...z([1, 3, 4, 4, 2]) });
+  file.create_dataset({ name: "particles", ...z([1, 3, 4, 4, 1]) });
+  file.create_dataset({ name: "force", ...z([1, 4, 4, 2]) });
+  file.create_dataset({ name: "t", ...z([1, 3]) });
+  file.close();
+  await assert.rejects(
+    () => readDiffusionSorption(ns, { grid }),
+    (e) => assertError(e, ns, "velocity", "2D incompressible Navier–Stokes"),
+  );
+  await assert.rejects(
+    () => readDiffusionSorption(`${dir}/absent.h5`, { grid }),
+    (e) => assertError(e, `${dir}/absent.h5`, "", "no such file"),
+  );
+  await assert.rejects(
+    () => readDiffusionSorption(file4, { grid, start: 4 }),
+    (e) => assertError(e, file4, "", "start 4 is outside the file's 4 samples"),
+  );
+  await assert.rejects(
+    () => readDiffusionSorption(file4, { grid, start: 1, count: 4 }),
+    (e) => assertError(e, file4, "", "4 samples from 1 do not fit in the file's 4; at most 3"),
+  );
+});
