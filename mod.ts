@@ -29,6 +29,7 @@ export * as local from "./src/local/mod.ts";
 export * as solve from "./src/solve/mod.ts";
 export * as viz from "./src/viz/mod.ts";
 export * as pde from "./src/pde/mod.ts";
+export * as lm from "./src/lm/mod.ts";
 
 import { initBackend } from "./src/backend/select.ts";
 await initBackend();

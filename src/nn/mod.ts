@@ -1,7 +1,8 @@
 /**
  * Neural-network building blocks: the {@link Module} parameter tree, layers (Linear, MLP,
  * Sequential, LayerNorm, RMSNorm, Embedding, Dropout, activations, the Fourier neural operator's
- * SpectralConv and FNO), seeded initialisers (`init`), and safetensors checkpoints.
+ * SpectralConv and FNO, scaled dot-product attention), seeded initialisers (`init`), and safetensors
+ * checkpoints.
  *
  * @example
  * ```ts
@@ -26,3 +27,4 @@ export * from "./dropout.ts";
 export * from "./safetensors.ts";
 export * from "./spectral.ts";
 export * from "./fno.ts";
+export * from "./attention.ts";

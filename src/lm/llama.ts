@@ -1,0 +1,340 @@
+/**
+ * The Llama-family decoder (Llama 2/3, Mistral, Qwen2) as Hugging Face's transformers defines it,
+ * with its parameter names (`model.layers.0.self_attn.q_proj.weight`, …) so checkpoints load by
+ * name. The key/value cache is a value passed in and returned, as in candle's llama.rs:
+ * `forward(tokens, { cache, position }) → { logits, cache }`.
+ *
+ * @module
+ */
+
+import {
+  ArgumentError,
+  type Backend,
+  DTypeError,
+  fmtShape,
+  Generator,
+  ShapeError,
+  type Tensor,
+  tensor,
+} from "../tensor/mod.ts";
+import { Embedding, init, Linear, Module, ModuleList, RMSNorm, scaledDotProductAttention } from "../nn/mod.ts";
+import type { TensorModule } from "../nn/mod.ts";
+import type { DType } from "../tensor/mod.ts";
+import { appendLayerCache, checkCache, type KVCache, type LayerCache } from "./cache.ts";
+import { type LlamaConfig, validateConfig } from "./config.ts";
+import { linearCrossEntropy, type LinearCrossEntropyOptions } from "./loss.ts";
+import { applyRotary, rotaryTables } from "./rope.ts";
+
+/**
+ * Options of {@link LlamaForCausalLM}'s constructor.
+ *
+ * @example
+ * ```ts
+ * import type { ModelOptions } from "./llama.ts";
+ * const o: ModelOptions = { seed: 0, dtype: "float64" };
+ * ```
+ */
+export interface ModelOptions {
+  /** Seed of the initial weights (normal with std `initializerRange`, as Hugging Face). Default 0. */
+  seed?: number;
+  /** Parameter dtype. Default float32. */
+  dtype?: DType;
+  /** Backend of the parameters. Default: the default backend. */
+  backend?: Backend;
+}
+
+/**
+ * Options of a forward pass.
+ *
+ * @example
+ * ```ts
+ * import type { ForwardOptions } from "./llama.ts";
+ * const o: ForwardOptions = { cache: [], position: 0 };
+ * ```
+ */
+export interface ForwardOptions {
+  /** Keys and values of the positions before these tokens (none by default). */
+  cache?: KVCache | null;
+  /** Position of the first token. Default: the cache's length (it must equal it when a cache is given). */
+  position?: number;
+}
+
+/**
+ * Tokens as a model accepts them: an int32 tensor `[batch, length]` (or `[length]`), or numbers.
+ *
+ * @example
+ * ```ts
+ * import type { TokenInput } from "./llama.ts";
+ * const t: TokenInput = [[1, 2, 3]];
+ * ```
+ */
+export type TokenInput = Tensor | readonly number[] | readonly (readonly number[])[];
+
+interface Init {
+  generator: Generator;
+  dtype: DType;
+  backend?: Backend;
+  std: number;
+}
+
+function linear(inF: number, outF: number, bias: boolean, o: Init): Linear {
+  return new Linear(inF, outF, {
+    bias,
+    generator: o.generator,
+    dtype: o.dtype,
+    backend: o.backend,
+    weightInit: (s, io) => init.normal(s, { ...io, std: o.std }),
+    biasInit: (s, io) => init.zeros(s, io),
+  });
+}
+
+/** Grouped-query self-attention with rotary embeddings (Hugging Face `LlamaAttention`). */
+export class LlamaAttention extends Module {
+  /** Query projection. */
+  q_proj: TensorModule;
+  /** Key projection. */
+  k_proj: TensorModule;
+  /** Value projection. */
+  v_proj: TensorModule;
+  /** Output projection. */
+  o_proj: TensorModule;
+  readonly #config: LlamaConfig;
+
+  /** The layer's projections, initialised from `o`. */
+  constructor(config: LlamaConfig, o: Init) {
+    super();
+    this.#config = config;
+    const { hiddenSize: d, numAttentionHeads: hq, numKeyValueHeads: hkv, headDim: hd } = config;
+    this.q_proj = this.module("q_proj", linear(d, hq * hd, config.attentionBias, o));
+    this.k_proj = this.module("k_proj", linear(d, hkv * hd, config.attentionBias, o));
+    this.v_proj = this.module("v_proj", linear(d, hkv * hd, config.attentionBias, o));
+    this.o_proj = this.module("o_proj", linear(hq * hd, d, config.outputBias, o));
+  }
+
+  /** Attends `x` `[B, T, D]` over the cached positions and its own; returns the output and the extended cache. */
+  forward(x: Tensor, cos: Tensor, sin: Tensor, cache: LayerCache | undefined): { output: Tensor; cache: LayerCache } {
+    const { numAttentionHeads: hq, numKeyValueHeads: hkv, headDim: hd } = this.#config;
+    const [b, t] = x.shape;
+    const heads = (y: Tensor, h: number) => y.reshape([b, t, h, hd]).transpose(1, 2);
+    const q = applyRotary(heads(this.q_proj.forward(x), hq), cos, sin);
+    const k = applyRotary(heads(this.k_proj.forward(x), hkv), cos, sin);
+    const next = appendLayerCache(cache, k, heads(this.v_proj.forward(x), hkv));
+    const a = scaledDotProductAttention(q, next.keys, next.values, {
+      causal: true,
+      window: this.#config.slidingWindow,
+    });
+    return { output: this.o_proj.forward(a.transpose(1, 2).reshape([b, t, hq * hd])), cache: next };
+  }
+}
+
+/** The SwiGLU feed-forward block `down(silu(gate(x)) · up(x))` (Hugging Face `LlamaMLP`). */
+export class LlamaMLP extends Module {
+  /** Gate projection. */
+  gate_proj: TensorModule;
+  /** Up projection. */
+  up_proj: TensorModule;
+  /** Down projection. */
+  down_proj: TensorModule;
+
+  /** The block's projections, initialised from `o`. */
+  constructor(config: LlamaConfig, o: Init) {
+    super();
+    const { hiddenSize: d, intermediateSize: f, mlpBias } = config;
+    this.gate_proj = this.module("gate_proj", linear(d, f, mlpBias, o));
+    this.up_proj = this.module("up_proj", linear(d, f, mlpBias, o));
+    this.down_proj = this.module("down_proj", linear(f, d, mlpBias, o));
+  }
+
+  /** `down(silu(gate(x)) · up(x))`. */
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(this.gate_proj.forward(x).silu().mul(this.up_proj.forward(x)));
+  }
+}
+
+/** One pre-norm decoder layer: attention and MLP, each around a residual connection. */
+export class LlamaDecoderLayer extends Module {
+  /** Attention. */
+  readonly self_attn: LlamaAttention;
+  /** Feed-forward block. */
+  readonly mlp: LlamaMLP;
+  /** Norm before attention. */
+  readonly input_layernorm: RMSNorm;
+  /** Norm before the MLP. */
+  readonly post_attention_layernorm: RMSNorm;
+
+  /** A layer of `config`, initialised from `o`. */
+  constructor(config: LlamaConfig, o: Init) {
+    super();
+    const norm = { eps: config.rmsNormEps, dtype: o.dtype, backend: o.backend };
+    this.self_attn = this.module("self_attn", new LlamaAttention(config, o));
+    this.mlp = this.module("mlp", new LlamaMLP(config, o));
+    this.input_layernorm = this.module("input_layernorm", new RMSNorm(config.hiddenSize, norm));
+    this.post_attention_layernorm = this.module("post_attention_layernorm", new RMSNorm(config.hiddenSize, norm));
+  }
+
+  /** The layer on `x` `[B, T, D]` with its cache. */
+  forward(x: Tensor, cos: Tensor, sin: Tensor, cache: LayerCache | undefined): { output: Tensor; cache: LayerCache } {
+    const a = this.self_attn.forward(this.input_layernorm.forward(x), cos, sin, cache);
+    const h = x.add(a.output);
+    return { output: h.add(this.mlp.forward(this.post_attention_layernorm.forward(h))), cache: a.cache };
+  }
+}
+
+/** The decoder stack without its head (Hugging Face `LlamaModel`: `embed_tokens`, `layers`, `norm`). */
+export class LlamaModel extends Module {
+  /** Token embeddings. */
+  readonly embed_tokens: Embedding;
+  /** Decoder layers. */
+  readonly layers: ModuleList<LlamaDecoderLayer>;
+  /** Final norm. */
+  readonly norm: RMSNorm;
+
+  /** The stack of `config`, initialised from `o`. */
+  constructor(config: LlamaConfig, o: Init) {
+    super();
+    this.embed_tokens = this.module(
+      "embed_tokens",
+      new Embedding(config.vocabSize, config.hiddenSize, {
+        generator: o.generator,
+        dtype: o.dtype,
+        backend: o.backend,
+        init: (s, io) => init.normal(s, { ...io, std: o.std }),
+      }),
+    );
+    const layers = Array.from({ length: config.numHiddenLayers }, () => new LlamaDecoderLayer(config, o));
+    this.layers = this.module("layers", new ModuleList(layers));
+    this.norm = this.module(
+      "norm",
+      new RMSNorm(config.hiddenSize, { eps: config.rmsNormEps, dtype: o.dtype, backend: o.backend }),
+    );
+  }
+}
+
+/**
+ * A causal language model: {@link LlamaModel} and an LM head (`lm_head`, or the embedding's
+ * weight when `tieWordEmbeddings`). Parameters carry Hugging Face's names.
+ *
+ * @example
+ * ```ts
+ * import { LlamaForCausalLM } from "./llama.ts";
+ * import { PRESETS } from "./config.ts";
+ * const model = new LlamaForCausalLM(PRESETS.tiny, { seed: 0 });
+ * const a = model.forward([[1, 2, 3, 4]]);            // logits [1, 4, 256]
+ * const b = model.forward([[5]], { cache: a.cache }); // the next token, at position 4
+ * b.logits.shape; // [1, 1, 256]
+ * ```
+ */
+export class LlamaForCausalLM extends Module {
+  /** The configuration. */
+  readonly config: LlamaConfig;
+  /** The decoder stack. */
+  readonly model: LlamaModel;
+  /** The LM head (null when tied to the embedding). */
+  lm_head: TensorModule | null;
+
+  /** A model of `config` with weights initialised as Hugging Face does (seeded). */
+  constructor(config: LlamaConfig, options: ModelOptions = {}) {
+    super();
+    this.config = validateConfig(config);
+    const o: Init = {
+      generator: new Generator(options.seed ?? 0),
+      dtype: options.dtype ?? "float32",
+      backend: options.backend,
+      std: config.initializerRange,
+    };
+    this.model = this.module("model", new LlamaModel(config, o));
+    this.lm_head = config.tieWordEmbeddings
+      ? null
+      : this.module("lm_head", linear(config.hiddenSize, config.vocabSize, false, o));
+  }
+
+  /** The weight of the LM head `[vocab, hidden]` (the embedding's when tied). */
+  get headWeight(): Tensor {
+    if (this.lm_head === null) return this.model.embed_tokens.weight;
+    if (this.lm_head instanceof Linear) return this.lm_head.weight;
+    throw new ArgumentError("LlamaForCausalLM", "the LM head is wrapped (by an adapter); it has no plain weight");
+  }
+
+  /** Tokens as an int32 `[batch, length]` tensor on the model's backend, checked against the vocabulary. */
+  tokens(input: TokenInput): Tensor {
+    const op = "LlamaForCausalLM";
+    const backend = this.model.embed_tokens.weight.backend;
+    let ids: Int32Array;
+    let shape: number[];
+    if (Array.isArray(input)) {
+      const rows = (input.length && Array.isArray(input[0]) ? input : [input]) as readonly (readonly number[])[];
+      const len = rows[0]?.length ?? 0;
+      if (rows.some((r) => !Array.isArray(r) || r.length !== len)) {
+        throw new ShapeError(op, "token rows must be arrays of one length (pad them first)");
+      }
+      shape = [rows.length, len];
+      ids = Int32Array.from(rows.flat());
+      if (rows.flat().some((v) => !Number.isInteger(v))) throw new ArgumentError(op, "token ids must be integers");
+    } else {
+      const t = input as Tensor;
+      if (t.dtype !== "int32") throw new DTypeError(op, `tokens must be int32, got ${t.dtype}`);
+      if (t.ndim !== 1 && t.ndim !== 2) {
+        throw new ShapeError(op, `tokens must be [batch, length] or [length], got ${fmtShape(t.shape)}`);
+      }
+      shape = t.ndim === 1 ? [1, t.shape[0]] : [...t.shape];
+      ids = t.toTypedArray() as Int32Array;
+    }
+    if (shape[1] === 0) throw new ShapeError(op, "no tokens to run");
+    const vocab = this.config.vocabSize;
+    const bad = ids.findIndex((v) => v < 0 || v >= vocab);
+    if (bad >= 0) {
+      throw new ArgumentError(op, `token id ${ids[bad]} at position ${bad} is outside the vocabulary [0, ${vocab})`);
+    }
+    if (!Array.isArray(input) && (input as Tensor).backend === backend) return (input as Tensor).reshape(shape);
+    return tensor(ids, { shape, dtype: "int32", backend });
+  }
+
+  /** The final hidden states `[B, T, hidden]` (after the last norm) and the extended cache. */
+  hidden(input: TokenInput, options: ForwardOptions = {}): { hidden: Tensor; cache: KVCache } {
+    const tokens = this.tokens(input);
+    const past = checkCache(options.cache, this.config.numHiddenLayers);
+    const position = options.position ?? past;
+    if (past > 0 && position !== past) {
+      throw new ArgumentError("LlamaForCausalLM", `position ${position} differs from the cache's length ${past}`);
+    }
+    const w = this.model.embed_tokens.weight;
+    const { cos, sin } = rotaryTables(this.config, position, tokens.shape[1], { dtype: w.dtype, backend: w.backend });
+    let x = this.model.embed_tokens.forward(tokens);
+    const cache: LayerCache[] = [];
+    for (const [i, layer] of [...this.model.layers].entries()) {
+      const out = layer.forward(x, cos, sin, options.cache?.[i]);
+      x = out.output;
+      cache.push(out.cache);
+    }
+    return { hidden: this.model.norm.forward(x), cache };
+  }
+
+  /** Logits `[B, T, vocab]` of the tokens and the cache extended by them. */
+  forward(input: TokenInput, options: ForwardOptions = {}): { logits: Tensor; cache: KVCache } {
+    const { hidden, cache } = this.hidden(input, options);
+    const logits = this.lm_head ? this.lm_head.forward(hidden) : hidden.matmul(this.headWeight.transpose());
+    return { logits, cache };
+  }
+
+  /**
+   * Token cross-entropy of the next-token predictions against `targets` (same shape as the
+   * tokens; `ignoreIndex` skips positions), computed from the hidden states slice by slice of the
+   * vocabulary ({@link linearCrossEntropy}) so the full logits never exist. Returns the loss and
+   * the extended cache.
+   */
+  loss(
+    input: TokenInput,
+    targets: TokenInput,
+    options: ForwardOptions & LinearCrossEntropyOptions = {},
+  ): { loss: Tensor; cache: KVCache } {
+    const { hidden, cache } = this.hidden(input, options);
+    const t = Array.isArray(targets) ? (targets as (number | readonly number[])[]).flat() : targets as Tensor;
+    if (this.lm_head !== null && !(this.lm_head instanceof Linear)) {
+      throw new ArgumentError(
+        "LlamaForCausalLM.loss",
+        "the LM head is wrapped by an adapter; use forward() and crossEntropy",
+      );
+    }
+    return { loss: linearCrossEntropy(hidden, this.headWeight, t, options), cache };
+  }
+}
