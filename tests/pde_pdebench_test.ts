@@ -1,11 +1,18 @@
-// PDEBench's HDF5 layouts read onto the problems' grids. Every file here is written by the test in
+// PDEBench's HDF5 layouts and PI-HC-MoE's Navier–Stokes records read onto the problems' grids. Every file here is written by the test in
 // PDEBench's layout with h5wasm's own writer (LZF like PDEBench where the data compresses), and the
 // expected values are computed from the formula the file was filled with, not by the reader.
 
 import assert from "node:assert/strict";
 import h5wasm from "h5wasm/node";
 import { install_local_plugins } from "h5wasm-plugins";
-import { DataFileError, DiffusionSorption, readDiffusionSorption } from "../src/pde/mod.ts";
+import protobuf from "protobufjs";
+import {
+  DataFileError,
+  DiffusionSorption,
+  NavierStokes2D,
+  readDiffusionSorption,
+  readNavierStokes,
+} from "../src/pde/mod.ts";
 
 const LZF = 32000;
 
@@ -196,5 +203,159 @@ Deno.test("PDEBench diffusion–sorption: a missing dataset, a wrong rank, other
   await assert.rejects(
     () => readDiffusionSorption(file4, { grid, start: 1, count: 4 }),
     (e) => assertError(e, file4, "", "4 samples from 1 do not fit in the file's 4; at most 3"),
+  );
+});
+
+// PI-HC-MoE's Navier–Stokes records, written as its TFRecords are: framed records (length, masked
+// CRC32C of the length, data, masked CRC32C of the data) of tf.train.Example messages whose bytes
+// features hold tf.io.serialize_tensor TensorProtos, encoded from TensorFlow's .proto text.
+const TF = protobuf.parse(`
+syntax = "proto3";
+message BytesList { repeated bytes value = 1; }
+message FloatList { repeated float value = 1 [packed = true]; }
+message Int64List { repeated int64 value = 1 [packed = true]; }
+message Feature { oneof kind { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
+message Features { map<string, Feature> feature = 1; }
+message Example { Features features = 1; }
+message TensorShapeProto { message Dim { int64 size = 1; string name = 2; } repeated Dim dim = 2; }
+message TensorProto {
+  int32 dtype = 1; TensorShapeProto tensor_shape = 2; int32 version_number = 3; bytes tensor_content = 4;
+  repeated float float_val = 5 [packed = true]; repeated double double_val = 6 [packed = true];
+}`).root;
+
+/** CRC32C (Castagnoli, reflected 0x82F63B78), bit by bit, masked as TFRecord does. */
+function maskedCrc(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+  }
+  c = (c ^ 0xffffffff) >>> 0;
+  return (((c >>> 15) | (c << 17)) + 0xa282ead8) >>> 0;
+}
+
+function frame(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(16 + data.length);
+  const v = new DataView(out.buffer);
+  v.setBigUint64(0, BigInt(data.length), true);
+  v.setUint32(8, maskedCrc(out.subarray(0, 8)), true);
+  out.set(data, 12);
+  v.setUint32(12 + data.length, maskedCrc(data), true);
+  return out;
+}
+
+/** tf.io.serialize_tensor of a float64 array (or a scalar given as double_val). */
+function serialized(shape: number[], values: number[], asContent = true): Uint8Array {
+  const T = TF.lookupType("TensorProto");
+  const body = asContent ? { tensorContent: new Uint8Array(Float64Array.from(values).buffer) } : { doubleVal: values };
+  return T.encode(T.create({ dtype: 2, tensorShape: { dim: shape.map((size) => ({ size })) }, ...body })).finish();
+}
+
+/** The vorticity a test record holds at sample s, time i, point (a, b) (exact in float64). */
+const w = (s: number, i: number, a: number, b: number) => s + i / 8 + a / 64 + b / 512;
+
+function nsRecord(s: number, opts: { drop?: string; re?: number; rank2?: boolean; x?: number[] } = {}): Uint8Array {
+  const [nt, n] = [5, 8];
+  const u: number[] = [];
+  for (let i = 0; i < nt; i++) for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) u.push(w(s, i, a, b));
+  const axis = Array.from({ length: n }, (_, a) => a / n); // periodic points of [0, 1)
+  const tensors: Record<string, Uint8Array> = {
+    u: serialized(opts.rank2 ? [nt, n * n] : [nt, n, n], u),
+    t: serialized([nt], Array.from({ length: nt }, (_, i) => i / 10)),
+    x: serialized([n], opts.x ?? axis),
+    y: serialized([n], axis),
+    reynolds_no: serialized([], [opts.re ?? 1e4], false),
+  };
+  if (opts.drop) delete tensors[opts.drop];
+  const E = TF.lookupType("Example");
+  const feature = Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, { bytesList: { value: [v] } }]));
+  return frame(E.encode(E.create({ features: { feature } })).finish());
+}
+
+function writeRecords(name: string, records: Uint8Array[]): string {
+  const path = `${dir}/${name}`;
+  Deno.writeFileSync(path, new Uint8Array(records.flatMap((r) => Array.from(r))));
+  return path;
+}
+
+const nsDir = `${dir}/ns_train`;
+Deno.mkdirSync(nsDir);
+writeRecords("ns_train/b.tfrecords", [nsRecord(2)]);
+writeRecords("ns_train/a.tfrecords", [nsRecord(0), nsRecord(1)]);
+Deno.writeTextFileSync(`${nsDir}/README.txt`, "not a record file");
+const ns = new NavierStokes2D();
+
+Deno.test("PI-HC-MoE Navier–Stokes records: values round-trip from a folder, files in name order", async () => {
+  const grid = ns.grid({ nx: 8, nt: 5, T: 0.4 });
+  const d = await readNavierStokes(nsDir, { grid, nu: 1e-4, dtype: "float64" });
+  assert.deepEqual(d.u.shape, [3, 5, 8, 8]);
+  assert.deepEqual(d.u0.shape, [3, 8, 8]);
+  assert.equal(d.parameters.nu, 1e-4);
+  const u = d.u.toTypedArray();
+  const u0 = d.u0.toTypedArray();
+  for (let s = 0; s < 3; s++) {
+    for (let i = 0; i < 5; i++) {
+      for (let a = 0; a < 8; a++) {
+        for (let b = 0; b < 8; b++) assert.equal(u[((s * 5 + i) * 8 + a) * 8 + b], w(s, i, a, b));
+      }
+    }
+    for (let a = 0; a < 64; a++) assert.equal(u0[s * 64 + a], w(s, 0, Math.floor(a / 8), a % 8));
+  }
+});
+
+Deno.test("PI-HC-MoE Navier–Stokes records: a sample range onto a coarser periodic grid keeps every r-th point", async () => {
+  const d = await readNavierStokes(nsDir, { grid: ns.grid({ nx: 4, nt: 3, T: 0.4 }), start: 1, count: 2 });
+  assert.equal(d.u.dtype, "float32");
+  assert.deepEqual(d.u.shape, [2, 3, 4, 4]);
+  const u = d.u.toTypedArray();
+  // By hand: sample 2, time 1 (t = 0.2, file row 2), point (1, 3) (file point (2, 6)): 2 + 2/8 + 2/64 + 6/512.
+  assert.equal(u[((1 * 3 + 1) * 4 + 1) * 4 + 3], 2.29296875);
+  for (let s = 0; s < 2; s++) {
+    for (let k = 0; k < 3; k++) {
+      for (let a = 0; a < 4; a++) {
+        for (let b = 0; b < 4; b++) assert.equal(u[((s * 3 + k) * 4 + a) * 4 + b], w(s + 1, 2 * k, 2 * a, 2 * b));
+      }
+    }
+  }
+});
+
+Deno.test("PI-HC-MoE Navier–Stokes records: viscosity, missing features, rank, grids, HDF5 and truncated files", async () => {
+  const grid = ns.grid({ nx: 8, nt: 5, T: 0.4 });
+  await assert.rejects(
+    () => readNavierStokes(nsDir, { grid, nu: 1e-3 }),
+    (e) => assertError(e, `${nsDir}/a.tfrecords`, 'record 0, feature "reynolds_no"', "Re = 10000", "ν is 0.001"),
+  );
+  const noU = writeRecords("no_u.tfrecords", [nsRecord(0, { drop: "u" })]);
+  await assert.rejects(
+    () => readNavierStokes(noU, { grid }),
+    (e) => assertError(e, noU, 'record 0, feature "u"', "missing", '"t", "x", "y", "reynolds_no"'),
+  );
+  const flat = writeRecords("flat.tfrecords", [nsRecord(0, { rank2: true })]);
+  await assert.rejects(
+    () => readNavierStokes(flat, { grid }),
+    (e) => assertError(e, flat, 'record 0, feature "u"', "[5, 64] has rank 2; expected 3"),
+  );
+  const closed = writeRecords("closed.tfrecords", [nsRecord(0, { x: Array.from({ length: 8 }, (_, a) => a / 7) })]);
+  await assert.rejects(
+    () => readNavierStokes(closed, { grid }),
+    (e) => assertError(e, closed, 'record 0, feature "x"', "from 0 to 1", "periodic on [0, 1)", "another domain"),
+  );
+  await assert.rejects(
+    () => readNavierStokes(`${nsDir}/a.tfrecords`, { grid: ns.grid({ nx: 8, nt: 4, T: 0.4 }) }),
+    (e) => assertError(e, `${nsDir}/a.tfrecords`, 'record 0, feature "t"', "--nt 2 | 3 | 5"),
+  );
+  await assert.rejects(
+    () => readNavierStokes(file4, { grid }),
+    (e) => assertError(e, file4, "", "is an HDF5 file", "different problem"),
+  );
+  const whole = nsRecord(0);
+  const cut = writeRecords("cut.tfrecords", [nsRecord(1), whole.subarray(0, whole.length - 100)]);
+  await assert.rejects(
+    () => readNavierStokes(cut, { grid }),
+    (e) => assertError(e, cut, "record 1", "runs past the end of the file"),
+  );
+  await assert.rejects(
+    () => readNavierStokes(`${dir}/nothing`, { grid }),
+    (e) => assertError(e, `${dir}/nothing`, "", "no such file or folder"),
   );
 });
