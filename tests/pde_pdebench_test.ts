@@ -106,14 +106,18 @@ Deno.test("PDEBench diffusion–sorption: values round-trip on the file's own gr
   assert.equal(d.parameters.D, 5e-4);
 });
 
-Deno.test("PDEBench diffusion–sorption: a sample range, float32", async () => {
+Deno.test("PDEBench diffusion–sorption: sample ranges (from the end when negative), float32", async () => {
   const grid = ds.grid({ nx: 8, nt: 11 });
   const d = await readDiffusionSorption(file4, { grid, start: 1, count: 2 });
   assert.equal(d.u.dtype, "float32");
   assert.deepEqual(d.u.shape, [2, 11, 8]);
+  assert.deepEqual([d.file, d.start, d.total], [file4, 1, 4]);
   const u = d.u.toTypedArray();
   assert.equal(u[0], f(1, 0, 0));
   assert.equal(u[11 * 8 + 10 * 8 + 7], f(2, 10, 7));
+  const last = await readDiffusionSorption(file4, { grid, start: -1 });
+  assert.deepEqual([last.start, last.u.shape[0]], [3, 1]);
+  assert.equal(last.u.toTypedArray()[5], f(3, 0, 5));
 });
 
 Deno.test("PDEBench diffusion–sorption: coarser grids average cells and keep every r-th time", async () => {
@@ -199,6 +203,10 @@ Deno.test("PDEBench diffusion–sorption: a missing dataset, a wrong rank, other
   await assert.rejects(
     () => readDiffusionSorption(file4, { grid, start: 4 }),
     (e) => assertError(e, file4, "", "start 4 is outside the file's 4 samples"),
+  );
+  await assert.rejects(
+    () => readDiffusionSorption(file4, { grid, start: -5 }),
+    (e) => assertError(e, file4, "", "start -5 is outside the file's 4 samples (0 to 3, or −1 to −4 from the end)"),
   );
   await assert.rejects(
     () => readDiffusionSorption(file4, { grid, start: 1, count: 4 }),

@@ -37,10 +37,29 @@ export class DataFileError extends PatchworkError {
 
 /** Which samples of a file to read, and where to put them. */
 export interface SampleRange extends TensorPlacement {
-  /** Index of the first sample, in the file's order (sorted group names), default 0. */
+  /** Index of the first sample in the file's order, default 0; negative counts from the end (−100: the last 100). */
   start?: number;
   /** Number of samples (default: all from `start`). */
   count?: number;
+}
+
+/**
+ * Samples read from a file: a {@link Dataset} that says which samples of which file it holds.
+ *
+ * @example
+ * ```ts
+ * import type { FileDataset, Grid1D } from "./mod.ts";
+ * const overlaps = (a: FileDataset<Grid1D>, b: FileDataset<Grid1D>) =>
+ *   a.file === b.file && a.start < b.start + b.u.shape[0] && b.start < a.start + a.u.shape[0];
+ * ```
+ */
+export interface FileDataset<G extends Grid = Grid> extends Dataset<G> {
+  /** The file (or folder) read. */
+  readonly file: string;
+  /** Index of the first sample read. */
+  readonly start: number;
+  /** Number of samples the file holds. */
+  readonly total: number;
 }
 
 /** How one file axis maps onto a grid axis. */
@@ -139,7 +158,8 @@ export function sliced<G extends Grid>(
   shape: readonly number[],
   placement: TensorPlacement,
   parameters: Readonly<Record<string, number>>,
-): Dataset<G> {
+  source: { file: string; start: number; total: number },
+): FileDataset<G> {
   const dtype = placement.dtype ?? "float32";
   const u = constant(host, shape, dtype, placement.backend);
   const [n, nt] = shape;
@@ -147,14 +167,20 @@ export function sliced<G extends Grid>(
   const first = new Float64Array(n * slab);
   for (let s = 0; s < n; s++) first.set(host.subarray(s * nt * slab, s * nt * slab + slab), s * slab);
   const u0 = constant(first, [n, ...shape.slice(2)], dtype, placement.backend);
-  return { grid, u0, u, parameters };
+  return { grid, u0, u, parameters, ...source };
 }
 
 /** Checks the sample range against the file's `total` samples. */
 export function sampleRange(op: string, path: string, total: number, o: SampleRange): { start: number; count: number } {
-  const start = o.start ?? 0;
-  if (!Number.isInteger(start) || start < 0 || start >= total) {
-    throw new DataFileError(op, path, "", `start ${start} is outside the file's ${total} samples (0 to ${total - 1})`);
+  const from = o.start ?? 0;
+  const start = from < 0 ? total + from : from;
+  if (!Number.isInteger(from) || start < 0 || start >= total) {
+    throw new DataFileError(
+      op,
+      path,
+      "",
+      `start ${from} is outside the file's ${total} samples (0 to ${total - 1}, or −1 to −${total} from the end)`,
+    );
   }
   const count = o.count ?? total - start;
   if (!Number.isInteger(count) || count < 1 || start + count > total) {

@@ -38,6 +38,6 @@ export * from "./experts.ts";
 export * from "./baselines.ts";
 export * from "./train.ts";
 export * from "./discrete_solution.ts";
-export { DataFileError, type SampleRange } from "./data_files.ts";
+export { DataFileError, type FileDataset, type SampleRange } from "./data_files.ts";
 export * from "./pdebench.ts";
 export * from "./tfrecord.ts";

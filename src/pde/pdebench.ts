@@ -39,6 +39,7 @@ import type { Dataset as H5Dataset, File as H5File, Group as H5Group } from "h5w
 import {
   type AxisPlan,
   DataFileError,
+  type FileDataset,
   fmt,
   list,
   planAxis,
@@ -49,7 +50,6 @@ import {
   sliced,
 } from "./data_files.ts";
 import type { Grid1D } from "./grid.ts";
-import type { Dataset } from "./problem.ts";
 import { DIFFUSION_SORPTION_PARAMETERS } from "./problems/diffusion_sorption.ts";
 
 /** The h5wasm module (its Node build: host file access, HDF5 reading only the chunks it needs). */
@@ -99,7 +99,7 @@ export interface DiffusionSorptionFileOptions extends SampleRange {
 export async function readDiffusionSorption(
   path: string,
   options: DiffusionSorptionFileOptions,
-): Promise<Dataset<Grid1D>> {
+): Promise<FileDataset<Grid1D>> {
   const op = "readDiffusionSorption";
   const { grid } = options;
   return await withFile(op, path, (file) => {
@@ -147,7 +147,11 @@ export async function readDiffusionSorption(
       }
       out.set(readRestricted(op, path, name, d, plans), s * nt * nx);
     }
-    return sliced(grid, out, [count, nt, nx], options, DIFFUSION_SORPTION_PARAMETERS);
+    return sliced(grid, out, [count, nt, nx], options, DIFFUSION_SORPTION_PARAMETERS, {
+      file: path,
+      start,
+      total: groups.length,
+    });
   });
 }
 

@@ -28,6 +28,7 @@ import protobuf from "protobufjs";
 import { join } from "node:path";
 import {
   DataFileError,
+  type FileDataset,
   fmt,
   list,
   num,
@@ -39,7 +40,6 @@ import {
   sliced,
 } from "./data_files.ts";
 import type { Grid2D } from "./grid.ts";
-import type { Dataset } from "./problem.ts";
 
 /** Options of {@link readNavierStokes}. */
 export interface NavierStokesFileOptions extends SampleRange {
@@ -117,7 +117,7 @@ interface Feature {
  * const test = await readNavierStokes("NS-no-forcing/validation", { grid, count: 100 });
  * ```
  */
-export async function readNavierStokes(path: string, options: NavierStokesFileOptions): Promise<Dataset<Grid2D>> {
+export async function readNavierStokes(path: string, options: NavierStokesFileOptions): Promise<FileDataset<Grid2D>> {
   const op = "readNavierStokes";
   const { grid } = options;
   const records = await recordsOf(op, path);
@@ -193,7 +193,11 @@ export async function readNavierStokes(path: string, options: NavierStokesFileOp
     }
     out.set(restrict(u.data, first.plans), s * nt * nx * ny);
   }
-  return sliced(grid, out, [count, nt, nx, ny], options, nu === undefined ? {} : { nu, F: 0 });
+  return sliced(grid, out, [count, nt, nx, ny], options, nu === undefined ? {} : { nu, F: 0 }, {
+    file: path,
+    start,
+    total: records.length,
+  });
 }
 
 /** The records of a file, or of the `.tfrecords` files of a folder in name order. */
