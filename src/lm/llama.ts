@@ -18,7 +18,7 @@ import {
   tensor,
 } from "../tensor/mod.ts";
 import { Embedding, init, Linear, Module, ModuleList, RMSNorm, scaledDotProductAttention } from "../nn/mod.ts";
-import type { TensorModule } from "../nn/mod.ts";
+import type { Initializer, TensorModule } from "../nn/mod.ts";
 import type { DType } from "../tensor/mod.ts";
 import { appendLayerCache, checkCache, type KVCache, type LayerCache } from "./cache.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
@@ -37,6 +37,8 @@ import { applyRotary, rotaryTables } from "./rope.ts";
 export interface ModelOptions {
   /** Seed of the initial weights (normal with std `initializerRange`, as Hugging Face). Default 0. */
   seed?: number;
+  /** `random` (default) as above, or `zeros`: no random draws, for weights about to be loaded. */
+  weights?: "random" | "zeros";
   /** Parameter dtype. Default float32. */
   dtype?: DType;
   /** Backend of the parameters. Default: the default backend. */
@@ -75,6 +77,11 @@ interface Init {
   dtype: DType;
   backend?: Backend;
   std: number;
+  zeros: boolean;
+}
+
+function normalInit(o: Init): Initializer {
+  return (s, io) => (o.zeros ? init.zeros(s, io) : init.normal(s, { ...io, std: o.std }));
 }
 
 function linear(inF: number, outF: number, bias: boolean, o: Init): Linear {
@@ -83,7 +90,7 @@ function linear(inF: number, outF: number, bias: boolean, o: Init): Linear {
     generator: o.generator,
     dtype: o.dtype,
     backend: o.backend,
-    weightInit: (s, io) => init.normal(s, { ...io, std: o.std }),
+    weightInit: normalInit(o),
     biasInit: (s, io) => init.zeros(s, io),
   });
 }
@@ -198,7 +205,7 @@ export class LlamaModel extends Module {
         generator: o.generator,
         dtype: o.dtype,
         backend: o.backend,
-        init: (s, io) => init.normal(s, { ...io, std: o.std }),
+        init: normalInit(o),
       }),
     );
     const layers = Array.from({ length: config.numHiddenLayers }, () => new LlamaDecoderLayer(config, o));
@@ -241,6 +248,7 @@ export class LlamaForCausalLM extends Module {
       dtype: options.dtype ?? "float32",
       backend: options.backend,
       std: config.initializerRange,
+      zeros: options.weights === "zeros",
     };
     this.model = this.module("model", new LlamaModel(config, o));
     this.lm_head = config.tieWordEmbeddings

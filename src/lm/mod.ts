@@ -19,3 +19,4 @@ export * from "./rope.ts";
 export * from "./cache.ts";
 export * from "./loss.ts";
 export * from "./llama.ts";
+export * from "./checkpoint.ts";

@@ -25,6 +25,7 @@ export * from "./norm.ts";
 export * from "./embedding.ts";
 export * from "./dropout.ts";
 export * from "./safetensors.ts";
+export * from "./safetensors_file.ts";
 export * from "./spectral.ts";
 export * from "./fno.ts";
 export * from "./attention.ts";

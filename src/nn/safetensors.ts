@@ -5,13 +5,24 @@
  * the raw little-endian data, offsets counted from the end of the header. Files written here load
  * in PyTorch/JAX (`safetensors.torch.load_file`) and back.
  *
- * Supported dtypes: F32, F64, BF16 and I32 (patchwork's float32, float64, bfloat16, int32).
- * Anything malformed raises a {@link SafetensorsError} that names the file and the problem.
+ * Supported dtypes: F32, F64, BF16 and I32 (patchwork's float32, float64, bfloat16, int32), and F16,
+ * which is read as float32 (patchwork has no float16 tensors) and can be written from any float
+ * tensor. Anything malformed raises a {@link SafetensorsError} that names the file and the problem.
+ * `safetensors_file.ts` reads and writes files tensor by tensor for checkpoints larger than memory
+ * can hold twice.
  *
  * @module
  */
 
-import { type Backend, type DType, fmtShape, PatchworkError, type Tensor, tensor } from "../tensor/mod.ts";
+import {
+  type Backend,
+  type DType,
+  fmtShape,
+  type HostArray,
+  PatchworkError,
+  type Tensor,
+  tensor,
+} from "../tensor/mod.ts";
 import type { StateDict } from "./module.ts";
 
 /**
@@ -64,25 +75,100 @@ export interface DecodeOptions {
   source?: string;
 }
 
-const TO_FILE: Record<DType, string> = { float32: "F32", float64: "F64", bfloat16: "BF16", int32: "I32" };
-const FROM_FILE: Record<string, DType> = { F32: "float32", F64: "float64", BF16: "bfloat16", I32: "int32" };
-const ITEM: Record<string, number> = { F32: 4, F64: 8, BF16: 2, I32: 4 };
+/** The safetensors dtype of each patchwork dtype. */
+export const TO_FILE: Record<DType, string> = { float32: "F32", float64: "F64", bfloat16: "BF16", int32: "I32" };
+/** The patchwork dtype each readable safetensors dtype becomes (F16 widens to float32). */
+export const FROM_FILE: Record<string, DType> = {
+  F32: "float32",
+  F64: "float64",
+  BF16: "bfloat16",
+  I32: "int32",
+  F16: "float32",
+};
+/** Bytes per element of each safetensors dtype. */
+export const ITEM: Record<string, number> = { F32: 4, F64: 8, BF16: 2, I32: 4, F16: 2 };
 const MAX_HEADER = 100_000_000;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+const HI = LITTLE_ENDIAN ? 1 : 0;
+
+/**
+ * Widens 16 IEEE half-precision bits to a number.
+ *
+ * @example
+ * ```ts
+ * import { fromFloat16Bits } from "./safetensors.ts";
+ * fromFloat16Bits(0x3c00); // 1
+ * ```
+ */
+export function fromFloat16Bits(h: number): number {
+  const exp = (h >>> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  const sign = h & 0x8000 ? -1 : 1;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/**
+ * Rounds a number to IEEE half precision (to nearest, ties to even; overflow to ±∞) and returns
+ * its 16 bits.
+ *
+ * @example
+ * ```ts
+ * import { fromFloat16Bits, toFloat16Bits } from "./safetensors.ts";
+ * fromFloat16Bits(toFloat16Bits(0.1)); // 0.0999755859375
+ * ```
+ */
+export function toFloat16Bits(x: number): number {
+  if (Number.isNaN(x)) return 0x7e00;
+  f64[0] = x;
+  const hi = u32[HI];
+  const sign = (hi >>> 16) & 0x8000;
+  const a = Math.abs(x);
+  if (a >= 65520) return sign | 0x7c00; // rounds past the largest half (65504)
+  // The unbiased exponent from the float64 bits (exact, unlike log2), at least −14 (subnormals).
+  const exp = Math.max(((hi >>> 20) & 0x7ff) - 1023, -14);
+  const q = exp === -14 && a < 2 ** -14 ? a / 2 ** -24 : (a / 2 ** exp - 1) * 1024; // exact
+  let r = Math.round(q);
+  if (r - q === 0.5 && r % 2 === 1) r--; // ties to even
+  if (exp === -14 && a < 2 ** -14) return sign | r; // subnormal (r = 1024 is the smallest normal)
+  return sign | (((exp + 15) << 10) + r); // r = 1024 carries into the exponent
+}
 
 function entriesOf(dict: StateDict): [string, Tensor][] {
   return dict instanceof Map ? [...dict.entries()] : Object.entries(dict);
 }
 
-/** The tensor's elements as little-endian bytes in its safetensors dtype. */
-function bytesOf(t: Tensor): Uint8Array {
-  const host = t.toTypedArray();
-  let data: Float32Array | Float64Array | Int32Array | Uint16Array = host;
-  if (t.dtype === "bfloat16") {
-    // Values read back from a bfloat16 tensor are exact in float32: the low 16 bits are zero.
-    const bits = new Uint32Array(host.buffer, host.byteOffset, host.length);
+/**
+ * The elements of `t` as little-endian bytes of the safetensors dtype `fileDType` (default: the
+ * tensor's own; F16 rounds, BF16 from a wider float rounds, as the backend casts).
+ *
+ * @example
+ * ```ts
+ * import { tensorBytes } from "./safetensors.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * tensorBytes(tensor([1]), "F16"); // Uint8Array [0, 60]
+ * ```
+ */
+export function tensorBytes(t: Tensor, fileDType: string = TO_FILE[t.dtype]): Uint8Array {
+  let data: Float32Array | Float64Array | Int32Array | Uint16Array;
+  if (fileDType === "F16") {
+    const host = t.toTypedArray();
     data = new Uint16Array(host.length);
-    for (let i = 0; i < bits.length; i++) data[i] = bits[i] >>> 16;
+    for (let i = 0; i < host.length; i++) data[i] = toFloat16Bits(host[i]);
+  } else {
+    const dtype = FROM_FILE[fileDType];
+    const host = (t.dtype === dtype ? t : t.cast(dtype)).toTypedArray();
+    data = host;
+    if (dtype === "bfloat16") {
+      // Values read back from a bfloat16 tensor are exact in float32: the low 16 bits are zero.
+      const bits = new Uint32Array(host.buffer, host.byteOffset, host.length);
+      data = new Uint16Array(host.length);
+      for (let i = 0; i < bits.length; i++) data[i] = bits[i] >>> 16;
+    }
   }
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return LITTLE_ENDIAN ? bytes : swapBytes(bytes, data.BYTES_PER_ELEMENT);
@@ -94,6 +180,123 @@ function swapBytes(bytes: Uint8Array, size: number): Uint8Array {
     for (let j = 0; j < size; j++) out[i + j] = bytes[i + size - 1 - j];
   }
   return out;
+}
+
+/**
+ * Little-endian bytes of the safetensors dtype `fileDType` as a host array a backend accepts
+ * (F16 widened to a `Float32Array`, BF16 as raw `Uint16Array` bits). `bytes` must start at an
+ * offset aligned to the element size (a fresh copy is).
+ *
+ * @example
+ * ```ts
+ * import { hostArrayOf } from "./safetensors.ts";
+ * hostArrayOf(new Uint8Array([0, 60]), "F16"); // Float32Array [1]
+ * ```
+ */
+export function hostArrayOf(bytes: Uint8Array, fileDType: string): HostArray {
+  const size = ITEM[fileDType];
+  const own = LITTLE_ENDIAN ? bytes : swapBytes(bytes, size);
+  const count = own.length / size;
+  switch (fileDType) {
+    case "F32":
+      return new Float32Array(own.buffer, own.byteOffset, count);
+    case "F64":
+      return new Float64Array(own.buffer, own.byteOffset, count);
+    case "I32":
+      return new Int32Array(own.buffer, own.byteOffset, count);
+    case "BF16":
+      return new Uint16Array(own.buffer, own.byteOffset, count);
+    default: {
+      const bits = new Uint16Array(own.buffer, own.byteOffset, count);
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = fromFloat16Bits(bits[i]);
+      return out;
+    }
+  }
+}
+
+/**
+ * One tensor's record in a safetensors header: its file dtype, shape and byte range in the data.
+ *
+ * @example
+ * ```ts
+ * import type { SafetensorsEntry } from "./safetensors.ts";
+ * const e: SafetensorsEntry = { name: "w", dtype: "BF16", shape: [2, 2], begin: 0, end: 8 };
+ * ```
+ */
+export interface SafetensorsEntry {
+  /** Tensor name. */
+  name: string;
+  /** safetensors dtype (F32, F64, BF16, F16, I32). */
+  dtype: string;
+  /** Shape. */
+  shape: number[];
+  /** First byte, counted from the end of the header. */
+  begin: number;
+  /** One past the last byte. */
+  end: number;
+}
+
+/**
+ * The padded JSON header (without the 8-byte length) for tensors laid out in the order given.
+ *
+ * @example
+ * ```ts
+ * import { buildHeader } from "./safetensors.ts";
+ * buildHeader([{ name: "w", dtype: "F32", shape: [1], begin: 0, end: 4 }], {}).length % 8; // 0
+ * ```
+ */
+export function buildHeader(entries: readonly SafetensorsEntry[], metadata: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  for (const e of entries) header[e.name] = { dtype: e.dtype, shape: [...e.shape], data_offsets: [e.begin, e.end] };
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = new Uint8Array(Math.ceil(json.length / 8) * 8).fill(0x20);
+  padded.set(json);
+  return padded;
+}
+
+/** Checks the names and metadata of tensors to write; returns the entries. */
+export function checkEntries(op: string, dict: StateDict, metadata: Record<string, string>): [string, Tensor][] {
+  const entries = entriesOf(dict);
+  for (const [name, t] of entries) {
+    if (name === "__metadata__" || name.length === 0) {
+      throw new SafetensorsError(op, `tensor name ${JSON.stringify(name)} is reserved or empty`);
+    }
+    if (t === null || typeof t !== "object" || typeof t.toTypedArray !== "function") {
+      throw new SafetensorsError(op, `entry "${name}" is not a Tensor`);
+    }
+    if (t.disposed) throw new SafetensorsError(op, `tensor "${name}" was disposed`);
+  }
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== "string") throw new SafetensorsError(op, `metadata "${k}" must be a string, got ${typeof v}`);
+  }
+  return entries;
+}
+
+/**
+ * Lays out tensors widest file dtype first, then in the order given (so every tensor's data is
+ * aligned): the header entries with their byte ranges.
+ *
+ * @example
+ * ```ts
+ * import { layout } from "./safetensors.ts";
+ * import { zeros } from "../tensor/mod.ts";
+ * layout([["a", zeros([1], { dtype: "bfloat16" })], ["b", zeros([1])]], () => undefined).map((e) => e.name); // ["b", "a"]
+ * ```
+ */
+export function layout(
+  entries: readonly [string, Tensor][],
+  fileDTypeOf: (t: Tensor) => string | undefined,
+): SafetensorsEntry[] {
+  const typed = entries.map(([name, t], i) => ({ name, t, i, dtype: fileDTypeOf(t) ?? TO_FILE[t.dtype] }));
+  typed.sort((a, b) => ITEM[b.dtype] - ITEM[a.dtype] || a.i - b.i);
+  let offset = 0;
+  return typed.map(({ name, t, dtype }) => {
+    const begin = offset;
+    offset += t.size * ITEM[dtype];
+    return { name, dtype, shape: [...t.shape], begin, end: offset };
+  });
 }
 
 /**
@@ -109,99 +312,49 @@ function swapBytes(bytes: Uint8Array, size: number): Uint8Array {
  * ```
  */
 export function encodeSafetensors(dict: StateDict, metadata: Record<string, string> = {}): Uint8Array {
-  const op = "encodeSafetensors";
-  const entries = entriesOf(dict);
-  for (const [name, t] of entries) {
-    if (name === "__metadata__" || name.length === 0) {
-      throw new SafetensorsError(op, `tensor name ${JSON.stringify(name)} is reserved or empty`);
-    }
-    if (t === null || typeof t !== "object" || typeof t.toTypedArray !== "function") {
-      throw new SafetensorsError(op, `entry "${name}" is not a Tensor`);
-    }
-    if (t.disposed) throw new SafetensorsError(op, `tensor "${name}" was disposed`);
-  }
-  for (const [k, v] of Object.entries(metadata)) {
-    if (typeof v !== "string") throw new SafetensorsError(op, `metadata "${k}" must be a string, got ${typeof v}`);
-  }
-  const order = entries
-    .map((e, i) => ({ e, i }))
-    .sort((a, b) => ITEM[TO_FILE[b.e[1].dtype]] - ITEM[TO_FILE[a.e[1].dtype]] || a.i - b.i)
-    .map(({ e }) => e);
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  for (const [name, t] of order) {
-    const bytes = bytesOf(t);
-    header[name] = { dtype: TO_FILE[t.dtype], shape: [...t.shape], data_offsets: [offset, offset + bytes.length] };
-    chunks.push(bytes);
-    offset += bytes.length;
-  }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  const out = new Uint8Array(8 + json.length + offset);
+  const entries = checkEntries("encodeSafetensors", dict, metadata);
+  const byName = new Map(entries);
+  const plan = layout(entries, () => undefined);
+  const json = buildHeader(plan, metadata);
+  const total = plan.length ? plan[plan.length - 1].end : 0;
+  const out = new Uint8Array(8 + json.length + total);
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
   out.set(json, 8);
-  let at = 8 + json.length;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
+  for (const e of plan) out.set(tensorBytes(byName.get(e.name)!, e.dtype), 8 + json.length + e.begin);
   return out;
 }
 
-interface Entry {
-  name: string;
-  dtype: string;
-  shape: number[];
-  begin: number;
-  end: number;
-}
-
 /**
- * Parses safetensors bytes into tensors and metadata. Checks the header length, the JSON, every
- * entry's dtype, shape and byte range (in bounds, sized to the shape, no overlaps or holes) and
- * raises a {@link SafetensorsError} naming `options.source` and the problem otherwise.
+ * Parses and checks a safetensors header (the JSON after the 8-byte length) against the length
+ * of the data that follows: every entry's dtype, shape and byte range (in bounds, sized to the
+ * shape, no overlaps or holes). Raises a {@link SafetensorsError} naming `where` otherwise.
  *
  * @example
  * ```ts
- * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
- * import { tensor } from "../tensor/mod.ts";
- * const { tensors } = decodeSafetensors(encodeSafetensors({ b: tensor([1, 2], { dtype: "bfloat16" }) }));
- * tensors.get("b")!.dtype; // "bfloat16"
+ * import { parseHeader } from "./safetensors.ts";
+ * const json = new TextEncoder().encode('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}');
+ * parseHeader(json, 4, "w.safetensors").entries[0].shape; // [1]
  * ```
  */
-export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}): SafetensorsContents {
-  const where = options.source ?? "<bytes>";
+export function parseHeader(
+  json: Uint8Array,
+  dataLength: number,
+  where: string,
+): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
   const fail = (detail: string): never => {
     throw new SafetensorsError("loadSafetensors", `${where}: ${detail}`);
   };
-  if (!(bytes instanceof Uint8Array)) fail("expected a Uint8Array");
-  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, fewer than the 8-byte header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(view.getBigUint64(0, true));
-  if (n > MAX_HEADER) fail(`corrupt header length ${n} (more than ${MAX_HEADER} bytes)`);
-  if (8 + n > bytes.length) {
-    fail(`truncated: the header claims ${n} bytes but only ${bytes.length - 8} follow the length field`);
-  }
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(json));
   } catch (e) {
     fail(`corrupt header: not valid UTF-8 JSON (${(e as Error).message})`);
   }
   if (header === null || typeof header !== "object" || Array.isArray(header)) {
     fail("corrupt header: expected a JSON object");
   }
-  const dataStart = 8 + n;
-  const dataLength = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  const entries: Entry[] = [];
+  const entries: SafetensorsEntry[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (raw === null || typeof raw !== "object" || Array.isArray(raw)) fail("__metadata__ must be an object");
@@ -216,7 +369,7 @@ export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}
     const dtype = info.dtype;
     if (typeof dtype !== "string") fail(`tensor "${name}": missing dtype`);
     if (!(dtype as string in FROM_FILE)) {
-      fail(`tensor "${name}": unsupported dtype ${JSON.stringify(dtype)} (supported: F32, F64, BF16, I32)`);
+      fail(`tensor "${name}": unsupported dtype ${JSON.stringify(dtype)} (supported: F32, F64, BF16, F16, I32)`);
     }
     const shape = info.shape;
     if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
@@ -248,19 +401,52 @@ export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}
     pos = e.end;
   }
   if (pos !== dataLength) fail(`corrupt: ${dataLength - pos} bytes of data after the last tensor`);
+  return { entries, metadata };
+}
+
+/**
+ * The length of the JSON header that follows the first 8 bytes, checked against the bytes
+ * available after them.
+ *
+ * @example
+ * ```ts
+ * import { headerLength } from "./safetensors.ts";
+ * headerLength(new Uint8Array([8, 0, 0, 0, 0, 0, 0, 0]), 16, "x.safetensors"); // 8
+ * ```
+ */
+export function headerLength(first8: Uint8Array, available: number, where: string): number {
+  const fail = (detail: string): never => {
+    throw new SafetensorsError("loadSafetensors", `${where}: ${detail}`);
+  };
+  if (first8.length < 8) fail(`truncated: ${first8.length} bytes, fewer than the 8-byte header length`);
+  const n = Number(new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true));
+  if (n > MAX_HEADER) fail(`corrupt header length ${n} (more than ${MAX_HEADER} bytes)`);
+  if (n > available) fail(`truncated: the header claims ${n} bytes but only ${available} follow the length field`);
+  return n;
+}
+
+/**
+ * Parses safetensors bytes into tensors and metadata. Checks the header length, the JSON, every
+ * entry's dtype, shape and byte range (in bounds, sized to the shape, no overlaps or holes) and
+ * raises a {@link SafetensorsError} naming `options.source` and the problem otherwise.
+ *
+ * @example
+ * ```ts
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * const { tensors } = decodeSafetensors(encodeSafetensors({ b: tensor([1, 2], { dtype: "bfloat16" }) }));
+ * tensors.get("b")!.dtype; // "bfloat16"
+ * ```
+ */
+export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}): SafetensorsContents {
+  const where = options.source ?? "<bytes>";
+  if (!(bytes instanceof Uint8Array)) throw new SafetensorsError("loadSafetensors", `${where}: expected a Uint8Array`);
+  const n = headerLength(bytes.subarray(0, 8), bytes.length - 8, where);
+  const dataStart = 8 + n;
+  const { entries, metadata } = parseHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, where);
   const tensors = new Map<string, Tensor>();
   for (const e of entries) {
-    let chunk: Uint8Array = bytes.slice(dataStart + e.begin, dataStart + e.end); // a copy: aligned, owned
-    const size = ITEM[e.dtype];
-    if (!LITTLE_ENDIAN) chunk = swapBytes(chunk, size);
-    const count = (e.end - e.begin) / size;
-    const host = e.dtype === "F32"
-      ? new Float32Array(chunk.buffer, 0, count)
-      : e.dtype === "F64"
-      ? new Float64Array(chunk.buffer, 0, count)
-      : e.dtype === "I32"
-      ? new Int32Array(chunk.buffer, 0, count)
-      : new Uint16Array(chunk.buffer, 0, count); // bfloat16 raw bits
+    const host = hostArrayOf(bytes.slice(dataStart + e.begin, dataStart + e.end), e.dtype); // a copy: aligned, owned
     tensors.set(e.name, tensor(host, { shape: e.shape, dtype: FROM_FILE[e.dtype], backend: options.backend }));
   }
   return { tensors, metadata };
