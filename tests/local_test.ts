@@ -1,9 +1,24 @@
 import assert from "node:assert/strict";
 import { local } from "../mod.ts";
-import { memory, NonFiniteError, randn, resetPeakMemory, type Tensor, tidy } from "../mod.ts";
+import {
+  ArgumentError,
+  gradients,
+  memory,
+  noGrad,
+  NonFiniteError,
+  onesLike,
+  randn,
+  resetPeakMemory,
+  ShapeError,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../mod.ts";
 import { assertClose } from "./helpers.ts";
+import { attentionToy, fullGradient, fullLoss, meanToy, recurrentToy, takeGrads } from "./local_toys.ts";
 
 const f64 = { dtype: "float64" as const };
+const EXACT = { atol: 1e-12, rtol: 1e-12 };
 
 Deno.test("independentBackward equals one backward pass through everything", () => {
   const w = randn([4, 6], { ...f64, seed: 1 }).requireGrad();
@@ -14,12 +29,15 @@ Deno.test("independentBackward equals one backward pass through everything", () 
   );
   // Reference: the same losses summed, one backward.
   const phi = x.matmul(w);
-  pieces.map((p) => p([phi])).reduce((a, b) => a.add(b)).backward();
+  const ref = pieces.map((p) => p([phi]));
+  ref.reduce((a, b) => a.add(b)).backward();
   const [gw, gv] = [w.grad!.clone(), v.grad!.clone()];
   w.zeroGrad();
   v.zeroGrad();
-  const losses = local.independentBackward([x.matmul(w)], pieces);
-  assert.equal(losses.length, 3);
+  const res = local.independentBackward([x.matmul(w)], pieces);
+  assert.deepEqual(res.backpropagated, [0, 1, 2]);
+  assertClose(res.losses, ref.map((l) => l.item()), EXACT, "losses");
+  assertClose(res.estimate, ref.reduce((a, b) => a + b.item(), 0), EXACT, "estimate");
   assertClose(w.grad!, gw, { atol: 1e-10, rtol: 1e-10 });
   assertClose(v.grad!, gv, { atol: 1e-10, rtol: 1e-10 });
 });
@@ -32,101 +50,164 @@ Deno.test("independentBackward stops on a non-finite loss before touching gradie
   );
 });
 
-// A toy chunked model: chunk i reads all earlier states (like a key/value cache) and one
-// parameter matrix; its state is tanh(x_i W) and its loss mixes its input with the mean of the
-// earlier states.
-function toy(seed: number, k: number) {
-  const w = randn([3, 3], { ...f64, seed }).mul(0.5).requireGrad();
-  const u = randn([3], { ...f64, seed: seed + 1 }).requireGrad();
-  const xs = Array.from({ length: k }, (_, i) => randn([2, 3], { ...f64, seed: seed + 10 + i }));
-  const piece = (prev: readonly Tensor[], i: number) => {
-    let h = xs[i].matmul(w);
-    if (prev.length) h = h.add(prev.reduce((a, b) => a.add(b)).mul(1 / prev.length));
-    const state = h.tanh();
-    const loss = state.mul(u).sum().square().add(h.square().mean());
-    return { loss, state };
-  };
-  const full = () => {
-    const states: Tensor[] = [];
-    let total: Tensor | null = null;
-    for (let i = 0; i < k; i++) {
-      const { loss, state } = piece(states, i);
-      states.push(state);
-      total = total ? total.add(loss) : loss;
-    }
-    return total!;
-  };
-  return { w, u, piece, full };
-}
-
 Deno.test("sequentialBackward (SeCO) equals full backprop through the chunks", () => {
-  const { w, u, piece, full } = toy(20, 5);
-  full().backward();
-  const [gw, gu] = [w.grad!.clone(), u.grad!.clone()];
-  w.zeroGrad();
-  u.zeroGrad();
-  const res = local.sequentialBackward(5, piece);
+  const toy = meanToy(20, 5);
+  const want = fullGradient(toy);
+  const res = local.sequentialBackward(5, toy.piece);
   assert.deepEqual(res.backpropagated, [4, 3, 2, 1, 0]);
-  assertClose(w.grad!, gw, { atol: 1e-10, rtol: 1e-10 });
-  assertClose(u.grad!, gu, { atol: 1e-10, rtol: 1e-10 });
+  assertClose(takeGrads(toy.params), want, { atol: 1e-10, rtol: 1e-10 });
 });
 
-Deno.test("SpaCO with Bernoulli sampling is exactly unbiased (expectation over all subsets)", () => {
-  const k = 4, q = 0.5;
-  const { w, u, piece, full } = toy(30, k);
-  full().backward();
-  const [gw, gu] = [w.grad!.clone(), u.grad!.clone()];
-  let ew: Tensor | null = null, eu: Tensor | null = null;
-  for (let mask = 0; mask < 1 << k; mask++) {
-    const subset = [...Array(k).keys()].filter((i) => mask & (1 << i));
-    const p = q ** subset.length * (1 - q) ** (k - subset.length);
-    w.zeroGrad();
-    u.zeroGrad();
-    local.sequentialBackward(k, piece, { sampling: { fraction: q, subset } });
-    const a = w.grad ? w.grad.mul(p) : gw.mul(0), b = u.grad ? u.grad.mul(p) : gu.mul(0);
-    ew = ew ? ew.add(a) : a;
-    eu = eu ? eu.add(b) : b;
+Deno.test("a state that is a tree: [K, V] per layer read by every later chunk, SeCO equals full backprop", () => {
+  for (const [count, layers] of [[1, 1], [4, 2], [6, 3]]) {
+    const toy = attentionToy(7 * count, count, layers);
+    const want = fullGradient(toy);
+    const losses = noGrad(() => {
+      const states: [Tensor, Tensor][][] = [];
+      return Array.from({ length: count }, (_, i) => {
+        const { loss, state } = toy.piece(states, i);
+        states.push(state);
+        return loss.item();
+      });
+    });
+    const res = local.sequentialBackward(count, toy.piece);
+    assertClose(res.losses, losses, EXACT, "forward losses");
+    assertClose(takeGrads(toy.params), want, EXACT, `${count} chunks, ${layers} layers`);
   }
-  assertClose(ew!, gw, { atol: 1e-10, rtol: 1e-10 });
-  assertClose(eu!, gu, { atol: 1e-10, rtol: 1e-10 });
 });
 
-Deno.test("SpaCO fixed-size sampling back-propagates the requested number of pieces", () => {
-  const { piece } = toy(40, 8);
-  const res = local.sequentialBackward(8, piece, { sampling: { mode: "fixed", fraction: 0.25, seed: 3 } });
-  assert.equal(res.backpropagated.length, 2);
-  assert.ok(res.backpropagated[0] > res.backpropagated[1]);
+Deno.test("a state that is a tree: an object { h, c } handed to the next chunk, SeCO equals full backprop", () => {
+  const toy = recurrentToy(50, 6);
+  const want = fullGradient(toy);
+  local.sequentialBackward(6, toy.piece);
+  assertClose(takeGrads(toy.params), want, EXACT);
 });
 
-Deno.test("sequentialBackward keeps one chunk's activations alive", () => {
-  const k = 6;
+Deno.test("SeCO on a tree state agrees with central finite differences of the total loss", () => {
+  const toy = attentionToy(90, 3, 2);
+  local.sequentialBackward(3, toy.piece);
+  const got = takeGrads(toy.params);
+  const h = 1e-6;
+  let offset = 0;
+  for (const p of toy.params) {
+    const data = p.toTypedArray() as Float64Array;
+    for (const j of [0, p.size - 1]) {
+      const at = (v: number) => {
+        const bumped = Float64Array.from(data);
+        bumped[j] = v;
+        p.assign(tensor(bumped, { shape: [...p.shape], dtype: "float64" }));
+        return noGrad(() => fullLoss(toy).item());
+      };
+      const x0 = data[j];
+      const fd = (at(x0 + h) - at(x0 - h)) / (2 * h);
+      at(x0);
+      assertClose(got[offset + j], fd, { atol: 1e-7, rtol: 1e-6 }, `parameter ${offset}+${j}`);
+    }
+    offset += p.size;
+  }
+});
+
+Deno.test("malformed states raise typed errors naming the piece and the path", () => {
+  const w = randn([2, 2], { ...f64, seed: 1 }).requireGrad();
+  const x = randn([2, 2], { ...f64, seed: 2 });
+  const run = (state: (k: Tensor) => unknown, loss = (k: Tensor) => k.sum()) =>
+    local.sequentialBackward(2, (_past, _i) => {
+      const k = x.matmul(w);
+      return { loss: loss(k), state: state(k) as Tensor };
+    });
+  assert.throws(
+    () => run((k) => [k, 3]),
+    (e: Error) => e instanceof ArgumentError && /piece 0 at \[1\] is a number/.test(e.message),
+  );
+  assert.throws(
+    () => run((k) => ({ k, v: null })),
+    (e: Error) => e instanceof ArgumentError && /at \.v is null, not a Tensor/.test(e.message),
+  );
+  assert.throws(
+    () => run((k) => [k, new Map()]),
+    (e: Error) => e instanceof ArgumentError && /is a Map/.test(e.message),
+  );
+  assert.throws(
+    () => run((k) => k, (k) => k),
+    (e: Error) => e instanceof ArgumentError && /loss of shape \[2,2\]/.test(e.message),
+  );
+  // The structure changes between the forward pass (no recording) and the rebuilt graph.
+  let calls = 0;
+  const changing = (k: Tensor) => (calls++ < 2 ? [k, k.mul(2)] : [k]);
+  assert.throws(
+    () => run(changing),
+    (e: Error) =>
+      e instanceof ArgumentError &&
+      /piece 1, rebuilt for its backward pass, has the structure \[\*\] but \[\*,\*\]/.test(e.message),
+  );
+  calls = 0;
+  const reshaped = (k: Tensor) => (calls++ < 2 ? { k } : { k: k.reshape([4]) });
+  assert.throws(
+    () => run(reshaped),
+    (e: Error) => e instanceof ShapeError && /at \.k is float64 \[4\] but float64 \[2,2\]/.test(e.message),
+  );
+  assert.equal(w.grad, null, "no gradient was applied");
+});
+
+Deno.test("sequentialBackward's backward holds one piece's graph, the states and their gradient buffers", () => {
+  const k = 6, layers = 2;
   const w = randn([64, 64], { ...f64, seed: 5 }).mul(0.1).requireGrad();
   const xs = Array.from({ length: k }, (_, i) => randn([64, 64], { ...f64, seed: 50 + i }));
-  const piece = (prev: readonly Tensor[], i: number) => {
+  const piece = (past: readonly [Tensor, Tensor][][], i: number) => {
     let h = xs[i];
     for (let l = 0; l < 8; l++) h = h.matmul(w).tanh(); // deep chunk: many activations
-    if (prev.length) h = h.add(prev[prev.length - 1]);
-    return { loss: h.square().mean(), state: h.mean(0, true) };
+    const state: [Tensor, Tensor][] = [];
+    for (let l = 0; l < layers; l++) {
+      const kv: [Tensor, Tensor] = [h.narrow(0, 0, 8).mul(l + 1), h.narrow(0, 8, 8).tanh()];
+      state.push(kv);
+      for (const [pk, pv] of past.map((s) => s[l])) h = h.add(pk.mul(pv).mean(0, true));
+    }
+    return { loss: h.square().mean(), state };
   };
-  const peakOf = (fn: () => void) => {
-    const base = memory().current;
-    resetPeakMemory();
-    fn();
-    return memory().peak - base;
-  };
-  const fullPeak = peakOf(() =>
-    tidy(() => {
-      const states: Tensor[] = [];
-      let total: Tensor | null = null;
-      for (let i = 0; i < k; i++) {
-        const { loss, state } = piece(states, i);
-        states.push(state);
-        total = total ? total.add(loss) : loss;
-      }
-      total!.backward();
+  const stateBytes = k * layers * 2 * 8 * 64 * 8;
+  const base = memory().current;
+  const past = tidy(() =>
+    noGrad(() => {
+      const s: [Tensor, Tensor][][] = [];
+      for (let i = 0; i < k; i++) s.push(piece(s, i).state);
+      return s;
     })
   );
+  // One piece alone: its graph on detached earlier states, back-propagated from its loss and a
+  // gradient of its state, into a parameter gradient that already exists.
+  tidy(() => void (w.grad = w.mul(0)));
+  let onePiece = 0;
+  for (let i = 0; i < k; i++) {
+    const before = memory().current;
+    resetPeakMemory();
+    tidy(() => {
+      const leaves = past.slice(0, i).map((s) => local.treeMap(s, (t) => t.detach().requireGrad()));
+      const { loss, state } = piece(leaves, i);
+      const out = local.treeLeaves(state);
+      gradients([loss, ...out], [onesLike(loss), ...out.map((t) => onesLike(t))], "leaves");
+    });
+    onePiece = Math.max(onePiece, memory().peak - before);
+  }
+  past.forEach((s) => local.treeLeaves(s).forEach((t) => t.dispose()));
   w.zeroGrad();
-  const chunkPeak = peakOf(() => local.sequentialBackward(k, piece));
-  assert.ok(chunkPeak * 3 < fullPeak, `chunked peak ${chunkPeak} vs full ${fullPeak}`);
+  const start = memory().current;
+  resetPeakMemory();
+  let peak = 0;
+  local.sequentialBackward(k, piece, {
+    onPiece: (r) => {
+      if (r.phase === "backward") peak = Math.max(peak, memory().peak - start);
+    },
+  });
+  // States, their gradient buffers (no larger than the states), one piece.
+  const bound = 2 * stateBytes + onePiece;
+  assert.ok(peak <= bound * 1.02, `backward peak ${peak} vs bound ${bound} (one piece ${onePiece})`);
+  w.zeroGrad();
+  assert.equal(memory().current, start, "nothing is left behind");
+  // Full backprop holds every piece's graph at once.
+  resetPeakMemory();
+  tidy(() => fullLoss({ params: [w], piece, count: k }).backward());
+  const fullPeak = memory().peak - memory().current;
+  assert.ok(peak * 2.5 < fullPeak, `chunked peak ${peak} vs full ${fullPeak}`);
+  w.zeroGrad();
+  assert.equal(memory().current, base, "memory back to its baseline");
 });

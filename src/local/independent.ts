@@ -7,10 +7,15 @@
  * number of pieces, and the parameter gradients equal those of one backward pass through
  * everything.
  *
+ * With `sampling` only a drawn subset of the pieces runs, each drawn piece's loss scaled by 1/π
+ * (π: its inclusion probability), so the gradient is an exactly unbiased estimate of the full one
+ * for Bernoulli and fixed-size draws alike.
+ *
  * @module
  */
 
-import { ArgumentError, gradients, NonFiniteError, type Tensor, tidy } from "../tensor/mod.ts";
+import { ArgumentError, fullLike, gradients, NonFiniteError, type Tensor, tidy } from "../tensor/mod.ts";
+import { drawPieces, type PieceSampling } from "./sampling.ts";
 
 /** One independent piece: a scalar loss of (detached copies of) the shared tensors. */
 export type IndependentPiece = (shared: Tensor[], index: number) => Tensor;
@@ -27,31 +32,51 @@ export interface PieceReport {
 export interface IndependentOptions {
   /** Called after each piece's backward pass (progress, memory probes). */
   onPiece?: (report: PieceReport) => void;
+  /** Run a drawn subset of the pieces, each scaled by 1/π (unbiased); default: every piece. */
+  sampling?: PieceSampling;
+}
+
+/** What {@link independentBackward} did. */
+export interface IndependentResult {
+  /** Each piece's loss; NaN for a piece that the sampling did not draw (it did not run). */
+  losses: number[];
+  /** The pieces that ran, in order. */
+  backpropagated: number[];
+  /** Σ over the pieces that ran of loss/π: the total loss when every piece runs, else an unbiased estimate of it. */
+  estimate: number;
 }
 
 /**
  * Runs `pieces` one at a time on the shared tensors `shared` (outputs of a graph that requires
  * grad), each with its own forward and backward pass, then back-propagates the summed gradient
- * through the shared graph into the leaves' `.grad`. Returns each piece's loss (the total loss is
- * their sum). A non-finite loss stops before any gradient is applied.
+ * through the shared graph into the leaves' `.grad`. Returns each piece's loss (their sum is the
+ * total loss), the pieces that ran and the loss estimate. With `sampling` only the drawn pieces run,
+ * each scaled by 1/π. A non-finite loss stops before the shared graph is back-propagated.
  *
  * @example
  * ```ts
  * import { independentBackward } from "./independent.ts";
- * // const phi = net.forward(x);                                  // shared upstream
- * // independentBackward([phi], experts.map((e) => ([p]) => e.loss(p)));
- * // opt.step();
+ * import { randn, type Tensor } from "../tensor/mod.ts";
+ * const w = randn([3, 4], { seed: 1 }).requireGrad();
+ * const phi = randn([5, 3], { seed: 2 }).matmul(w); // shared upstream
+ * const experts = [0, 1].map((k) => ([p]: Tensor[]) => p.narrow(1, 2 * k, 2).square().mean());
+ * // One of the two experts per step, its gradient doubled: unbiased.
+ * const { estimate } = independentBackward([phi], experts, { sampling: { mode: "fixed", count: 1, seed: 7 } });
  * ```
  */
 export function independentBackward(
   shared: Tensor[],
   pieces: readonly IndependentPiece[],
   options: IndependentOptions = {},
-): number[] {
+): IndependentResult {
   if (shared.length === 0) throw new ArgumentError("independentBackward", "needs at least one shared tensor");
+  const draw = drawPieces("independentBackward", pieces.length, options.sampling, false);
   let total: Tensor[] | null = null;
-  const losses: number[] = [];
-  pieces.forEach((piece, index) => {
+  const losses: number[] = pieces.map(() => NaN);
+  let estimate = 0;
+  for (const index of draw.chosen) {
+    const piece = pieces[index];
+    const weight = draw.factors(index).loss;
     const grads: Tensor[] = tidy(() => {
       const leaves = shared.map((s) => s.detach().requireGrad());
       const loss = piece(leaves, index);
@@ -62,8 +87,9 @@ export function independentBackward(
       if (!Number.isFinite(value)) {
         throw new NonFiniteError("independentBackward", `piece ${index} has a non-finite loss (${value})`);
       }
-      losses.push(value);
-      loss.backward();
+      losses[index] = value;
+      estimate += weight * value;
+      loss.backward(weight === 1 ? undefined : fullLike(loss, weight));
       return leaves.map((l, i) => l.grad ?? shared[i].mul(0));
     });
     if (total === null) total = grads.map((g) => g.keep());
@@ -74,7 +100,7 @@ export function independentBackward(
       total = next;
     }
     options.onPiece?.({ index, loss: losses[index] });
-  });
+  }
   if (total !== null) {
     const sum: Tensor[] = total;
     const live = shared.filter((s) => s.requiresGrad);
@@ -83,5 +109,5 @@ export function independentBackward(
     }
     sum.forEach((t) => t.dispose());
   }
-  return losses;
+  return { losses, backpropagated: draw.chosen, estimate };
 }

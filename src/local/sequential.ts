@@ -1,57 +1,42 @@
 /**
  * Dependent pieces run in order — the chunks of a long sequence. Piece i reads the states that
- * earlier pieces produced (a transformer chunk reads every earlier chunk's key/value cache; a
- * recurrent model reads only the last state), and returns its loss and its own state.
+ * earlier pieces handed on (a transformer chunk reads every earlier chunk's key/value cache; a
+ * recurrent model reads only the last state), and returns its loss and its own state. A state is
+ * a tree of tensors ({@link TensorTree}): one tensor, or arrays and plain objects of them, such as
+ * a `[K, V]` pair per layer.
  *
  * {@link sequentialBackward} computes the gradient of Σᵢ Jᵢ while only one piece's activations are
  * alive (SeCO, Li et al. 2025):
  *
  * 1. forward every piece without recording, keeping only the states m′ᵢ;
  * 2. for i = k … 1: rebuild piece i's graph on detached copies of m′₁…m′ᵢ₋₁, back-propagate
- *    Jᵢ + ⟨mᵢ, Gᵢ⟩ (Gᵢ: the gradient of the later losses with respect to mᵢ, accumulated so far),
- *    which adds into the parameters' `.grad` and into G₁…Gᵢ₋₁; free the graph.
+ *    Jᵢ + ⟨mᵢ, Gᵢ⟩ (Gᵢ: the gradient of the later losses with respect to mᵢ, accumulated so far,
+ *    one buffer per leaf of the state), which adds into the parameters' `.grad` and into
+ *    G₁…Gᵢ₋₁; free the graph.
  *
- * The result equals one backward pass through the whole sequence.
- *
- * With `sampling` (SpaCO), only a random subset of pieces is back-propagated and the result is
- * reweighted to stay an unbiased estimate of the full gradient:
- * - `"bernoulli"` (default): each piece is kept independently with probability q; the loss of a
- *   kept piece and each hand-off of a state gradient are scaled by 1/q. A gradient path through
- *   p+1 pieces survives with probability q^(p+1) and is scaled by (1/q)^(p+1): exactly unbiased.
- * - `"fixed"`: exactly t of the k pieces are kept (as in the SpaCO paper), with the factor k/t on
- *   losses and hand-offs; unbiased for the direct terms, approximately so for longer paths (the
- *   exact factor for a path through p+1 pieces is k(k−1)…(k−p) / (t(t−1)…(t−p))).
- * `maxCompensation` caps the hand-off factor (the paper caps it at 2), trading bias for variance.
+ * The result equals one backward pass through the whole sequence. With `sampling` (SpaCO) only a
+ * drawn subset of pieces is back-propagated, with the factors of {@link PieceSampling}: exactly
+ * unbiased for Bernoulli draws, and for fixed-size draws with the default compensation when no
+ * gradient path visits more free pieces than are drawn.
  *
  * @module
  */
 
-import { ArgumentError, Generator, noGrad, NonFiniteError, rand, type Tensor, tidy } from "../tensor/mod.ts";
+import { ArgumentError, fullLike, gradients, noGrad, NonFiniteError, type Tensor, tidy } from "../tensor/mod.ts";
+import { drawPieces, type PieceFactors, type PieceSampling } from "./sampling.ts";
+import { assertSameTree, type TensorTree, treeLeaves, treeMap } from "./tree.ts";
 
 /** One piece of a sequence: its loss and the state it hands on, from the states before it. */
-export type SequentialPiece = (previous: readonly Tensor[], index: number) => { loss: Tensor; state: Tensor };
-
-/** SpaCO sampling of the pieces that are back-propagated. */
-export interface PieceSampling {
-  /** "bernoulli": keep each with probability `fraction`; "fixed": keep round(fraction·k) pieces. */
-  mode?: "bernoulli" | "fixed";
-  /** Share of pieces back-propagated, in (0, 1]. */
-  fraction: number;
-  /** Seed of the selection. */
-  seed?: number;
-  /** Largest factor applied to a state-gradient hand-off (default: none). */
-  maxCompensation?: number;
-  /** Always back-propagate the last piece (default false). */
-  keepLast?: boolean;
-  /** Back-propagate exactly these pieces instead of drawing them (the factors still follow `mode`). */
-  subset?: readonly number[];
-}
+export type SequentialPiece<S extends TensorTree = TensorTree> = (
+  previous: readonly S[],
+  index: number,
+) => { loss: Tensor; state: S };
 
 /** Options of {@link sequentialBackward}. */
 export interface SequentialOptions {
-  /** Back-propagate a sampled subset (SpaCO); default: every piece (SeCO). */
+  /** Back-propagate a drawn subset (SpaCO); default: every piece (SeCO). */
   sampling?: PieceSampling;
-  /** Called after each piece's backward pass. */
+  /** Called after each piece's forward pass and after its backward pass. */
   onPiece?: (report: { index: number; loss: number; phase: "forward" | "backward" }) => void;
 }
 
@@ -63,100 +48,145 @@ export interface SequentialResult {
   backpropagated: number[];
 }
 
-function selectPieces(k: number, sampling: PieceSampling | undefined): { chosen: Set<number>; scale: number } {
-  if (!sampling) return { chosen: new Set(Array.from({ length: k }, (_, i) => i)), scale: 1 };
-  const { fraction } = sampling;
-  if (!(fraction > 0 && fraction <= 1)) {
-    throw new ArgumentError("sequentialBackward", `sampling.fraction must be in (0, 1], got ${fraction}`);
+/** Gradient buffers of one state's leaves, by path depth (null: no gradient yet). */
+type Buffers = Map<number, (Tensor | null)[]>;
+
+/** Takes the gradient out of a leaf, owned by the caller (outside every tidy scope). */
+function takeGrad(leaf: Tensor): Tensor | null {
+  const g = leaf.grad;
+  if (!g) return null;
+  leaf.grad = null;
+  return g.keep();
+}
+
+function addInto(buffers: Buffers, depth: number, grads: (Tensor | null)[]): void {
+  if (grads.every((g) => !g)) return;
+  const prev = buffers.get(depth);
+  if (!prev) return void buffers.set(depth, grads);
+  grads.forEach((g, l) => {
+    const p = prev[l];
+    if (!g) return;
+    if (!p) return void (prev[l] = g);
+    prev[l] = p.add(g).keep();
+    p.dispose();
+    g.dispose();
+  });
+}
+
+function scalarLoss(op: string, loss: Tensor, index: number): number {
+  if (loss.size !== 1) {
+    throw new ArgumentError(op, `piece ${index} returned a loss of shape [${loss.shape}]; a loss is one number`);
   }
-  const gen = new Generator(sampling.seed ?? 0);
-  const u = noGrad(() => rand([k], { generator: gen, dtype: "float64" }).toTypedArray());
-  const chosen = new Set<number>();
-  let scale: number;
-  if ((sampling.mode ?? "bernoulli") === "bernoulli") {
-    u.forEach((v, i) => v < fraction && chosen.add(i));
-    scale = 1 / fraction;
-  } else {
-    const t = Math.max(1, Math.round(fraction * k));
-    [...u.keys()].sort((a, b) => u[a] - u[b]).slice(0, t).forEach((i) => chosen.add(i));
-    scale = k / t;
-  }
-  if (sampling.subset) {
-    chosen.clear();
-    for (const i of sampling.subset) {
-      if (!Number.isInteger(i) || i < 0 || i >= k) {
-        throw new ArgumentError("sequentialBackward", `subset index ${i} is outside 0..${k - 1}`);
-      }
-      chosen.add(i);
-    }
-  }
-  if (sampling.keepLast) chosen.add(k - 1);
-  return { chosen, scale };
+  const value = loss.item();
+  if (!Number.isFinite(value)) throw new NonFiniteError(op, `piece ${index} has a non-finite loss (${value})`);
+  return value;
 }
 
 /**
- * Runs `count` dependent pieces with SeCO (exact) or SpaCO (sampled, unbiased) local
- * back-propagation; parameter gradients accumulate into `.grad`. Returns the forward losses.
- * A non-finite loss stops before any gradient is applied.
+ * Rebuilds piece i on detached copies of the earlier states and back-propagates its loss and the
+ * gradient buffers of its own state, one pass per depth present; the gradients of the earlier
+ * states go into their buffers at the next depth.
+ */
+function backwardPiece<S extends TensorTree>(
+  op: string,
+  piece: SequentialPiece<S>,
+  i: number,
+  states: readonly S[],
+  buffers: Buffers[],
+  factors: PieceFactors,
+): void {
+  const own = buffers[i];
+  const depths = [...new Set([0, ...own.keys()])].sort((a, b) => a - b);
+  tidy(() => {
+    const past = states.slice(0, i).map((s) => treeMap(s, (t) => t.detach().requireGrad()));
+    const { loss, state } = piece(past, i);
+    scalarLoss(op, loss, i);
+    assertSameTree(state, states[i], op, `the state of piece ${i}, rebuilt for its backward pass,`);
+    const out = treeLeaves(state, op);
+    const pastLeaves = past.map((p) => treeLeaves(p, op));
+    depths.forEach((d, n) => {
+      const outputs: Tensor[] = [], cotangents: Tensor[] = [];
+      if (d === 0 && loss.requiresGrad) {
+        outputs.push(loss);
+        cotangents.push(fullLike(loss, factors.loss));
+      }
+      const f = factors.relay(d);
+      own.get(d)?.forEach((g, l) => {
+        if (!g || !out[l].requiresGrad) return;
+        outputs.push(out[l]);
+        cotangents.push(f === 1 ? g : g.mul(f));
+      });
+      if (!outputs.length) return;
+      gradients(outputs, cotangents, "leaves", { retainGraph: n < depths.length - 1 });
+      pastLeaves.forEach((leaves, j) => addInto(buffers[j], factors.next(d), leaves.map(takeGrad)));
+    });
+  });
+  for (const grads of own.values()) grads.forEach((g) => g?.dispose());
+  own.clear();
+}
+
+/**
+ * Runs `count` dependent pieces with SeCO (exact) or SpaCO (sampled) local back-propagation;
+ * parameter gradients accumulate into `.grad`. Returns the forward losses. A non-finite loss stops
+ * before any gradient is applied; a state that is not a tree of tensors, or whose structure,
+ * shapes or dtypes differ between a piece's forward pass and its rebuilt graph, raises a typed
+ * error.
+ *
+ * During the backward pass memory holds the states, their gradient buffers (one set, or one per
+ * path depth for a fixed-size draw with the unbiased compensation) and one piece's graph.
  *
  * @example
  * ```ts
  * import { sequentialBackward } from "./sequential.ts";
- * // sequentialBackward(chunks.length, (caches, i) => model.chunk(chunks[i], caches));
- * // opt.step();
+ * import { randn, type Tensor } from "../tensor/mod.ts";
+ * const w = randn([3, 3], { seed: 1 }).requireGrad();
+ * const xs = [0, 1, 2].map((i) => randn([2, 3], { seed: 10 + i }));
+ * // Each piece hands on a [K, V] pair and reads all earlier pairs.
+ * sequentialBackward(3, (past: readonly [Tensor, Tensor][], i) => {
+ *   const k = xs[i].matmul(w), v = k.tanh();
+ *   const context = past.reduce((acc, [pk, pv]) => acc.add(pk.mul(pv)), k);
+ *   return { loss: context.square().mean(), state: [k, v] as [Tensor, Tensor] };
+ * });
+ * w.grad; // the gradient of the three losses' sum
  * ```
  */
-export function sequentialBackward(
+export function sequentialBackward<S extends TensorTree>(
   count: number,
-  piece: SequentialPiece,
+  piece: SequentialPiece<S>,
   options: SequentialOptions = {},
 ): SequentialResult {
+  const op = "sequentialBackward";
   if (!Number.isInteger(count) || count < 1) {
-    throw new ArgumentError("sequentialBackward", `needs a positive number of pieces, got ${count}`);
+    throw new ArgumentError(op, `needs a positive number of pieces, got ${count}`);
   }
-  const states: Tensor[] = [];
+  const draw = drawPieces(op, count, options.sampling, true);
+  const states: S[] = [];
   const losses: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const { loss, state } = tidy(() => noGrad(() => piece(states, i)));
-    const value = loss.item();
-    if (!Number.isFinite(value)) {
-      throw new NonFiniteError("sequentialBackward", `piece ${i} has a non-finite loss (${value})`);
+  try {
+    for (let i = 0; i < count; i++) {
+      const { loss, state } = tidy(() => noGrad(() => piece(states, i)));
+      const leaves = treeLeaves(state, op, `the state of piece ${i}`);
+      states.push(state);
+      leaves.forEach((l) => l.keep());
+      const value = scalarLoss(op, loss, i);
+      loss.dispose();
+      losses.push(value);
+      options.onPiece?.({ index: i, loss: value, phase: "forward" });
     }
-    losses.push(value);
-    loss.dispose();
-    states.push(state.keep());
-    options.onPiece?.({ index: i, loss: value, phase: "forward" });
+  } catch (e) {
+    states.forEach((s) => treeLeaves(s).forEach((l) => l.dispose()));
+    throw e;
   }
-  const { chosen, scale } = selectPieces(count, options.sampling);
-  const handOff = Math.min(scale, options.sampling?.maxCompensation ?? Infinity);
-  const stateGrads: (Tensor | null)[] = new Array(count).fill(null);
-  const order: number[] = [];
-  for (let i = count - 1; i >= 0; i--) {
-    if (!chosen.has(i)) continue;
-    order.push(i);
-    const incoming = tidy(() => {
-      const leaves = states.slice(0, i).map((s) => s.detach().requireGrad());
-      const { loss, state } = piece(leaves, i);
-      let objective = scale === 1 ? loss : loss.mul(scale);
-      const g = stateGrads[i];
-      if (g) objective = objective.add(state.mul(handOff === 1 ? g : g.mul(handOff)).sum());
-      objective.backward();
-      return leaves.map((l) => l.grad);
-    });
-    stateGrads[i]?.dispose();
-    stateGrads[i] = null;
-    incoming.forEach((g, j) => {
-      if (!g) return;
-      const prev = stateGrads[j];
-      stateGrads[j] = prev ? prev.add(g).keep() : g.keep();
-      if (prev) {
-        prev.dispose();
-        g.dispose();
-      }
-    });
-    options.onPiece?.({ index: i, loss: losses[i], phase: "backward" });
+  const buffers: Buffers[] = states.map(() => new Map());
+  const order = [...draw.chosen].reverse();
+  try {
+    for (const i of order) {
+      backwardPiece(op, piece, i, states, buffers, draw.factors(i));
+      options.onPiece?.({ index: i, loss: losses[i], phase: "backward" });
+    }
+  } finally {
+    for (const b of buffers) for (const grads of b.values()) grads.forEach((g) => g?.dispose());
+    states.forEach((s) => treeLeaves(s).forEach((l) => l.dispose()));
   }
-  stateGrads.forEach((g) => g?.dispose());
-  states.forEach((s) => s.dispose());
   return { losses, backpropagated: order };
 }
