@@ -1,7 +1,9 @@
 // Shared by the test files: a seeded host random stream (inputs that do not depend on the
-// backend), plain shape arithmetic, and one comparison with explicit tolerances.
+// backend), plain shape arithmetic, one comparison with explicit tolerances, and one check of a
+// typed error.
 
 import assert from "node:assert/strict";
+import { PatchworkError } from "../src/tensor/errors.ts";
 import { Tensor } from "../src/tensor/tensor.ts";
 
 /** A seeded uniform stream on [0, 1) (mulberry32). */
@@ -98,4 +100,23 @@ export function assertClose(actual: Numbers, expected: Numbers, tol: Tolerance, 
       );
     }
   }
+}
+
+/** A typed error class of the project. */
+export type ErrorClass = new (...args: never[]) => PatchworkError;
+
+/**
+ * Asserts that `fn` throws an instance of `type` raised by `op` (its `op`, its name, and a message
+ * starting `op: `) whose message contains every fragment.
+ */
+export function assertRaises(fn: () => unknown, type: ErrorClass, op: string, ...fragments: string[]): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof type, `expected ${type.name}, got ${e instanceof Error ? `${e.name}: ${e.message}` : e}`);
+    assert.ok(e instanceof PatchworkError);
+    assert.equal(e.op, op);
+    assert.equal(e.name, type.name);
+    assert.ok(e.message.startsWith(`${op}: `), `message "${e.message}" should start with "${op}: "`);
+    for (const f of fragments) assert.ok(e.message.includes(f), `message "${e.message}" should mention "${f}"`);
+    return true;
+  });
 }

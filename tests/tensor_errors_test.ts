@@ -38,21 +38,7 @@ import {
   where,
   zeros,
 } from "../mod.ts";
-
-type ErrorClass = new (...args: never[]) => PatchworkError;
-
-/** Asserts `fn` throws an instance of `type` raised by `op`, whose message contains every fragment. */
-function pin(fn: () => unknown, type: ErrorClass, op: string, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof type, `expected ${type.name}, got ${e instanceof Error ? `${e.name}: ${e.message}` : e}`);
-    assert.ok(e instanceof PatchworkError);
-    assert.equal(e.op, op);
-    assert.equal(e.name, type.name);
-    assert.ok(e.message.startsWith(`${op}: `), `message "${e.message}" should start with "${op}: "`);
-    for (const f of fragments) assert.ok(e.message.includes(f), `message "${e.message}" should mention "${f}"`);
-    return true;
-  });
-}
+import { assertRaises as pin } from "./helpers.ts";
 
 const i32 = (data: number[] | number[][]) => tensor(data, { dtype: "int32" });
 

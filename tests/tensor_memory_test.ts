@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { memory, randn, solve, type Tensor, tensor, tidy, zeros } from "../mod.ts";
+import { assertClose } from "./helpers.ts";
 
 const f64 = { dtype: "float64" } as const;
 
@@ -137,6 +138,21 @@ Deno.test("solve and backward with the unrolled adjoint inside tidy hold memory 
   assert.equal(bytes, 0);
   // d(√y)/dy = 1/(2√y), accumulated over six backward passes.
   const expected = [1, 2, 3, 2, 3, 5].map((v) => 6 / (2 * Math.sqrt(v)));
-  Array.from(y.grad!.toTypedArray()).forEach((g, i) => assert.ok(Math.abs(g - expected[i]) < 1e-7, `${i}: ${g}`));
+  assertClose(y.grad!, expected, { rtol: 1e-7 }, "y.grad");
   y.dispose();
+});
+
+Deno.test("backward outside any scope keeps only the gradient (its temporaries are freed)", () => {
+  const w = randn([10], { ...f64, seed: 3 }).requireGrad();
+  const loss = () => tidy(() => w.square().sum()); // the graph survives the scope with the loss
+  const first = loss();
+  assert.equal(held(() => first.backward(undefined, { retainGraph: true })), 80, "w.grad: 10 float64");
+  assert.equal(held(() => first.backward()), 0, "accumulating replaces the gradient");
+  loss().backward(undefined, { createGraph: true });
+  assert.equal(w.grad!.requiresGrad, true, "with createGraph the gradient keeps its graph (and what it reads)");
+  const g = w.grad!;
+  w.grad = null;
+  g.sum().backward(); // g = (earlier passes, a constant) + 2w: d/dw Σ g = 2
+  assertClose(w.grad!, new Array(10).fill(2), {}, "second-order gradient");
+  w.dispose();
 });

@@ -34,6 +34,7 @@ import { isGradEnabled, noGrad, record } from "../tensor/autograd.ts";
 import { zeros } from "../tensor/creation.ts";
 import { ArgumentError, AutodiffError, ShapeError } from "../tensor/errors.ts";
 import { broadcastShapes, fmtShape } from "../tensor/shape.ts";
+import { checkTensor } from "../tensor/validate.ts";
 import { tidy } from "../tensor/storage.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { concat, expand, transpose } from "../tensor/ops_shape.ts";
@@ -96,6 +97,7 @@ export interface LstsqOptions extends SolveOptions {
 // ------------------------------------------------------------------------------------------- helpers
 
 function squareCheck(op: string, a: Tensor): number {
+  checkTensor(op, "A", a);
   if (a.ndim < 2) throw new ShapeError(op, `needs a matrix [..., n, n], got shape ${fmtShape(a.shape)}`);
   const n = a.shape[a.ndim - 1];
   if (a.shape[a.ndim - 2] !== n) {
@@ -113,6 +115,7 @@ interface Prepared {
 
 /** Casts to a common float dtype, turns a 1-D b into a column, and broadcasts the batch axes. */
 function prepare(op: string, a: Tensor, b: Tensor, rows: number): Prepared {
+  checkTensor(op, "b", b);
   const dtype = solveDType(op, a, b);
   const vector = b.ndim === 1;
   let bb = vector ? b.reshape([b.shape[0], 1]) : b;
@@ -387,7 +390,8 @@ function luSolveRecorded(f: LuFactorization, b: Tensor, transposed: boolean): Te
 export function luSolve(factorization: LuFactorization, b: Tensor, options: { transpose?: boolean } = {}): Tensor {
   const op = "luSolve";
   const f = factorization;
-  const n = squareCheck(op, f.lu);
+  const n = squareCheck(op, f?.lu);
+  checkTensor(op, "b", b);
   const vector = b.ndim === 1;
   let bb = vector ? b.reshape([n, 1]) : b;
   solveDType(op, f.lu, bb);
@@ -413,7 +417,9 @@ export function luSolve(factorization: LuFactorization, b: Tensor, options: { tr
  */
 export function qr(a: Tensor): { q: Tensor; r: Tensor } {
   const op = "qr";
-  if (a.ndim < 2) throw new ShapeError(op, `needs a matrix [..., m, n], got shape ${fmtShape(a.shape)}`);
+  if (checkTensor(op, "A", a).ndim < 2) {
+    throw new ShapeError(op, `needs a matrix [..., m, n], got shape ${fmtShape(a.shape)}`);
+  }
   const [m, n] = a.shape.slice(-2);
   if (m < n) throw new ShapeError(op, `needs m ≥ n, got shape ${fmtShape(a.shape)}`);
   const dtype = solveDType(op, a);
@@ -470,7 +476,9 @@ function gramSolve(a: Tensor, f: GramFactor, v: Tensor): Tensor {
  */
 export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor {
   const op = "lstsq";
-  if (a.ndim < 2) throw new ShapeError(op, `needs a matrix [..., m, n], got shape ${fmtShape(a.shape)}`);
+  if (checkTensor(op, "A", a).ndim < 2) {
+    throw new ShapeError(op, `needs a matrix [..., m, n], got shape ${fmtShape(a.shape)}`);
+  }
   const [m, n] = a.shape.slice(-2);
   if (m < n) {
     throw new ShapeError(op, `needs at least as many rows as columns (m ≥ n), got A of shape ${fmtShape(a.shape)}`);

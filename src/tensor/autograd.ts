@@ -10,8 +10,10 @@
  * @module
  */
 
-import { AutodiffError } from "./errors.ts";
+import { ArgumentError, AutodiffError } from "./errors.ts";
+import { tidy } from "./storage.ts";
 import type { Tensor } from "./tensor.ts";
+import { checkFunction, checkOptions, checkTensors, sameBackend } from "./validate.ts";
 
 /** A backward rule: given the output's gradient, the gradient of each input (null: none). */
 export type BackwardFn = (grad: Tensor, needs: readonly boolean[]) => readonly (Tensor | null | undefined)[];
@@ -89,6 +91,7 @@ export function enableGrad<T>(fn: () => T): T {
 }
 
 function withGradMode<T>(mode: boolean, fn: () => T): T {
+  checkFunction(mode ? "enableGrad" : "noGrad", "fn", fn);
   const prev = gradEnabled;
   gradEnabled = mode;
   try {
@@ -185,73 +188,88 @@ export function gradients(
   targets: Tensor[] | "leaves",
   options: BackwardOptions = {},
 ): (Tensor | null)[] {
+  checkTensors("gradients", "outputs", outputs);
+  checkTensors("gradients", "gradOutputs", gradOutputs);
+  if (gradOutputs.length !== outputs.length) {
+    throw new ArgumentError("gradients", `${outputs.length} outputs but ${gradOutputs.length} gradOutputs`);
+  }
+  outputs.forEach((o, i) => sameBackend("gradients", o, gradOutputs[i]));
+  if (targets !== "leaves") checkTensors("gradients", "targets", targets);
+  checkOptions("gradients", options, ["createGraph", "retainGraph"]);
   const createGraph = options.createGraph ?? false;
   const retainGraph = options.retainGraph ?? createGraph;
-  const targetSet = targets === "leaves" ? undefined : new Set(targets);
-  const order = topoOrder(outputs, targetSet);
-  // Which tensors lead to a target (only those need gradients).
-  const useful = new Set<Tensor>();
-  for (const t of order) {
-    if (targetSet ? targetSet.has(t) : (!t.node || t.retainsGrad)) {
-      useful.add(t);
-      continue;
+  // The pass runs in its own scope: intermediate gradients go back to the allocator when it ends,
+  // and only the results survive (with what their graphs need under createGraph).
+  const result = tidy(() => {
+    const targetSet = targets === "leaves" ? undefined : new Set(targets);
+    const order = topoOrder(outputs, targetSet);
+    // Which tensors lead to a target (only those need gradients).
+    const useful = new Set<Tensor>();
+    for (const t of order) {
+      if (targetSet ? targetSet.has(t) : (!t.node || t.retainsGrad)) {
+        useful.add(t);
+        continue;
+      }
+      if (t.node && !t.node.backward) {
+        // Freed by an earlier backward pass: its inputs are forgotten, so assume it leads somewhere
+        // and let the pass below raise rather than silently drop the gradient.
+        useful.add(t);
+        continue;
+      }
+      if (t.node && (targetSet ? !targetSet.has(t) : true) && t.node.inputs.some((c) => useful.has(c))) {
+        useful.add(t);
+      }
     }
-    if (t.node && !t.node.backward) {
-      // Freed by an earlier backward pass: its inputs are forgotten, so assume it leads somewhere
-      // and let the pass below raise rather than silently drop the gradient.
-      useful.add(t);
-      continue;
+    const grads = new Map<Tensor, Tensor>();
+    const accumulate = (t: Tensor, g: Tensor) => {
+      const prev = grads.get(t);
+      grads.set(t, prev ? prev.add(g) : g);
+    };
+    outputs.forEach((o, i) => {
+      if (o.requiresGrad && useful.has(o)) accumulate(o, gradOutputs[i]);
+    });
+    const run = () => {
+      for (let k = order.length - 1; k >= 0; k--) {
+        const t = order[k];
+        const node = t.node;
+        const g = grads.get(t);
+        if (!node || !g || (targetSet && targetSet.has(t))) continue;
+        if (!node.backward) {
+          throw new AutodiffError(
+            "backward",
+            `the graph through "${node.op}" was already freed by an earlier backward pass; ` +
+              "pass { retainGraph: true } to the first one to differentiate twice",
+          );
+        }
+        const needs = node.inputs.map((c) => c.requiresGrad && useful.has(c));
+        const gin = node.backward(g, needs);
+        node.inputs.forEach((c, i) => {
+          const gi = gin[i];
+          if (!needs[i] || !gi) return;
+          const shaped = gi.shape.length === c.shape.length ? gi : gi.reshape(c.shape);
+          // Gradients have their input's dtype (an op that computed in a wider type hands back a wider one).
+          accumulate(c, shaped.dtype === c.dtype ? shaped : shaped.cast(c.dtype));
+        });
+        if (!retainGraph) {
+          node.backward = null;
+          node.saved = [];
+          node.inputs = [];
+        }
+        if (targets === "leaves" && !t.retainsGrad) grads.delete(t);
+      }
+    };
+    if (createGraph) enableGrad(run);
+    else noGrad(run);
+    if (targets === "leaves") {
+      const updated: Tensor[] = [];
+      for (const [t, g] of grads) {
+        if (t.node && !t.retainsGrad) continue;
+        t.accumulateGrad(g);
+        updated.push(t.grad!);
+      }
+      return updated;
     }
-    if (t.node && (targetSet ? !targetSet.has(t) : true) && t.node.inputs.some((c) => useful.has(c))) {
-      useful.add(t);
-    }
-  }
-  const grads = new Map<Tensor, Tensor>();
-  const accumulate = (t: Tensor, g: Tensor) => {
-    const prev = grads.get(t);
-    grads.set(t, prev ? prev.add(g) : g);
-  };
-  outputs.forEach((o, i) => {
-    if (o.requiresGrad && useful.has(o)) accumulate(o, gradOutputs[i]);
+    return targets.map((t) => grads.get(t) ?? null);
   });
-  const run = () => {
-    for (let k = order.length - 1; k >= 0; k--) {
-      const t = order[k];
-      const node = t.node;
-      const g = grads.get(t);
-      if (!node || !g || (targetSet && targetSet.has(t))) continue;
-      if (!node.backward) {
-        throw new AutodiffError(
-          "backward",
-          `the graph through "${node.op}" was already freed by an earlier backward pass; ` +
-            "pass { retainGraph: true } to the first one to differentiate twice",
-        );
-      }
-      const needs = node.inputs.map((c) => c.requiresGrad && useful.has(c));
-      const gin = node.backward(g, needs);
-      node.inputs.forEach((c, i) => {
-        const gi = gin[i];
-        if (!needs[i] || !gi) return;
-        const shaped = gi.shape.length === c.shape.length ? gi : gi.reshape(c.shape);
-        // Gradients have their input's dtype (an op that computed in a wider type hands back a wider one).
-        accumulate(c, shaped.dtype === c.dtype ? shaped : shaped.cast(c.dtype));
-      });
-      if (!retainGraph) {
-        node.backward = null;
-        node.saved = [];
-        node.inputs = [];
-      }
-      if (targets === "leaves" && !t.retainsGrad) grads.delete(t);
-    }
-  };
-  if (createGraph) enableGrad(run);
-  else noGrad(run);
-  if (targets === "leaves") {
-    for (const [t, g] of grads) {
-      if (t.node && !t.retainsGrad) continue;
-      t.accumulateGrad(g);
-    }
-    return [];
-  }
-  return targets.map((t) => grads.get(t) ?? null);
+  return targets === "leaves" ? [] : result;
 }

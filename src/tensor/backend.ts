@@ -13,6 +13,7 @@
 
 import type { DType, HostArray } from "./dtype.ts";
 import { DeviceError } from "./errors.ts";
+import { checkFunction, describe } from "./validate.ts";
 
 /** Opaque storage owned by one backend. */
 export interface DeviceBuffer {
@@ -377,7 +378,7 @@ let defaultFactory: BackendFactory | undefined;
  * ```
  */
 export function setDefaultBackendFactory(factory: BackendFactory): void {
-  defaultFactory = factory;
+  defaultFactory = checkFunction("setDefaultBackendFactory", "factory", factory);
 }
 
 /**
@@ -390,6 +391,9 @@ export function setDefaultBackendFactory(factory: BackendFactory): void {
  * ```
  */
 export function setDefaultBackend(backend: Backend): void {
+  if (backend === null || typeof backend !== "object" || typeof backend.fromHost !== "function") {
+    throw new DeviceError("setDefaultBackend", `expects a Backend, got ${describe(backend)}`);
+  }
   defaultBackend = backend;
 }
 

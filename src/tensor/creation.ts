@@ -7,10 +7,10 @@
  */
 
 import { type Backend, getDefaultBackend } from "./backend.ts";
-import { checkDType, type DType, type HostArray } from "./dtype.ts";
-import { ArgumentError, ShapeError } from "./errors.ts";
+import { checkDType, type DType, type HostArray, isFloat } from "./dtype.ts";
+import { ArgumentError, AutodiffError, ShapeError } from "./errors.ts";
 import { sizeOf } from "./shape.ts";
-import { checkShape } from "./validate.ts";
+import { checkInteger, checkNumber, checkOneOf, checkOptions, checkShape, checkTensor, describe } from "./validate.ts";
 import { type NestedArray, Tensor } from "./tensor.ts";
 import { cast, floor } from "./ops_elementwise.ts";
 
@@ -29,9 +29,41 @@ function finish(t: Tensor, options: CreateOptions): Tensor {
   return t;
 }
 
-function pick(options: CreateOptions, fallback: DType = "float32", op = "tensor"): { backend: Backend; dtype: DType } {
+const CREATE_KEYS = ["dtype", "requiresGrad", "backend"] as const;
+
+/**
+ * Checks the options of a creation function (those of {@link CreateOptions} and `extra` keys);
+ * returns the backend and dtype to create with.
+ */
+function pick(
+  op: string,
+  options: CreateOptions,
+  fallback: DType = "float32",
+  extra: readonly string[] = [],
+): { backend: Backend; dtype: DType } {
+  checkOptions(op, options as Record<string, unknown>, [...CREATE_KEYS, ...extra]);
   const dtype = options.dtype === undefined ? fallback : checkDType(options.dtype, op);
-  return { backend: options.backend ?? getDefaultBackend(), dtype };
+  checkOneOf(op, "requiresGrad", options.requiresGrad ?? false, [true, false]);
+  const backend = options.backend ?? getDefaultBackend();
+  if (backend === null || typeof backend !== "object" || typeof backend.fromHost !== "function") {
+    throw new ArgumentError(op, `backend must be a Backend, got ${describe(backend)}`);
+  }
+  if (options.requiresGrad && !isFloat(dtype)) {
+    throw new AutodiffError(op, `${dtype} tensors cannot require gradients; pick a float dtype`);
+  }
+  return { backend, dtype };
+}
+
+/** Host arrays a backend takes as they are; other numeric typed arrays are copied to numbers. */
+function hostData(op: string, data: ArrayBufferView): HostArray | number[] {
+  if (
+    data instanceof Float32Array || data instanceof Float64Array || data instanceof Int32Array ||
+    data instanceof Uint16Array
+  ) return data;
+  if (data instanceof DataView || data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    throw new ArgumentError(op, `data must hold numbers, got ${describe(data)}`);
+  }
+  return Array.from(data as unknown as ArrayLike<number>);
 }
 
 function inferShape(data: NestedArray, shape: number[] = []): number[] {
@@ -45,7 +77,7 @@ function inferShape(data: NestedArray, shape: number[] = []): number[] {
 function flattenInto(data: NestedArray, shape: number[], axis: number, out: number[]): void {
   if (axis === shape.length) {
     if (typeof data !== "number" && typeof data !== "boolean") {
-      throw new ArgumentError("tensor", `elements must be numbers, got ${JSON.stringify(data)}`);
+      throw new ArgumentError("tensor", `elements must be numbers, got ${describe(data)}`);
     }
     out.push(Number(data));
     return;
@@ -57,7 +89,22 @@ function flattenInto(data: NestedArray, shape: number[], axis: number, out: numb
 }
 
 /**
- * A tensor from nested arrays, a typed array (1-D unless `shape` is given) or a number.
+ * Typed arrays of numbers that `tensor()` reads besides its host arrays (copied as numbers;
+ * float32 by default).
+ *
+ * @example
+ * ```ts
+ * import { type NumericArray, tensor } from "./creation.ts";
+ * const pixels: NumericArray = new Uint8Array([0, 128, 255]);
+ * tensor(pixels).toArray(); // [0, 128, 255]
+ * ```
+ */
+export type NumericArray = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint32Array;
+
+/**
+ * A tensor from nested arrays, a typed array (1-D unless `shape` is given) or a number. The
+ * dtype defaults to the typed array's (Float64Array: float64, Int32Array: int32, Uint16Array:
+ * bfloat16 bits), else float32.
  *
  * @example
  * ```ts
@@ -67,7 +114,7 @@ function flattenInto(data: NestedArray, shape: number[], axis: number, out: numb
  * ```
  */
 export function tensor(
-  data: NestedArray | HostArray,
+  data: NestedArray | HostArray | NumericArray,
   options: CreateOptions & { shape?: readonly number[] } = {},
 ): Tensor {
   const isTyped = ArrayBuffer.isView(data);
@@ -78,11 +125,11 @@ export function tensor(
     : data instanceof Uint16Array
     ? "bfloat16"
     : "float32";
-  const { backend, dtype } = pick(options, fallback);
+  const { backend, dtype } = pick("tensor", options, fallback, ["shape"]);
   let shape: number[];
   let flat: HostArray | number[];
   if (isTyped) {
-    flat = data as HostArray;
+    flat = hostData("tensor", data);
     shape = options.shape ? checkShape("tensor", options.shape) : [flat.length];
   } else {
     const nested = data as NestedArray;
@@ -114,12 +161,14 @@ export function tensor(
  * ```
  */
 export function full(shape: readonly number[], value: number, options: CreateOptions = {}): Tensor {
+  checkShape("full", shape);
+  checkNumber("full", "value", value, { finite: false });
   return filled("full", shape, value, options);
 }
 
 function filled(op: string, shape: readonly number[], value: number, options: CreateOptions): Tensor {
   const s = checkShape(op, shape);
-  const { backend, dtype } = pick(options, "float32", op);
+  const { backend, dtype } = pick(op, options);
   return finish(Tensor.fromBuffer(backend.full(sizeOf(s), value, dtype), s, dtype), options);
 }
 
@@ -149,8 +198,9 @@ export function ones(shape: readonly number[], options: CreateOptions = {}): Ten
   return filled("ones", shape, 1, options);
 }
 
-function likeOptions(t: Tensor, options: CreateOptions): CreateOptions {
-  return { dtype: t.dtype, backend: t.backend, ...options };
+function likeOptions(op: string, t: Tensor, options: CreateOptions): CreateOptions {
+  checkTensor(op, "t", t);
+  return { dtype: t.dtype, backend: t.backend, ...checkOptions(op, options, CREATE_KEYS) };
 }
 
 /**
@@ -163,7 +213,8 @@ function likeOptions(t: Tensor, options: CreateOptions): CreateOptions {
  * ```
  */
 export function fullLike(t: Tensor, value: number, options: CreateOptions = {}): Tensor {
-  return full(t.shape, value, likeOptions(t, options));
+  const o = likeOptions("fullLike", t, options);
+  return full(t.shape, value, o);
 }
 
 /**
@@ -176,7 +227,8 @@ export function fullLike(t: Tensor, value: number, options: CreateOptions = {}):
  * ```
  */
 export function zerosLike(t: Tensor, options: CreateOptions = {}): Tensor {
-  return fullLike(t, 0, options);
+  const o = likeOptions("zerosLike", t, options);
+  return filled("zerosLike", t.shape, 0, o);
 }
 
 /**
@@ -189,7 +241,8 @@ export function zerosLike(t: Tensor, options: CreateOptions = {}): Tensor {
  * ```
  */
 export function onesLike(t: Tensor, options: CreateOptions = {}): Tensor {
-  return fullLike(t, 1, options);
+  const o = likeOptions("onesLike", t, options);
+  return filled("onesLike", t.shape, 1, o);
 }
 
 /**
@@ -204,13 +257,13 @@ export function onesLike(t: Tensor, options: CreateOptions = {}): Tensor {
  * ```
  */
 export function arange(start: number, stop?: number, step = 1, options: CreateOptions = {}): Tensor {
-  const [a, b] = stop === undefined ? [0, start] : [start, stop];
-  if (!Number.isFinite(a) || !Number.isFinite(b) || !Number.isFinite(step) || step === 0) {
-    throw new ArgumentError("arange", `needs finite start/stop and a non-zero step, got ${a}, ${b}, ${step}`);
-  }
+  const [a, b] = stop === undefined
+    ? [0, checkNumber("arange", "stop", start)]
+    : [checkNumber("arange", "start", start), checkNumber("arange", "stop", stop)];
+  if (checkNumber("arange", "step", step) === 0) throw new ArgumentError("arange", "step must be non-zero, got 0");
   const n = Math.max(0, Math.ceil((b - a) / step));
   const integral = Number.isInteger(a) && Number.isInteger(b) && Number.isInteger(step);
-  const { backend, dtype } = pick(options, integral ? "int32" : "float32", "arange");
+  const { backend, dtype } = pick("arange", options, integral ? "int32" : "float32");
   return finish(Tensor.fromBuffer(backend.arange(n, a, step, dtype), [n], dtype), options);
 }
 
@@ -224,10 +277,10 @@ export function arange(start: number, stop?: number, step = 1, options: CreateOp
  * ```
  */
 export function linspace(start: number, stop: number, num: number, options: CreateOptions = {}): Tensor {
-  if (!Number.isInteger(num) || num < 0) {
-    throw new ArgumentError("linspace", `num must be a non-negative integer, got ${num}`);
-  }
-  const { backend, dtype } = pick(options, "float32", "linspace");
+  checkNumber("linspace", "start", start);
+  checkNumber("linspace", "stop", stop);
+  checkInteger("linspace", "num", num, { min: 0 });
+  const { backend, dtype } = pick("linspace", options);
   const host = new Float64Array(num);
   const step = num > 1 ? (stop - start) / (num - 1) : 0;
   for (let i = 0; i < num; i++) host[i] = i === num - 1 && num > 1 ? stop : start + i * step;
@@ -244,8 +297,9 @@ export function linspace(start: number, stop: number, num: number, options: Crea
  * ```
  */
 export function eye(n: number, m = n, options: CreateOptions = {}): Tensor {
-  checkShape("eye", [n, m]);
-  const { backend, dtype } = pick(options, "float32", "eye");
+  checkInteger("eye", "n", n, { min: 0 });
+  checkInteger("eye", "m", m, { min: 0 });
+  const { backend, dtype } = pick("eye", options);
   const host = new Float64Array(n * m);
   for (let i = 0; i < Math.min(n, m); i++) host[i * m + i] = 1;
   return finish(Tensor.fromBuffer(backend.fromHost(host, dtype), [n, m], dtype), options);
@@ -270,10 +324,7 @@ export class Generator {
 
   /** A generator for `seed`, starting at the beginning of its stream. */
   constructor(seed: number) {
-    if (!Number.isSafeInteger(seed) || seed < 0) {
-      throw new ArgumentError("Generator", `seed must be a non-negative safe integer, got ${seed}`);
-    }
-    this.seed = seed;
+    this.seed = checkInteger("Generator", "seed", seed, { min: 0 });
   }
 
   /** Reserves `n` elements of the stream and returns where they start. */
@@ -315,7 +366,10 @@ export interface RandomOptions extends CreateOptions {
 function draw(kind: "uniform" | "normal", shape: readonly number[], options: RandomOptions): Tensor {
   const op = kind === "uniform" ? "rand" : "randn";
   const s = checkShape(op, shape);
-  const { backend, dtype } = pick(options, "float32", op);
+  const { backend, dtype } = pick(op, options, "float32", ["generator", "seed"]);
+  if (options.generator !== undefined && !(options.generator instanceof Generator)) {
+    throw new ArgumentError(op, `generator must be a Generator, got ${describe(options.generator)}`);
+  }
   const gen = options.generator ?? (options.seed !== undefined ? new Generator(options.seed) : defaultGenerator);
   const n = sizeOf(s);
   const at = gen.take(n);
@@ -358,9 +412,9 @@ export function randn(shape: readonly number[], options: RandomOptions = {}): Te
  * ```
  */
 export function randint(low: number, high: number, shape: readonly number[], options: RandomOptions = {}): Tensor {
-  if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low) {
-    throw new ArgumentError("randint", `needs integers low < high, got ${low}, ${high}`);
-  }
+  checkInteger("randint", "low", low);
+  checkInteger("randint", "high", high);
+  if (high <= low) throw new ArgumentError("randint", `needs low < high, got ${low} and ${high}`);
   const u = draw("uniform", shape, { ...options, dtype: "float64" });
   return cast(floor(u.mul(high - low).add(low)), "int32");
 }

@@ -10,6 +10,7 @@
  */
 
 import { DTypeError } from "./errors.ts";
+import { describe } from "./validate.ts";
 
 /** The element type of a tensor. */
 export type DType = "float32" | "float64" | "bfloat16" | "int32";
@@ -103,7 +104,7 @@ export function checkDType(value: unknown, op: string): DType {
   if (typeof value === "string" && (DTYPES as readonly string[]).includes(value)) {
     return value as DType;
   }
-  throw new DTypeError(op, `unknown dtype ${JSON.stringify(value)}; expected one of ${DTYPES.join(", ")}`);
+  throw new DTypeError(op, `unknown dtype ${describe(value)}; expected one of ${DTYPES.join(", ")}`);
 }
 
 const f32 = new Float32Array(1);

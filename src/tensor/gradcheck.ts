@@ -13,6 +13,7 @@ import type { Tensor } from "./tensor.ts";
 import { Generator, randn, tensor } from "./creation.ts";
 import { concat } from "./ops_shape.ts";
 import { jvp, vjp } from "./transforms.ts";
+import { checkFunction, checkInteger, checkNumber, checkOneOf, checkOptions, checkTensors } from "./validate.ts";
 
 /** A gradient that disagrees with finite differences. */
 export class GradcheckError extends PatchworkError {}
@@ -81,14 +82,20 @@ export function gradcheck(
   inputs: Tensor[],
   options: GradcheckOptions = {},
 ): true {
+  checkFunction("gradcheck", "fn", fn);
+  checkTensors("gradcheck", "inputs", inputs, 1);
+  const { eps = 1e-6, atol = 1e-5, rtol = 1e-4, seed = 0, checkJvp = true, secondOrder = false } = checkOptions(
+    "gradcheck",
+    options,
+    ["eps", "atol", "rtol", "seed", "checkJvp", "secondOrder"],
+  );
   const o: Required<GradcheckOptions> = {
-    eps: 1e-6,
-    atol: 1e-5,
-    rtol: 1e-4,
-    seed: 0,
-    checkJvp: true,
-    secondOrder: false,
-    ...options,
+    eps: checkNumber("gradcheck", "eps", eps, { min: 0, minOpen: true }),
+    atol: checkNumber("gradcheck", "atol", atol, { min: 0 }),
+    rtol: checkNumber("gradcheck", "rtol", rtol, { min: 0 }),
+    seed: checkInteger("gradcheck", "seed", seed, { min: 0 }),
+    checkJvp: checkOneOf("gradcheck", "checkJvp", checkJvp, [true, false]),
+    secondOrder: checkOneOf("gradcheck", "secondOrder", secondOrder, [true, false]),
   };
   for (const [i, x] of inputs.entries()) {
     if (x.dtype !== "float64") {

@@ -17,6 +17,7 @@ import { ArgumentError, DTypeError } from "./errors.ts";
 import { broadcastShapes, shapesEqual } from "./shape.ts";
 import { type Operand, Tensor } from "./tensor.ts";
 import { sumTo } from "./ops_reduce.ts";
+import { checkNumber, checkTensor, describe } from "./validate.ts";
 
 /**
  * A view of `t` broadcast to `shape` (stride 0 on new or size-1 axes); no copy.
@@ -45,7 +46,9 @@ function operandDType(op: string, a: Operand, b: Operand): DType {
   }
   const t = (a instanceof Tensor ? a : b) as Tensor;
   const n = (a instanceof Tensor ? b : a) as number;
-  if (typeof n !== "number") throw new ArgumentError(op, `operand must be a Tensor or a number, got ${typeof n}`);
+  if (typeof n !== "number") {
+    throw new ArgumentError(op, `operand must be a Tensor or a number, got ${typeof n} ${describe(n)}`);
+  }
   return t.dtype === "int32" && !Number.isInteger(n) ? "float32" : t.dtype;
 }
 
@@ -55,7 +58,7 @@ function asDType(t: Tensor, dtype: DType): Tensor {
 
 function forwardBinary(op: BinaryOp, a: Operand, b: Operand, name: string): Tensor {
   if (!(a instanceof Tensor) && !(b instanceof Tensor)) {
-    throw new ArgumentError(name, "at least one operand must be a Tensor");
+    throw new ArgumentError(name, `at least one operand must be a Tensor, got ${describe(a)} and ${describe(b)}`);
   }
   const dtype = operandDType(name, a, b);
   // Check the shapes before any work (a dtype cast) is done.
@@ -274,6 +277,7 @@ function unaryForward(op: UnaryOp, x: Tensor): Tensor {
 type UnaryRule = (g: Tensor, x: Tensor, y: Tensor) => Tensor | null;
 
 function unary(op: UnaryOp, input: Tensor, rule: UnaryRule, keepInt = false): Tensor {
+  checkTensor(op, "x", input);
   const x = keepInt ? input : floatInput(input);
   const y = unaryForward(op, x);
   return record(op, y, [x], [y], (g) => [rule(g, x, y)]);
@@ -320,12 +324,12 @@ export function abs(x: Tensor): Tensor {
 
 /** sign(x) ∈ {−1, 0, 1} (zero gradient). @example `sign(tensor([-2, 0, 3])) // [-1, 0, 1]` */
 export function sign(x: Tensor): Tensor {
-  return unaryForward("sign", x);
+  return unaryForward("sign", checkTensor("sign", "x", x));
 }
 
 /** floor(x) (zero gradient). @example `floor(tensor([1.5])) // [1]` */
 export function floor(x: Tensor): Tensor {
-  return unaryForward("floor", floatInput(x));
+  return unaryForward("floor", floatInput(checkTensor("floor", "x", x)));
 }
 
 /** sin x. @example `sin(tensor([0])) // [0]` */
@@ -369,7 +373,7 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
   if (approximate === "tanh") return unary("gelu_tanh", x, (g, x) => mul(g, geluGrad(x, "tanh")));
   if (approximate !== "none") {
-    throw new ArgumentError("gelu", `approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
+    throw new ArgumentError("gelu", `approximate must be "none" or "tanh", got ${describe(approximate)}`);
   }
   return unary("gelu", x, (g, x) => mul(g, geluGrad(x, "none")));
 }
@@ -438,7 +442,9 @@ export function reciprocal(x: Tensor): Tensor {
  * ```
  */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
-  if (!(cond instanceof Tensor)) throw new ArgumentError("where", "condition must be a Tensor");
+  if (!(cond instanceof Tensor)) throw new ArgumentError("where", `condition must be a Tensor, got ${describe(cond)}`);
+  if (!(a instanceof Tensor)) checkNumber("where", "a", a, { finite: false });
+  if (!(b instanceof Tensor)) checkNumber("where", "b", b, { finite: false });
   let dtype: DType;
   if (a instanceof Tensor || b instanceof Tensor) dtype = operandDType("where", a, b);
   else dtype = isFloat(cond.dtype) ? cond.dtype : "float32";
@@ -482,6 +488,9 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
  * ```
  */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+  checkTensor("clamp", "x", x);
+  if (min !== undefined) checkNumber("clamp", "min", min, { finite: false });
+  if (max !== undefined) checkNumber("clamp", "max", max, { finite: false });
   if (min !== undefined && max !== undefined && min > max) {
     throw new ArgumentError("clamp", `min ${min} is greater than max ${max}`);
   }
@@ -502,6 +511,7 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
  * ```
  */
 export function cast(x: Tensor, dtype: DType): Tensor {
+  checkTensor("cast", "x", x);
   if (x.dtype === dtype) return x;
   checkDType(dtype, "cast");
   const buffer = x.backend.full(x.size, 0, dtype);

@@ -15,12 +15,13 @@
 import { record } from "./autograd.ts";
 import { ArgumentError, ShapeError } from "./errors.ts";
 import { fmtShape } from "./shape.ts";
-import { normalizeAxes, normalizeAxis } from "./validate.ts";
+import { checkInteger, checkShape, checkTensor, normalizeAxes, normalizeAxis } from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { mul, requireFloat } from "./ops_elementwise.ts";
 import { narrow, pad } from "./ops_shape.ts";
 
 function checkComplex(op: string, z: Tensor): void {
+  checkTensor(op, "z", z);
   requireFloat(op, z);
   if (z.ndim < 2 || z.shape[z.ndim - 1] !== 2) {
     throw new ShapeError(op, `needs a complex tensor (trailing axis of size 2), got shape ${fmtShape(z.shape)}`);
@@ -112,6 +113,7 @@ function c2r(z: Tensor, axis: number, n: number): Tensor {
  * ```
  */
 export function rfft(x: Tensor, axis = -1): Tensor {
+  checkTensor("rfft", "x", x);
   requireFloat("rfft", x);
   const a = normalizeAxis("rfft", axis, x.ndim);
   if (x.shape[a] === 0) throw new ArgumentError("rfft", "cannot transform an empty axis");
@@ -133,8 +135,8 @@ export function irfft(z: Tensor, n?: number, axis = -1): Tensor {
   checkComplex("irfft", z);
   const a = complexAxis("irfft", z, axis);
   const have = z.shape[a];
-  const size = n ?? 2 * (have - 1);
-  if (!Number.isInteger(size) || size < 1) throw new ArgumentError("irfft", `output length must be ≥ 1, got ${size}`);
+  const size = n === undefined ? 2 * (have - 1) : checkInteger("irfft", "n", n, { min: 1 });
+  if (size < 1) throw new ArgumentError("irfft", `the output length 2·(${have} − 1) must be ≥ 1; pass n`);
   const m = Math.floor(size / 2) + 1;
   let zz = z;
   if (have > m) zz = narrow(z, a, 0, m);
@@ -157,6 +159,7 @@ export function irfft(z: Tensor, n?: number, axis = -1): Tensor {
  * ```
  */
 export function rfftn(x: Tensor, axes?: number[]): Tensor {
+  checkTensor("rfftn", "x", x);
   const list = normalizeAxes("rfftn", axes, x.ndim);
   if (list.length === 0) throw new ArgumentError("rfftn", "needs at least one axis");
   let z = rfft(x, list[list.length - 1]);
@@ -178,6 +181,7 @@ export function rfftn(x: Tensor, axes?: number[]): Tensor {
 export function irfftn(z: Tensor, axes?: number[], sizes?: number[]): Tensor {
   checkComplex("irfftn", z);
   const list = axes === undefined ? z.shape.slice(0, -1).map((_, i) => i) : normalizeAxes("irfftn", axes, z.ndim - 1);
+  if (sizes !== undefined) checkShape("irfftn", sizes, { name: "sizes" });
   if (sizes && sizes.length !== list.length) {
     throw new ArgumentError("irfftn", `${sizes.length} sizes for ${list.length} axes`);
   }

@@ -8,13 +8,23 @@
 import { record } from "./autograd.ts";
 import { DTypeError, ShapeError } from "./errors.ts";
 import { fmtShape } from "./shape.ts";
-import { normalizeAxis } from "./validate.ts";
+import { checkTensor, normalizeAxis, sameBackend } from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { add } from "./ops_elementwise.ts";
 import { expand, reshape } from "./ops_shape.ts";
 
-function checkIndex(op: string, index: Tensor): void {
+/**
+ * Checks the input, the axis and the int32 index (and `src`) of an indexing op, tensors on one
+ * backend; returns the axis resolved.
+ */
+function checkIndex(op: string, x: Tensor, axis: number, index: Tensor, src?: Tensor): number {
+  checkTensor(op, "x", x);
+  const a = normalizeAxis(op, axis, x.ndim);
+  checkTensor(op, "index", index);
+  sameBackend(op, x, index);
+  if (src !== undefined) sameBackend(op, x, checkTensor(op, "src", src));
   if (index.dtype !== "int32") throw new DTypeError(op, `index must be int32, got ${index.dtype}`);
+  return a;
 }
 
 /**
@@ -29,9 +39,7 @@ function checkIndex(op: string, index: Tensor): void {
  * ```
  */
 export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
-  checkIndex("gather", index);
-  x.sameBackend("gather", index);
-  const a = normalizeAxis("gather", axis, x.ndim);
+  const a = checkIndex("gather", x, axis, index);
   if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== a && d > x.shape[i])) {
     throw new ShapeError(
       "gather",
@@ -59,10 +67,7 @@ function scatterAddZeros(shape: readonly number[], axis: number, index: Tensor, 
  * ```
  */
 export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor): Tensor {
-  checkIndex("scatterAdd", index);
-  x.sameBackend("scatterAdd", index);
-  x.sameBackend("scatterAdd", src);
-  const a = normalizeAxis("scatterAdd", axis, x.ndim);
+  const a = checkIndex("scatterAdd", x, axis, index, src);
   if (
     index.ndim !== x.ndim || src.ndim !== x.ndim ||
     index.shape.some((d, i) => d > src.shape[i] || (i !== a && d > x.shape[i]))
@@ -89,9 +94,8 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
  * ```
  */
 export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
-  checkIndex("indexSelect", index);
+  const a = checkIndex("indexSelect", x, axis, index);
   if (index.ndim !== 1) throw new ShapeError("indexSelect", `index must be 1-D, got shape ${fmtShape(index.shape)}`);
-  const a = normalizeAxis("indexSelect", axis, x.ndim);
   const idxShape = x.shape.map((_, i) => (i === a ? index.shape[0] : 1));
   const outShape = x.shape.map((d, i) => (i === a ? index.shape[0] : d));
   return gather(x, a, expand(reshape(index, idxShape), outShape));
@@ -109,9 +113,9 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
  * ```
  */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
-  if (weight.ndim !== 2) {
+  if (checkTensor("embedding", "weight", weight).ndim !== 2) {
     throw new ShapeError("embedding", `weight must be [vocab, dim], got ${fmtShape(weight.shape)}`);
   }
-  checkIndex("embedding", ids);
+  checkIndex("embedding", weight, 0, ids);
   return reshape(indexSelect(weight, 0, reshape(ids, [-1])), [...ids.shape, weight.shape[1]]);
 }

@@ -7,10 +7,11 @@
 
 import { record } from "./autograd.ts";
 import { promoteTypes } from "./dtype.ts";
-import { ArgumentError, ShapeError } from "./errors.ts";
+import { ShapeError } from "./errors.ts";
 import { broadcastShapes, fmtShape } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 import { expand, reshape, transpose } from "./ops_shape.ts";
+import { checkTensor, sameBackend } from "./validate.ts";
 
 /**
  * The matrix product a·b.
@@ -23,8 +24,7 @@ import { expand, reshape, transpose } from "./ops_shape.ts";
  * ```
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
-  if (!(a instanceof Tensor) || !(b instanceof Tensor)) throw new ArgumentError("matmul", "operands must be Tensors");
-  a.sameBackend("matmul", b);
+  sameBackend("matmul", checkTensor("matmul", "a", a), checkTensor("matmul", "b", b));
   if (a.ndim === 0 || b.ndim === 0) {
     throw new ShapeError(
       "matmul",

@@ -9,10 +9,31 @@ import type { ReduceOp } from "./backend.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError } from "./errors.ts";
 import { shapesEqual } from "./shape.ts";
-import { normalizeAxes, normalizeAxis } from "./validate.ts";
+import {
+  checkNumber,
+  checkOneOf,
+  checkOptions,
+  checkShape,
+  checkTensor,
+  normalizeAxes,
+  normalizeAxis,
+} from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { add, div, eq, exp, log, mul, requireFloat, sub, where } from "./ops_elementwise.ts";
 import { expand, flip, reshape } from "./ops_shape.ts";
+
+/** Checks the arguments shared by the reductions: the tensor, its axes (all when omitted), keepdims. */
+function reduction(op: string, x: Tensor, axes: unknown, keepdims: unknown): number[] {
+  checkTensor(op, "x", x);
+  checkOneOf(op, "keepdims", keepdims, [true, false]);
+  return normalizeAxes(op, axes, x.ndim);
+}
+
+/** Checks a tensor and one axis of it. */
+function alongAxis(op: string, x: Tensor, axis: unknown): number {
+  checkTensor(op, "x", x);
+  return normalizeAxis(op, axis, x.ndim);
+}
 
 function keptShape(shape: readonly number[], axes: number[]): number[] {
   return shape.map((d, i) => axes.includes(i) ? 1 : d);
@@ -42,7 +63,7 @@ function finish(out: Tensor, x: Tensor, axes: number[], keepdims: boolean): Tens
  * ```
  */
 export function sum(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
-  const ax = normalizeAxes("sum", axes, x.ndim);
+  const ax = reduction("sum", x, axes, keepdims);
   const out = reduceRaw("sum", x, ax);
   record("sum", out, [x], [], (g) => [expand(g, x.shape)]);
   return finish(out, x, ax, keepdims);
@@ -59,6 +80,8 @@ export function sum(x: Tensor, axes?: number | number[], keepdims = false): Tens
  * ```
  */
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  checkTensor("sumTo", "g", g);
+  checkShape("sumTo", shape);
   if (shapesEqual(g.shape, shape)) return g;
   const lead = g.ndim - shape.length;
   const axes: number[] = [];
@@ -80,14 +103,14 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
  * ```
  */
 export function mean(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  const ax = reduction("mean", x, axes, keepdims);
   requireFloat("mean", x);
-  const ax = normalizeAxes("mean", axes, x.ndim);
   const n = ax.reduce((p, a) => p * x.shape[a], 1);
   return div(sum(x, ax, keepdims), n);
 }
 
 function extreme(op: "max" | "min", x: Tensor, axes: number | number[] | undefined, keepdims: boolean): Tensor {
-  const ax = normalizeAxes(op, axes, x.ndim);
+  const ax = reduction(op, x, axes, keepdims);
   if (ax.some((a) => x.shape[a] === 0)) throw new ArgumentError(op, "cannot reduce over an empty axis");
   const out = reduceRaw(op, x, ax);
   record(op, out, [x], [out], (g) => {
@@ -146,15 +169,16 @@ export interface VarOptions {
  * ```
  */
 export function variance(x: Tensor, axes?: number | number[], options: VarOptions = {}): Tensor {
+  const { keepdims = false, correction = 1 } = checkOptions("var", options, ["keepdims", "correction"]);
+  const ax = reduction("var", x, axes, keepdims);
   requireFloat("var", x);
-  const ax = normalizeAxes("var", axes, x.ndim);
+  checkNumber("var", "correction", correction, { min: 0 });
   const n = ax.reduce((p, a) => p * x.shape[a], 1);
-  const correction = options.correction ?? 1;
   if (n - correction <= 0) {
     throw new ArgumentError("var", `N − correction must be positive (N = ${n}, correction = ${correction})`);
   }
   const centred = sub(x, mean(x, ax, true));
-  return div(sum(mul(centred, centred), ax, options.keepdims ?? false), n - correction);
+  return div(sum(mul(centred, centred), ax, keepdims), n - correction);
 }
 
 /**
@@ -168,8 +192,8 @@ export function variance(x: Tensor, axes?: number | number[], options: VarOption
  * ```
  */
 export function logsumexp(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  const ax = reduction("logsumexp", x, axes, keepdims);
   requireFloat("logsumexp", x);
-  const ax = normalizeAxes("logsumexp", axes, x.ndim);
   const m = reduceRaw("max", x, ax); // no gradient needed: it cancels exactly
   const shift = where(eq(sub(m, m), 0), m, 0); // an all −∞ row shifts by 0, not by −∞
   const out = add(log(sum(exp(sub(x, shift)), ax, true)), shift);
@@ -187,8 +211,8 @@ export function logsumexp(x: Tensor, axes?: number | number[], keepdims = false)
  * ```
  */
 export function softmax(x: Tensor, axis = -1): Tensor {
+  const a = alongAxis("softmax", x, axis);
   requireFloat("softmax", x);
-  const a = normalizeAxis("softmax", axis, x.ndim);
   const y = Tensor.fromBuffer(x.backend.softmax(x, a, false, x.dtype), x.shape, x.dtype);
   return record("softmax", y, [x], [y], (g) => [mul(y, sub(g, sum(mul(g, y), a, true)))]);
 }
@@ -204,8 +228,8 @@ export function softmax(x: Tensor, axis = -1): Tensor {
  * ```
  */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const a = alongAxis("logSoftmax", x, axis);
   requireFloat("logSoftmax", x);
-  const a = normalizeAxis("logSoftmax", axis, x.ndim);
   const y = Tensor.fromBuffer(x.backend.softmax(x, a, true, x.dtype), x.shape, x.dtype);
   return record("logSoftmax", y, [x], [y], (g) => [sub(g, mul(exp(y), sum(g, a, true)))]);
 }
@@ -221,13 +245,14 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
  * ```
  */
 export function cumsum(x: Tensor, axis: number): Tensor {
-  const a = normalizeAxis("cumsum", axis, x.ndim);
+  const a = alongAxis("cumsum", x, axis);
   const y = Tensor.fromBuffer(x.backend.cumsum(x, a, x.dtype), x.shape, x.dtype);
   return record("cumsum", y, [x], [], (g) => [flip(cumsum(flip(g, a), a), a)]);
 }
 
 function argReduce(op: "argmax" | "argmin", x: Tensor, axis: number, keepdims: boolean): Tensor {
-  const a = normalizeAxis(op, axis, x.ndim);
+  const a = alongAxis(op, x, axis);
+  checkOneOf(op, "keepdims", keepdims, [true, false]);
   if (x.shape[a] === 0) throw new ArgumentError(op, "cannot reduce over an empty axis");
   const shape = keptShape(x.shape, [a]);
   const out = Tensor.fromBuffer(x.backend.argReduce(op, x, a), shape, "int32");
@@ -288,9 +313,10 @@ export function std(x: Tensor, axes?: number | number[], options: VarOptions = {
  * ```
  */
 export function norm(x: Tensor, p = 2, axes?: number | number[], keepdims = false): Tensor {
+  reduction("norm", x, axes, keepdims);
   requireFloat("norm", x);
+  checkNumber("norm", "p", p, { min: 1, finite: false });
   if (p === Infinity) return max(x.abs(), axes, keepdims);
-  if (!(p >= 1)) throw new ArgumentError("norm", `p must be ≥ 1 or Infinity, got ${p}`);
   if (p === 1) return sum(x.abs(), axes, keepdims);
   if (p === 2) {
     const s = sum(mul(x, x), axes, keepdims);

@@ -8,7 +8,17 @@
 import { record } from "./autograd.ts";
 import { ArgumentError, DTypeError, ShapeError } from "./errors.ts";
 import { broadcastShapes, contiguousStrides, fmtShape, sizeOf } from "./shape.ts";
-import { normalizeAxes, normalizeAxis } from "./validate.ts";
+import {
+  checkInteger,
+  checkNumber,
+  checkOneOf,
+  checkShape,
+  checkTensor,
+  checkTensors,
+  describe,
+  normalizeAxes,
+  normalizeAxis,
+} from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { sumTo } from "./ops_reduce.ts";
 
@@ -28,11 +38,9 @@ function view(x: Tensor, shape: readonly number[], strides: readonly number[], o
  * ```
  */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const target = [...shape];
+  checkTensor("reshape", "x", x);
+  const target = checkShape("reshape", shape, { wildcards: 1 });
   const infer = target.indexOf(-1);
-  if (target.some((d, i) => !Number.isInteger(d) || d < -1 || (d === -1 && i !== infer))) {
-    throw new ArgumentError("reshape", `invalid target shape ${fmtShape(shape)}`);
-  }
   if (infer >= 0) {
     const rest = sizeOf(target.filter((_, i) => i !== infer));
     if (rest === 0 || x.size % rest !== 0) {
@@ -59,12 +67,16 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
  * ```
  */
 export function permute(x: Tensor, axes: readonly number[]): Tensor {
+  checkTensor("permute", "x", x);
+  if (!Array.isArray(axes)) {
+    throw new ArgumentError("permute", `axes must be a list of integers, got ${describe(axes)}`);
+  }
   if (axes.length !== x.ndim) {
     throw new ArgumentError("permute", `needs ${x.ndim} axes for shape ${fmtShape(x.shape)}, got ${axes.length}`);
   }
-  const ax = axes.map((a) => normalizeAxis("permute", a, x.ndim));
+  const ax = axes.map((a) => normalizeAxis("permute", a, x.ndim, "axes entry"));
   if (new Set(ax).size !== ax.length) {
-    throw new ArgumentError("permute", `${JSON.stringify(axes)} is not a permutation`);
+    throw new ArgumentError("permute", `${describe(axes)} is not a permutation`);
   }
   const out = view(x, ax.map((a) => x.shape[a]), ax.map((a) => x.strides[a]), x.offset);
   const inverse = new Array<number>(ax.length);
@@ -83,6 +95,7 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
  * ```
  */
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  checkTensor("transpose", "x", x);
   if (x.ndim < 2 && a === -2 && b === -1) return x;
   const i = normalizeAxis("transpose", a, x.ndim);
   const j = normalizeAxis("transpose", b, x.ndim);
@@ -103,9 +116,13 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
  * ```
  */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
-  const lead = shape.length - x.ndim;
+  checkTensor("expand", "x", x);
+  const lead = checkShape("expand", shape, { wildcards: Infinity }).length - x.ndim;
   if (lead < 0) throw new ShapeError("expand", `cannot expand ${fmtShape(x.shape)} to fewer axes ${fmtShape(shape)}`);
-  const target = shape.map((d, i) => (d === -1 && i >= lead ? x.shape[i - lead] : d));
+  if (shape.slice(0, lead).includes(-1)) {
+    throw new ArgumentError("expand", `−1 (keep the size) is only allowed on existing axes, got ${fmtShape(shape)}`);
+  }
+  const target = shape.map((d, i) => (d === -1 ? x.shape[i - lead] : d));
   const b = broadcastShapes("expand", x.shape, target);
   if (b.some((d, i) => d !== target[i])) {
     throw new ShapeError("expand", `cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
@@ -134,7 +151,19 @@ interface AxisWindow {
   drop: boolean;
 }
 
+/** A start, stop or step of a slice: an integer, or null/undefined for the default. */
+function bound(value: unknown, axis: number, what: string): number | null {
+  if (value === null || value === undefined) return null;
+  return checkInteger("slice", `the ${what} of axis ${axis}`, value);
+}
+
 function normalizeSlice(x: Tensor, spec: readonly SliceSpec[]): AxisWindow[] {
+  if (!Array.isArray(spec)) {
+    throw new ArgumentError(
+      "slice",
+      `spec must be a list with one entry per leading axis (slice([1]) picks x[1]), got ${describe(spec)}`,
+    );
+  }
   if (spec.length > x.ndim) {
     throw new ArgumentError("slice", `${spec.length} entries for a tensor of rank ${x.ndim}`);
   }
@@ -147,15 +176,17 @@ function normalizeSlice(x: Tensor, spec: readonly SliceSpec[]): AxisWindow[] {
       }
       return { start: s < 0 ? s + n : s, step: 1, len: 1, drop: true };
     }
-    const [a, b, c] = Array.isArray(s) ? s : [
-      (s as { start?: number | null }).start,
-      (s as { stop?: number | null }).stop,
-      (s as { step?: number | null }).step,
-    ];
-    const step = c ?? 1;
-    if (!Number.isInteger(step) || step === 0) {
-      throw new ArgumentError("slice", `step must be a non-zero integer, got ${step}`);
+    if (typeof s !== "object" || (Array.isArray(s) && s.length > 3)) {
+      throw new ArgumentError(
+        "slice",
+        `entry ${axis} must be an index, null, [start, stop, step] or { start, stop, step }, got ${describe(s)}`,
+      );
     }
+    const [a, b, c] = (Array.isArray(s) ? s : [s.start, s.stop, s.step]).map((v, i) =>
+      bound(v, axis, ["start", "stop", "step"][i])
+    );
+    const step = c ?? 1;
+    if (step === 0) throw new ArgumentError("slice", `step must be a non-zero integer, got ${step}`);
     let start: number, stop: number;
     if (step > 0) {
       start = a == null ? 0 : a < 0 ? Math.max(a + n, 0) : Math.min(a, n);
@@ -210,6 +241,7 @@ function embed(x: Tensor, shape: readonly number[], w: AxisWindow[], fill: numbe
  * ```
  */
 export function slice(x: Tensor, spec: readonly SliceSpec[]): Tensor {
+  checkTensor("slice", "x", x);
   return sliceWindow(x, normalizeSlice(x, spec));
 }
 
@@ -224,9 +256,12 @@ export function slice(x: Tensor, spec: readonly SliceSpec[]): Tensor {
  * ```
  */
 export function narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
+  checkTensor("narrow", "x", x);
   const a = normalizeAxis("narrow", axis, x.ndim);
   const n = x.shape[a];
-  if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > n) {
+  checkInteger("narrow", "start", start);
+  checkInteger("narrow", "length", length, { min: 0 });
+  if (start < 0 || start + length > n) {
     throw new ArgumentError("narrow", `window [${start}, ${start + length}) is outside axis ${a} of size ${n}`);
   }
   const spec: SliceSpec[] = x.shape.map(() => null);
@@ -245,6 +280,8 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
  * ```
  */
 export function flip(x: Tensor, axes: number | number[]): Tensor {
+  checkTensor("flip", "x", x);
+  if (axes === undefined) throw new ArgumentError("flip", "needs the axes to reverse");
   const ax = normalizeAxes("flip", axes, x.ndim);
   const spec: SliceSpec[] = x.shape.map((_, i) => (ax.includes(i) ? [null, null, -1] : null));
   return slice(x, spec);
@@ -261,6 +298,7 @@ export function flip(x: Tensor, axes: number | number[]): Tensor {
  * ```
  */
 export function squeeze(x: Tensor, axes?: number | number[]): Tensor {
+  checkTensor("squeeze", "x", x);
   const ax = axes === undefined
     ? x.shape.flatMap((d, i) => (d === 1 ? [i] : []))
     : normalizeAxes("squeeze", axes, x.ndim);
@@ -283,6 +321,7 @@ export function squeeze(x: Tensor, axes?: number | number[]): Tensor {
  * ```
  */
 export function unsqueeze(x: Tensor, axis: number): Tensor {
+  checkTensor("unsqueeze", "x", x);
   const a = normalizeAxis("unsqueeze", axis, x.ndim + 1);
   const shape = [...x.shape];
   shape.splice(a, 0, 1);
@@ -300,9 +339,11 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
  * ```
  */
 export function flatten(x: Tensor, start = 0, end = -1): Tensor {
+  checkTensor("flatten", "x", x);
+  const rank = Math.max(x.ndim, 1); // a scalar flattens to one element
+  const s = normalizeAxis("flatten", start, rank, "start");
+  const e = normalizeAxis("flatten", end, rank, "end");
   if (x.ndim === 0) return reshape(x, [1]);
-  const s = normalizeAxis("flatten", start, x.ndim);
-  const e = normalizeAxis("flatten", end, x.ndim);
   if (e < s) throw new ArgumentError("flatten", `end axis ${end} comes before start axis ${start}`);
   return reshape(x, [...x.shape.slice(0, s), sizeOf(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)]);
 }
@@ -324,6 +365,7 @@ function copyOf(x: Tensor, op: string): Tensor {
  * ```
  */
 export function contiguous(x: Tensor): Tensor {
+  checkTensor("contiguous", "x", x);
   return x.isContiguous ? x : copyOf(x, "contiguous");
 }
 
@@ -338,6 +380,7 @@ export function contiguous(x: Tensor): Tensor {
  * ```
  */
 export function clone(x: Tensor): Tensor {
+  checkTensor("clone", "x", x);
   return copyOf(x, "clone");
 }
 
@@ -352,11 +395,10 @@ export function clone(x: Tensor): Tensor {
  * ```
  */
 export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
-  if (tensors.length === 0) throw new ArgumentError("concat", "needs at least one tensor");
+  checkTensors("concat", "tensors", tensors, 1);
   const first = tensors[0];
   const a = normalizeAxis("concat", axis, first.ndim);
   for (const t of tensors) {
-    first.sameBackend("concat", t);
     if (t.dtype !== first.dtype) {
       throw new DTypeError("concat", `dtypes differ (${first.dtype} and ${t.dtype}); cast first`);
     }
@@ -405,7 +447,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
  * ```
  */
 export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
-  if (tensors.length === 0) throw new ArgumentError("stack", "needs at least one tensor");
+  checkTensors("stack", "tensors", tensors, 1);
   const first = tensors[0];
   for (const t of tensors) {
     if (t.ndim !== first.ndim || t.shape.some((d, i) => d !== first.shape[i])) {
@@ -427,18 +469,20 @@ export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
  * ```
  */
 export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
+  checkTensor("split", "x", x);
   const a = normalizeAxis("split", axis, x.ndim);
   const n = x.shape[a];
   let list: number[];
   if (typeof sizes === "number") {
-    if (!Number.isInteger(sizes) || sizes <= 0 || n % sizes !== 0) {
+    checkInteger("split", "sections", sizes, { min: 1 });
+    if (n % sizes !== 0) {
       throw new ArgumentError("split", `cannot split axis ${a} of size ${n} into ${sizes} equal sections`);
     }
     list = new Array(sizes).fill(n / sizes);
   } else {
-    list = [...sizes];
-    if (list.some((s) => !Number.isInteger(s) || s < 0) || list.reduce((p, s) => p + s, 0) !== n) {
-      throw new ArgumentError("split", `sizes ${JSON.stringify(sizes)} do not add up to axis ${a} of size ${n}`);
+    list = checkShape("split", sizes, { name: "sizes" });
+    if (list.reduce((p, s) => p + s, 0) !== n) {
+      throw new ArgumentError("split", `sizes ${describe(sizes)} do not add up to axis ${a} of size ${n}`);
     }
   }
   let pos = 0;
@@ -470,6 +514,12 @@ export function pad(
   mode: PadMode = "constant",
   value = 0,
 ): Tensor {
+  checkTensor("pad", "x", x);
+  checkOneOf("pad", "mode", mode, ["constant", "periodic"]);
+  checkNumber("pad", "value", value, { finite: false });
+  if (!Array.isArray(pads)) {
+    throw new ArgumentError("pad", `pads must be a list of [before, after] pairs, got ${describe(pads)}`);
+  }
   if (pads.length > x.ndim) {
     throw new ArgumentError("pad", `${pads.length} pad pairs for a tensor of rank ${x.ndim}`);
   }
@@ -479,20 +529,17 @@ export function pad(
     if (!Array.isArray(p) || p.length !== 2 || p.some((v) => !Number.isInteger(v) || v < 0)) {
       throw new ArgumentError(
         "pad",
-        `pads must be [before, after] pairs of non-negative integers, got ${JSON.stringify(p)}`,
+        `pads must be [before, after] pairs of non-negative integers, got ${describe(p)}`,
       );
     }
     if (mode === "periodic" && (p[0] > x.shape[i] || p[1] > x.shape[i])) {
-      throw new ArgumentError("pad", `periodic pad ${JSON.stringify(p)} exceeds axis ${i} of size ${x.shape[i]}`);
+      throw new ArgumentError("pad", `periodic pad ${describe(p)} exceeds axis ${i} of size ${x.shape[i]}`);
     }
   }
   if (mode === "constant") {
     const shape = x.shape.map((n, i) => n + full[i][0] + full[i][1]);
     const w = x.shape.map((n, i): AxisWindow => ({ start: full[i][0], step: 1, len: n, drop: false }));
     return embed(x, shape, w, value);
-  }
-  if (mode !== "periodic") {
-    throw new ArgumentError("pad", `mode must be "constant" or "periodic", got ${JSON.stringify(mode)}`);
   }
   let y = x;
   full.forEach(([before, after], i) => {
@@ -518,9 +565,10 @@ export function pad(
  * ```
  */
 export function roll(x: Tensor, shift: number, axis: number): Tensor {
+  checkTensor("roll", "x", x);
+  checkInteger("roll", "shift", shift);
   const a = normalizeAxis("roll", axis, x.ndim);
   const n = x.shape[a];
-  if (!Number.isInteger(shift)) throw new ArgumentError("roll", `shift must be an integer, got ${shift}`);
   const s = n === 0 ? 0 : ((shift % n) + n) % n;
   if (s === 0) return x;
   return concat([narrow(x, a, n - s, s), narrow(x, a, 0, n - s)], a);

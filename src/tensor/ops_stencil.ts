@@ -17,7 +17,7 @@ import { type BandedOperator, type DenseBlock, MAX_BANDED_COEFFICIENTS } from ".
 import { record } from "./autograd.ts";
 import { ArgumentError, ShapeError } from "./errors.ts";
 import { broadcastShapes, fmtShape, shapesEqual } from "./shape.ts";
-import { normalizeAxis } from "./validate.ts";
+import { checkOptions, checkTensor, describe, normalizeAxis, sameBackend } from "./validate.ts";
 import { Tensor } from "./tensor.ts";
 import { isFloat } from "./dtype.ts";
 import { broadcastView, cast } from "./ops_elementwise.ts";
@@ -49,8 +49,18 @@ export interface BandedOperatorSpec {
 
 const EMPTY_BLOCK: DenseBlock = Object.freeze({ rows: 0, cols: 0, values: Object.freeze([]) as readonly number[] });
 
+/** Checks that an operator (or its spec) is an object before its fields are read. */
+function checkOperator(op: string, value: unknown): void {
+  if (value === null || typeof value !== "object" || value instanceof Tensor || Array.isArray(value)) {
+    throw new ArgumentError(op, `the operator must be an object { n, lo, stencil, ... }, got ${describe(value)}`);
+  }
+}
+
 function blockOf(op: string, what: string, rows: readonly (readonly number[])[] | undefined): DenseBlock {
-  if (rows === undefined || rows.length === 0) return EMPTY_BLOCK;
+  if (rows === undefined || (Array.isArray(rows) && rows.length === 0)) return EMPTY_BLOCK;
+  if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r))) {
+    throw new ArgumentError(op, `the ${what} must be a list of rows (lists of numbers), got ${describe(rows)}`);
+  }
   const cols = rows[0].length;
   if (rows.some((r) => r.length !== cols)) throw new ArgumentError(op, `the ${what} rows must have equal lengths`);
   return Object.freeze({ rows: rows.length, cols, values: Object.freeze(rows.flat()) });
@@ -65,6 +75,12 @@ function coefficientCount(op: BandedOperator): number {
 }
 
 function checkBlock(op: string, what: string, b: DenseBlock, n: number): void {
+  if (b === null || typeof b !== "object") {
+    throw new ArgumentError(
+      op,
+      `the ${what} must be a block { rows, cols, values }, got ${describe(b)} (bandedOperator(spec) builds one)`,
+    );
+  }
   if (!Number.isInteger(b.rows) || !Number.isInteger(b.cols) || b.rows < 0 || b.cols < 0) {
     throw new ArgumentError(op, `the ${what} block needs non-negative integer rows and cols`);
   }
@@ -209,6 +225,7 @@ function computeTranspose(op: BandedOperator): BandedOperator {
  * ```
  */
 export function transposeBanded(op: BandedOperator): BandedOperator {
+  checkOperator("transposeBanded", op);
   const known = transposes.get(op);
   if (known) return known;
   validate(op);
@@ -245,6 +262,10 @@ export function transposeBanded(op: BandedOperator): BandedOperator {
  * ```
  */
 export function bandedOperator(spec: BandedOperatorSpec): BandedOperator {
+  checkOperator("bandedOperator", spec);
+  if (!Array.isArray(spec.stencil)) {
+    throw new ArgumentError("bandedOperator", `the stencil must be a list of numbers, got ${describe(spec.stencil)}`);
+  }
   const op: BandedOperator = Object.freeze({
     n: spec.n,
     lo: spec.lo,
@@ -297,6 +318,10 @@ function applyBanded(x: Tensor, op: BandedOperator, axis: number, add: Tensor | 
  * ```
  */
 export function stencil(input: Tensor, op: BandedOperator, axis = -1, options: StencilOptions = {}): Tensor {
+  checkTensor("stencil", "x", input);
+  checkOperator("stencil", op);
+  checkOptions("stencil", options, ["add"]);
+  if (options.add !== undefined) checkTensor("stencil", "options.add", options.add);
   const x = isFloat(input.dtype) ? input : cast(input, "float32");
   const a = normalizeAxis("stencil", axis, x.ndim);
   if (!valid.has(op)) transposeBanded(op);
@@ -308,7 +333,7 @@ export function stencil(input: Tensor, op: BandedOperator, axis = -1, options: S
   }
   let add: Tensor | null = null;
   if (options.add !== undefined) {
-    x.sameBackend("stencil", options.add);
+    sameBackend("stencil", x, options.add);
     if (!shapesEqual(broadcastShapes("stencil", options.add.shape, x.shape), x.shape)) {
       throw new ShapeError(
         "stencil",

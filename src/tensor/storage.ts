@@ -12,6 +12,8 @@
  */
 
 import type { DeviceBuffer } from "./backend.ts";
+import { ArgumentError } from "./errors.ts";
+import { checkFunction, describe } from "./validate.ts";
 
 /** Reference-counted owner of a backend buffer. */
 export class Storage {
@@ -114,6 +116,9 @@ export function track(obj: Disposable): void {
  * ```
  */
 export function keep<T extends Disposable>(obj: T): T {
+  if (obj === null || typeof obj !== "object" || !isDisposable(obj)) {
+    throw new ArgumentError("keep", `expects a Tensor (or another disposable), got ${describe(obj)}`);
+  }
   for (const s of scopes) s.delete(obj);
   return obj;
 }
@@ -160,6 +165,7 @@ function isDisposable(value: object): value is Disposable {
  * ```
  */
 export function tidy<T>(fn: () => T): T {
+  checkFunction("tidy", "fn", fn);
   const scope = new Set<Disposable>();
   scopes.push(scope);
   let result: T;

@@ -10,8 +10,8 @@
 
 import type { Backend, View } from "./backend.ts";
 import { type DType, isFloat } from "./dtype.ts";
-import { ArgumentError, AutodiffError, DeviceError, ShapeError } from "./errors.ts";
-import { contiguousStrides, fmtShape, type Shape, sizeOf } from "./shape.ts";
+import { ArgumentError, AutodiffError, ShapeError } from "./errors.ts";
+import { broadcastShapes, contiguousStrides, fmtShape, type Shape, shapesEqual, sizeOf } from "./shape.ts";
 import { type Disposable, keep, Storage, track, unwatch, watchForCollection } from "./storage.ts";
 import { type BackwardOptions, gradients, type Node } from "./autograd.ts";
 import * as ew from "./ops_elementwise.ts";
@@ -19,7 +19,7 @@ import * as rd from "./ops_reduce.ts";
 import * as sh from "./ops_shape.ts";
 import * as ix from "./ops_index.ts";
 import { matmul } from "./ops_matmul.ts";
-import { checkLike } from "./validate.ts";
+import { checkLike, checkOneOf, checkOptions, checkTensor, sameBackend } from "./validate.ts";
 
 /** Nested arrays of numbers, as accepted by `tensor()` and returned by `toArray()`. */
 export type NestedArray = number | NestedArray[];
@@ -130,7 +130,7 @@ export class Tensor implements View, Disposable {
     this.storage.release();
     const g = this.#grad;
     this.#grad = null;
-    if (g && inUse?.has(g)) track(g);
+    if (g && inUse instanceof Set && inUse.has(g)) track(g);
     else g?.dispose(inUse);
   }
 
@@ -189,12 +189,14 @@ export class Tensor implements View, Disposable {
       src.dispose();
       return this;
     }
-    this.sameBackend("assign", value);
-    const src = value.requiresGrad ? value.detach() : value;
-    this.backend.copy(
-      src.ndim === this.ndim && src.shape.every((d, i) => d === this.shape[i]) ? src : sh.expand(src, this.shape),
-      this,
-    );
+    checkTensor("assign", "value", value);
+    sameBackend("assign", this, value);
+    if (!shapesEqual(broadcastShapes("assign", value.shape, this.shape), this.shape)) {
+      throw new ShapeError("assign", `a value of shape ${fmtShape(value.shape)} does not fit ${fmtShape(this.shape)}`);
+    }
+    const src = value.detach();
+    this.backend.copy(shapesEqual(src.shape, this.shape) ? src : sh.expand(src, this.shape), this);
+    src.dispose();
     return this;
   }
 
@@ -268,6 +270,7 @@ export class Tensor implements View, Disposable {
    * ```
    */
   requireGrad(flag = true): this {
+    checkOneOf("requireGrad", "flag", flag, [true, false]);
     if (flag && !isFloat(this.dtype)) {
       throw new AutodiffError("requireGrad", `${this.dtype} tensors cannot require gradients`);
     }
@@ -320,6 +323,8 @@ export class Tensor implements View, Disposable {
    * ```
    */
   backward(gradient?: Tensor, options: BackwardOptions = {}): void {
+    if (gradient !== undefined) sameBackend("backward", this, checkTensor("backward", "gradient", gradient));
+    checkOptions("backward", options, ["createGraph", "retainGraph"]);
     if (!this.requiresGrad) {
       throw new AutodiffError(
         "backward",
@@ -327,22 +332,21 @@ export class Tensor implements View, Disposable {
           "(or it was computed inside noGrad)",
       );
     }
-    let g = gradient;
-    if (!g) {
-      if (this.size !== 1) {
-        throw new AutodiffError(
-          "backward",
-          `needs a gradient argument for a non-scalar output of shape ${fmtShape(this.shape)}`,
-        );
-      }
-      g = Tensor.fromBuffer(this.backend.full(1, 1, this.dtype), this.shape, this.dtype);
-    } else if (g.ndim !== this.ndim || g.shape.some((d, i) => d !== this.shape[i])) {
+    if (!gradient && this.size !== 1) {
+      throw new AutodiffError(
+        "backward",
+        `needs a gradient argument for a non-scalar output of shape ${fmtShape(this.shape)}`,
+      );
+    } else if (gradient && !shapesEqual(gradient.shape, this.shape)) {
       throw new ShapeError(
         "backward",
-        `gradient shape ${fmtShape(g.shape)} differs from the output shape ${fmtShape(this.shape)}`,
+        `gradient shape ${fmtShape(gradient.shape)} differs from the output shape ${fmtShape(this.shape)}`,
       );
     }
-    gradients([this], [g], "leaves", options);
+    const ones = gradient ? null : Tensor.fromBuffer(this.backend.full(1, 1, this.dtype), this.shape, this.dtype);
+    gradients([this], [gradient ?? ones!], "leaves", options);
+    // Under createGraph the gradients' graphs read the seed; otherwise it is done with.
+    if (ones && !options.createGraph) ones.dispose();
   }
 
   /**
@@ -384,6 +388,7 @@ export class Tensor implements View, Disposable {
 
   /** Low level: adds `g` into `.grad` (used by backward). */
   accumulateGrad(g: Tensor): void {
+    checkLike("accumulateGrad", "the gradient", g, this, { dtype: false });
     const prev = this.#grad;
     // A fresh buffer: `g` may be shared with other leaves (add passes one gradient to both
     // operands), be a broadcast view, or be the caller's own `gradient` tensor.
@@ -410,9 +415,7 @@ export class Tensor implements View, Disposable {
 
   /** Checks that `other` lives on the same backend; names `op` otherwise. */
   sameBackend(op: string, other: Tensor): void {
-    if (other.backend !== this.backend) {
-      throw new DeviceError(op, `operands live on different backends (${this.backend.name} and ${other.backend.name})`);
-    }
+    sameBackend(op, this, checkTensor(op, "the other operand", other));
   }
 
   // ---------------------------------------------------------------- elementwise

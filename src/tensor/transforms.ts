@@ -22,9 +22,32 @@ import { zerosLike } from "./creation.ts";
 import { mul } from "./ops_elementwise.ts";
 import { sum } from "./ops_reduce.ts";
 import { reshape, stack } from "./ops_shape.ts";
+import {
+  checkFunction,
+  checkInteger,
+  checkLike,
+  checkOptions,
+  checkTensor,
+  checkTensors,
+  describe,
+} from "./validate.ts";
 
 /** A tensor, a number, or arrays / plain objects of them. */
 export type Tree = Tensor | number | readonly Tree[] | { readonly [key: string]: Tree };
+
+/** Checks that `tree` holds only tensors and numbers (in arrays and plain objects). */
+function checkTree(op: string, name: string, tree: unknown): void {
+  if (tree instanceof Tensor || typeof tree === "number") return;
+  if (Array.isArray(tree)) tree.forEach((t, i) => checkTree(op, `${name}[${i}]`, t));
+  else if (tree !== null && typeof tree === "object" && Object.getPrototypeOf(tree) === Object.prototype) {
+    for (const [k, v] of Object.entries(tree)) checkTree(op, `${name}.${k}`, v);
+  } else {
+    throw new ArgumentError(
+      op,
+      `${name} must be a Tensor, a number, or arrays / plain objects of them, got ${describe(tree)}`,
+    );
+  }
+}
 
 function leaves(tree: unknown, out: Tensor[] = []): Tensor[] {
   if (tree instanceof Tensor) out.push(tree);
@@ -100,6 +123,8 @@ export function vjp<A extends Tree[]>(
   f: (...args: A) => Tensor,
   ...primals: A
 ): [Tensor, (cotangent: Tensor) => A] {
+  checkFunction("vjp", "f", f);
+  checkTree("vjp", "primals", primals);
   return vjpWith({}, f as (...args: Tree[]) => Tensor, primals) as [Tensor, (cotangent: Tensor) => A];
 }
 
@@ -114,6 +139,7 @@ function vjpWith(
   if (!(out instanceof Tensor)) throw new ArgumentError("vjp", "the function must return a Tensor");
   const createGraph = options.createGraph ?? (isGradEnabled() && readsOuterTensors([out], new Set(inputs)));
   const back = (cotangent: Tensor): unknown[] => {
+    checkTensor("vjp", "cotangent", cotangent);
     if (cotangent.shape.length !== out.shape.length || cotangent.shape.some((d, i) => d !== out.shape[i])) {
       throw new ArgumentError(
         "vjp",
@@ -139,13 +165,20 @@ export interface GradOptions {
   argnums?: number | number[];
 }
 
-function selectArgs(argnums: number | number[] | undefined, n: number): number[] {
-  const list = argnums === undefined ? [0] : typeof argnums === "number" ? [argnums] : argnums;
-  for (const a of list) {
-    if (!Number.isInteger(a) || a < 0 || a >= n) {
-      throw new ArgumentError("grad", `argnums ${a} is out of range for ${n} arguments`);
-    }
+function checkArgnums(argnums: unknown): void {
+  if (argnums === undefined || typeof argnums === "number") return;
+  if (!Array.isArray(argnums) || argnums.length === 0) {
+    throw new ArgumentError("grad", `argnums must be an integer or a non-empty list of them, got ${describe(argnums)}`);
   }
+}
+
+function selectArgs(argnums: number | readonly number[] | undefined, n: number): number[] {
+  const list = argnums === undefined ? [0] : typeof argnums === "number" ? [argnums] : [...argnums];
+  for (const a of list) {
+    checkInteger("grad", "argnums", a);
+    if (a < 0 || a >= n) throw new ArgumentError("grad", `argnums ${a} is out of range for ${n} arguments`);
+  }
+  if (new Set(list).size !== list.length) throw new ArgumentError("grad", `argnums ${describe(list)} repeats an index`);
   return list;
 }
 
@@ -166,10 +199,13 @@ export function valueAndGrad<A extends Tree[]>(
   options: GradOptions = {},
   // deno-lint-ignore no-explicit-any
 ): (...args: A) => [Tensor, any] {
+  checkFunction("grad", "f", f);
+  checkArgnums(checkOptions("grad", options, ["argnums"]).argnums);
   return (...args: A) => {
     const which = selectArgs(options.argnums, args.length);
     const selected = which.map((i) => args[i]);
     which.forEach((i) => {
+      checkTree("grad", `argument ${i}`, args[i]);
       if (leaves(args[i]).length === 0) {
         throw new ArgumentError("grad", `argument ${i} holds no tensor to differentiate with respect to`);
       }
@@ -227,6 +263,10 @@ export function jvp<A extends Tree[]>(
   primals: A,
   tangents: readonly Tree[],
 ): [Tensor, Tensor] {
+  checkFunction("jvp", "f", f);
+  if (!Array.isArray(primals)) throw new ArgumentError("jvp", `primals must be a list, got ${describe(primals)}`);
+  checkTree("jvp", "primals", primals);
+  checkTree("jvp", "tangents", tangents);
   const tan = leaves(tangents as unknown);
   const prim = leaves(primals);
   if (tan.length !== prim.length || tan.some((t, i) => t.shape.join() !== prim[i].shape.join())) {
@@ -257,6 +297,8 @@ function onesOf(t: Tensor): Tensor {
  * ```
  */
 export function jacobian(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
+  checkFunction("jacobian", "f", f);
+  checkTensor("jacobian", "x", x);
   const [y, back] = vjpWith({}, f as (...args: Tree[]) => Tensor, [x]);
   const rows: Tensor[] = [];
   const host = new Float64Array(y.size);
@@ -281,6 +323,8 @@ export function jacobian(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
  * ```
  */
 export function hvp(f: (x: Tensor) => Tensor, x: Tensor, v: Tensor): Tensor {
+  checkFunction("hvp", "f", f);
+  checkLike("hvp", "v", v, checkTensor("hvp", "x", x), { dtype: false });
   return grad((y: Tensor) => sum(mul(grad(f)(y), v)))(x);
 }
 
@@ -314,7 +358,10 @@ export function customFunction<A extends Tensor[], Aux = undefined>(
   forward: (...inputs: A) => CustomForward<Aux>,
   backward: (residuals: Tensor[], gradOutput: Tensor, needs: readonly boolean[]) => (Tensor | null)[],
 ): (...inputs: A) => { output: Tensor; aux: Aux } {
+  checkFunction("customFunction", "forward", forward);
+  checkFunction("customFunction", "backward", backward);
   return (...inputs: A) => {
+    checkTensors("customFunction", "inputs", inputs);
     const result = noGrad(() => forward(...inputs));
     if (!(result?.output instanceof Tensor)) {
       throw new ArgumentError("customFunction", "forward must return { output: Tensor, ... }");
@@ -344,8 +391,10 @@ export function customFunction<A extends Tensor[], Aux = undefined>(
  * ```
  */
 export function checkpoint<A extends Tensor[]>(fn: (...inputs: A) => Tensor): (...inputs: A) => Tensor {
+  checkFunction("checkpoint", "fn", fn);
   const fresh = (inputs: A) => inputs.map((x) => (isFloat(x.dtype) ? entry(x) : x)) as A;
   return (...inputs: A) => {
+    checkTensors("checkpoint", "inputs", inputs);
     if (!isGradEnabled()) return fn(...inputs);
     // Record the forward once, only to learn which outer tensors it reads; the graph is dropped
     // with `probe` when this returns and rebuilt by the backward rule.

@@ -97,7 +97,8 @@ export function sameBackend(op: string, a: Tensor, b: Tensor): void {
 }
 
 /**
- * Checks that `value` is a tensor of `like`'s shape, dtype and backend (a gradient for `like`).
+ * Checks that `value` is a tensor of `like`'s shape, dtype (unless `options.dtype` is false) and
+ * backend: a gradient for `like`.
  *
  * @example
  * ```ts
@@ -105,17 +106,33 @@ export function sameBackend(op: string, a: Tensor, b: Tensor): void {
  * // checkLike("grad", "the gradient", g, x);
  * ```
  */
-export function checkLike(op: string, name: string, value: unknown, like: Tensor): Tensor {
+export function checkLike(
+  op: string,
+  name: string,
+  value: unknown,
+  like: Tensor,
+  options: { dtype?: boolean } = {},
+): Tensor {
   const t = checkTensor(op, name, value);
   sameBackend(op, like, t);
   if (!shapesEqual(t.shape, like.shape)) {
     throw new ShapeError(op, `${name} has shape ${fmtShape(t.shape)}, the tensor ${fmtShape(like.shape)}`);
   }
-  if (t.dtype !== like.dtype) throw new DTypeError(op, `${name} is ${t.dtype}, the tensor ${like.dtype}`);
+  if ((options.dtype ?? true) && t.dtype !== like.dtype) {
+    throw new DTypeError(op, `${name} is ${t.dtype}, the tensor ${like.dtype}`);
+  }
   return t;
 }
 
-/** Bounds of {@link checkNumber} and {@link checkInteger}: `[min, max]`, either end open or absent. */
+/**
+ * Bounds of {@link checkNumber} and {@link checkInteger}: `[min, max]`, either end open or absent.
+ *
+ * @example
+ * ```ts
+ * import type { Range } from "./validate.ts";
+ * const beta: Range = { min: 0, max: 1, maxOpen: true }; // [0, 1)
+ * ```
+ */
 export interface Range {
   /** Lower bound (default −∞). */
   min?: number;
@@ -125,6 +142,8 @@ export interface Range {
   minOpen?: boolean;
   /** Exclude `max` itself. */
   maxOpen?: boolean;
+  /** Require a finite number (default true; false also admits ±∞ and NaN when unbounded). */
+  finite?: boolean;
 }
 
 function rangeText(r: Range): string {
@@ -140,7 +159,8 @@ function inRange(v: number, r: Range): boolean {
 }
 
 /**
- * Checks that `value` is a finite number in `range`; the message names the argument and the range.
+ * Checks that `value` is a number in `range` (finite unless `range.finite` is false); the message
+ * names the argument and the range.
  *
  * @example
  * ```ts
@@ -150,8 +170,11 @@ function inRange(v: number, r: Range): boolean {
  * ```
  */
 export function checkNumber(op: string, name: string, value: unknown, range: Range = {}): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || !inRange(value, range)) {
-    throw new ArgumentError(op, `${name} must be a finite number in ${rangeText(range)}, got ${describe(value)}`);
+  const finite = range.finite ?? true;
+  if (typeof value !== "number" || (finite && !Number.isFinite(value)) || !inRange(value, range)) {
+    const bounded = range.min !== undefined || range.max !== undefined;
+    const what = `${finite ? "a finite number" : "a number"}${bounded ? ` in ${rangeText(range)}` : ""}`;
+    throw new ArgumentError(op, `${name} must be ${what}, got ${describe(value)}`);
   }
   return value;
 }
@@ -207,19 +230,26 @@ export function checkFunction<F>(op: string, name: string, value: F): F {
 }
 
 /**
- * Checks an options argument: undefined (no options) or a plain object.
+ * Checks an options argument: undefined (no options) or a plain object whose keys are among
+ * `keys` (a misspelt or foreign option — `learningRate`, `weight_decay` — is refused by name
+ * rather than silently ignored).
  *
  * @example
  * ```ts
  * import { checkOptions } from "./validate.ts";
- * checkOptions("sum", undefined); // {}
- * checkOptions("var", 1); // throws: options must be an object, got 1
+ * checkOptions("var", undefined, ["correction"]); // {}
+ * checkOptions("var", { ddof: 1 }, ["correction"]); // throws: unknown option "ddof" (options: correction)
  * ```
  */
-export function checkOptions<T extends object>(op: string, value: T | undefined, name = "options"): T {
+export function checkOptions<T extends object>(op: string, value: T | undefined, keys: readonly (keyof T)[]): T {
   if (value === undefined) return {} as T;
   if (value === null || typeof value !== "object" || Array.isArray(value) || value instanceof Tensor) {
-    throw new ArgumentError(op, `${name} must be an object, got ${describe(value)}`);
+    throw new ArgumentError(op, `options must be an object, got ${describe(value)}`);
+  }
+  for (const k of Object.keys(value)) {
+    if (!keys.includes(k as keyof T)) {
+      throw new ArgumentError(op, `unknown option ${describe(k)} (options: ${keys.join(", ") || "none"})`);
+    }
   }
   return value;
 }
@@ -267,25 +297,25 @@ export function normalizeAxes(op: string, axes: unknown, rank: number, name = "a
 }
 
 /**
- * Checks that a user-given shape is a list of non-negative integers; with `infer`, one entry may
- * be −1 (reshape's inferred size, expand's kept axis).
+ * Checks that a user-given shape is a list of non-negative integers. `wildcards` entries may be
+ * −1 (reshape's one inferred size, expand's kept axes); `name` is how the argument is called.
  *
  * @example
  * ```ts
  * import { checkShape } from "./validate.ts";
  * checkShape("zeros", [2, -1]); // throws ArgumentError
- * checkShape("reshape", [2, -1], { infer: true }); // [2, -1]
+ * checkShape("reshape", [2, -1], { wildcards: 1 }); // [2, -1]
  * ```
  */
-export function checkShape(op: string, shape: unknown, options: { infer?: boolean; name?: string } = {}): number[] {
+export function checkShape(op: string, shape: unknown, options: { wildcards?: number; name?: string } = {}): number[] {
   const name = options.name ?? "shape";
+  const wildcards = options.wildcards ?? 0;
   const ok = Array.isArray(shape) &&
-    shape.every((d) => typeof d === "number" && Number.isSafeInteger(d) && (d >= 0 || (options.infer && d === -1)));
-  if (!ok || (options.infer && shape.filter((d) => d === -1).length > 1)) {
-    const what = options.infer
-      ? "a list of non-negative integers with at most one −1"
-      : "a list of non-negative integers";
-    throw new ArgumentError(op, `${name} must be ${what}, got ${describe(shape)}`);
+    shape.every((d) => typeof d === "number" && Number.isSafeInteger(d) && (d >= 0 || (wildcards > 0 && d === -1))) &&
+    shape.filter((d) => d === -1).length <= wildcards;
+  if (!ok) {
+    const minusOne = wildcards === 0 ? "" : wildcards === 1 ? " (one may be −1)" : " (or −1)";
+    throw new ArgumentError(op, `${name} must be a list of non-negative integers${minusOne}, got ${describe(shape)}`);
   }
   return [...shape];
 }
