@@ -20,3 +20,4 @@ export * from "./cache.ts";
 export * from "./loss.ts";
 export * from "./llama.ts";
 export * from "./checkpoint.ts";
+export * from "./tokenizer.ts";
