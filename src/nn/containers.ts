@@ -43,6 +43,14 @@ export class ModuleList<M extends Module = Module> extends Module {
     return m;
   }
 
+  /** Replaces the child `name` (an index) and its place in the list; returns the old one. */
+  override replaceModule(name: string, child: Module): Module {
+    const old = super.replaceModule(name, child);
+    const i = this.#items.indexOf(old as M);
+    if (i >= 0) this.#items[i] = child as M;
+    return old;
+  }
+
   /** Number of modules. */
   get length(): number {
     return this.#items.length;

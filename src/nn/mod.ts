@@ -1,8 +1,8 @@
 /**
  * Neural-network building blocks: the {@link Module} parameter tree, layers (Linear, MLP,
  * Sequential, LayerNorm, RMSNorm, Embedding, Dropout, activations, the Fourier neural operator's
- * SpectralConv and FNO, scaled dot-product attention), seeded initialisers (`init`), and safetensors
- * checkpoints.
+ * SpectralConv and FNO, scaled dot-product attention, LoRA adapters), seeded initialisers (`init`),
+ * and safetensors checkpoints.
  *
  * @example
  * ```ts
@@ -29,3 +29,4 @@ export * from "./safetensors_file.ts";
 export * from "./spectral.ts";
 export * from "./fno.ts";
 export * from "./attention.ts";
+export * from "./lora.ts";

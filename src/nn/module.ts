@@ -522,6 +522,31 @@ export class Module {
     return this;
   }
 
+  /**
+   * Replaces the direct child `name` by `child` (fields of this module that held the old child
+   * now hold the new one) and returns the old child: how adapters wrap a layer in place.
+   *
+   * @example
+   * ```ts
+   * import { Linear } from "./linear.ts";
+   * import { Module } from "./module.ts";
+   * class Net extends Module {
+   *   fc = this.module("fc", new Linear(2, 3));
+   * }
+   * const net = new Net();
+   * net.replaceModule("fc", new Linear(2, 3, { bias: false })); // net.fc is the new layer
+   * ```
+   */
+  replaceModule(name: string, child: Module): Module {
+    const old = this.#children.get(name);
+    if (!old) throw new ArgumentError("replaceModule", `${this.constructor.name} has no child "${name}"`);
+    if (!(child instanceof Module)) throw new ArgumentError("replaceModule", `the new "${name}" must be a Module`);
+    this.#children.set(name, child);
+    const fields = this as unknown as Record<string, unknown>;
+    for (const key of Object.keys(fields)) if (fields[key] === old) fields[key] = child;
+    return old;
+  }
+
   #replaceShared(old: Tensor, next: Tensor): void {
     for (const m of this.modules()) {
       for (const [name, p] of [...m.#params]) if (p === old) m.#replace(m.#params, name, next);
