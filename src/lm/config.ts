@@ -392,7 +392,7 @@ export function configToHF(c: LlamaConfig, torchDtype = "float32"): Json {
 
 /**
  * Configs with the shapes of released models (weights random, for benchmarks and tests) and a
- * tiny one: `tiny` (2 layers, width 64, vocabulary 256), `qwen2.5-0.5b`, `llama-3.2-1b`,
+ * tiny one: `tiny` (2 layers, width 64, the byte tokenizer's 259 tokens), `qwen2.5-0.5b`, `llama-3.2-1b`,
  * `llama-3-8b`.
  *
  * @example
@@ -403,7 +403,7 @@ export function configToHF(c: LlamaConfig, torchDtype = "float32"): Json {
  */
 export const PRESETS: Readonly<Record<string, LlamaConfig>> = {
   tiny: llamaConfig({
-    vocabSize: 256,
+    vocabSize: 259,
     hiddenSize: 64,
     intermediateSize: 176,
     numHiddenLayers: 2,

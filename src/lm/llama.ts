@@ -226,9 +226,9 @@ export class LlamaModel extends Module {
  * import { LlamaForCausalLM } from "./llama.ts";
  * import { PRESETS } from "./config.ts";
  * const model = new LlamaForCausalLM(PRESETS.tiny, { seed: 0 });
- * const a = model.forward([[1, 2, 3, 4]]);            // logits [1, 4, 256]
+ * const a = model.forward([[1, 2, 3, 4]]);            // logits [1, 4, 259]
  * const b = model.forward([[5]], { cache: a.cache }); // the next token, at position 4
- * b.logits.shape; // [1, 1, 256]
+ * b.logits.shape; // [1, 1, 259]
  * ```
  */
 export class LlamaForCausalLM extends Module {

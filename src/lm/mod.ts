@@ -21,3 +21,5 @@ export * from "./loss.ts";
 export * from "./llama.ts";
 export * from "./checkpoint.ts";
 export * from "./tokenizer.ts";
+export * from "./peft.ts";
+export * from "./generate.ts";
