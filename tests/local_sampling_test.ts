@@ -3,7 +3,7 @@
 // compared with the exact gradient of one backward pass through the whole graph.
 
 import assert from "node:assert/strict";
-import { ArgumentError, local, randn, type Tensor } from "../mod.ts";
+import { ArgumentError, Generator, local, manualSeed, randn, type Tensor } from "../mod.ts";
 import type { PieceSampling } from "../src/local/mod.ts";
 import { assertClose } from "./helpers.ts";
 import { attentionToy, fullGradient, meanToy, takeGrads, type Toy } from "./local_toys.ts";
@@ -239,6 +239,39 @@ Deno.test("seeded draws: fixed-size draws are uniform over the subsets, Bernoull
   for (const [s, n] of counts) assert.ok(Math.abs(n - draws / 6) < 100, `subset ${s} drawn ${n} times`);
   hits.forEach((n, i) => assert.ok(Math.abs(n / draws - p[i]) < 0.04, `piece ${i} drawn ${n} times, p = ${p[i]}`));
   assert.deepEqual(drawn({ mode: "fixed", count: 3, always: [0], seed: 5 }).includes(0), true);
+});
+
+Deno.test("only the states of pieces still to be back-propagated are differentiated", () => {
+  const toy = attentionToy(3, 5);
+  const seen: string[] = [];
+  const piece = (past: readonly [Tensor, Tensor][][], i: number) => {
+    if (i === 4) {
+      seen.push(past.map((s) => (s[0][0].requiresGrad ? "g" : "-")).join(""));
+    }
+    return toy.piece(past, i);
+  };
+  const res = local.sequentialBackward(5, piece, { sampling: { mode: "fixed", count: 2, subset: [2, 4] } });
+  assert.deepEqual(res.backpropagated, [4, 2]);
+  // The forward pass (nothing requires grad), then piece 4's backward: only piece 2's state.
+  assert.deepEqual(seen, ["----", "--g-"]);
+  takeGrads(toy.params);
+});
+
+Deno.test("draws come from the global stream (manualSeed), a given generator, or a seed", () => {
+  const pieces = Array.from({ length: 8 }, () => ([phi]: Tensor[]) => phi.sum());
+  const drawn = (sampling: PieceSampling) =>
+    local.independentBackward([randn([1], { dtype: "float64" })], pieces, { sampling }).backpropagated.join();
+  const fixed = { mode: "fixed", count: 3 } as const;
+  manualSeed(11);
+  const a = [drawn(fixed), drawn(fixed), drawn(fixed)];
+  assert.ok(new Set(a).size > 1, `successive draws differ: ${a}`);
+  manualSeed(11);
+  assert.deepEqual([drawn(fixed), drawn(fixed), drawn(fixed)], a, "manualSeed replays them");
+  const g1 = new Generator(5), g2 = new Generator(5);
+  const b = [drawn({ ...fixed, generator: g1 }), drawn({ ...fixed, generator: g1 })];
+  assert.notEqual(b[0], b[1]);
+  assert.deepEqual([drawn({ ...fixed, generator: g2 }), drawn({ ...fixed, generator: g2 })], b);
+  assert.equal(drawn({ ...fixed, seed: 4 }), drawn({ ...fixed, seed: 4 }));
 });
 
 Deno.test("sampling options are checked at the door", () => {

@@ -29,11 +29,13 @@
  * @module
  */
 
-import { ArgumentError, Generator, noGrad, rand } from "../tensor/mod.ts";
+import { ArgumentError, type Generator, noGrad, rand } from "../tensor/mod.ts";
 
 /** Options common to every {@link PieceSampling}. */
 export interface SamplingBase {
-  /** Seed of the draw (default 0). */
+  /** Draw from this generator, advancing it (a training loop's own stream, saved with its checkpoints). */
+  generator?: Generator;
+  /** Draw from a fresh generator with this seed. Default: the global stream, which `manualSeed` sets. */
   seed?: number;
   /** Pieces back-propagated on every draw (inclusion probability 1, factor 1); `[count - 1]` keeps the last. */
   always?: readonly number[];
@@ -136,9 +138,8 @@ export function drawPieces(op: string, count: number, sampling: PieceSampling | 
   if (!sampling) return { chosen: all, factors: () => ONE };
   const always = indices(op, "sampling.always", sampling.always ?? [], count);
   const free = all.filter((i) => !always.has(i));
-  const u = noGrad(() =>
-    rand([count], { generator: new Generator(sampling.seed ?? 0), dtype: "float64" }).toTypedArray()
-  );
+  const { generator, seed } = sampling;
+  const u = noGrad(() => rand([count], { generator, seed, dtype: "float64" }).toTypedArray());
   let drawn: number[];
   let factors: (i: number) => PieceFactors;
   if (sampling.mode === "bernoulli") {

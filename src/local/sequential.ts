@@ -94,11 +94,13 @@ function backwardPiece<S extends TensorTree>(
   states: readonly S[],
   buffers: Buffers[],
   factors: PieceFactors,
+  relayTo: ReadonlySet<number>,
 ): void {
   const own = buffers[i];
   const depths = [...new Set([0, ...own.keys()])].sort((a, b) => a - b);
   tidy(() => {
-    const past = states.slice(0, i).map((s) => treeMap(s, (t) => t.detach().requireGrad()));
+    // Only the states of pieces still to be back-propagated need a gradient.
+    const past = states.slice(0, i).map((s, j) => (relayTo.has(j) ? treeMap(s, (t) => t.detach().requireGrad()) : s));
     const { loss, state } = piece(past, i);
     scalarLoss(op, loss, i);
     assertSameTree(state, states[i], op, `the state of piece ${i}, rebuilt for its backward pass,`);
@@ -118,7 +120,7 @@ function backwardPiece<S extends TensorTree>(
       });
       if (!outputs.length) return;
       gradients(outputs, cotangents, "leaves", { retainGraph: n < depths.length - 1 });
-      pastLeaves.forEach((leaves, j) => addInto(buffers[j], factors.next(d), leaves.map(takeGrad)));
+      pastLeaves.forEach((leaves, j) => relayTo.has(j) && addInto(buffers[j], factors.next(d), leaves.map(takeGrad)));
     });
   });
   for (const grads of own.values()) grads.forEach((g) => g?.dispose());
@@ -179,9 +181,10 @@ export function sequentialBackward<S extends TensorTree>(
   }
   const buffers: Buffers[] = states.map(() => new Map());
   const order = [...draw.chosen].reverse();
+  const relayTo = new Set(draw.chosen);
   try {
     for (const i of order) {
-      backwardPiece(op, piece, i, states, buffers, draw.factors(i));
+      backwardPiece(op, piece, i, states, buffers, draw.factors(i), relayTo);
       options.onPiece?.({ index: i, loss: losses[i], phase: "backward" });
     }
   } finally {
