@@ -13,7 +13,7 @@ import {
   tidy,
   toBFloat16Bits,
 } from "../mod.ts";
-import { assertClose } from "./helpers.ts";
+import { assertClose, assertRaises } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -201,6 +201,73 @@ Deno.test("optimisers follow a schedule: lr(step) with step = updates so far", (
     () => bad.step(),
     (e) => e instanceof ArgumentError && /learning rate at step 0 is NaN/.test(e.message),
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Hyperparameters are checked when the optimiser or schedule is made
+
+Deno.test("optimisers refuse bad hyperparameters at construction, naming the argument and its range", () => {
+  const p = () => [quadratic().p];
+  const cases: [string, () => unknown, ...string[]][] = [
+    ["SGD", () => new optim.SGD(p(), { lr: NaN }), "lr", "[0, ∞)", "NaN"],
+    ["SGD", () => new optim.SGD(p(), { lr: -0.1 }), "lr", "-0.1"],
+    ["SGD", () => new optim.SGD(p(), { lr: "0.1" as never }), "lr", '"0.1"'],
+    ["SGD", () => new optim.SGD(p(), {} as never), "lr", "undefined"],
+    ["SGD", () => new optim.SGD(p(), { lr: 0.1, momentum: 1 }), "momentum", "[0, 1)", "got 1"],
+    ["SGD", () => new optim.SGD(p(), { lr: 0.1, momentum: "0.9" as never }), "momentum", '"0.9"'],
+    ["SGD", () => new optim.SGD(p(), { lr: 0.1, dampening: 2 }), "dampening", "[0, 1]"],
+    ["SGD", () => new optim.SGD(p(), { lr: 0.1, weightDecay: -1e-4 }), "weightDecay", "[0, ∞)"],
+    ["SGD", () => new optim.SGD(p(), { lr: 0.1, nesterov: "yes" as never }), "nesterov", '"yes"'],
+    ["Adam", () => new optim.Adam(p(), { lr: NaN }), "lr", "NaN"],
+    ["Adam", () => new optim.Adam(p(), { lr: -1 }), "lr", "[0, ∞)"],
+    ["Adam", () => new optim.Adam(p(), { betas: [0.9, 1] }), "betas[1]", "[0, 1)", "got 1"],
+    ["Adam", () => new optim.Adam(p(), { betas: [-0.1, 0.999] }), "betas[0]", "-0.1"],
+    ["Adam", () => new optim.Adam(p(), { betas: [0.9] as never }), "betas", "[0.9]"],
+    ["Adam", () => new optim.Adam(p(), { eps: 0 }), "eps", "(0, ∞)", "got 0"],
+    ["Adam", () => new optim.Adam(p(), { eps: -1e-8 }), "eps", "(0, ∞)"],
+    ["Adam", () => new optim.Adam(p(), { weightDecay: -0.01 }), "weightDecay", "[0, ∞)"],
+    ["Adam", () => new optim.Adam(p(), { decoupledWeightDecay: 1 as never }), "decoupledWeightDecay", "got 1"],
+    ["Adam", () => new optim.Adam(p(), { fused: "no" as never }), "fused", '"no"'],
+    ["AdamW", () => new optim.AdamW(p(), { lr: Infinity }), "lr", "Infinity"],
+    // A group's overrides are checked the same way.
+    ["SGD", () => new optim.SGD([{ params: p(), lr: -1 }], { lr: 0.1 }), "lr", "-1"],
+    // Options the optimiser does not have are refused by name (PyTorch spellings included).
+    ["Adam", () => new optim.Adam(p(), { learningRate: 0.1 } as never), 'unknown option "learningRate"', "lr"],
+    ["AdamW", () => new optim.AdamW(p(), { weight_decay: 0.1 } as never), '"weight_decay"', "weightDecay"],
+    ["Adam", () => new optim.Adam(p(), { amsgrad: true } as never), '"amsgrad"'],
+    ["SGD", () => new optim.SGD([{ params: p(), momentun: 0.9 } as never], { lr: 0.1 }), '"momentun"'],
+  ];
+  for (const [op, make, ...fragments] of cases) assertRaises(make, ArgumentError, op, ...fragments);
+  // An option given as undefined takes its default.
+  const opt = new optim.Adam(p(), { eps: undefined, lr: 0.01 });
+  assert.equal(opt.groups[0].options.eps, 1e-8);
+  // Options changed between steps are checked at the next step.
+  opt.groups[0].options.betas = [0.9, 1.5];
+  assertRaises(() => opt.step(), ArgumentError, "Adam", "betas[1]");
+});
+
+Deno.test("schedules and clipping refuse bad parameters when made or called", () => {
+  const cases: [string, () => unknown, ...string[]][] = [
+    ["exponentialDecay", () => optim.exponentialDecay({ lr: 1, gamma: 0.5, every: "5" as never }), "every", '"5"'],
+    ["exponentialDecay", () => optim.exponentialDecay({ lr: 1, gamma: 0.5, every: 0 }), "every", "(0, ∞)"],
+    ["exponentialDecay", () => optim.exponentialDecay({ lr: 1, gamma: -0.5 }), "gamma", "-0.5"],
+    ["exponentialDecay", () => optim.exponentialDecay({ lr: 1, gamma: 0.5, staircase: 1 as never }), "staircase"],
+    ["warmupCosine", () => optim.warmupCosine(undefined as never), "peakLr", "got undefined"],
+    ["warmupCosine", () => optim.warmupCosine(0.1 as never), "options must be an object", "got 0.1"],
+    ["warmupCosine", () => optim.warmupCosine({ peakLr: 1, warmupSteps: 1.5, totalSteps: 10 }), "warmupSteps", "1.5"],
+    ["warmupCosine", () => optim.warmupCosine({ peak_lr: 1 } as never), 'unknown option "peak_lr"', "peakLr"],
+    ["linearWarmup", () => optim.linearWarmup({ peakLr: 1, warmupSteps: 10, initLr: NaN }), "initLr", "NaN"],
+    ["cosineDecay", () => optim.cosineDecay({ peakLr: 1, totalSteps: -1 }), "totalSteps", "-1"],
+    ["constant", () => optim.constant("0.1" as never), "lr", '"0.1"'],
+    ["clipGradNorm", () => optim.clipGradNorm([quadratic().p], "1" as never), "maxNorm", '"1"'],
+    ["clipGradNorm", () => optim.clipGradNorm([quadratic().p], NaN), "maxNorm", "NaN"],
+    ["clipGradNorm", () => optim.clipGradNorm([quadratic().p], 1, { normType: 0 }), "normType", "got 0"],
+    ["clipGradNorm", () => optim.clipGradNorm([quadratic().p], 1, { norm_type: 1 } as never), '"norm_type"'],
+    ["clipGradNorm", () => optim.clipGradNorm((() => []) as never, 1), "params", "a function"],
+    ["clipGradValue", () => optim.clipGradValue([quadratic().p], -1), "clipValue", "-1"],
+    ["clipGradValue", () => optim.clipGradValue([1, 2] as never, 1), "params", "got 1"],
+  ];
+  for (const [op, make, ...fragments] of cases) assertRaises(make, ArgumentError, op, ...fragments);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ArgumentError, type Tensor, zerosLike } from "../tensor/mod.ts";
+import { ArgumentError, checkNumber, checkOneOf, describe, type Tensor, zerosLike } from "../tensor/mod.ts";
 import { type BaseOptions, Optimizer, type ParamGroup, type Params, type ParamState } from "./optimizer.ts";
 
 /**
@@ -36,7 +36,7 @@ export interface AdamOptions extends BaseOptions {
    * parameter, gradient and moments instead of about twenty elementwise ops; the same arithmetic,
    * see `OptimPrimitives.adam`). Default true; false always uses the composite update.
    */
-  fused?: boolean;
+  fused: boolean;
 }
 
 type AdamArgs = Partial<AdamOptions>;
@@ -61,32 +61,35 @@ type AdamArgs = Partial<AdamOptions>;
  * ```
  */
 export class Adam extends Optimizer<AdamOptions> {
+  /** The options an `Adam` takes when not given (AdamW: weight decay 0.01, decoupled). */
+  static readonly defaults: Readonly<AdamOptions> = Object.freeze({
+    lr: 1e-3,
+    betas: [0.9, 0.999] as const,
+    eps: 1e-8,
+    weightDecay: 0,
+    decoupledWeightDecay: false,
+    fused: true,
+  });
+
   /** Slots: `exp_avg` (m) and `exp_avg_sq` (v). */
   protected readonly slots = ["exp_avg", "exp_avg_sq"] as const;
 
-  /** Adam over `params` (a module, tensors, named tensors or groups). Default lr 1e-3. */
+  /** Adam over `params` (a module, tensors, named tensors or groups), with `Adam.defaults`. */
   constructor(params: Params | ParamGroup<AdamOptions>[], options: AdamArgs = {}) {
-    super(params, {
-      lr: 1e-3,
-      betas: [0.9, 0.999],
-      eps: 1e-8,
-      weightDecay: 0,
-      decoupledWeightDecay: false,
-      ...options,
-    });
+    super(params, (new.target as typeof Adam).defaults, options);
   }
 
-  /** Checks betas, eps and weight decay. */
-  protected override validate(o: AdamOptions): void {
+  /** Checks betas ∈ [0, 1)², eps > 0, weight decay ≥ 0 and the flags. */
+  protected validate(o: AdamOptions): void {
     const name = this.constructor.name;
-    const [b1, b2] = o.betas ?? [];
-    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) {
-      throw new ArgumentError(name, `betas must be in [0, 1), got [${o.betas}]`);
+    if (!Array.isArray(o.betas) || o.betas.length !== 2) {
+      throw new ArgumentError(name, `betas must be a pair [β₁, β₂] in [0, 1), got ${describe(o.betas)}`);
     }
-    if (!(Number.isFinite(o.eps) && o.eps >= 0)) throw new ArgumentError(name, `eps must be ≥ 0, got ${o.eps}`);
-    if (!(Number.isFinite(o.weightDecay) && o.weightDecay >= 0)) {
-      throw new ArgumentError(name, `weightDecay must be ≥ 0, got ${o.weightDecay}`);
-    }
+    o.betas.forEach((b, i) => checkNumber(name, `betas[${i}]`, b, { min: 0, max: 1, maxOpen: true }));
+    checkNumber(name, "eps", o.eps, { min: 0, minOpen: true });
+    checkNumber(name, "weightDecay", o.weightDecay, { min: 0 });
+    checkOneOf(name, "decoupledWeightDecay", o.decoupledWeightDecay, [true, false]);
+    checkOneOf(name, "fused", o.fused, [true, false]);
   }
 
   /** The whole update through `backend.optim.adam` when the backend has it and the tensors fit. */
@@ -99,7 +102,7 @@ export class Adam extends Optimizer<AdamOptions> {
     o: AdamOptions,
   ): boolean {
     const fused = param.backend.optim;
-    if (o.fused === false || !fused) return false;
+    if (!o.fused || !fused) return false;
     const dtype = param.dtype;
     const gradOk = grad.dtype === dtype || (dtype === "float32" && grad.dtype === "bfloat16");
     if ((dtype !== "float32" && dtype !== "float64") || !gradOk) return false;
@@ -154,8 +157,10 @@ export class Adam extends Optimizer<AdamOptions> {
  * ```
  */
 export class AdamW extends Adam {
-  /** AdamW over `params`. Default lr 1e-3, weight decay 0.01. */
-  constructor(params: Params | ParamGroup<AdamOptions>[], options: AdamArgs = {}) {
-    super(params, { weightDecay: 0.01, decoupledWeightDecay: true, ...options });
-  }
+  /** The options an `AdamW` takes when not given: Adam's, with weight decay 0.01, decoupled. */
+  static override readonly defaults: Readonly<AdamOptions> = Object.freeze({
+    ...Adam.defaults,
+    weightDecay: 0.01,
+    decoupledWeightDecay: true,
+  });
 }

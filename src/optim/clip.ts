@@ -4,9 +4,17 @@
  * @module
  */
 
-import { Module } from "../nn/module.ts";
-import { ArgumentError, noGrad, NonFiniteError, stack, type Tensor, tidy } from "../tensor/mod.ts";
-import type { Params } from "./optimizer.ts";
+import {
+  checkNumber,
+  checkOneOf,
+  checkOptions,
+  noGrad,
+  NonFiniteError,
+  stack,
+  type Tensor,
+  tidy,
+} from "../tensor/mod.ts";
+import { parameterList, type Params } from "./optimizer.ts";
 
 /**
  * Options of {@link clipGradNorm}.
@@ -28,19 +36,12 @@ export interface ClipGradNormOptions {
   errorIfNonfinite?: boolean;
 }
 
-function gradsOf(params: Params): [string, Tensor][] {
-  const list: [string, Tensor][] = [];
-  if (params instanceof Module) {
-    for (const [n, p] of params.namedParameters()) if (p.grad) list.push([n, p.grad]);
-    return list;
-  }
-  let i = 0;
-  for (const item of params as Iterable<unknown>) {
-    const [n, p] = Array.isArray(item) ? item as [string, Tensor] : [String(i), item as Tensor];
-    i++;
-    if (p?.grad) list.push([n, p.grad]);
-  }
-  return list;
+/** The gradients of `params` by name (position for unnamed parameters), skipping those with none. */
+function gradsOf(op: string, params: Params): [string, Tensor][] {
+  return parameterList(op, params).flatMap((
+    [n, p],
+    i,
+  ): [string, Tensor][] => (p.grad ? [[n ?? String(i), p.grad]] : []));
 }
 
 /**
@@ -59,12 +60,12 @@ function gradsOf(params: Params): [string, Tensor][] {
  * ```
  */
 export function clipGradNorm(params: Params, maxNorm: number, options: ClipGradNormOptions = {}): number {
-  const normType = options.normType ?? 2;
-  if (!(maxNorm >= 0)) throw new ArgumentError("clipGradNorm", `maxNorm must be ≥ 0, got ${maxNorm}`);
-  if (!(normType === Infinity || (Number.isFinite(normType) && normType > 0))) {
-    throw new ArgumentError("clipGradNorm", `normType must be positive or Infinity, got ${normType}`);
-  }
-  const grads = gradsOf(params);
+  const op = "clipGradNorm";
+  const { normType = 2, errorIfNonfinite = false } = checkOptions(op, options, ["normType", "errorIfNonfinite"]);
+  checkNumber(op, "maxNorm", maxNorm, { min: 0, finite: false });
+  checkNumber(op, "normType", normType, { min: 0, minOpen: true, finite: false });
+  checkOneOf(op, "errorIfNonfinite", errorIfNonfinite, [true, false]);
+  const grads = gradsOf(op, params);
   if (grads.length === 0) return 0;
   return noGrad(() =>
     tidy(() => {
@@ -84,7 +85,7 @@ export function clipGradNorm(params: Params, maxNorm: number, options: ClipGradN
       let total = 0;
       for (const v of host) total = normType === Infinity ? (Number.isNaN(v) ? NaN : Math.max(total, v)) : total + v;
       if (normType !== Infinity && normType !== 1) total = total ** (1 / normType);
-      if (!Number.isFinite(total) && options.errorIfNonfinite) {
+      if (!Number.isFinite(total) && errorIfNonfinite) {
         const bad = grads.filter((_, i) => !Number.isFinite(host[i])).map(([n]) => `"${n}"`);
         throw new NonFiniteError(
           "clipGradNorm",
@@ -111,10 +112,11 @@ export function clipGradNorm(params: Params, maxNorm: number, options: ClipGradN
  * ```
  */
 export function clipGradValue(params: Params, clipValue: number): void {
-  if (!(clipValue >= 0)) throw new ArgumentError("clipGradValue", `clipValue must be ≥ 0, got ${clipValue}`);
+  checkNumber("clipGradValue", "clipValue", clipValue, { min: 0, finite: false });
+  const grads = gradsOf("clipGradValue", params);
   noGrad(() =>
     tidy(() => {
-      for (const [, g] of gradsOf(params)) g.assign(g.clamp(-clipValue, clipValue));
+      for (const [, g] of grads) g.assign(g.clamp(-clipValue, clipValue));
     })
   );
 }

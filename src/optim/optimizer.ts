@@ -20,7 +20,19 @@
  */
 
 import { Module } from "../nn/module.ts";
-import { ArgumentError, fmtShape, isFloat, noGrad, ShapeError, shapesEqual, Tensor, tidy } from "../tensor/mod.ts";
+import {
+  ArgumentError,
+  checkNumber,
+  checkOptions,
+  describe,
+  fmtShape,
+  isFloat,
+  noGrad,
+  ShapeError,
+  shapesEqual,
+  Tensor,
+  tidy,
+} from "../tensor/mod.ts";
 import { type LearningRate, resolveLr } from "./schedule.ts";
 
 /**
@@ -142,17 +154,38 @@ function isGroup<O>(x: unknown): x is ParamGroup<O> {
   return x !== null && typeof x === "object" && !(x instanceof Tensor) && !Array.isArray(x) && "params" in x;
 }
 
-function namedList(op: string, params: Params): [string | null, Tensor][] {
+/**
+ * The parameters in `params` with their names (null where none is given), checked: a module, or
+ * an iterable of tensors or of [name, tensor] pairs. `op` names the caller in errors.
+ *
+ * @example
+ * ```ts
+ * import { parameterList } from "./optimizer.ts";
+ * import { zeros } from "../tensor/mod.ts";
+ * parameterList("clipGradNorm", [zeros([2])]); // [[null, Tensor]]
+ * ```
+ */
+export function parameterList(op: string, params: Params): [string | null, Tensor][] {
   if (params instanceof Module) return params.namedParameters();
   if (params === null || typeof params !== "object" || !(Symbol.iterator in params)) {
-    throw new ArgumentError(op, "params must be a Module, an array of tensors or an array of [name, tensor] pairs");
+    throw new ArgumentError(
+      op,
+      `params must be a Module, an array of tensors or an array of [name, tensor] pairs, got ${describe(params)}`,
+    );
   }
   const out: [string | null, Tensor][] = [];
   for (const item of params as Iterable<unknown>) {
     if (item instanceof Tensor) out.push([null, item]);
     else if (isPair(item)) out.push([item[0], item[1]]);
-    else throw new ArgumentError(op, `params must hold tensors or [name, tensor] pairs, got ${String(item)}`);
+    else throw new ArgumentError(op, `params must hold tensors or [name, tensor] pairs, got ${describe(item)}`);
   }
+  return out;
+}
+
+/** `base` with the entries of `over` that are not undefined (an undefined option keeps its default). */
+function withDefaults<O>(base: O, over: Partial<O>): O {
+  const out = { ...base };
+  for (const [k, v] of Object.entries(over)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
 }
 
@@ -181,9 +214,15 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
   readonly groups: Group<O>[] = [];
   #step = 0;
 
-  /** Sets up groups from `params` with `defaults` for options a group does not override. */
-  constructor(params: Params | ParamGroup<O>[], defaults: O) {
+  /**
+   * Sets up groups from `params`. Each group's options are `defaults` overridden by `options`, then
+   * by the group's own entries; every option is checked here (an unknown key, or a value out of
+   * its range, raises an ArgumentError naming it), and again at each step.
+   */
+  constructor(params: Params | ParamGroup<O>[], defaults: Omit<O, "lr"> & Partial<BaseOptions>, options: Partial<O>) {
     const op = this.constructor.name;
+    const optionKeys = ["lr", ...Object.keys(defaults).filter((k) => k !== "lr")] as (keyof O)[];
+    const base = withDefaults(defaults as O, checkOptions<Partial<O>>(op, options, optionKeys));
     const list = params instanceof Module ? [params] : [...(params as Iterable<unknown>)];
     const groups: ParamGroup<O>[] = params instanceof Module
       ? [{ params } as ParamGroup<O>]
@@ -195,10 +234,10 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     let index = 0;
     for (const g of groups) {
       const { params: gp, ...overrides } = g;
-      const options = { ...defaults, ...(overrides as unknown as Partial<O>) } as O;
-      this.validate(options);
+      const options = withDefaults(base, checkOptions<Partial<O>>(op, overrides as unknown as Partial<O>, optionKeys));
+      this.#check(options);
       const states: ParamState[] = [];
-      for (const [name, p] of namedList(op, gp)) {
+      for (const [name, p] of parameterList(op, gp)) {
         const key = name ?? String(index);
         index++;
         if (!isFloat(p.dtype)) {
@@ -221,8 +260,15 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     if (seen.size === 0) throw new ArgumentError(op, "got no parameters to optimise");
   }
 
-  /** Checks a group's options (subclasses raise ArgumentError on bad values). */
-  protected validate(_options: O): void {}
+  /** Checks a group's options: the learning rate here, the rest in the subclass's {@link Optimizer.validate}. */
+  #check(options: O): void {
+    // A schedule is checked where it is evaluated, at each step.
+    if (typeof options.lr !== "function") checkNumber(this.constructor.name, "lr", options.lr, { min: 0 });
+    this.validate(options);
+  }
+
+  /** Checks a group's options other than `lr`, raising an ArgumentError naming the bad one. */
+  protected abstract validate(options: O): void;
 
   /** Slot names this optimiser keeps per parameter (for checking loaded state). */
   protected abstract readonly slots: readonly string[];
@@ -326,6 +372,7 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
    * ```
    */
   step(): void {
+    for (const g of this.groups) this.#check(g.options);
     const t = this.#step;
     const lrs = this.groups.map((g) => resolveLr(g.options.lr, t));
     noGrad(() =>

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ArgumentError } from "../tensor/mod.ts";
+import { ArgumentError, checkInteger, checkNumber, checkOneOf, checkOptions } from "../tensor/mod.ts";
 
 /**
  * A learning-rate schedule: the rate for the update made after `step` earlier updates.
@@ -30,20 +30,14 @@ export type Schedule = (step: number) => number;
  */
 export type LearningRate = number | Schedule;
 
-function need(op: string, ok: boolean, detail: string): void {
-  if (!ok) throw new ArgumentError(op, detail);
+/** A learning rate argument: a finite number ≥ 0. */
+function rate(op: string, name: string, value: unknown): number {
+  return checkNumber(op, name, value, { min: 0 });
 }
 
-function nonNegative(op: string, what: Record<string, number>): void {
-  for (const [k, v] of Object.entries(what)) {
-    need(op, Number.isFinite(v) && v >= 0, `${k} must be a finite non-negative number, got ${v}`);
-  }
-}
-
-function steps(op: string, what: Record<string, number>): void {
-  for (const [k, v] of Object.entries(what)) {
-    need(op, Number.isInteger(v) && v >= 0, `${k} must be a non-negative integer, got ${v}`);
-  }
+/** A step count argument: an integer ≥ 0. */
+function count(op: string, name: string, value: unknown): number {
+  return checkInteger(op, name, value, { min: 0 });
 }
 
 /**
@@ -74,7 +68,7 @@ export function resolveLr(lr: LearningRate, step: number): number {
  * ```
  */
 export function constant(lr: number): Schedule {
-  nonNegative("constant", { lr });
+  rate("constant", "lr", lr);
   return () => lr;
 }
 
@@ -108,10 +102,11 @@ export interface WarmupOptions {
  * ```
  */
 export function linearWarmup(options: WarmupOptions): Schedule {
-  const { peakLr, warmupSteps } = options;
-  const initLr = options.initLr ?? 0;
-  nonNegative("linearWarmup", { peakLr, initLr });
-  steps("linearWarmup", { warmupSteps });
+  const op = "linearWarmup";
+  const { peakLr, warmupSteps, initLr = 0 } = checkOptions(op, options, ["peakLr", "warmupSteps", "initLr"]);
+  rate(op, "peakLr", peakLr);
+  rate(op, "initLr", initLr);
+  count(op, "warmupSteps", warmupSteps);
   return (t) => (t < warmupSteps ? initLr + (peakLr - initLr) * (t / warmupSteps) : peakLr);
 }
 
@@ -151,16 +146,21 @@ export interface WarmupCosineOptions {
  * ```
  */
 export function warmupCosine(options: WarmupCosineOptions): Schedule {
-  const { peakLr, warmupSteps, totalSteps } = options;
-  const minLr = options.minLr ?? 0;
-  const initLr = options.initLr ?? 0;
-  nonNegative("warmupCosine", { peakLr, minLr, initLr });
-  steps("warmupCosine", { warmupSteps, totalSteps });
-  need(
-    "warmupCosine",
-    totalSteps >= warmupSteps,
-    `totalSteps (${totalSteps}) must be at least warmupSteps (${warmupSteps})`,
-  );
+  const op = "warmupCosine";
+  return cosine(op, checkOptions(op, options, ["peakLr", "warmupSteps", "totalSteps", "minLr", "initLr"]));
+}
+
+/** The warm-up + cosine schedule, its options checked in the name of `op`. */
+function cosine(op: string, options: WarmupCosineOptions): Schedule {
+  const { peakLr, warmupSteps, totalSteps, minLr = 0, initLr = 0 } = options;
+  rate(op, "peakLr", peakLr);
+  rate(op, "minLr", minLr);
+  rate(op, "initLr", initLr);
+  count(op, "warmupSteps", warmupSteps);
+  count(op, "totalSteps", totalSteps);
+  if (totalSteps < warmupSteps) {
+    throw new ArgumentError(op, `totalSteps (${totalSteps}) must be at least warmupSteps (${warmupSteps})`);
+  }
   const decay = totalSteps - warmupSteps;
   return (t) => {
     if (t < warmupSteps) return initLr + (peakLr - initLr) * (t / warmupSteps);
@@ -180,7 +180,8 @@ export function warmupCosine(options: WarmupCosineOptions): Schedule {
  * ```
  */
 export function cosineDecay(options: { peakLr: number; totalSteps: number; minLr?: number }): Schedule {
-  return warmupCosine({ ...options, warmupSteps: 0 });
+  const op = "cosineDecay";
+  return cosine(op, { ...checkOptions(op, options, ["peakLr", "totalSteps", "minLr"]), warmupSteps: 0 });
 }
 
 /**
@@ -195,9 +196,11 @@ export function cosineDecay(options: { peakLr: number; totalSteps: number; minLr
 export function exponentialDecay(
   options: { lr: number; gamma: number; every?: number; staircase?: boolean },
 ): Schedule {
-  const { lr, gamma } = options;
-  const every = options.every ?? 1;
-  nonNegative("exponentialDecay", { lr, gamma });
-  need("exponentialDecay", every > 0, `every must be positive, got ${every}`);
-  return (t) => lr * gamma ** (options.staircase ? Math.floor(t / every) : t / every);
+  const op = "exponentialDecay";
+  const { lr, gamma, every = 1, staircase = false } = checkOptions(op, options, ["lr", "gamma", "every", "staircase"]);
+  rate(op, "lr", lr);
+  checkNumber(op, "gamma", gamma, { min: 0 });
+  checkNumber(op, "every", every, { min: 0, minOpen: true });
+  checkOneOf(op, "staircase", staircase, [true, false]);
+  return (t) => lr * gamma ** (staircase ? Math.floor(t / every) : t / every);
 }

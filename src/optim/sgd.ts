@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ArgumentError, type Tensor } from "../tensor/mod.ts";
+import { ArgumentError, checkNumber, checkOneOf, type Tensor } from "../tensor/mod.ts";
 import { type BaseOptions, Optimizer, type ParamGroup, type Params, type ParamState } from "./optimizer.ts";
 
 /**
@@ -57,14 +57,15 @@ export class SGD extends Optimizer<SGDOptions> {
     params: Params | ParamGroup<SGDOptions>[],
     options: Partial<SGDOptions> & { lr: SGDOptions["lr"] },
   ) {
-    super(params, { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...options });
+    super(params, { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false }, options);
   }
 
-  /** Checks momentum, dampening and weight decay. */
-  protected override validate(o: SGDOptions): void {
-    for (const k of ["momentum", "dampening", "weightDecay"] as const) {
-      if (!(Number.isFinite(o[k]) && o[k] >= 0)) throw new ArgumentError("SGD", `${k} must be ≥ 0, got ${o[k]}`);
-    }
+  /** Checks momentum ∈ [0, 1), dampening ∈ [0, 1], weight decay ≥ 0 and the Nesterov flag. */
+  protected validate(o: SGDOptions): void {
+    checkNumber("SGD", "momentum", o.momentum, { min: 0, max: 1, maxOpen: true });
+    checkNumber("SGD", "dampening", o.dampening, { min: 0, max: 1 });
+    checkNumber("SGD", "weightDecay", o.weightDecay, { min: 0 });
+    checkOneOf("SGD", "nesterov", o.nesterov, [true, false]);
     if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0)) {
       throw new ArgumentError("SGD", "Nesterov momentum needs momentum > 0 and dampening 0");
     }
