@@ -31,5 +31,14 @@ export * as viz from "./src/viz/mod.ts";
 export * as pde from "./src/pde/mod.ts";
 export * as lm from "./src/lm/mod.ts";
 
+// Every error class at the top level too, beside its layer (catch `SingularMatrixError`, not
+// `solve.SingularMatrixError`).
+export { CudaError, OutOfMemoryError } from "./src/backend/cuda/errors.ts";
+export { SafetensorsError } from "./src/nn/mod.ts";
+export { SingularMatrixError, SolverError } from "./src/solve/mod.ts";
+export { DataFileError, ExpertSolveError, ExpressionError, TrainingDivergedError } from "./src/pde/mod.ts";
+export { CheckpointError, ConfigError, TokenizerError } from "./src/lm/mod.ts";
+export { PlotlyUnavailableError } from "./src/viz/mod.ts";
+
 import { initBackend } from "./src/backend/select.ts";
 await initBackend();

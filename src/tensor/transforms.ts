@@ -35,6 +35,44 @@ import {
 /** A tensor, a number, or arrays / plain objects of them. */
 export type Tree = Tensor | number | readonly Tree[] | { readonly [key: string]: Tree };
 
+/**
+ * The gradient of a value of type `T` as the transforms return it: a Tensor for a tensor, the
+ * same arrays and objects around the gradients of their entries (a number comes back as it went in).
+ *
+ * @example
+ * ```ts
+ * import type { Gradient } from "./transforms.ts";
+ * type G = Gradient<{ w: Tensor; b: Tensor; scale: number }>; // { w: Tensor; b: Tensor; scale: number }
+ * ```
+ */
+export type Gradient<T> = T extends Tensor ? Tensor
+  : T extends number ? T
+  : { -readonly [K in keyof T]: Gradient<T[K]> };
+
+/**
+ * Which arguments {@link grad} differentiates: one position, or a list of positions.
+ *
+ * @example
+ * ```ts
+ * import type { Argnums } from "./transforms.ts";
+ * const both: Argnums = [0, 1];
+ * ```
+ */
+export type Argnums = number | readonly number[];
+
+/**
+ * What `grad(f, { argnums })` returns for arguments `A`: the gradient of argument `N`, or a tuple
+ * of gradients for a list of positions.
+ *
+ * @example
+ * ```ts
+ * import type { GradientOf } from "./transforms.ts";
+ * type G = GradientOf<[Tensor, number[]], readonly [0]>; // [Tensor]
+ * ```
+ */
+export type GradientOf<A extends readonly unknown[], N extends Argnums> = N extends number ? Gradient<A[N]>
+  : { -readonly [K in keyof N]: N[K] extends number ? Gradient<A[N[K]]> : never };
+
 /** Checks that `tree` holds only tensors and numbers (in arrays and plain objects). */
 function checkTree(op: string, name: string, tree: unknown): void {
   if (tree instanceof Tensor || typeof tree === "number") return;
@@ -116,16 +154,17 @@ export interface VjpOptions {
  * import { vjp } from "./transforms.ts";
  * import { tensor, ones } from "./creation.ts";
  * const [y, back] = vjp((x: Tensor) => x.mul(x), tensor([1, 2, 3]));
- * back(ones([3])); // [[2, 4, 6]]
+ * const [gx] = back(ones([3])); // gx: Tensor [2, 4, 6]
  * ```
  */
-export function vjp<A extends Tree[]>(
+export function vjp<A extends unknown[]>(
   f: (...args: A) => Tensor,
   ...primals: A
-): [Tensor, (cotangent: Tensor) => A] {
+): [Tensor, (cotangent: Tensor) => Gradient<A>] {
   checkFunction("vjp", "f", f);
   checkTree("vjp", "primals", primals);
-  return vjpWith({}, f as (...args: Tree[]) => Tensor, primals) as [Tensor, (cotangent: Tensor) => A];
+  const [y, back] = vjpWith({}, f as (...args: Tree[]) => Tensor, primals as Tree[]);
+  return [y, back as (cotangent: Tensor) => Gradient<A>];
 }
 
 function vjpWith(
@@ -160,9 +199,9 @@ function vjpWith(
 }
 
 /** Options of {@link grad} and {@link valueAndGrad}. */
-export interface GradOptions {
+export interface GradOptions<N extends Argnums = Argnums> {
   /** Which positional arguments to differentiate (default 0). A list returns a list. */
-  argnums?: number | number[];
+  argnums?: N;
 }
 
 function checkArgnums(argnums: unknown): void {
@@ -191,14 +230,13 @@ function selectArgs(argnums: number | readonly number[] | undefined, n: number):
  * import { valueAndGrad } from "./transforms.ts";
  * import { tensor } from "./creation.ts";
  * const [v, g] = valueAndGrad((x: Tensor) => x.mul(x).sum())(tensor([1, 2]));
- * // v = 5, g = [2, 4]
+ * // v = 5, g = [2, 4] (a Tensor)
  * ```
  */
-export function valueAndGrad<A extends Tree[]>(
+export function valueAndGrad<A extends unknown[], const N extends Argnums = 0>(
   f: (...args: A) => Tensor,
-  options: GradOptions = {},
-  // deno-lint-ignore no-explicit-any
-): (...args: A) => [Tensor, any] {
+  options: GradOptions<N> = {},
+): (...args: A) => [Tensor, GradientOf<A, N>] {
   checkFunction("grad", "f", f);
   checkArgnums(checkOptions("grad", options, ["argnums"]).argnums);
   return (...args: A) => {
@@ -211,7 +249,7 @@ export function valueAndGrad<A extends Tree[]>(
       }
     });
     const call = (...sel: Tree[]) => {
-      const full = [...args] as Tree[];
+      const full: unknown[] = [...args];
       which.forEach((i, k) => (full[i] = sel[k]));
       const y = f(...(full as A));
       if (!(y instanceof Tensor) || y.size !== 1) {
@@ -222,15 +260,16 @@ export function valueAndGrad<A extends Tree[]>(
       }
       return y;
     };
-    const [y, back] = vjpWith({}, call, selected);
+    const [y, back] = vjpWith({}, call, selected as Tree[]);
     const g = back(Tensor.fromBuffer(y.backend.full(1, 1, y.dtype), y.shape, y.dtype));
-    return [y, typeof options.argnums === "object" ? g : g[0]];
+    return [y, (typeof options.argnums === "object" ? g : g[0]) as GradientOf<A, N>];
   };
 }
 
 /**
  * `grad(f)(...args)`: the gradient of a scalar-valued `f` with respect to argument `argnums`
- * (default 0). Nest it for higher derivatives.
+ * (default 0), typed: a Tensor for a tensor argument, the argument's structure for a tree, a tuple
+ * for a list of argnums. Nest it for higher derivatives.
  *
  * @example
  * ```ts
@@ -238,10 +277,13 @@ export function valueAndGrad<A extends Tree[]>(
  * import { tensor } from "./creation.ts";
  * const d2 = grad((x: Tensor) => grad((y: Tensor) => y.pow(3).sum())(x).sum());
  * d2(tensor([2])); // [12]
+ * const [ga, gb] = grad((a: Tensor, b: Tensor) => a.mul(b).sum(), { argnums: [0, 1] })(tensor([1]), tensor([2]));
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export function grad<A extends Tree[]>(f: (...args: A) => Tensor, options: GradOptions = {}): (...args: A) => any {
+export function grad<A extends unknown[], const N extends Argnums = 0>(
+  f: (...args: A) => Tensor,
+  options: GradOptions<N> = {},
+): (...args: A) => GradientOf<A, N> {
   const vg = valueAndGrad(f, options);
   return (...args: A) => vg(...args)[1];
 }
