@@ -156,3 +156,17 @@ Deno.test("backward outside any scope keeps only the gradient (its temporaries a
   assertClose(w.grad!, new Array(10).fill(2), {}, "second-order gradient");
   w.dispose();
 });
+
+Deno.test("constants a solve caches on first use are reported apart from the program's tensors", () => {
+  const n = 7;
+  const a = tensor(Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 4 : 1))), f64);
+  const b = tensor(Array.from({ length: n }, (_, i) => i), f64);
+  const step = () => tidy(() => void solve.solve(a, b, { regularization: 1e-9 }));
+  const before = memory();
+  step(); // builds (once) the 7×7 float64 identity the regularisation adds
+  const after = memory();
+  assert.equal(after.current - before.current, 0, "the first call holds none of the program's bytes");
+  assert.equal(after.constants - before.constants, n * n * 8, "one 7×7 float64 identity is cached");
+  step();
+  assert.deepEqual([memory().current, memory().constants], [after.current, after.constants], "and reused");
+});

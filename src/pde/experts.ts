@@ -34,10 +34,10 @@
 
 import {
   ArgumentError,
+  cacheConstant,
   type DType,
   enableGrad,
   gradients,
-  keep,
   noGrad,
   NonFiniteError,
   stack,
@@ -532,7 +532,7 @@ export class MixtureOfExperts<G extends Grid = Grid> {
         }
       }
       const upload = (h: Float64Array) =>
-        keep(noGrad(() => tensor(h, { dtype: like.dtype, backend: like.backend }).reshape(shape)));
+        cacheConstant(noGrad(() => tensor(h, { dtype: like.dtype, backend: like.backend }).reshape(shape)));
       cached = { masks: box.map(upload), halos: halo.map(upload) };
       byType.set(like.dtype, cached);
     }

@@ -10,7 +10,7 @@ import type { Backend, LinalgPrimitives } from "../tensor/backend.ts";
 import type { DType } from "../tensor/dtype.ts";
 import { DeviceError, DTypeError, NonFiniteError } from "../tensor/errors.ts";
 import { fmtShape } from "../tensor/shape.ts";
-import { keep } from "../tensor/storage.ts";
+import { cacheConstant } from "../tensor/memory.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { arange } from "../tensor/creation.ts";
 import { noGrad } from "../tensor/autograd.ts";
@@ -69,7 +69,7 @@ function cached(backend: Backend, key: string, make: () => Tensor): Tensor {
   if (!m) cache.set(backend, m = new Map());
   let t = m.get(key);
   if (!t || t.disposed) {
-    t = keep(noGrad(make));
+    t = cacheConstant(noGrad(make));
     m.set(key, t);
   }
   return t;

@@ -417,30 +417,3 @@ export function getDefaultBackend(): Backend {
   defaultBackend = defaultFactory();
   return defaultBackend;
 }
-
-/**
- * Memory statistics of the default backend (bytes in live buffers, the peak since the last
- * {@link resetPeakMemory}, and bytes cached for reuse).
- *
- * @example
- * ```ts
- * import { memory } from "./backend.ts";
- * // memory().current
- * ```
- */
-export function memory(): MemoryStats {
-  return getDefaultBackend().memory();
-}
-
-/**
- * Resets the default backend's peak-memory statistic to its current use.
- *
- * @example
- * ```ts
- * import { resetPeakMemory } from "./backend.ts";
- * // resetPeakMemory();
- * ```
- */
-export function resetPeakMemory(): void {
-  getDefaultBackend().resetPeak();
-}
