@@ -10,6 +10,7 @@
 import {
   ArgumentError,
   type Backend,
+  checkpoint,
   DTypeError,
   fmtShape,
   Generator,
@@ -59,7 +60,32 @@ export interface ForwardOptions {
   cache?: KVCache | null;
   /** Position of the first token. Default: the cache's length (it must equal it when a cache is given). */
   position?: number;
+  /**
+   * Attention used in place of {@link scaledDotProductAttention} (a memory-efficient one, or one
+   * that also reads keys and values held elsewhere). It must attend causally, the queries being the
+   * last positions of the keys, within the config's sliding window.
+   */
+  attention?: AttentionFunction;
+  /**
+   * Gradient checkpointing: keep only each layer's input and recompute the layer in the backward
+   * pass (one layer's activations alive at a time, for one more forward). No cache is returned.
+   */
+  checkpointLayers?: boolean;
 }
+
+/**
+ * An attention for {@link ForwardOptions}: the rotated queries `[B, Hq, T, D]`, this layer's keys
+ * and values `[B, Hkv, Tk, D]` (the cache's and these tokens') and the layer's index, to the
+ * attention output `[B, Hq, T, D]`.
+ *
+ * @example
+ * ```ts
+ * import type { AttentionFunction } from "./llama.ts";
+ * import { scaledDotProductAttention } from "../nn/mod.ts";
+ * const plain: AttentionFunction = (q, k, v) => scaledDotProductAttention(q, k, v, { causal: true });
+ * ```
+ */
+export type AttentionFunction = (q: Tensor, keys: Tensor, values: Tensor, layer: number) => Tensor;
 
 /**
  * Tokens as a model accepts them: an int32 tensor `[batch, length]` (or `[length]`), or numbers.
@@ -118,15 +144,24 @@ export class LlamaAttention extends Module {
     this.o_proj = this.module("o_proj", linear(hq * hd, d, config.outputBias, o));
   }
 
-  /** Attends `x` `[B, T, D]` over the cached positions and its own; returns the output and the extended cache. */
-  forward(x: Tensor, cos: Tensor, sin: Tensor, cache: LayerCache | undefined): { output: Tensor; cache: LayerCache } {
+  /**
+   * Attends `x` `[B, T, D]` over the cached positions and its own (with `attention`, when given);
+   * returns the output and the extended cache.
+   */
+  forward(
+    x: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    cache?: LayerCache,
+    attention?: (q: Tensor, keys: Tensor, values: Tensor) => Tensor,
+  ): { output: Tensor; cache: LayerCache } {
     const { numAttentionHeads: hq, numKeyValueHeads: hkv, headDim: hd } = this.#config;
     const [b, t] = x.shape;
     const heads = (y: Tensor, h: number) => y.reshape([b, t, h, hd]).transpose(1, 2);
     const q = applyRotary(heads(this.q_proj.forward(x), hq), cos, sin);
     const k = applyRotary(heads(this.k_proj.forward(x), hkv), cos, sin);
     const next = appendLayerCache(cache, k, heads(this.v_proj.forward(x), hkv));
-    const a = scaledDotProductAttention(q, next.keys, next.values, {
+    const a = attention ? attention(q, next.keys, next.values) : scaledDotProductAttention(q, next.keys, next.values, {
       causal: true,
       window: this.#config.slidingWindow,
     });
@@ -179,9 +214,15 @@ export class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = this.module("post_attention_layernorm", new RMSNorm(config.hiddenSize, norm));
   }
 
-  /** The layer on `x` `[B, T, D]` with its cache. */
-  forward(x: Tensor, cos: Tensor, sin: Tensor, cache: LayerCache | undefined): { output: Tensor; cache: LayerCache } {
-    const a = this.self_attn.forward(this.input_layernorm.forward(x), cos, sin, cache);
+  /** The layer on `x` `[B, T, D]` with its cache (and `attention` in place of the default one). */
+  forward(
+    x: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    cache?: LayerCache,
+    attention?: (q: Tensor, keys: Tensor, values: Tensor) => Tensor,
+  ): { output: Tensor; cache: LayerCache } {
+    const a = this.self_attn.forward(this.input_layernorm.forward(x), cos, sin, cache, attention);
     const h = x.add(a.output);
     return { output: h.add(this.mlp.forward(this.post_attention_layernorm.forward(h))), cache: a.cache };
   }
@@ -310,7 +351,13 @@ export class LlamaForCausalLM extends Module {
     let x = this.model.embed_tokens.forward(tokens);
     const cache: LayerCache[] = [];
     for (const [i, layer] of [...this.model.layers].entries()) {
-      const out = layer.forward(x, cos, sin, options.cache?.[i]);
+      const attend = options.attention;
+      const attention = attend && ((q: Tensor, k: Tensor, v: Tensor) => attend(q, k, v, i));
+      if (options.checkpointLayers) {
+        x = checkpoint((h: Tensor) => layer.forward(h, cos, sin, options.cache?.[i], attention).output)(x);
+        continue;
+      }
+      const out = layer.forward(x, cos, sin, options.cache?.[i], attention);
       x = out.output;
       cache.push(out.cache);
     }

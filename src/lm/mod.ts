@@ -23,3 +23,5 @@ export * from "./checkpoint.ts";
 export * from "./tokenizer.ts";
 export * from "./peft.ts";
 export * from "./generate.ts";
+export * from "./chunk_attention.ts";
+export * from "./chunked.ts";

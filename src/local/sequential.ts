@@ -59,18 +59,25 @@ function takeGrad(leaf: Tensor): Tensor | null {
   return g.keep();
 }
 
-function addInto(buffers: Buffers, depth: number, grads: (Tensor | null)[]): void {
-  if (grads.every((g) => !g)) return;
-  const prev = buffers.get(depth);
-  if (!prev) return void buffers.set(depth, grads);
+/**
+ * Hands the buffers of one state at `depth` to its leaves as their `.grad`, so that a backward pass
+ * adds into them (in place, for ops that write leaves' gradients block by block).
+ */
+function lend(buffers: Buffers, depth: number, leaves: Tensor[]): void {
+  const grads = buffers.get(depth);
+  if (!grads) return;
+  buffers.delete(depth);
   grads.forEach((g, l) => {
-    const p = prev[l];
     if (!g) return;
-    if (!p) return void (prev[l] = g);
-    prev[l] = p.add(g).keep();
-    p.dispose();
+    leaves[l].grad = g;
     g.dispose();
   });
+}
+
+/** Takes the leaves' gradients back into the buffers at `depth`. */
+function reclaim(buffers: Buffers, depth: number, leaves: Tensor[]): void {
+  const grads = leaves.map(takeGrad);
+  if (grads.some((g) => g)) buffers.set(depth, grads);
 }
 
 function scalarLoss(op: string, loss: Tensor, index: number): number {
@@ -119,8 +126,10 @@ function backwardPiece<S extends TensorTree>(
         cotangents.push(f === 1 ? g : g.mul(f));
       });
       if (!outputs.length) return;
+      const into = factors.next(d);
+      pastLeaves.forEach((leaves, j) => relayTo.has(j) && lend(buffers[j], into, leaves));
       gradients(outputs, cotangents, "leaves", { retainGraph: n < depths.length - 1 });
-      pastLeaves.forEach((leaves, j) => relayTo.has(j) && addInto(buffers[j], factors.next(d), leaves.map(takeGrad)));
+      pastLeaves.forEach((leaves, j) => relayTo.has(j) && reclaim(buffers[j], into, leaves));
     });
   });
   for (const grads of own.values()) grads.forEach((g) => g?.dispose());
@@ -135,7 +144,10 @@ function backwardPiece<S extends TensorTree>(
  * error.
  *
  * During the backward pass memory holds the states, their gradient buffers (one set, or one per
- * path depth for a fixed-size draw with the unbiased compensation) and one piece's graph.
+ * path depth for a fixed-size draw with the unbiased compensation) and one piece's graph. The
+ * buffers of the earlier states are lent to the rebuilt piece as its leaves' `.grad`, so its
+ * backward adds into them — in place, block by block, for an op that writes its leaf inputs'
+ * gradients itself (the chunked attention with `leafGrads: "accumulate"`).
  *
  * @example
  * ```ts

@@ -1,0 +1,329 @@
+/**
+ * Chunk-wise training of causal language models over sequences too long to differentiate in one
+ * piece (SeCO and SpaCO, Li et al. 2025), as a use of the local-backprop engine
+ * ({@link sequentialBackward}): each chunk of the sequence is a piece whose state is its own keys
+ * and values, one `{ keys, values }` per layer; a chunk reads every earlier chunk's, block by block
+ * ({@link blockAttention}).
+ *
+ * Four ways to the same gradient of the token cross-entropy, or to an estimate of it:
+ *
+ * - `full`: one graph over the whole sequence, one backward pass (attention in key blocks of the
+ *   chunk size, so its memory grows linearly with the length, as flash attention's);
+ * - `checkpoint`: the same with each decoder layer recomputed in the backward pass;
+ * - `seco`: forward every chunk without recording, keeping its keys and values; then for chunks
+ *   k … 1 rebuild the chunk's graph on the detached cache of the chunks before it and
+ *   back-propagate its loss plus the relayed gradient of its own keys and values. Exact; memory
+ *   holds one chunk's graph, the cache and the cache's gradient;
+ * - `spaco`: the same forward, then the backward for `spacoChunks` = t of the k chunks, drawn
+ *   uniformly, with the factors of `compensation` (`"unbiased"`: exactly unbiased whenever
+ *   t ≥ layers + 1; `"paper"`: the paper's Algorithm 2, relayed gradients × min(k/t, cap),
+ *   biased). The reported loss is always the exact one, from the forward pass.
+ *
+ * Dropout (LoRA's) draws the same masks when a chunk is rebuilt as in its forward pass, so SeCO
+ * stays exact with it.
+ *
+ * @module
+ */
+
+import {
+  ArgumentError,
+  type Generator,
+  memory,
+  noGrad,
+  NonFiniteError,
+  resetPeakMemory,
+  type Tensor,
+  tidy,
+} from "../tensor/mod.ts";
+import { Dropout } from "../nn/mod.ts";
+import { clipGradNorm, type Optimizer } from "../optim/mod.ts";
+import { type PieceSampling, sequentialBackward } from "../local/mod.ts";
+import { blockAttention } from "./chunk_attention.ts";
+import type { AttentionFunction, LlamaForCausalLM, TokenInput } from "./llama.ts";
+
+/**
+ * How the gradient is computed: one graph (`full`), one graph with layers recomputed
+ * (`checkpoint`), chunk by chunk and exact (`seco`), or for a sample of the chunks (`spaco`).
+ *
+ * @example
+ * ```ts
+ * import type { ChunkMethod } from "./chunked.ts";
+ * const m: ChunkMethod = "seco";
+ * ```
+ */
+export type ChunkMethod = "full" | "checkpoint" | "seco" | "spaco";
+
+/** The methods, in the order of the flags' help. */
+export const CHUNK_METHODS: readonly ChunkMethod[] = ["full", "checkpoint", "seco", "spaco"];
+
+/**
+ * Options of {@link chunkedBackward} and {@link trainStep}.
+ *
+ * @example
+ * ```ts
+ * import type { ChunkedOptions } from "./chunked.ts";
+ * const o: ChunkedOptions = { method: "spaco", chunkSize: 128, spacoChunks: 16, compensation: "unbiased" };
+ * ```
+ */
+export interface ChunkedOptions {
+  /** Default `seco`. */
+  method?: ChunkMethod;
+  /** Tokens per chunk (and the key block of `full` and `checkpoint`). Default 128. */
+  chunkSize?: number;
+  /** `spaco`: how many chunks are back-propagated (t). */
+  spacoChunks?: number;
+  /** `spaco`: `"unbiased"` (default) or `"paper"` (Algorithm 2). */
+  compensation?: "unbiased" | "paper";
+  /** `spaco` with `"paper"`: the largest relay factor (default 2). */
+  cap?: number;
+  /** `spaco`: draw the chunks from this generator (saved with a checkpoint); default the global stream. */
+  generator?: Generator;
+  /** `spaco`: back-propagate exactly these chunks, with the factors of the draw (to enumerate its outcomes). */
+  subset?: readonly number[];
+  /** Vocabulary rows per slice of the loss. Default 8192. */
+  sliceSize?: number;
+  /** Called after each chunk's forward and backward pass (`full` and `checkpoint`: once, as chunk 0). */
+  onChunk?: (report: { index: number; phase: "forward" | "backward" }) => void;
+}
+
+/**
+ * What {@link chunkedBackward} did.
+ *
+ * @example
+ * ```ts
+ * import type { ChunkedResult } from "./chunked.ts";
+ * const r: ChunkedResult = { lossSum: 700, tokens: 512, chunks: 4, backpropagated: [3, 2, 1, 0] };
+ * ```
+ */
+export interface ChunkedResult {
+  /** Σ of the token cross-entropies (nats), from the forward pass. */
+  lossSum: number;
+  /** Tokens predicted (batch × length). */
+  tokens: number;
+  /** Chunks the sequence was cut into. */
+  chunks: number;
+  /** Chunks back-propagated, in the order they ran. */
+  backpropagated: number[];
+}
+
+function positiveInteger(op: string, name: string, v: unknown): number {
+  if (!(typeof v === "number" && Number.isSafeInteger(v) && v > 0)) {
+    throw new ArgumentError(op, `${name} must be a positive integer, got ${v}`);
+  }
+  return v;
+}
+
+function sampling(op: string, o: ChunkedOptions, chunks: number): PieceSampling | undefined {
+  if (o.method !== "spaco") {
+    for (const key of ["spacoChunks", "compensation", "cap", "subset"] as const) {
+      if (o[key] !== undefined) throw new ArgumentError(op, `${key} applies to method "spaco" only`);
+    }
+    return undefined;
+  }
+  const t = positiveInteger(op, "spacoChunks", o.spacoChunks);
+  if (t > chunks) throw new ArgumentError(op, `spacoChunks ${t} exceeds the ${chunks} chunks of the sequence`);
+  const { compensation = "unbiased", cap, generator, subset } = o;
+  return { mode: "fixed", count: t, compensation, cap, generator, subset };
+}
+
+/** What a chunk hands on: its keys and values, per layer (a tree of tensors for the engine). */
+type ChunkState = { keys: Tensor; values: Tensor }[];
+
+/** The mask streams of the model's active dropouts. */
+function dropoutStreams(model: LlamaForCausalLM): Generator[] {
+  return [...model.modules()].filter((m): m is Dropout => m instanceof Dropout && m.training && m.p > 0)
+    .map((m) => m.generator);
+}
+
+/**
+ * Accumulates into the parameters' `.grad` the gradient of `scale` × Σ token cross-entropy of
+ * `sequences` (`[batch, L + 1]` tokens: each position predicts the next), by `method`. Returns the
+ * summed loss of the forward pass. A non-finite loss raises a {@link NonFiniteError} before any
+ * gradient is added.
+ *
+ * @example
+ * ```ts
+ * import { chunkedBackward } from "./chunked.ts";
+ * import { LlamaForCausalLM } from "./llama.ts";
+ * import { PRESETS } from "./config.ts";
+ * const model = new LlamaForCausalLM(PRESETS.tiny, { seed: 0 });
+ * const tokens = [Array.from({ length: 257 }, (_, i) => (i * 7) % 256)];
+ * const r = chunkedBackward(model, tokens, { method: "seco", chunkSize: 64, scale: 1 / 256 });
+ * r.lossSum / r.tokens; // mean cross-entropy; model.parameters() now hold its gradient
+ * ```
+ */
+export function chunkedBackward(
+  model: LlamaForCausalLM,
+  sequences: TokenInput,
+  options: ChunkedOptions & { scale?: number } = {},
+): ChunkedResult {
+  const op = "chunkedBackward";
+  const method = options.method ?? "seco";
+  if (!CHUNK_METHODS.includes(method)) {
+    throw new ArgumentError(op, `method must be one of ${CHUNK_METHODS.join(", ")}, got ${JSON.stringify(method)}`);
+  }
+  const c = positiveInteger(op, "chunkSize", options.chunkSize ?? 128);
+  const all = model.tokens(sequences);
+  const [batch, width] = all.shape;
+  if (width < 2) throw new ArgumentError(op, `sequences need at least 2 tokens (inputs and their next), got ${width}`);
+  const length = width - 1;
+  const chunks = Math.ceil(length / c);
+  const draw = sampling(op, { ...options, method }, chunks);
+  const scale = options.scale ?? 1 / (batch * length);
+  if (!(Number.isFinite(scale) && scale > 0)) throw new ArgumentError(op, `scale must be positive, got ${scale}`);
+  const window = model.config.slidingWindow;
+  const lossOptions = { reduction: "sum" as const, sliceSize: options.sliceSize };
+  const check = (value: number) => {
+    if (!Number.isFinite(value)) throw new NonFiniteError(op, `the loss is ${value}; no gradient was added`);
+    return value;
+  };
+  try {
+    if (method === "full" || method === "checkpoint") {
+      const attention: AttentionFunction = (q, k, v) => blockAttention(q, k, v, { blockSize: c, window });
+      const lossSum = tidy(() => {
+        const { loss } = model.loss(all.narrow(1, 0, length), all.narrow(1, 1, length), {
+          ...lossOptions,
+          attention,
+          checkpointLayers: method === "checkpoint",
+        });
+        const value = check(loss.item());
+        options.onChunk?.({ index: 0, phase: "forward" });
+        loss.mul(scale).backward();
+        options.onChunk?.({ index: 0, phase: "backward" });
+        return value;
+      });
+      return { lossSum, tokens: batch * length, chunks: 1, backpropagated: [0] };
+    }
+    const streams = dropoutStreams(model);
+    const offsets: number[][] = [];
+    let end: number[] = [];
+    const piece = (past: readonly ChunkState[], i: number) => {
+      // A rebuilt chunk draws the dropout masks of its forward pass.
+      if (offsets[i]) streams.forEach((g, j) => (g.offset = offsets[i][j]));
+      else offsets[i] = streams.map((g) => g.offset);
+      const start = i * c, n = Math.min(c, length - start);
+      const attention: AttentionFunction = (q, k, v, layer) =>
+        blockAttention(q, [...past.map((p) => p[layer].keys), k], [...past.map((p) => p[layer].values), v], {
+          window,
+          leafGrads: "accumulate",
+        });
+      const { loss, cache } = model.loss(all.narrow(1, start, n), all.narrow(1, start + 1, n), {
+        ...lossOptions,
+        position: start,
+        attention,
+      });
+      return { loss: loss.mul(scale), state: cache.map(({ keys, values }) => ({ keys, values })) };
+    };
+    const { losses, backpropagated } = sequentialBackward(chunks, piece, {
+      sampling: draw,
+      onPiece: ({ index, phase }) => {
+        if (phase === "forward" && index === chunks - 1) end = streams.map((g) => g.offset);
+        options.onChunk?.({ index, phase });
+      },
+    });
+    streams.forEach((g, j) => (g.offset = end[j]));
+    return { lossSum: losses.reduce((a, b) => a + b, 0) / scale, tokens: batch * length, chunks, backpropagated };
+  } catch (e) {
+    if (e instanceof NonFiniteError && !e.message.startsWith(op)) {
+      throw new NonFiniteError(op, `a chunk's loss is not finite (${e.message}); no gradient was added`);
+    }
+    throw e;
+  } finally {
+    all.dispose();
+  }
+}
+
+/**
+ * Options of {@link trainStep}.
+ *
+ * @example
+ * ```ts
+ * import type { TrainStepOptions } from "./chunked.ts";
+ * const o: TrainStepOptions = { method: "seco", chunkSize: 128, maxGradNorm: 1 };
+ * ```
+ */
+export interface TrainStepOptions extends ChunkedOptions {
+  /** Clip the gradients' global norm to this before the update. Default: no clipping. */
+  maxGradNorm?: number;
+}
+
+/**
+ * What one {@link trainStep} did.
+ *
+ * @example
+ * ```ts
+ * import type { StepResult } from "./chunked.ts";
+ * const r: StepResult = { loss: 2.1, tokens: 4096, seconds: 1.5, chunkSeconds: 0.05, gradNorm: 0.8, memory: { current: 1e8, peak: 2e8 } };
+ * ```
+ */
+export interface StepResult {
+  /** Mean token cross-entropy over the step's micro-batches (exact, from the forward passes). */
+  loss: number;
+  /** Tokens predicted in the step. */
+  tokens: number;
+  /** Wall time of the step. */
+  seconds: number;
+  /** Wall time per chunk: the step's time over the chunks of its micro-batches. */
+  chunkSeconds: number;
+  /** The gradients' global norm before clipping. */
+  gradNorm: number;
+  /** Bytes held by live buffers after the step, and the most held during it. */
+  memory: { current: number; peak: number };
+}
+
+/**
+ * One optimiser step on the mean token cross-entropy of `microBatches` (each `[batch, L + 1]`
+ * tokens): the gradients of the micro-batches accumulate (each token weighed equally), then they
+ * are clipped (`maxGradNorm`) and `optimizer` steps. Resets the backend's peak-memory statistic at
+ * the start, so `memory.peak` is this step's. A non-finite loss or gradient norm raises a
+ * {@link NonFiniteError} and leaves the parameters as they were.
+ *
+ * @example
+ * ```ts
+ * import { trainStep } from "./chunked.ts";
+ * import { LlamaForCausalLM } from "./llama.ts";
+ * import { PRESETS } from "./config.ts";
+ * import { AdamW } from "../optim/mod.ts";
+ * const model = new LlamaForCausalLM(PRESETS.tiny, { seed: 0 });
+ * const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+ * const seq = [Array.from({ length: 129 }, (_, i) => (i * 5) % 256)];
+ * const r = trainStep(model, opt, [seq, seq], { method: "seco", chunkSize: 32 });
+ * r.loss; // mean cross-entropy before the update
+ * ```
+ */
+export function trainStep(
+  model: LlamaForCausalLM,
+  optimizer: Optimizer,
+  microBatches: readonly TokenInput[],
+  options: TrainStepOptions = {},
+): StepResult {
+  const op = "trainStep";
+  if (microBatches.length === 0) throw new ArgumentError(op, "needs at least one micro-batch");
+  const begin = performance.now();
+  resetPeakMemory();
+  const shapes = microBatches.map((b) => noGrad(() => tidy(() => model.tokens(b).shape)));
+  const total = shapes.reduce((a, [rows, width]) => a + rows * (width - 1), 0);
+  optimizer.zeroGrad();
+  let lossSum = 0, chunks = 0;
+  microBatches.forEach((batch, i) => {
+    lossSum += chunkedBackward(model, batch, { ...options, scale: 1 / total }).lossSum;
+    chunks += Math.ceil((shapes[i][1] - 1) / (options.chunkSize ?? 128));
+  });
+  const params = optimizer.parameters();
+  const gradNorm = clipGradNorm(params, options.maxGradNorm ?? Infinity);
+  if (!Number.isFinite(gradNorm)) {
+    optimizer.zeroGrad();
+    throw new NonFiniteError(op, `the gradient norm is ${gradNorm}; the parameters were not updated`);
+  }
+  optimizer.step();
+  const seconds = (performance.now() - begin) / 1000;
+  const mem = memory();
+  return {
+    loss: lossSum / total,
+    tokens: total,
+    seconds,
+    chunkSeconds: seconds / chunks,
+    gradNorm,
+    memory: { current: mem.current, peak: mem.peak },
+  };
+}
