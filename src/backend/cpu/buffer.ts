@@ -3,12 +3,16 @@
  * array of numbers plus the strides and offset to read it with. bfloat16 is stored as raw bits in
  * a `Uint16Array` and widened to float32 before any arithmetic (see {@linkcode operandOf}).
  *
+ * Buffers live in the shared WebAssembly heap (`heap.ts`), where the SIMD kernels reach them on
+ * every thread without copies; freeing a buffer returns its memory to the heap at once.
+ *
  * @module
  */
 
 import type { Backend, DeviceBuffer, View } from "../../tensor/backend.ts";
-import { allocHost, type DType, fromBFloat16Bits, itemSize, toBFloat16Bits } from "../../tensor/dtype.ts";
+import { type DType, fromBFloat16Bits, itemSize, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { DeviceError } from "../../tensor/errors.ts";
+import { heapAlloc, heapFree } from "./heap.ts";
 import { spanOf } from "./strided.ts";
 
 /**
@@ -68,6 +72,14 @@ export class CpuBuffer implements DeviceBuffer {
   get bytes(): number {
     return this.size * itemSize(this.dtype);
   }
+
+  /** Marks the buffer freed and returns its memory to the heap (once; later calls do nothing). */
+  release(): void {
+    if (this.freed) return;
+    this.freed = true;
+    heapFree(this.data);
+    this.data = allocStorage(this.dtype, 0);
+  }
 }
 
 /**
@@ -89,7 +101,7 @@ export interface Operand {
 }
 
 /**
- * Allocates zeroed storage for `n` elements of `dtype`.
+ * Allocates zeroed storage for `n` elements of `dtype` in the heap.
  *
  * @example
  * ```ts
@@ -98,12 +110,22 @@ export interface Operand {
  * ```
  */
 export function allocStorage(dtype: DType, n: number): StorageArray {
-  return allocHost(dtype, n);
+  switch (dtype) {
+    case "float64":
+      return heapAlloc(Float64Array, n, true);
+    case "int32":
+      return heapAlloc(Int32Array, n, true);
+    case "float32":
+      return heapAlloc(Float32Array, n, true);
+    case "bfloat16":
+      return heapAlloc(Uint16Array, n, true);
+  }
 }
 
 /**
- * Allocates a zeroed array to compute results of `dtype` in: the storage array itself, or a
- * float32 scratch for bfloat16 (round it with {@linkcode encodeBFloat16} afterwards).
+ * Allocates an array in the heap to compute results of `dtype` in: the storage array itself, or
+ * a float32 scratch for bfloat16 (turn it into storage with {@linkcode finishCompute}). Its
+ * elements are not cleared: the caller writes every one of them.
  *
  * @example
  * ```ts
@@ -114,12 +136,12 @@ export function allocStorage(dtype: DType, n: number): StorageArray {
 export function allocCompute(dtype: DType, n: number): NumArray {
   switch (dtype) {
     case "float64":
-      return new Float64Array(n);
+      return heapAlloc(Float64Array, n, false);
     case "int32":
-      return new Int32Array(n);
+      return heapAlloc(Int32Array, n, false);
     case "float32":
     case "bfloat16":
-      return new Float32Array(n);
+      return heapAlloc(Float32Array, n, false);
   }
 }
 
@@ -158,7 +180,8 @@ export function decodeBFloat16(
 }
 
 /**
- * Turns an array computed by {@linkcode allocCompute} into the storage of `dtype`.
+ * Turns an array computed by {@linkcode allocCompute} into the storage of `dtype` (for
+ * bfloat16, rounded into new storage, and the scratch is released).
  *
  * @example
  * ```ts
@@ -167,7 +190,10 @@ export function decodeBFloat16(
  * ```
  */
 export function finishCompute(data: NumArray, dtype: DType): StorageArray {
-  return dtype === "bfloat16" ? encodeBFloat16(data) : data;
+  if (dtype !== "bfloat16") return data;
+  const bits = encodeBFloat16(data, heapAlloc(Uint16Array, data.length, false));
+  heapFree(data);
+  return bits;
 }
 
 /**

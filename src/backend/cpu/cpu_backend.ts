@@ -39,7 +39,7 @@ import { binaryInto, copyStrided, unaryInto, whereInto } from "./elementwise.ts"
 import { fftInto, irfftInto, rfftInto } from "./fft_ops.ts";
 import { gatherInto, scatterAddInto } from "./indexing.ts";
 import { CpuLinalg } from "./linalg.ts";
-import { matmulKernel } from "./matmul.ts";
+import { matmulBatch } from "./matmul.ts";
 import { CpuOptim } from "./optim.ts";
 import { fillRandom } from "./random.ts";
 import { argReduceInto, cumsumInto, reducedShape, reduceInto, softmaxInto } from "./reduce.ts";
@@ -296,12 +296,11 @@ export class CpuBackend implements Backend {
     const A = operandAs(a, "matmul", ctor);
     const B = operandAs(b, "matmul", ctor);
     const w = new Odometer(batch, [A.strides.slice(0, r - 2), B.strides.slice(0, r - 2)], [A.offset, B.offset]);
+    const aOffsets = new Array<number>(count), bOffsets = new Array<number>(count);
+    for (let t = 0; t < count; t++, w.next()) [aOffsets[t], bOffsets[t]] = w.pos;
     const [ars, acs] = A.strides.slice(r - 2);
     const [brs, bcs] = B.strides.slice(r - 2);
-    for (let t = 0; t < count; t++) {
-      matmulKernel(A.data, w.pos[0], ars, acs, B.data, w.pos[1], brs, bcs, out, t * mn, m, n, k);
-      w.next();
-    }
+    matmulBatch(A.data, aOffsets, ars, acs, B.data, bOffsets, brs, bcs, out, m, n, k);
     return this.#finish(out, dtype);
   }
 
@@ -382,9 +381,8 @@ export class CpuBackend implements Backend {
       );
     }
     if (buffer.freed) return;
-    buffer.freed = true;
     this.#current -= buffer.bytes;
-    buffer.data = allocStorage(buffer.dtype, 0);
+    buffer.release();
   }
 
   /** Nothing is queued on the CPU; returns at once. */

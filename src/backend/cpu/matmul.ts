@@ -1,17 +1,28 @@
 /**
- * Dense matrix product on typed arrays: the CPU backend's hot loop for `matmul`.
+ * Dense matrix product on typed arrays: the CPU backend's `matmul`.
  *
- * Large products use the Goto/BLIS scheme: panels of B (kc × nc) and blocks of A (mc × kc) are
- * packed into contiguous float64 scratch, so that a fully unrolled 4 × 4 register-blocked
- * micro-kernel reads both operands at unit stride and keeps its sixteen accumulators in local
- * variables. Packing into float64 keeps the micro-kernel monomorphic (V8 compiles it for one
- * array type) and removes the float32 → float64 conversion from the inner loop; V8 computes in
- * doubles anyway, so float32 inputs are accumulated in double precision within each kc block.
- * Small products and vector products (m, n or k equal to 1) skip packing and run a plain loop
- * that also accumulates in doubles.
+ * {@linkcode matmulBatch} runs a batch of products on the WebAssembly SIMD kernel
+ * (`wasm/matmul.ts`: packed panels, a 6-row register-tiled micro-kernel with fused
+ * multiply-adds, every thread working on its own blocks of the output) when the arrays live in
+ * the heap and the products are not tiny or skinny. Everything else — products with m, n or k
+ * of 1, a few thousand multiply-adds, arrays outside the heap — runs {@linkcode matmulKernel},
+ * TypeScript on typed arrays:
+ *
+ * Large products there use the Goto/BLIS scheme too: panels of B (kc × nc) and blocks of A (mc ×
+ * kc) are packed into contiguous float64 scratch, so that a fully unrolled 4 × 4
+ * register-blocked micro-kernel reads both operands at unit stride and keeps its sixteen
+ * accumulators in local variables. Packing into float64 keeps the micro-kernel monomorphic (V8
+ * compiles it for one array type) and removes the float32 → float64 conversion from the inner
+ * loop; V8 computes in doubles anyway, so float32 inputs are accumulated in double precision
+ * within each kc block. Small products and vector products (m, n or k equal to 1) skip packing
+ * and run a plain loop that also accumulates in doubles.
  *
  * @module
  */
+
+import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
+import { MAX_JOBS, runKernel, threadCount } from "./threads.ts";
+import { blockColumns, MB, scratchBytes } from "./wasm/matmul.ts";
 
 /** Element arrays the kernel reads and writes (all three arguments share one type). */
 type FloatArray = Float32Array | Float64Array;
@@ -295,4 +306,124 @@ function storeTile(
       for (let jj = 0; jj < cols; jj++) out[r + jj] = t[s + jj];
     }
   }
+}
+
+/** Below this many multiply-adds per product the TypeScript kernel beats packing for SIMD. */
+const SIMD_WORK = 16 * 16 * 16;
+/** Below this many multiply-adds in all the call stays on one thread. */
+const PARALLEL_WORK = 1 << 21;
+
+/** Per-thread packing scratch of each element size, in the heap (grown with the thread count). */
+const scratch = new Map<number, Float64Array>();
+
+function scratchFor(bytes: number, threads: number): Float64Array {
+  const need = (scratchBytes(bytes) * threads) / 8;
+  let s = scratch.get(bytes);
+  if (!s || s.length < need) {
+    if (s) heapFree(s);
+    s = heapAlloc(Float64Array, need, false);
+    scratch.set(bytes, s);
+  }
+  return s;
+}
+
+/**
+ * A batch of products `out[t] = A_t · B_t` (t < `aOffsets.length`), each m × n, written
+ * contiguously into `out` from index 0: `A_t` is the m × k matrix at element offset
+ * `aOffsets[t]` of `a` with row and column strides `ars`, `acs` (likewise `B_t` of `b`). Runs the
+ * WebAssembly SIMD kernel on every thread when all three arrays live in the heap and the
+ * products are large enough, else {@linkcode matmulKernel} per product. float32 products are
+ * accumulated in float32 by the SIMD kernel (fused multiply-adds, 256 terms at a time, then
+ * added to the output), in float64 by the TypeScript kernel; float64 in float64. Each output
+ * element is computed by one job the same way whatever the number of threads.
+ *
+ * @example
+ * ```ts
+ * import { matmulBatch } from "./matmul.ts";
+ * const a = new Float64Array([1, 2, 3, 4]); // two 1 × 2 rows
+ * const b = new Float64Array([1, 1]); // one 2 × 1 column, shared
+ * const out = new Float64Array(2);
+ * matmulBatch(a, [0, 2], 2, 1, b, [0, 0], 1, 1, out, 1, 1, 2);
+ * // out = [3, 7]
+ * ```
+ */
+export function matmulBatch(
+  a: Float32Array | Float64Array,
+  aOffsets: ArrayLike<number>,
+  ars: number,
+  acs: number,
+  b: Float32Array | Float64Array,
+  bOffsets: ArrayLike<number>,
+  brs: number,
+  bcs: number,
+  out: Float32Array | Float64Array,
+  m: number,
+  n: number,
+  k: number,
+): void {
+  const count = aOffsets.length;
+  const mn = m * n;
+  if (count === 0 || mn === 0) return;
+  const simd = k > 0 && m > 1 && n > 1 && m * n * k >= SIMD_WORK && heapAddress(out) >= 0 &&
+    a.constructor === out.constructor && b.constructor === out.constructor;
+  if (!simd) {
+    for (let t = 0; t < count; t++) {
+      matmulKernel(a, aOffsets[t], ars, acs, b, bOffsets[t], brs, bcs, out, t * mn, m, n, k);
+    }
+    return;
+  }
+  // Operands outside the heap (converted from bfloat16, say) are copied in for the kernel.
+  const aIn = inHeap(a), bIn = inHeap(b);
+  const addresses = [heapAddress(aIn), heapAddress(bIn), heapAddress(out)];
+  const E = out.BYTES_PER_ELEMENT;
+  const tilesM = Math.ceil(m / MB);
+  const tilesN = Math.ceil(n / blockColumns(E));
+  const perCall = Math.max(1, Math.floor(MAX_JOBS / (tilesM * tilesN)));
+  const threads = threadCount();
+  const parallel = threads > 1 && count * m * n * k >= PARALLEL_WORK;
+  const work = scratchFor(E, parallel ? threads : 1);
+  const table = heapAlloc(Float64Array, 2 * Math.min(count, perCall), false);
+  try {
+    for (let t0 = 0; t0 < count; t0 += perCall) {
+      const batch = Math.min(perCall, count - t0);
+      for (let t = 0; t < batch; t++) {
+        table[2 * t] = aOffsets[t0 + t] * E;
+        table[2 * t + 1] = bOffsets[t0 + t] * E;
+      }
+      runKernel(
+        E === 4 ? "matmul_f32" : "matmul_f64",
+        [
+          addresses[0],
+          addresses[1],
+          addresses[2] + t0 * mn * E,
+          table.byteOffset,
+          m,
+          n,
+          k,
+          ars * E,
+          acs * E,
+          brs * E,
+          bcs * E,
+          tilesM,
+          tilesN,
+          work.byteOffset,
+          scratchBytes(E),
+        ],
+        batch * tilesM * tilesN,
+        parallel,
+      );
+    }
+  } finally {
+    heapFree(table);
+    if (aIn !== a) heapFree(aIn);
+    if (bIn !== b) heapFree(bIn);
+  }
+}
+
+/** `x` itself when it lives in the heap, else a heap copy of it. */
+function inHeap(x: FloatArray): FloatArray {
+  if (heapAddress(x) >= 0) return x;
+  const copy = heapAlloc(x.constructor as Float32ArrayConstructor | Float64ArrayConstructor, x.length, false);
+  copy.set(x);
+  return copy;
 }

@@ -1,0 +1,333 @@
+/**
+ * The CPU backend's memory: one shared WebAssembly memory (a memory64 over a SharedArrayBuffer)
+ * that holds every CPU buffer, so the SIMD kernels read and write tensors in place, on every
+ * thread, with no copies in or out.
+ *
+ * A buffer is a typed-array view of the memory at a 64-byte-aligned address. The allocator keeps
+ * freed blocks in size bins and coalesces neighbours, so memory is reused without returning to
+ * the system; `heapStats()` reports how much is reserved. Views made before the memory grew stay
+ * valid (a shared memory is never detached); {@linkcode heapAddress} recognises every
+ * generation of it.
+ *
+ * Limits: the memory grows to at most {@linkcode HEAP_LIMIT_BYTES} (the engine's memory64 cap,
+ * 16 GiB). A request past it, or on an engine without shared memory64 and SIMD, gets an ordinary
+ * typed array instead: correct everywhere, but the kernels fall back to their TypeScript loops
+ * for it.
+ *
+ * @module
+ */
+
+/** Bytes of one WebAssembly page. */
+const PAGE = 65536;
+/** Alignment of every block (a cache line, and a multiple of every SIMD access). */
+const ALIGN = 64;
+/** Pages reserved at first use. */
+const INITIAL_PAGES = 256;
+
+/**
+ * The most bytes the heap grows to (V8's limit on a memory64).
+ *
+ * @example
+ * ```ts
+ * import { HEAP_LIMIT_BYTES } from "./heap.ts";
+ * HEAP_LIMIT_BYTES / 2 ** 30; // 16
+ * ```
+ */
+export const HEAP_LIMIT_BYTES = 16 * 2 ** 30;
+
+/** Typed arrays the heap hands out. */
+export type HeapArray = Float32Array | Float64Array | Int32Array | Uint16Array;
+/** Their constructors. */
+export type HeapArrayConstructor =
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint16ArrayConstructor;
+
+/** The memory and its allocator state (null where the engine lacks what the kernels need). */
+interface HeapState {
+  memory: WebAssembly.Memory;
+  /** Every SharedArrayBuffer object the memory has exposed (one per growth). */
+  generations: WeakSet<ArrayBufferLike>;
+  /** Current view of the whole memory. */
+  buffer: SharedArrayBuffer;
+  /** First address never handed out (everything above is zero). */
+  top: number;
+  /** Free blocks: start → size, and end → start for merging with the left neighbour. */
+  freeStart: Map<number, number>;
+  freeEnd: Map<number, number>;
+  /** Free block starts by size bin. */
+  bins: Set<number>[];
+  /** Live blocks: start → size. */
+  live: Map<number, number>;
+  /** Bytes in live blocks. */
+  used: number;
+}
+
+let state: HeapState | null | undefined;
+
+/** Whether this engine runs the kernels (SIMD, relaxed SIMD, shared memory64). */
+function supported(): boolean {
+  if (typeof WebAssembly === "undefined" || typeof SharedArrayBuffer === "undefined") return false;
+  // (module (func (param v128 v128 v128) (result v128) local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd))
+  const relaxed = new Uint8Array([
+    0,
+    97,
+    115,
+    109,
+    1,
+    0,
+    0,
+    0,
+    1,
+    8,
+    1,
+    96,
+    3,
+    123,
+    123,
+    123,
+    1,
+    123,
+    3,
+    2,
+    1,
+    0,
+    10,
+    13,
+    1,
+    11,
+    0,
+    32,
+    0,
+    32,
+    1,
+    32,
+    2,
+    253,
+    133,
+    2,
+    11,
+  ]);
+  try {
+    return WebAssembly.validate(relaxed);
+  } catch {
+    return false;
+  }
+}
+
+function createState(): HeapState | null {
+  if (!supported()) return null;
+  let memory: WebAssembly.Memory;
+  try {
+    memory = new WebAssembly.Memory({
+      initial: BigInt(INITIAL_PAGES),
+      maximum: BigInt(HEAP_LIMIT_BYTES / PAGE),
+      address: "i64",
+      shared: true,
+    } as unknown as WebAssembly.MemoryDescriptor);
+  } catch {
+    return null;
+  }
+  const buffer = memory.buffer as SharedArrayBuffer;
+  const generations = new WeakSet<ArrayBufferLike>([buffer]);
+  return {
+    memory,
+    generations,
+    buffer,
+    top: ALIGN, // address 0 stays unused so a null address can never be a block
+    freeStart: new Map(),
+    freeEnd: new Map(),
+    bins: [],
+    live: new Map(),
+    used: 0,
+  };
+}
+
+function heap(): HeapState | null {
+  if (state === undefined) state = createState();
+  return state;
+}
+
+/**
+ * The shared memory behind the heap, or null where the engine cannot run the kernels.
+ *
+ * @example
+ * ```ts
+ * import { heapMemory } from "./heap.ts";
+ * heapMemory()?.buffer instanceof SharedArrayBuffer; // true on Deno
+ * ```
+ */
+export function heapMemory(): WebAssembly.Memory | null {
+  return heap()?.memory ?? null;
+}
+
+/** Size bin of a block: four bins per power of two. */
+function binOf(size: number): number {
+  const e = Math.floor(Math.log2(size));
+  const sub = Math.floor((size / 2 ** e - 1) * 4);
+  return e * 4 + sub;
+}
+
+function addFree(h: HeapState, start: number, size: number): void {
+  h.freeStart.set(start, size);
+  h.freeEnd.set(start + size, start);
+  const b = binOf(size);
+  (h.bins[b] ??= new Set()).add(start);
+}
+
+function removeFree(h: HeapState, start: number): number {
+  const size = h.freeStart.get(start)!;
+  h.freeStart.delete(start);
+  h.freeEnd.delete(start + size);
+  h.bins[binOf(size)].delete(start);
+  return size;
+}
+
+/** A free block of at least `size` bytes (taken out of the free lists), or -1. */
+function takeFree(h: HeapState, size: number): number {
+  for (let b = binOf(size); b < h.bins.length; b++) {
+    const bin = h.bins[b];
+    if (!bin || bin.size === 0) continue;
+    for (const start of bin) {
+      const have = h.freeStart.get(start)!;
+      if (have < size) continue;
+      removeFree(h, start);
+      if (have > size) addFree(h, start + size, have - size);
+      return start;
+    }
+  }
+  return -1;
+}
+
+/** Grows the memory so that `end` bytes are addressable; false at the limit. */
+function ensure(h: HeapState, end: number): boolean {
+  const have = h.buffer.byteLength;
+  if (end <= have) return true;
+  if (end > HEAP_LIMIT_BYTES) return false;
+  // Grow by at least a quarter of the current size so growth is amortised.
+  const want = Math.min(HEAP_LIMIT_BYTES, Math.max(end, have + have / 4));
+  try {
+    h.memory.grow(BigInt(Math.ceil((want - have) / PAGE)) as unknown as number);
+  } catch {
+    try {
+      h.memory.grow(BigInt(Math.ceil((end - have) / PAGE)) as unknown as number);
+    } catch {
+      return false;
+    }
+  }
+  h.buffer = h.memory.buffer as SharedArrayBuffer;
+  h.generations.add(h.buffer);
+  return true;
+}
+
+/** Allocates `bytes` (rounded up to the alignment): its address, or -1 when the heap is full. */
+function allocBlock(h: HeapState, bytes: number): { start: number; fresh: boolean } | null {
+  const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  let start = takeFree(h, size);
+  let fresh = false;
+  if (start < 0) {
+    // Extend from the top, absorbing a free block that ends there.
+    const below = h.freeEnd.get(h.top);
+    const base = below !== undefined ? below : h.top;
+    if (!ensure(h, base + size)) return null;
+    if (below !== undefined) removeFree(h, below);
+    fresh = below === undefined;
+    start = base;
+    h.top = Math.max(h.top, base + size);
+  }
+  h.live.set(start, size);
+  h.used += size;
+  return { start, fresh };
+}
+
+const registry = new FinalizationRegistry<number>((start) => {
+  const h = state;
+  if (h && h.live.has(start)) freeBlock(h, start);
+});
+
+function freeBlock(h: HeapState, start: number): void {
+  let size = h.live.get(start)!;
+  h.live.delete(start);
+  h.used -= size;
+  const leftStart = h.freeEnd.get(start);
+  if (leftStart !== undefined) {
+    size += removeFree(h, leftStart);
+    start = leftStart;
+  }
+  if (h.freeStart.has(start + size)) size += removeFree(h, start + size);
+  addFree(h, start, size);
+}
+
+/**
+ * `n` elements of `ctor` in the heap (or, where the heap cannot hold them, an ordinary typed
+ * array). With `zero` the elements are zero; otherwise they are whatever the memory held, for a
+ * caller that overwrites them all. Release heap arrays with {@linkcode heapFree}; one that is
+ * dropped instead is reclaimed when the garbage collector finalises it.
+ *
+ * @example
+ * ```ts
+ * import { heapAlloc, heapFree } from "./heap.ts";
+ * const x = heapAlloc(Float32Array, 4, true); // Float32Array [0, 0, 0, 0]
+ * heapFree(x);
+ * ```
+ */
+export function heapAlloc<C extends HeapArrayConstructor>(ctor: C, n: number, zero: boolean): InstanceType<C> {
+  const h = heap();
+  const bytes = n * ctor.BYTES_PER_ELEMENT;
+  const block = h && n > 0 ? allocBlock(h, bytes) : null;
+  if (!h || !block) return new ctor(n) as InstanceType<C>;
+  const view = new ctor(h.buffer as unknown as ArrayBuffer, block.start, n) as InstanceType<C>;
+  if (zero && !block.fresh) view.fill(0);
+  registry.register(view, block.start, view);
+  return view;
+}
+
+/**
+ * Returns a heap array's memory to the heap (the array must not be used again); ordinary typed
+ * arrays are left to the garbage collector.
+ *
+ * @example
+ * ```ts
+ * import { heapAlloc, heapFree } from "./heap.ts";
+ * heapFree(heapAlloc(Float64Array, 8, false));
+ * ```
+ */
+export function heapFree(view: HeapArray): void {
+  const h = state;
+  if (!h || !h.generations.has(view.buffer) || view.length === 0) return;
+  const start = view.byteOffset;
+  if (!h.live.has(start)) return;
+  registry.unregister(view);
+  freeBlock(h, start);
+}
+
+/**
+ * The byte address of an array's first element in the heap, or -1 for an array outside it.
+ *
+ * @example
+ * ```ts
+ * import { heapAddress, heapAlloc } from "./heap.ts";
+ * heapAddress(heapAlloc(Float32Array, 4, false)) % 64; // 0
+ * heapAddress(new Float32Array(4)); // -1
+ * ```
+ */
+export function heapAddress(view: ArrayBufferView): number {
+  const h = state;
+  return h && h.generations.has(view.buffer) ? view.byteOffset : -1;
+}
+
+/**
+ * Bytes the heap has reserved from the system, in live blocks, and free for reuse.
+ *
+ * @example
+ * ```ts
+ * import { heapStats } from "./heap.ts";
+ * const { reserved, used, free } = heapStats();
+ * ```
+ */
+export function heapStats(): { reserved: number; used: number; free: number } {
+  const h = state;
+  if (!h) return { reserved: 0, used: 0, free: 0 };
+  return { reserved: h.buffer.byteLength, used: h.used, free: h.top - ALIGN - h.used };
+}

@@ -1,0 +1,123 @@
+/**
+ * What every kernel shares: the calling convention of a parallel kernel and the two element
+ * types the SIMD kernels are written for, as one description so each kernel is written once for
+ * float32 and float64.
+ *
+ * A kernel is an exported function `(args: i64, job: i32, thread: i32)`: `args` is the address
+ * of its arguments (numbers stored as float64; addresses and strides in bytes), `job` the part of
+ * the work to do (see `threads.ts`) and `thread` the caller's index, for scratch space.
+ *
+ * @module
+ */
+
+import type { Emit, Expr, Fn, Local, Module } from "./asm.ts";
+
+/** Reads a kernel's arguments. */
+export interface Args {
+  /** Argument `i` as an i64 (an address or a byte stride). */
+  i64(i: number): Emit;
+  /** Argument `i` as an i32 (a count). */
+  i32(i: number): Emit;
+  /** Argument `i` as an f64. */
+  f64(i: number): Emit;
+}
+
+/**
+ * Declares the parallel kernel `name` and assembles its body with `build(f, args, job, thread)`.
+ *
+ * @example
+ * ```ts
+ * import { Module } from "./asm.ts";
+ * import { kernel } from "./kernel.ts";
+ * const m = new Module();
+ * m.importMemory(1, 16, true);
+ * kernel(m, "nothing", () => {});
+ * ```
+ */
+export function kernel(
+  m: Module,
+  name: string,
+  build: (f: Fn, args: Args, job: Local, thread: Local) => void,
+): number {
+  return m.func(name, ["i64", "i32", "i32"], [], (f, [a, job, thread]) => {
+    const slot = (i: number) => f.f64.load(a, 8 * i);
+    build(
+      f,
+      {
+        i64: (i) => f.i64.trunc_f64_s(slot(i)),
+        i32: (i) => f.i32.trunc_f64_s(slot(i)),
+        f64: slot,
+      },
+      job,
+      thread,
+    );
+  });
+}
+
+/** One element type of the SIMD kernels and the instructions that depend on it. */
+export interface Lane {
+  /** "f32" or "f64" (kernel name suffix). */
+  readonly name: "f32" | "f64";
+  /** Bytes per element. */
+  readonly bytes: number;
+  /** Elements per 128-bit vector. */
+  readonly lanes: number;
+  /** Scalar load of one element. */
+  load(f: Fn, addr: Expr, offset?: number): Emit;
+  /** Scalar store of one element. */
+  store(f: Fn, addr: Expr, value: Expr, offset?: number): void;
+  /** Scalar add. */
+  add(f: Fn, a: Expr, b: Expr): Emit;
+  /** Loads one element into every lane. */
+  loadSplat(f: Fn, addr: Expr, offset?: number): Emit;
+  /** Lanewise `a + b`. */
+  vadd(f: Fn, a: Expr, b: Expr): Emit;
+  /** Lanewise `a * b + c` (fused where the engine fuses the relaxed form). */
+  vmadd(f: Fn, a: Expr, b: Expr, c: Expr): Emit;
+  /** The scalar type. */
+  readonly type: "f32" | "f64";
+}
+
+/**
+ * float32 lanes.
+ *
+ * @example
+ * ```ts
+ * import { F32 } from "./kernel.ts";
+ * F32.lanes; // 4
+ * ```
+ */
+export const F32: Lane = {
+  name: "f32",
+  type: "f32",
+  bytes: 4,
+  lanes: 4,
+  load: (f, addr, offset = 0) => f.f32.load(addr, offset),
+  store: (f, addr, value, offset = 0) => f.f32.store(addr, value, offset),
+  add: (f, a, b) => f.f32.add(a, b),
+  loadSplat: (f, addr, offset = 0) => f.v128.load32_splat(addr, offset),
+  vadd: (f, a, b) => f.f32x4.add(a, b),
+  vmadd: (f, a, b, c) => f.f32x4.relaxed_madd(a, b, c),
+};
+
+/**
+ * float64 lanes.
+ *
+ * @example
+ * ```ts
+ * import { F64 } from "./kernel.ts";
+ * F64.lanes; // 2
+ * ```
+ */
+export const F64: Lane = {
+  name: "f64",
+  type: "f64",
+  bytes: 8,
+  lanes: 2,
+  load: (f, addr, offset = 0) => f.f64.load(addr, offset),
+  store: (f, addr, value, offset = 0) => f.f64.store(addr, value, offset),
+  add: (f, a, b) => f.f64.add(a, b),
+  loadSplat: (f, addr, offset = 0) => f.v128.load64_splat(addr, offset),
+  vadd: (f, a, b) => f.f64x2.add(a, b),
+  vmadd: (f, a, b, c) => f.f64x2.relaxed_madd(a, b, c),
+};

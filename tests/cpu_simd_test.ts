@@ -1,0 +1,217 @@
+// The CPU backend's native layer: the WebAssembly assembler, the shared heap, the thread pool and
+// the SIMD kernels, each against an independent reference (closed forms, naive loops in float64,
+// the same computation on one thread in another process).
+
+import assert from "node:assert/strict";
+import { Module } from "../src/backend/cpu/wasm/asm.ts";
+import { heapAddress, heapAlloc, heapFree, heapMemory, heapStats } from "../src/backend/cpu/heap.ts";
+import { matmulBatch } from "../src/backend/cpu/matmul.ts";
+import { rng } from "./helpers.ts";
+
+type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
+
+function heapRandom(C: Ctor, n: number, seed: number): Float32Array | Float64Array {
+  const r = rng(seed);
+  const x = heapAlloc(C, n, false);
+  for (let i = 0; i < n; i++) x[i] = 2 * r() - 1;
+  return x;
+}
+
+// ---------------------------------------------------------------------------------------------
+// assembler
+
+Deno.test("asm: loops, i64 addresses and fused SIMD multiply-adds compute what they say", () => {
+  const memory = heapMemory()!;
+  const m = new Module();
+  m.importMemory(1, 262144, true);
+  // dot(x, y, n): Σ x[i]·y[i] over float64 pairs, two lanes at a time, then the lanes summed.
+  m.func("dot", ["i64", "i64", "i32"], ["f64"], (f, [x, y, n]) => {
+    const i = f.local("i32"), acc = f.local("v128");
+    f.set(acc, f.f64x2.splat(0));
+    f.for(i, 0, n, 2, () => {
+      const off = f.i64.extend_i32_s(f.i32.mul(i, 8));
+      f.set(acc, f.f64x2.relaxed_madd(f.v128.load(f.i64.add(x, off)), f.v128.load(f.i64.add(y, off)), acc));
+    });
+    f.push(f.f64.add(f.f64x2.extract_lane(acc, 0), f.f64x2.extract_lane(acc, 1)), "f64");
+  });
+  m.func("triangle", ["i32"], ["i32"], (f, [n]) => {
+    const i = f.local("i32"), s = f.local("i32");
+    f.for(i, 1, f.i32.add(n, 1), 1, () => f.inc(s, i));
+    f.push(s);
+  });
+  const exports = m.instantiate(memory).exports as {
+    dot: (x: bigint, y: bigint, n: number) => number;
+    triangle: (n: number) => number;
+  };
+  const x = heapAlloc(Float64Array, 64, false), y = heapAlloc(Float64Array, 64, false);
+  for (let i = 0; i < 64; i++) [x[i], y[i]] = [i, 1 / (i + 1)];
+  let want = 0;
+  for (let i = 0; i < 64; i++) want += x[i] * y[i];
+  assert.ok(Math.abs(exports.dot(BigInt(x.byteOffset), BigInt(y.byteOffset), 64) - want) < 1e-12);
+  assert.equal(exports.triangle(100), 5050);
+  assert.equal(exports.triangle(0), 0);
+  heapFree(x);
+  heapFree(y);
+});
+
+// ---------------------------------------------------------------------------------------------
+// heap
+
+Deno.test("heap: aligned blocks, zeroed on request, reused and coalesced after free", () => {
+  const n = 3 << 18; // 3 MiB of float32: larger than any block earlier tests freed
+  const a = heapAlloc(Float32Array, n, false);
+  const b = heapAlloc(Float64Array, 10, true);
+  assert.ok(heapAddress(a) > 0 && heapAddress(a) % 64 === 0);
+  assert.ok(heapAddress(b) % 64 === 0);
+  assert.ok(b.every((v) => v === 0));
+  assert.equal(heapAddress(new Float32Array(4)), -1, "an ordinary array is not in the heap");
+  a.fill(7);
+  const at = heapAddress(a);
+  heapFree(a);
+  const c = heapAlloc(Float32Array, n, true);
+  assert.equal(heapAddress(c), at, "a freed block is reused");
+  assert.ok(c.every((v) => v === 0), "zero requested: no trace of the previous contents");
+  // Two freed neighbours merge into one block that a larger request can take.
+  const d = heapAlloc(Float32Array, n, false);
+  const e = heapAlloc(Float32Array, n, false);
+  assert.equal(heapAddress(e), heapAddress(d) + 4 * n, "blocks from the top are consecutive");
+  heapFree(d);
+  heapFree(e);
+  const f = heapAlloc(Float32Array, 2 * n, false);
+  assert.equal(heapAddress(f), heapAddress(d), "coalesced neighbours serve a request neither could alone");
+  const before = heapStats();
+  heapFree(f);
+  heapFree(c);
+  heapFree(b);
+  assert.ok(heapStats().used < before.used);
+  heapFree(b); // a second free is ignored
+  assert.equal(heapAlloc(Float64Array, 0, false).length, 0);
+});
+
+Deno.test("heap: views survive the memory growing", () => {
+  const small = heapAlloc(Float64Array, 4, false);
+  small.set([1, 2, 3, 4]);
+  const reserved = heapStats().reserved;
+  const big = heapAlloc(Float64Array, reserved / 8 + 1, false); // forces growth
+  assert.ok(heapStats().reserved > reserved);
+  assert.deepEqual(Array.from(small), [1, 2, 3, 4]);
+  assert.ok(heapAddress(small) > 0, "a view made before growing is still recognised");
+  heapFree(big);
+  heapFree(small);
+});
+
+// ---------------------------------------------------------------------------------------------
+// matmul on the SIMD kernel
+
+interface Mat {
+  data: Float32Array | Float64Array;
+  offset: number;
+  rs: number;
+  cs: number;
+}
+
+/** A rows × cols matrix in the heap laid out as "row", "col", "padded", "reversed" or "broadcast". */
+function matrix(C: Ctor, rows: number, cols: number, layout: string, seed: number): Mat {
+  const [rs, cs, size, offset] = layout === "row"
+    ? [cols, 1, rows * cols, 0]
+    : layout === "col"
+    ? [1, rows, rows * cols, 0]
+    : layout === "padded"
+    ? [cols + 5, 1, rows * (cols + 5), 0]
+    : layout === "reversed"
+    ? [-cols, -1, rows * cols, rows * cols - 1]
+    : [0, 1, cols, 0];
+  return { data: heapRandom(C, size, seed), offset, rs, cs };
+}
+
+function naive(a: Mat, b: Mat, m: number, n: number, k: number): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a.data[a.offset + i * a.rs + p * a.cs] * b.data[b.offset + p * b.rs + j * b.cs];
+      out[i * n + j] = s;
+    }
+  }
+  return out;
+}
+
+function checkSimdMatmul(C: Ctor, m: number, n: number, k: number, aLayout: string, bLayout: string): void {
+  const a = matrix(C, m, k, aLayout, m + 7 * k);
+  const b = matrix(C, k, n, bLayout, n + 11 * k);
+  const out = heapAlloc(C, m * n, false).fill(NaN);
+  matmulBatch(a.data, [a.offset], a.rs, a.cs, b.data, [b.offset], b.rs, b.cs, out, m, n, k);
+  const want = naive(a, b, m, n, k);
+  // Sums of k products of numbers in [-1, 1): float32 accumulation errs by at most ~k·eps.
+  const tol = (C === Float32Array ? 2 ** -23 : 2 ** -52) * 2 * k;
+  const what = `${C.name} ${m}×${n}×${k} a:${aLayout} b:${bLayout}`;
+  for (let i = 0; i < m * n; i++) {
+    if (!(Math.abs(out[i] - want[i]) <= tol)) assert.fail(`${what}: entry ${i} is ${out[i]}, want ${want[i]}`);
+  }
+  for (const x of [a.data, b.data, out]) heapFree(x);
+}
+
+Deno.test("matmulBatch: SIMD kernel on block edges, remainders and several k slices", () => {
+  const shapes: [number, number, number][] = [
+    [17, 33, 29],
+    [6, 8, 256],
+    [120, 256, 256],
+    [121, 257, 257],
+    [250, 130, 600],
+    [5, 300, 40],
+  ];
+  for (const C of [Float32Array, Float64Array]) {
+    for (const [m, n, k] of shapes) checkSimdMatmul(C, m, n, k, "row", "row");
+  }
+});
+
+Deno.test("matmulBatch: SIMD kernel on transposed, padded, reversed and broadcast operands", () => {
+  const layouts = ["row", "col", "padded", "reversed", "broadcast"];
+  for (const C of [Float32Array, Float64Array]) {
+    for (const al of layouts) for (const bl of layouts) checkSimdMatmul(C, 37, 41, 70, al, bl);
+  }
+});
+
+Deno.test("matmulBatch: a batch with its own and shared operands; bfloat16-style operands outside the heap", () => {
+  const [m, n, k, count] = [30, 20, 50, 5];
+  for (const C of [Float32Array, Float64Array]) {
+    const a = heapRandom(C, count * m * k, 3);
+    const b = heapRandom(C, k * n, 4); // one B for the whole batch
+    const out = heapAlloc(C, count * m * n, false);
+    const aOffsets = Array.from({ length: count }, (_, t) => t * m * k);
+    matmulBatch(a, aOffsets, k, 1, b, new Array(count).fill(0), n, 1, out, m, n, k);
+    const plain = new C(b); // the same B outside the heap is copied in
+    const out2 = heapAlloc(C, count * m * n, false);
+    matmulBatch(a, aOffsets, k, 1, plain, new Array(count).fill(0), n, 1, out2, m, n, k);
+    assert.deepEqual(out2, out);
+    for (let t = 0; t < count; t++) {
+      const want = naive({ data: a, offset: t * m * k, rs: k, cs: 1 }, { data: b, offset: 0, rs: n, cs: 1 }, m, n, k);
+      const tol = (C === Float32Array ? 2 ** -23 : 2 ** -52) * 2 * k;
+      for (let i = 0; i < m * n; i++) assert.ok(Math.abs(out[t * m * n + i] - want[i]) <= tol);
+    }
+    for (const x of [a, b, out, out2]) heapFree(x);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// threads: the same bits whatever the thread count
+
+/** Runs tests/cpu_threads_probe.ts with `PATCHWORK_THREADS=threads` and returns what it prints. */
+async function probe(threads: number): Promise<string> {
+  const url = new URL("./cpu_threads_probe.ts", import.meta.url);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", url.pathname],
+    env: { PATCHWORK_THREADS: String(threads) },
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert.ok(out.success, `probe with ${threads} threads failed`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+Deno.test("threads: kernels give bit-identical results on 1, 2 and 3 threads", async () => {
+  const one = await probe(1);
+  assert.match(one, /matmul/);
+  assert.equal(await probe(2), one);
+  assert.equal(await probe(3), one);
+});

@@ -1,0 +1,32 @@
+// Prints a digest of CPU kernel results on seeded inputs; cpu_simd_test.ts runs it under several
+// PATCHWORK_THREADS values and requires the same bits from each.
+
+import { CpuBackend } from "../src/backend/cpu/mod.ts";
+import type { View } from "../src/tensor/backend.ts";
+import type { DType } from "../src/tensor/dtype.ts";
+import { contiguousStrides } from "../src/tensor/shape.ts";
+
+const cpu = new CpuBackend();
+
+function input(shape: number[], dtype: DType, seed: number): View {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return { buffer: cpu.random("normal", size, seed, 0, dtype), shape, strides: contiguousStrides(shape), offset: 0 };
+}
+
+/** FNV-1a over the result's bytes. */
+function digest(view: View): string {
+  const data = cpu.toHost(view);
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
+for (const dtype of ["float32", "float64"] as const) {
+  const a = input([3, 200, 300], dtype, 1);
+  const b = input([300, 270], dtype, 2);
+  const bb = { ...b, shape: [3, 300, 270], strides: [0, ...b.strides] };
+  const shape = [3, 200, 270];
+  const c = cpu.matmul(a, bb, dtype);
+  console.log(`matmul ${dtype} ${digest({ buffer: c, shape, strides: contiguousStrides(shape), offset: 0 })}`);
+}
