@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { memory, randn, solve, type Tensor, tensor, tidy, zeros } from "../mod.ts";
+import { grad, jacobian, memory, randn, solve, type Tensor, tensor, tidy, valueAndGrad, zeros } from "../mod.ts";
 import { assertClose } from "./helpers.ts";
 
 const f64 = { dtype: "float64" } as const;
@@ -169,4 +169,22 @@ Deno.test("constants a solve caches on first use are reported apart from the pro
   assert.equal(after.constants - before.constants, n * n * 8, "one 7×7 float64 identity is cached");
   step();
   assert.deepEqual([memory().current, memory().constants], [after.current, after.constants], "and reused");
+});
+
+Deno.test("grad, valueAndGrad and jacobian outside any scope hold only what they return", () => {
+  const x = randn([100], { ...f64, seed: 4 });
+  const f = (t: Tensor) => t.sin().mul(t).sum();
+  let g: Tensor | null = null;
+  assert.equal(held(() => (g = grad(f)(x))), 800, "the gradient: 100 float64");
+  assertClose(g!, x.cos().mul(x).add(x.sin()), { rtol: 1e-12, atol: 1e-15 }, "d/dx x·sin x");
+  let pair: [Tensor, Tensor] | null = null;
+  assert.equal(held(() => (pair = valueAndGrad(f)(x))), 808, "the value (8 bytes) and the gradient");
+  assert.equal(pair![0].requiresGrad, false, "no graph is kept behind the value");
+  const x5 = x.narrow(0, 0, 5);
+  assert.equal(held(() => void jacobian((t: Tensor) => t.sin(), x5)), 200, "the 5×5 Jacobian");
+  // Nested, the inner gradient keeps the graph the outer one differentiates through.
+  assertClose(grad((t: Tensor) => grad(f)(t).sum())(x.narrow(0, 0, 3)), [0, 0, 0].map((_, i) => {
+    const v = x.toTypedArray()[i];
+    return 2 * Math.cos(v) - v * Math.sin(v);
+  }), { rtol: 1e-12, atol: 1e-14 }, "d²/dx² x·sin x");
 });

@@ -167,11 +167,15 @@ export function vjp<A extends unknown[]>(
   return [y, back as (cotangent: Tensor) => Gradient<A>];
 }
 
+/**
+ * The output, the VJP map, and whether the map records its own graph (the output reads tensors
+ * that an enclosing computation differentiates).
+ */
 function vjpWith(
   options: VjpOptions,
   f: (...args: Tree[]) => Tensor,
   primals: Tree[],
-): [Tensor, (cotangent: Tensor) => unknown[]] {
+): [Tensor, (cotangent: Tensor) => unknown[], boolean] {
   const wrapped = mapTree(primals, entry) as Tree[];
   const inputs = leaves(wrapped);
   const out = enableGrad(() => f(...wrapped));
@@ -195,7 +199,7 @@ function vjpWith(
       return g ?? zerosLike(x);
     }) as unknown[];
   };
-  return [out, back];
+  return [out, back, createGraph];
 }
 
 /** Options of {@link grad} and {@link valueAndGrad}. */
@@ -239,31 +243,35 @@ export function valueAndGrad<A extends unknown[], const N extends Argnums = 0>(
 ): (...args: A) => [Tensor, GradientOf<A, N>] {
   checkFunction("grad", "f", f);
   checkArgnums(checkOptions("grad", options, ["argnums"]).argnums);
-  return (...args: A) => {
-    const which = selectArgs(options.argnums, args.length);
-    const selected = which.map((i) => args[i]);
-    which.forEach((i) => {
-      checkTree("grad", `argument ${i}`, args[i]);
-      if (leaves(args[i]).length === 0) {
-        throw new ArgumentError("grad", `argument ${i} holds no tensor to differentiate with respect to`);
-      }
+  // Each call runs in its own scope: the forward graph and the backward temporaries are freed when
+  // it returns, unless an enclosing computation differentiates through the result.
+  return (...args: A) =>
+    tidy(() => {
+      const which = selectArgs(options.argnums, args.length);
+      const selected = which.map((i) => args[i]);
+      which.forEach((i) => {
+        checkTree("grad", `argument ${i}`, args[i]);
+        if (leaves(args[i]).length === 0) {
+          throw new ArgumentError("grad", `argument ${i} holds no tensor to differentiate with respect to`);
+        }
+      });
+      const call = (...sel: Tree[]) => {
+        const full: unknown[] = [...args];
+        which.forEach((i, k) => (full[i] = sel[k]));
+        const y = f(...(full as A));
+        if (!(y instanceof Tensor) || y.size !== 1) {
+          throw new ArgumentError(
+            "grad",
+            `the function must return a one-element Tensor, got ${y instanceof Tensor ? fmtShape(y.shape) : typeof y}`,
+          );
+        }
+        return y;
+      };
+      const [y, back, outer] = vjpWith({}, call, selected as Tree[]);
+      const g = back(Tensor.fromBuffer(y.backend.full(1, 1, y.dtype), y.shape, y.dtype));
+      const value = outer ? y : y.detach();
+      return [value, (typeof options.argnums === "object" ? g : g[0]) as GradientOf<A, N>];
     });
-    const call = (...sel: Tree[]) => {
-      const full: unknown[] = [...args];
-      which.forEach((i, k) => (full[i] = sel[k]));
-      const y = f(...(full as A));
-      if (!(y instanceof Tensor) || y.size !== 1) {
-        throw new ArgumentError(
-          "grad",
-          `the function must return a one-element Tensor, got ${y instanceof Tensor ? fmtShape(y.shape) : typeof y}`,
-        );
-      }
-      return y;
-    };
-    const [y, back] = vjpWith({}, call, selected as Tree[]);
-    const g = back(Tensor.fromBuffer(y.backend.full(1, 1, y.dtype), y.shape, y.dtype));
-    return [y, (typeof options.argnums === "object" ? g : g[0]) as GradientOf<A, N>];
-  };
 }
 
 /**
@@ -285,7 +293,7 @@ export function grad<A extends unknown[], const N extends Argnums = 0>(
   options: GradOptions<N> = {},
 ): (...args: A) => GradientOf<A, N> {
   const vg = valueAndGrad(f, options);
-  return (...args: A) => vg(...args)[1];
+  return (...args: A) => tidy(() => vg(...args)[1]);
 }
 
 /**
@@ -341,6 +349,10 @@ function onesOf(t: Tensor): Tensor {
 export function jacobian(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
   checkFunction("jacobian", "f", f);
   checkTensor("jacobian", "x", x);
+  return tidy(() => jacobianRows(f, x));
+}
+
+function jacobianRows(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
   const [y, back] = vjpWith({}, f as (...args: Tree[]) => Tensor, [x]);
   const rows: Tensor[] = [];
   const host = new Float64Array(y.size);
