@@ -1143,3 +1143,14 @@ Deno.test("random streams are reproducible", async (t) => {
     assert.equal(randn([2], { seed: 1, requiresGrad: true }).requiresGrad, true);
   });
 });
+
+Deno.test("console.log shows a tensor's own values, not its storage", () => {
+  const base = tensor([[1, 2], [3, 4]]);
+  const view = base.transpose();
+  assert.equal(Deno.inspect(view), `Tensor([2,2], float32, ${view.backend.name}, [[1,3],[2,4]])`);
+  assert.equal(Deno.inspect(base.slice([1])), `Tensor([2], float32, ${base.backend.name}, [3,4])`);
+  assert.equal(
+    Deno.inspect([tensor([1]).requireGrad()]),
+    `[ Tensor([1], float32, ${base.backend.name}, requiresGrad, [1]) ]`,
+  );
+});

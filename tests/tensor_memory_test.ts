@@ -183,8 +183,13 @@ Deno.test("grad, valueAndGrad and jacobian outside any scope hold only what they
   const x5 = x.narrow(0, 0, 5);
   assert.equal(held(() => void jacobian((t: Tensor) => t.sin(), x5)), 200, "the 5×5 Jacobian");
   // Nested, the inner gradient keeps the graph the outer one differentiates through.
-  assertClose(grad((t: Tensor) => grad(f)(t).sum())(x.narrow(0, 0, 3)), [0, 0, 0].map((_, i) => {
-    const v = x.toTypedArray()[i];
-    return 2 * Math.cos(v) - v * Math.sin(v);
-  }), { rtol: 1e-12, atol: 1e-14 }, "d²/dx² x·sin x");
+  assertClose(
+    grad((t: Tensor) => grad(f)(t).sum())(x.narrow(0, 0, 3)),
+    [0, 0, 0].map((_, i) => {
+      const v = x.toTypedArray()[i];
+      return 2 * Math.cos(v) - v * Math.sin(v);
+    }),
+    { rtol: 1e-12, atol: 1e-14 },
+    "d²/dx² x·sin x",
+  );
 });

@@ -245,6 +245,10 @@ Deno.test("transforms check functions, argnums and the trees they differentiate"
   pin(() => T.checkpoint(f)("1" as never), ArgumentError, "checkpoint", "inputs[0]");
 });
 
+Deno.test("tidy refuses an async function with a typed error", () => {
+  pin(() => T.tidy((async () => {}) as never), ArgumentError, "tidy", "Promise", "synchronous");
+});
+
 Deno.test("assigning .grad checks shape, dtype and backend", () => {
   const x = zeros([2], { requiresGrad: true });
   pin(() => (x.grad = zeros([3])), ShapeError, "grad", "[3]", "[2]");

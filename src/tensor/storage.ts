@@ -178,7 +178,10 @@ export function tidy<T>(fn: () => T): T {
   }
   scopes.pop();
   if (result instanceof Promise) {
-    throw new TypeError("tidy: the function returned a Promise; tidy scopes are synchronous");
+    throw new ArgumentError(
+      "tidy",
+      "the function returned a Promise; tidy scopes are synchronous (await outside, tidy each synchronous step)",
+    );
   }
   const live = new Set<Disposable>();
   collect(result, live, new Set());

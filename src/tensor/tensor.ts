@@ -250,12 +250,27 @@ export class Tensor implements View, Disposable {
     return this.toTypedArray()[0];
   }
 
-  /** A short description: shape, dtype, backend, and the values when small. */
+  /**
+   * A short description: shape, dtype, backend, whether it requires grad, and the values (of this
+   * view, in its layout) when there are at most 64.
+   *
+   * @example
+   * ```ts
+   * import { tensor } from "./creation.ts";
+   * tensor([[1, 2], [3, 4]]).transpose().toString(); // "Tensor([2,2], float32, cpu, [[1,3],[2,4]])"
+   * ```
+   */
   toString(): string {
-    const head = `Tensor(${fmtShape(this.shape)}, ${this.dtype}, ${this.backend.name}`;
+    const grad = this.requiresGrad ? ", requiresGrad" : "";
+    const head = `Tensor(${fmtShape(this.shape)}, ${this.dtype}, ${this.backend.name}${grad}`;
     if (this.#disposed) return head + ", disposed)";
     if (this.size > 64) return head + ")";
     return `${head}, ${JSON.stringify(this.toArray())})`;
+  }
+
+  /** What `console.log` and `Deno.inspect` print: {@link Tensor.toString}, not the storage internals. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.toString();
   }
 
   // ---------------------------------------------------------------- autodiff
