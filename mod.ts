@@ -27,6 +27,7 @@ export * as nn from "./src/nn/mod.ts";
 export * as optim from "./src/optim/mod.ts";
 export * as local from "./src/local/mod.ts";
 export * as solve from "./src/solve/mod.ts";
+export * as train from "./src/train/mod.ts";
 export * as viz from "./src/viz/mod.ts";
 export * as pde from "./src/pde/mod.ts";
 export * as lm from "./src/lm/mod.ts";
@@ -36,7 +37,8 @@ export * as lm from "./src/lm/mod.ts";
 export { CudaError, OutOfMemoryError } from "./src/backend/cuda/errors.ts";
 export { SafetensorsError } from "./src/nn/mod.ts";
 export { SingularMatrixError, SolverError } from "./src/solve/mod.ts";
-export { DataFileError, ExpertSolveError, ExpressionError, TrainingDivergedError } from "./src/pde/mod.ts";
+export { TrainingDivergedError } from "./src/train/mod.ts";
+export { DataFileError, ExpertSolveError, ExpressionError } from "./src/pde/mod.ts";
 export { CheckpointError, ConfigError, TokenizerError } from "./src/lm/mod.ts";
 export { PlotlyUnavailableError } from "./src/viz/mod.ts";
 

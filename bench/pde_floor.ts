@@ -18,16 +18,26 @@
  * @module
  */
 
-import { pde, type Tensor, tidy } from "../mod.ts";
+import { pde, type Tensor, tidy, train } from "../mod.ts";
 
-const flags = pde.parseFlags(Deno.args, ["problem", "grids", "T", "samples", "test", "maxiter"]);
-const problemName = String(flags.problem ?? "ds");
-if (problemName !== "ds" && problemName !== "heat") throw new Error("--problem must be ds or heat");
+const flags = train.parseFlags(
+  {
+    problem: { type: "choice", choices: ["ds", "heat"], default: "ds", help: "diffusion–sorption or heat 1D" },
+    grids: { type: "string", help: "comma list of NXxNT (default ds 64x26,256x51; heat 64x26,128x51)" },
+    T: { type: "number", min: 0, help: "final time (default ds 500 s, heat 1)" },
+    samples: { type: "integer", default: 3, min: 1, help: "test initial conditions" },
+    test: { type: "integer", min: 1, help: "size of the test set they come from (default 16; 100 at 1024 cells)" },
+    maxiter: { type: "integer", default: 50, min: 1, help: "Gauss–Newton iteration limit" },
+  },
+  Deno.args,
+  { usage: "deno run -A bench/pde_floor.ts [flags]" },
+);
+const problemName = flags.problem;
 const problem = problemName === "ds" ? new pde.DiffusionSorption() : new pde.Heat1D();
-const T = pde.numberFlag(flags, "T", problemName === "ds" ? 500 : 1, { min: 0 });
-const samples = pde.numberFlag(flags, "samples", 3, { integer: true, min: 1 });
-const maxIterations = pde.numberFlag(flags, "maxiter", 50, { integer: true, min: 1 });
-const grids = String(flags.grids ?? (problemName === "ds" ? "64x26,256x51" : "64x26,128x51")).split(",").map((s) => {
+const T = flags.T ?? (problemName === "ds" ? 500 : 1);
+const samples = flags.samples;
+const maxIterations = flags.maxiter;
+const grids = (flags.grids ?? (problemName === "ds" ? "64x26,256x51" : "64x26,128x51")).split(",").map((s) => {
   const [nx, nt] = s.split("x").map(Number);
   if (!Number.isInteger(nx) || !Number.isInteger(nt) || nx < 4 || nt < 3) throw new Error(`--grids: bad grid ${s}`);
   return { nx, nt };
@@ -50,7 +60,7 @@ console.log(
 );
 console.log("| --- | --- | --- | --- | --- | --- | --- |");
 for (const { nx, nt } of grids) {
-  const test = pde.numberFlag(flags, "test", nx >= 1024 ? 100 : 16, { integer: true, min: samples });
+  const test = Math.max(flags.test ?? (nx >= 1024 ? 100 : 16), samples);
   const start = performance.now();
   const data = problem.generateDataset({ n: test, nx, nt, T, seed: 1, dtype: "float64" });
   const u = data.u.narrow(0, 0, samples);

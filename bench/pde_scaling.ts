@@ -20,44 +20,41 @@
  * @module
  */
 
-import { type DType, memory, pde, resetPeakMemory, tidy } from "../mod.ts";
+import { type DType, memory, pde, resetPeakMemory, tidy, train } from "../mod.ts";
 import { LevenbergMarquardt } from "../src/solve/mod.ts";
 
-const flags = pde.parseFlags(Deno.args, [
-  "problem",
-  "experts",
-  "points",
-  "nx",
-  "nt",
-  "basis",
-  "width",
-  "modes",
-  "layers",
-  "fc",
-  "batch",
-  "reps",
-  "warmup",
-  "maxiter",
-  "dtype",
-  "recompute",
-  "residual",
-  "interface",
-]);
-const list = (name: string, fallback: string) =>
-  String(flags[name] ?? fallback).split(",").map((s) => {
-    const v = Number(s);
-    if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a comma list of positive integers`);
-    return v;
-  });
-const problemName = String(flags.problem ?? "ds");
-const int = (name: string, v: number) => pde.numberFlag(flags, name, v, { integer: true, min: 1 });
-const dtype = String(flags.dtype ?? "float64") as DType;
-const experts = list("experts", "1,2,4,8");
-const points = list("points", problemName === "ns" ? "2000,4000" : "2000,4000,8000");
-const batch = int("batch", 2);
-const reps = int("reps", 3);
-const warmup = pde.numberFlag(flags, "warmup", 1, { integer: true, min: 0 });
-const basis = int("basis", 16);
+const flags = train.parseFlags(
+  {
+    problem: { type: "choice", choices: ["ds", "ns", "heat"], default: "ds", help: "the problem" },
+    experts: { type: "integers", default: [1, 2, 4, 8], min: 1, help: "expert counts K" },
+    points: { type: "integers", min: 1, help: "total sampled points M (default ns 2000,4000; else 2000,4000,8000)" },
+    nx: { type: "integer", min: 1, help: "space points per axis (default ds/heat 256, ns 32)" },
+    nt: { type: "integer", min: 1, help: "time points (default ds/heat 51, ns 16)" },
+    basis: { type: "integer", default: 16, min: 1, help: "basis functions N" },
+    width: { type: "integer", default: 16, min: 1, help: "FNO width" },
+    modes: { type: "integer", default: 8, min: 1, help: "FNO modes" },
+    layers: { type: "integer", default: 3, min: 1, help: "FNO layers" },
+    fc: { type: "integer", default: 32, min: 1, help: "FNO projection width" },
+    batch: { type: "integer", default: 2, min: 1, help: "batch size" },
+    reps: { type: "integer", default: 3, min: 1, help: "timed repetitions" },
+    warmup: { type: "integer", default: 1, min: 0, help: "untimed repetitions first" },
+    maxiter: { type: "integer", default: 50, min: 1, help: "Levenberg–Marquardt iteration limit" },
+    dtype: { type: "choice", choices: ["float32", "float64"], default: "float64", help: "compute dtype" },
+    recompute: { type: "boolean", help: "activation checkpointing of the Fourier layers" },
+    residual: { type: "choice", choices: ["stitched", "expert"], default: "stitched", help: "PI-HC-MoE's residual" },
+    interface: { type: "number", default: 0, min: 0, help: "weight of the interface term (with --residual expert)" },
+  },
+  Deno.args,
+  { usage: "deno run -A bench/pde_scaling.ts [flags]" },
+);
+const problemName = flags.problem;
+const dtype: DType = flags.dtype;
+const experts = flags.experts;
+const points = flags.points ?? (problemName === "ns" ? [2000, 4000] : [2000, 4000, 8000]);
+const batch = flags.batch;
+const reps = flags.reps;
+const warmup = flags.warmup;
+const basis = flags.basis;
 
 let problem: pde.PdeProblem;
 let data: pde.Dataset;
@@ -65,28 +62,23 @@ let constraint: Omit<pde.HardConstraintOptions, "problem" | "grid" | "basis">;
 if (problemName === "ds") {
   const ds = new pde.DiffusionSorption();
   problem = ds;
-  data = ds.generateDataset({ n: batch, nx: int("nx", 256), nt: int("nt", 51), dtype, seed: 0 });
+  data = ds.generateDataset({ n: batch, nx: flags.nx ?? 256, nt: flags.nt ?? 51, dtype, seed: 0 });
   constraint = { initialGuess: 1, weights: { ic: 1, bc: 1 } };
 } else if (problemName === "ns") {
   const ns = new pde.NavierStokes2D({ preset: "pihcmoe" });
   problem = ns;
-  data = ns.generateDataset({ n: batch, nx: int("nx", 32), nt: int("nt", 16), T: 5, dt: 1e-3, dtype, seed: 0 });
+  data = ns.generateDataset({ n: batch, nx: flags.nx ?? 32, nt: flags.nt ?? 16, T: 5, dt: 1e-3, dtype, seed: 0 });
   constraint = { initialCondition: "mollifier", mollifierScale: 0.005, meanFree: true };
-} else if (problemName === "heat") {
+} else {
   const heat = new pde.Heat1D({ kappa: 0.02, modes: 4 });
   problem = heat;
-  data = heat.generateDataset({ n: batch, nx: int("nx", 256), nt: int("nt", 51), dtype, seed: 0 });
+  data = heat.generateDataset({ n: batch, nx: flags.nx ?? 256, nt: flags.nt ?? 51, dtype, seed: 0 });
   constraint = { initialCondition: "mollifier" };
-} else {
-  throw new Error(`--problem must be ds, ns or heat, got ${problemName}`);
 }
 const grid = data.grid;
 const rank = grid.shape.length;
-const residual = String(flags.residual ?? "stitched");
-if (residual !== "stitched" && residual !== "expert") {
-  throw new Error(`--residual must be stitched or expert, got ${residual}`);
-}
-const interfaceWeight = pde.numberFlag(flags, "interface", 0, { min: 0 });
+const residual = flags.residual;
+const interfaceWeight = flags.interface;
 const split = (k: number): number[] => {
   if (rank === 2) return [1, k];
   const parts = [1, 1, 1];
@@ -130,16 +122,16 @@ for (const m of points) {
       experts: parts,
       points: per,
       network: {
-        width: int("width", 16),
-        modes: int("modes", 8),
-        layers: int("layers", 3),
-        fc: int("fc", 32),
+        width: flags.width,
+        modes: flags.modes,
+        layers: flags.layers,
+        fc: flags.fc,
         dtype,
-        checkpoint: flags.recompute === true,
+        checkpoint: flags.recompute,
       },
       constraint: {
         ...constraint,
-        solver: new LevenbergMarquardt({ atol: 1e-6, rtol: 1e-6, maxSteps: int("maxiter", 50) }),
+        solver: new LevenbergMarquardt({ atol: 1e-6, rtol: 1e-6, maxSteps: flags.maxiter }),
       },
       residual,
       loss: { interface: interfaceWeight },

@@ -37,14 +37,26 @@ import { runExample, view1D } from "./pde_runner.ts";
 
 const ds = new pde.DiffusionSorption();
 const T = 500;
-/** Weight of the initial and wall rows against the PDE rows (u/s) in each expert's solve. */
-const rowWeight = (flags: pde.Flags) => pde.numberFlag(flags, "row-weight", 1, { min: 0 });
 
 await runExample({
   name: "diffusion_sorption",
   title: "Diffusion–sorption (PDEBench)",
   problem: ds,
-  extraFlags: ["ic", "conditions", "row-weight"],
+  extraFlags: {
+    ic: { type: "choice", choices: ["rows", "mollifier"], default: "rows", help: "how the initial condition enters" },
+    conditions: {
+      type: "choice",
+      choices: ["global", "local"],
+      default: "global",
+      help: "initial and wall rows: every expert's, or only those in its box",
+    },
+    rowWeight: {
+      type: "number",
+      default: 1,
+      min: 0,
+      help: "weight of the initial and wall rows against the PDE rows (u/s) in each expert's solve",
+    },
+  },
   defaults: {
     method: "all",
     experts: "1x4",
@@ -75,14 +87,11 @@ await runExample({
   loss: { pde: T, ic: 1, bc: 1, interface: 100 },
   // On 1024 cells split in space the jumps between experts swamp a stitched residual (see above).
   residual: "expert",
-  constraint: (_, flags) => {
-    const ic = flags.ic === "mollifier" ? "mollifier" : "rows";
-    return {
-      initialCondition: ic,
-      conditions: flags.conditions === "local" ? "local" : "global",
-      weights: { ic: rowWeight(flags), bc: rowWeight(flags) },
-      initialGuess: ic === "mollifier" ? 0 : 1,
-    };
-  },
+  constraint: (_, flags) => ({
+    initialCondition: flags.ic,
+    conditions: flags.conditions,
+    weights: { ic: flags.rowWeight, bc: flags.rowWeight },
+    initialGuess: flags.ic === "mollifier" ? 0 : 1,
+  }),
   view: (u, grid, router) => view1D(u, grid, router, "Test sample 0, concentration u(t, x)"),
 });

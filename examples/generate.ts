@@ -13,34 +13,38 @@
  * @module
  */
 
-import { lm, pde } from "../mod.ts";
+import { lm, train } from "../mod.ts";
 
-const flags = pde.parseFlags(Deno.args, [
-  "model",
-  "prompt",
-  "max-new-tokens",
-  "temperature",
-  "top-k",
-  "top-p",
-  "seed",
-  "dtype",
-  "adapter",
-]);
-const dir = typeof flags.model === "string" ? flags.model : null;
+const flags = train.parseFlags(
+  {
+    model: { type: "string", help: "a Hugging Face model folder (default: a tiny random Llama)" },
+    prompt: { type: "string", default: "Once upon a time", help: "the text to continue" },
+    maxNewTokens: { type: "integer", default: 32, min: 0, help: "tokens to generate" },
+    temperature: { type: "number", default: 0, min: 0, help: "sampling temperature (0: greedy)" },
+    topK: { type: "integer", default: 0, min: 0, help: "keep the k most likely tokens (0: off)" },
+    topP: { type: "number", default: 1, help: "keep the most likely tokens up to this probability (1: off)" },
+    seed: { type: "integer", default: 0, min: 0, help: "sampling seed" },
+    dtype: { type: "choice", choices: ["float32", "bfloat16"], default: "float32", help: "weights' dtype" },
+    adapter: { type: "string", help: "a PEFT LoRA folder" },
+  },
+  Deno.args,
+  { usage: "deno run -A examples/generate.ts [flags]" },
+);
+const dir = flags.model ?? null;
 const dtype = flags.dtype === "bfloat16" ? "bfloat16" : undefined;
 const model = dir ? await lm.loadPretrained(dir, { dtype }) : new lm.LlamaForCausalLM(lm.PRESETS.tiny, { seed: 0 });
 const tokenizer = dir ? await lm.HFTokenizer.fromFolder(dir) : new lm.ByteTokenizer();
-if (typeof flags.adapter === "string") await lm.loadAdapter(model, flags.adapter);
+if (flags.adapter !== undefined) await lm.loadAdapter(model, flags.adapter);
 model.eval();
 
-const prompt = typeof flags.prompt === "string" ? flags.prompt : "Once upon a time";
+const prompt = flags.prompt;
 const ids = tokenizer.encode(prompt);
 const options: lm.GenerateOptions = {
-  maxNewTokens: pde.numberFlag(flags, "max-new-tokens", 32, { integer: true, min: 0 }),
-  temperature: pde.numberFlag(flags, "temperature", 0, { min: 0 }),
-  topK: pde.numberFlag(flags, "top-k", 0, { integer: true, min: 0 }),
-  topP: pde.numberFlag(flags, "top-p", 1),
-  seed: pde.numberFlag(flags, "seed", 0, { integer: true, min: 0 }),
+  maxNewTokens: flags.maxNewTokens,
+  temperature: flags.temperature,
+  topK: flags.topK,
+  topP: flags.topP,
+  seed: flags.seed,
 };
 console.error(`${dir ?? "tiny random Llama"}: ${model.numParameters()} parameters, prompt of ${ids.length} tokens`);
 

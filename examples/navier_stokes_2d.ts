@@ -31,7 +31,11 @@ await runExample({
   name: "navier_stokes_2d",
   title: "Navier–Stokes 2D (vorticity, ν = 1e-4)",
   problem: ns,
-  extraFlags: ["T", "dt", "mollifier"],
+  extraFlags: {
+    T: { type: "number", default: 1, min: 0, help: "final time" },
+    dt: { type: "number", default: 1e-3, min: 0, help: "time step of the reference solver" },
+    mollifier: { type: "number", default: 1, help: "the mollifier's factor s (w = w0 + s·(t/T)·Φω)" },
+  },
   defaults: {
     method: "all",
     experts: "1x2x2",
@@ -53,9 +57,7 @@ await runExample({
     logEvery: 20,
     dtype: "float64",
   },
-  data: (o, flags) => {
-    const T = pde.numberFlag(flags, "T", 1, { min: 0 });
-    const dt = pde.numberFlag(flags, "dt", 1e-3, { min: 0 });
+  data: (o, { T, dt }) => {
     const make = (n: number, seed: number) =>
       ns.generateDataset({ n, nx: o.nx, nt: o.nt, T, dt, seed, dtype: o.dtype });
     return { train: make(o.train, 0), test: make(o.test, 1) };
@@ -64,7 +66,7 @@ await runExample({
   loss: { pde: 1, ic: 1, bc: 0 },
   constraint: (_, flags) => ({
     initialCondition: "mollifier",
-    mollifierScale: pde.numberFlag(flags, "mollifier", 1),
+    mollifierScale: flags.mollifier,
     meanFree: true,
   }),
   view: (w, grid, router) => {

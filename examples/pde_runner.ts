@@ -18,7 +18,7 @@
  */
 
 import { join } from "node:path";
-import { type DType, memory, optim, pde, type Tensor, viz } from "../mod.ts";
+import { ArgumentError, type DType, memory, optim, pde, type Tensor, train, viz } from "../mod.ts";
 import { LevenbergMarquardt } from "../src/solve/mod.ts";
 
 /** Sizes an example starts from (each overridable by a flag). */
@@ -71,23 +71,23 @@ export interface FieldView {
 }
 
 /** What an example supplies. */
-export interface ExampleSpec<G extends pde.Grid> {
+export interface ExampleSpec<G extends pde.Grid, X extends train.FlagSpecs = Record<never, never>> {
   /** Directory name under out/. */
   name: string;
   /** Report title. */
   title: string;
   /** Defaults. */
   defaults: ExampleDefaults;
-  /** Extra flags the example reads. */
-  extraFlags?: readonly string[];
+  /** Extra flags the example reads (their values reach `data` and `constraint`). */
+  extraFlags?: X;
   /** The problem. */
   problem: pde.PdeProblem<G>;
   /** Training and test data on the example's grid. */
-  data: (o: ExampleDefaults, flags: pde.Flags) => { train: pde.Dataset<G>; test: pde.Dataset<G> };
+  data: (o: ExampleDefaults, extra: train.FlagValues<X>) => { train: pde.Dataset<G>; test: pde.Dataset<G> };
   /** Settings of the hard-constraint layer. */
   constraint: (
     o: ExampleDefaults,
-    flags: pde.Flags,
+    extra: train.FlagValues<X>,
   ) => Omit<pde.HardConstraintOptions<G>, "problem" | "grid" | "basis">;
   /** Weights of the physics loss. */
   loss?: pde.PdeLossWeights;
@@ -99,71 +99,62 @@ export interface ExampleSpec<G extends pde.Grid> {
   view: (u: Tensor, grid: G, router: pde.Router | null) => FieldView;
 }
 
-const COMMON_FLAGS = [
-  "method",
-  "experts",
-  "points",
-  "steps",
-  "basis",
-  "width",
-  "modes",
-  "layers",
-  "fc",
-  "batch",
-  "lr",
-  "train",
-  "test",
-  "nt",
-  "nx",
-  "seed",
-  "dtype",
-  "maxiter",
-  "tol",
-  "log-every",
-  "checkpoint-every",
-  "out",
-  "resume",
-  "recompute",
-  "max-seconds",
-  "residual",
-  "interface",
-  "help",
-];
-
-/** Reads the flags over the defaults. */
-function options(flags: pde.Flags, d: ExampleDefaults): ExampleDefaults {
-  const int = (name: string, v: number, min = 1) => pde.numberFlag(flags, name, v, { integer: true, min });
-  const num = (name: string, v: number) => pde.numberFlag(flags, name, v, { min: 0 });
-  const dtype = String(flags.dtype ?? d.dtype);
-  if (dtype !== "float32" && dtype !== "float64") throw new Error(`--dtype must be float32 or float64, got ${dtype}`);
+/** The flags every example reads, with the example's defaults. */
+function commonFlags(d: ExampleDefaults, spec: { residual?: "stitched" | "expert"; loss?: pde.PdeLossWeights }) {
+  const int = (v: number, help: string, min = 1) => ({ type: "integer", default: v, min, help }) as const;
+  const num = (v: number, help: string) => ({ type: "number", default: v, min: 0, help }) as const;
   return {
-    method: String(flags.method ?? d.method),
-    experts: String(flags.experts ?? d.experts),
-    points: int("points", d.points),
-    steps: int("steps", d.steps, 0),
-    basis: int("basis", d.basis),
-    width: int("width", d.width),
-    modes: int("modes", d.modes),
-    layers: int("layers", d.layers),
-    fc: int("fc", d.fc),
-    batch: int("batch", d.batch),
-    lr: num("lr", d.lr),
-    train: int("train", d.train),
-    test: int("test", d.test),
-    nt: int("nt", d.nt, 4),
-    nx: int("nx", d.nx, 4),
-    maxiter: int("maxiter", d.maxiter),
-    tol: num("tol", d.tol),
-    logEvery: int("log-every", d.logEvery, 0),
-    dtype,
-  };
+    method: {
+      type: "string",
+      default: d.method,
+      help: `methods: ${pde.METHOD_KINDS.join(", ")}, all, or a comma list`,
+    },
+    experts: { type: "string", default: d.experts, help: "PI-HC-MoE's split: parts along t, x(, y), e.g. 1x2" },
+    points: int(d.points, "sampled PDE points per expert and step"),
+    steps: int(d.steps, "training steps per method", 0),
+    basis: int(d.basis, "basis functions N of the hard-constraint methods"),
+    width: int(d.width, "FNO width"),
+    modes: int(d.modes, "FNO Fourier modes per axis"),
+    layers: int(d.layers, "FNO Fourier layers"),
+    fc: int(d.fc, "FNO projection width"),
+    batch: int(d.batch, "samples per step"),
+    lr: num(d.lr, "learning rate (decayed ×0.1 over the run)"),
+    train: int(d.train, "training solutions"),
+    test: int(d.test, "test solutions"),
+    nt: int(d.nt, "time points", 4),
+    nx: int(d.nx, "space points per axis", 4),
+    maxiter: int(d.maxiter, "Levenberg–Marquardt iteration limit"),
+    tol: num(d.tol, "Levenberg–Marquardt tolerance (atol = rtol)"),
+    logEvery: int(d.logEvery, "progress line every this many steps (0: only the last)", 0),
+    dtype: { type: "choice", choices: ["float32", "float64"], default: d.dtype, help: "compute dtype" },
+    seed: int(0, "seed of the network, the points and the batch order", 0),
+    out: { type: "string", default: "out", help: "output directory (report, metrics, checkpoints, logs)" },
+    checkpointEvery: int(50, "checkpoint every this many steps (and at the end)", 0),
+    resume: { type: "boolean", help: "continue each method from its newest checkpoint" },
+    recompute: { type: "boolean", help: "recompute the Fourier layers in backward (less memory)" },
+    maxSeconds: { type: "number", min: 0, help: "wall-clock budget per method (default none)" },
+    residual: {
+      type: "choice",
+      choices: ["stitched", "expert"],
+      default: spec.residual ?? "stitched",
+      help: "PI-HC-MoE's PDE residual: of the stitched field, or of each point's own expert",
+    },
+    interface: {
+      type: "number",
+      min: 0,
+      help: `weight of the experts' interface term (default ${
+        spec.loss?.interface ?? 0
+      } with --residual expert, else 0)`,
+    },
+  } as const;
 }
 
 function methods(spec: string): pde.MethodKind[] {
   const list = spec === "all" ? [...pde.METHOD_KINDS] : spec.split(",").map((s) => s.trim());
   for (const m of list) {
     if (!pde.METHOD_KINDS.includes(m as pde.MethodKind)) {
-      throw new Error(
+      throw new ArgumentError(
+        "flags",
         `--method must be one of ${pde.METHOD_KINDS.join(", ")} or "all" (a comma list works), got "${m}"`,
       );
     }
@@ -174,37 +165,56 @@ function methods(spec: string): pde.MethodKind[] {
 const sci = (v: number, d = 2) => (Number.isFinite(v) ? v.toExponential(d) : String(v));
 
 /** Runs an example: trains, evaluates, reports. Returns the metrics written to metrics.json. */
-export async function runExample<G extends pde.Grid>(
-  spec: ExampleSpec<G>,
+export async function runExample<G extends pde.Grid, const X extends train.FlagSpecs = Record<never, never>>(
+  spec: ExampleSpec<G, X>,
   args: readonly string[] = Deno.args,
 ): Promise<Record<string, unknown>> {
-  const flags = pde.parseFlags(args, [...COMMON_FLAGS, ...(spec.extraFlags ?? [])]);
-  if (flags.help) {
-    console.log(`usage: deno run -A examples/${spec.name}.ts [flags]\n\nflags (defaults):`);
-    for (const [k, v] of Object.entries(spec.defaults)) {
-      console.log(`  --${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} ${v}`);
-    }
-    console.log("  --seed 0  --out out  --checkpoint-every 50  --resume  --recompute  --max-seconds (none)");
-    console.log(`  --residual ${spec.residual ?? "stitched"}  --interface ${spec.loss?.interface ?? 0}`);
-    return {};
-  }
-  const o = options(flags, spec.defaults);
-  const seed = pde.numberFlag(flags, "seed", 0, { integer: true, min: 0 });
-  const outDir = join(String(flags.out ?? "out"), spec.name);
-  const kinds = methods(o.method);
-  const ckptEvery = pde.numberFlag(flags, "checkpoint-every", 50, { integer: true, min: 0 });
-  const residual = String(flags.residual ?? spec.residual ?? "stitched") as "stitched" | "expert";
-  // The example's interface weight belongs to its owned residual; a stitched one has none unless asked.
-  const interfaceWeight = pde.numberFlag(flags, "interface", residual === "expert" ? spec.loss?.interface ?? 0 : 0, {
-    min: 0,
+  const common = commonFlags(spec.defaults, spec);
+  // One parse over both sets (so an unknown flag is caught); the example's own values go to it.
+  const all = train.parseFlags({ ...common, ...spec.extraFlags } as typeof common, args, {
+    usage: `deno run -A examples/${spec.name}.ts [flags]`,
+    description: spec.title,
   });
+  const values = all as Record<string, unknown>;
+  const extra = Object.fromEntries(Object.keys(spec.extraFlags ?? {}).map((k) => [k, values[k]])) as train.FlagValues<
+    X
+  >;
+  const o: ExampleDefaults = {
+    method: all.method,
+    experts: all.experts,
+    points: all.points,
+    steps: all.steps,
+    basis: all.basis,
+    width: all.width,
+    modes: all.modes,
+    layers: all.layers,
+    fc: all.fc,
+    batch: all.batch,
+    lr: all.lr,
+    train: all.train,
+    test: all.test,
+    nt: all.nt,
+    nx: all.nx,
+    maxiter: all.maxiter,
+    tol: all.tol,
+    logEvery: all.logEvery,
+    dtype: all.dtype,
+  };
+  const seed = all.seed;
+  const outDir = join(all.out, spec.name);
+  const kinds = methods(o.method);
+  const residual = all.residual;
+  // The example's interface weight belongs to its owned residual; a stitched one has none unless asked.
+  const interfaceWeight = all.interface ?? (residual === "expert" ? spec.loss?.interface ?? 0 : 0);
   const started = performance.now();
 
   const t0 = performance.now();
-  const { train, test } = spec.data(o, flags);
-  const grid = train.grid;
+  const { train: trainData, test } = spec.data(o, extra);
+  const grid = trainData.grid;
   console.log(
-    `${spec.title}: grid ${grid.axes.map((a) => `${a.name} ${a.n}`).join(" × ")}, ${train.u0.shape[0]} training and ` +
+    `${spec.title}: grid ${grid.axes.map((a) => `${a.name} ${a.n}`).join(" × ")}, ${
+      trainData.u0.shape[0]
+    } training and ` +
       `${test.u0.shape[0]} test solutions (${((performance.now() - t0) / 1000).toFixed(1)} s to generate)`,
   );
   const experts = pde.parseExperts(o.experts, grid.shape.length);
@@ -215,7 +225,7 @@ export async function runExample<G extends pde.Grid>(
     fc: o.fc,
     dtype: o.dtype,
     seed,
-    checkpoint: flags.recompute === true,
+    checkpoint: all.recompute,
     ...(spec.network ?? {}),
   };
   const solver = new LevenbergMarquardt({ atol: o.tol, rtol: o.tol, maxSteps: o.maxiter });
@@ -237,7 +247,7 @@ export async function runExample<G extends pde.Grid>(
       experts,
       points: o.points,
       seed,
-      constraint: { ...spec.constraint(o, flags), solver },
+      constraint: { ...spec.constraint(o, extra), solver },
       loss: { ...spec.loss, interface: interfaceWeight },
       residual,
     });
@@ -248,17 +258,21 @@ export async function runExample<G extends pde.Grid>(
     const run = await pde.train({
       method,
       optimizer,
-      train,
+      train: trainData,
       test,
       steps: o.steps,
-      batchSize: Math.min(o.batch, train.u0.shape[0]),
+      batchSize: Math.min(o.batch, trainData.u0.shape[0]),
       seed,
       logEvery: o.logEvery,
       evalEvery: Math.max(o.logEvery, Math.round(o.steps / 10)),
       checkpointDir: join(outDir, "checkpoints", kind),
-      checkpointEvery: ckptEvery,
-      resume: flags.resume === true,
-      maxSeconds: flags["max-seconds"] === undefined ? undefined : pde.numberFlag(flags, "max-seconds", 0, { min: 0 }),
+      checkpointEvery: all.checkpointEvery,
+      resume: all.resume,
+      maxSeconds: all.maxSeconds,
+      writers: [
+        new train.JsonLinesWriter(join(outDir, "logs", `${kind}.jsonl`)),
+        new train.TensorBoardWriter(join(outDir, "tensorboard", kind)),
+      ],
     });
     const m = pde.evaluate(method, test, { batchSize: o.batch, keep: 1 });
     const line = `${method.label}: test relative L2 ${sci(m.relL2.mean)} ± ${sci(m.relL2.std)}, residual ${
@@ -336,8 +350,11 @@ export async function runExample<G extends pde.Grid>(
     seconds: (performance.now() - started) / 1000,
   };
   const reportPath = await report.save(join(outDir, "report.html"));
-  await pde.writeJson(join(outDir, "metrics.json"), metrics);
+  await train.writeJson(join(outDir, "metrics.json"), metrics);
   console.log(`\nwrote ${reportPath} and ${join(outDir, "metrics.json")} (${metrics.seconds.toFixed(1)} s in all)`);
+  console.log(
+    `curves per method: ${join(outDir, "logs")}/*.jsonl; tensorboard --logdir ${join(outDir, "tensorboard")}`,
+  );
   return metrics;
 }
 

@@ -6,17 +6,10 @@ import assert from "node:assert/strict";
 import { PatchworkError } from "../src/tensor/errors.ts";
 import { Tensor } from "../src/tensor/tensor.ts";
 
-/** A seeded uniform stream on [0, 1) (mulberry32). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { uniformStream } from "../src/train/random.ts";
+
+/** A seeded uniform stream on [0, 1) (mulberry32, the training layer's host stream). */
+export const rng = uniformStream;
 
 /** `n` seeded uniform numbers on [lo, hi). */
 export function randomData(n: number, seed: number, lo = -3, hi = 3): number[] {

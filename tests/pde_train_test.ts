@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ArgumentError, nn, NonFiniteError, optim, pde, useBackend } from "../mod.ts";
+import { ArgumentError, nn, NonFiniteError, optim, pde, train as trainLayer, useBackend } from "../mod.ts";
 
 useBackend("cpu");
 const quiet = () => {};
@@ -160,7 +160,7 @@ Deno.test("a NaN loss (or a diverging loss) stops the run and keeps the last goo
             },
           }),
         (e: unknown) => {
-          assert.ok(e instanceof pde.TrainingDivergedError && e instanceof NonFiniteError);
+          assert.ok(e instanceof trainLayer.TrainingDivergedError && e instanceof NonFiniteError);
           assert.equal(e.step, 5);
           assert.match(e.checkpoint!, /ckpt-000004$/);
           assert.match(e.message, Number.isNaN(bad) ? /step 5: the loss is NaN/ : /step 5: .*diverged/);
@@ -263,19 +263,24 @@ Deno.test("data-only and soft-constraint baselines train with the same network a
 });
 
 Deno.test("flags, batch order and data checks", () => {
-  assert.deepEqual(pde.parseFlags(["--method", "moe", "--experts=1x2", "--resume", "--no-report"]), {
+  const text = (help: string) => ({ type: "string", help }) as const;
+  const flag = (help: string) => ({ type: "boolean", help }) as const;
+  const spec = { method: text("m"), experts: text("e"), resume: flag("r"), report: flag("p") };
+  assert.deepEqual(trainLayer.parseFlags(spec, ["--method", "moe", "--experts=1x2", "--resume", "--no-report"]), {
     method: "moe",
     experts: "1x2",
     resume: true,
     report: false,
   });
-  assert.throws(() => pde.parseFlags(["--metod", "moe"], ["method"]), /unknown flag --metod/);
-  assert.equal(pde.numberFlag({ steps: "30" }, "steps", 5, { integer: true }), 30);
-  assert.throws(() => pde.numberFlag({ steps: "x" }, "steps", 5), /--steps must be a number/);
+  assert.throws(() => trainLayer.parseFlags({ method: text("m") }, ["--metod", "moe"]), /unknown flag --metod/);
+  const steps = (type: "integer" | "number", args: string[]) =>
+    trainLayer.parseFlags({ steps: { type, default: 5, help: "s" } }, args).steps;
+  assert.equal(steps("integer", ["--steps", "30"]), 30);
+  assert.throws(() => steps("number", ["--steps", "x"]), /--steps must be a number/);
   // Each epoch visits every sample once; the order is a pure function of (seed, step).
-  const epoch = [0, 1, 2, 3].flatMap((s) => pde.batchIndices(8, 2, 3, s));
+  const epoch = [0, 1, 2, 3].flatMap((s) => trainLayer.batchIndices(8, 2, 3, s));
   assert.deepEqual([...epoch].sort(), [0, 1, 2, 3, 4, 5, 6, 7]);
-  assert.deepEqual(pde.batchIndices(8, 2, 3, 2), epoch.slice(4, 6));
+  assert.deepEqual(trainLayer.batchIndices(8, 2, 3, 2), epoch.slice(4, 6));
   const { heat, train } = heatSetup();
   const method = makeMethod("hard", heat, train.grid);
   const u = train.u.clone();

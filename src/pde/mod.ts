@@ -5,7 +5,8 @@
  * training and test data. On top of them, PI-HC-MoE (Chalapathi, Du & Krishnapriyan, ICLR 2024):
  * the hard-constraint layer (`hard_constraint.ts`), the mixture of experts over a domain
  * decomposition (`experts.ts`), the data-only and soft-constraint baselines with the same network
- * (`baselines.ts`), and training with checkpoints, exact resume and evaluation (`train.ts`).
+ * (`baselines.ts`), their evaluation (`evaluate.ts`), and their training on the shared loop of
+ * `src/train` (`train.ts`).
  *
  * @example
  * ```ts
@@ -36,6 +37,7 @@ export * from "./problems/navier_stokes_2d.ts";
 export * from "./hard_constraint.ts";
 export * from "./experts.ts";
 export * from "./baselines.ts";
+export * from "./evaluate.ts";
 export * from "./train.ts";
 export * from "./discrete_solution.ts";
 export { DataFileError, type FileDataset, type SampleRange } from "./data_files.ts";
