@@ -13,6 +13,7 @@ import { createCudaBackend, type CudaBackend, type CudaBuffer } from "../src/bac
 import { CUBLAS_DIAG, CUBLAS_OP, CUBLAS_SIDE } from "../src/backend/cuda/cublas.ts";
 import { CUBLAS_FILL, type Cusolver, loadCusolver } from "../src/backend/cuda/cusolver.ts";
 import type { DeviceBuffer, View } from "../src/tensor/backend.ts";
+import { uniformStream as rng } from "../src/train/random.ts";
 
 const g: CudaBackend = await createCudaBackend();
 const REPS = 50;
@@ -30,17 +31,6 @@ function view(buf: DeviceBuffer, shape: readonly number[]): View {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** B symmetric positive-definite matrices M·Mᵀ/n + I and B right-hand sides. */

@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { PatchworkError } from "../src/tensor/errors.ts";
 import { Tensor } from "../src/tensor/tensor.ts";
-
 import { uniformStream } from "../src/train/random.ts";
 
 /** A seeded uniform stream on [0, 1) (mulberry32, the training layer's host stream). */

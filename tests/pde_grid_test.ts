@@ -26,6 +26,7 @@ import {
   solveTridiagonal,
   unravelIndices,
 } from "../src/pde/mod.ts";
+import { rng } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -58,14 +59,8 @@ function maxErr(a: Tensor, b: Tensor): number {
 }
 
 function seededF64(shape: number[], seed: number): Tensor {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const r = rng(seed);
+  const next = () => r() - 0.5;
   const n = shape.reduce((a, b) => a * b, 1);
   return tensor(Float64Array.from({ length: n }, next), { shape, dtype: "float64" });
 }
