@@ -37,96 +37,54 @@ function setup() {
 
 const params = (net: nn.Module) => net.parameters().map((p: Tensor) => Array.from(p.toTypedArray()));
 
+type Setup = ReturnType<typeof setup>;
+type Options = Partial<train.TrainLoopOptions<train.StepOutcome>>;
+
+/** 12 clipped steps of a setup, recording its losses; `options` override. */
+const run = (s: Setup, options: Options = {}) =>
+  train.trainLoop({
+    model: s.net,
+    optimizer: s.optimizer,
+    steps: 12,
+    step: s.step,
+    clipGradNorm: 1,
+    log: quiet,
+    onStep: (_, o) => s.losses.push(o.loss),
+    ...options,
+  });
+
 Deno.test("trainLoop: a resumed run repeats the uninterrupted run's losses bit for bit", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const full = setup();
-    await train.trainLoop({
-      model: full.net,
-      optimizer: full.optimizer,
-      steps: 12,
-      step: full.step,
-      clipGradNorm: 1,
-      log: quiet,
-      onStep: (_, o) => full.losses.push(o.loss),
-    });
+    await run(full);
     // The first run crashes at step 8 (index 7): the newest checkpoint is step 5's.
     const first = setup();
-    await assert.rejects(
-      train.trainLoop({
-        model: first.net,
-        optimizer: first.optimizer,
-        steps: 12,
-        step: (i) => {
-          if (i === 7) throw new Error("power cut");
-          return first.step();
-        },
-        clipGradNorm: 1,
-        checkpointDir: dir,
-        checkpointEvery: 5,
-        states: first.states,
-        log: quiet,
-        onStep: (_, o) => first.losses.push(o.loss),
-      }),
-      /power cut/,
-    );
+    const crash = (i: number) => {
+      if (i === 7) throw new Error("power cut");
+      return first.step();
+    };
+    const saving = { checkpointDir: dir, checkpointEvery: 5 };
+    await assert.rejects(run(first, { ...saving, step: crash, states: first.states }), /power cut/);
     assert.deepEqual(first.losses, full.losses.slice(0, 7));
     // A fresh process builds the same objects and resumes.
     const second = setup();
     const lines: string[] = [];
-    const r = await train.trainLoop({
-      model: second.net,
-      optimizer: second.optimizer,
-      steps: 12,
-      step: second.step,
-      clipGradNorm: 1,
-      checkpointDir: dir,
-      checkpointEvery: 5,
-      resume: true,
-      states: second.states,
-      log: (l) => lines.push(l),
-      onStep: (_, o) => second.losses.push(o.loss),
-    });
+    const r = await run(second, { ...saving, resume: true, states: second.states, log: (l) => lines.push(l) });
     assert.equal(r.resumedFrom, 5);
     assert.match(lines[0], /resumed from .*ckpt-000005 at step 5/);
     assert.deepEqual(second.losses, full.losses.slice(5));
     assert.deepEqual(params(second.net), params(full.net));
     // Losing the random stream's state breaks the equality: the test sees what it checks.
+    const at5 = setup();
+    await run(at5, { steps: 5, checkpointDir: join(dir, "at5"), states: at5.states });
     const careless = setup();
-    await train.trainLoop({
-      model: careless.net,
-      optimizer: careless.optimizer,
-      steps: 12,
-      step: careless.step,
-      clipGradNorm: 1,
-      checkpointDir: await checkpointAt5(dir),
-      resume: true,
-      states: { data: careless.cursor },
-      log: quiet,
-      onStep: (_, o) => careless.losses.push(o.loss),
-    });
+    await run(careless, { checkpointDir: join(dir, "at5"), resume: true, states: { data: careless.cursor } });
     assert.notDeepEqual(careless.losses, full.losses.slice(5));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** A directory holding a checkpoint of step 5 of the same run (written by a fresh 5-step run). */
-async function checkpointAt5(base: string): Promise<string> {
-  const dir = join(base, "at5");
-  const s = setup();
-  await train.trainLoop({
-    model: s.net,
-    optimizer: s.optimizer,
-    steps: 5,
-    step: s.step,
-    clipGradNorm: 1,
-    checkpointDir: dir,
-    states: s.states,
-    log: quiet,
-  });
-  return dir;
-}
 
 Deno.test("trainLoop: records, progress lines, evaluation and metrics writers", async () => {
   const dir = await Deno.makeTempDir();
@@ -135,11 +93,7 @@ Deno.test("trainLoop: records, progress lines, evaluation and metrics writers", 
     const lines: string[] = [];
     const jsonl = join(dir, "metrics.jsonl");
     const evaluated: number[] = [];
-    const r = await train.trainLoop({
-      model: s.net,
-      optimizer: s.optimizer,
-      steps: 12,
-      step: s.step,
+    const r = await run(s, {
       logEvery: 4,
       evalEvery: 6,
       evaluate: (step) => {
@@ -150,7 +104,6 @@ Deno.test("trainLoop: records, progress lines, evaluation and metrics writers", 
       unit: { key: "rowsPerSecond", label: "rows" },
       writers: [new train.JsonLinesWriter(jsonl)],
       log: (l) => lines.push(l),
-      onStep: (_, o) => s.losses.push(o.loss),
     });
     // Records at 4, 6 (evaluation), 8, 12 (last: logged and evaluated).
     assert.deepEqual(r.history.map((h) => h.step), [4, 6, 8, 12]);
@@ -188,10 +141,9 @@ Deno.test("trainLoop: a NaN loss or gradient stops the run, keeps the last good 
       const s = setup();
       let before: number[][] = [];
       await assert.rejects(
-        train.trainLoop({
-          model: s.net,
-          optimizer: s.optimizer,
+        run(s, {
           steps: 10,
+          clipGradNorm: 0,
           step: (i) => {
             const out = s.step();
             if (i !== 5) return out;
@@ -202,7 +154,6 @@ Deno.test("trainLoop: a NaN loss or gradient stops the run, keeps the last good 
           },
           checkpointDir: dir,
           checkpointEvery: 2,
-          log: quiet,
           onStep: (step) => {
             if (step === 5) before = params(s.net);
           },

@@ -32,15 +32,11 @@ import { FNO } from "../nn/fno.ts";
 import { Module } from "../nn/module.ts";
 import type { ActivationLike } from "../nn/activation.ts";
 import { ArgumentError, type DType, fmtShape, noGrad, ShapeError, type Tensor } from "../tensor/mod.ts";
-import { MixtureOfExperts, type Router } from "./experts.ts";
+import { MixtureOfExperts, type MoEStepOptions, type Router } from "./experts.ts";
 import type { Grid } from "./grid.ts";
-import {
-  HardConstraint,
-  type HardConstraintOptions,
-  pdeLoss,
-  type PdeLossWeights,
-  type SolveSummary,
-} from "./hard_constraint.ts";
+import type { SolveSummary } from "./expert_solve.ts";
+import { HardConstraint, type HardConstraintOptions } from "./hard_constraint.ts";
+import { pdeLoss, type PdeLossWeights } from "./pde_loss.ts";
 import type { PdeProblem } from "./problem.ts";
 
 /**
@@ -204,8 +200,6 @@ export interface StepStats {
   converged?: number;
   /** Expert solves (experts × batch). */
   problems?: number;
-  /** Milliseconds of the step's parts (hard, moe). */
-  timings?: Record<string, number>;
 }
 
 /**
@@ -248,8 +242,11 @@ export interface TrainingMethod {
   readonly grid: Grid;
   /** The experts' router (hard-constraint methods), for plots. */
   readonly router: Router | null;
-  /** One step's loss and gradients (into `model`'s `.grad`; the caller zeroes them and steps). */
-  lossAndGrad(batch: PdeBatch, step: number): StepStats;
+  /**
+   * One step's loss and gradients (into `model`'s `.grad`; the caller zeroes them and steps).
+   * `options.onPhase` hears the parts of a hard-constraint step end (`MoEPhase`), for timing.
+   */
+  lossAndGrad(batch: PdeBatch, step: number, options?: MoEStepOptions): StepStats;
   /** Solutions for initial conditions `[B, ...space]`, without gradients. */
   predict(u0: Tensor): Prediction;
   /** The method's settings, for metrics files. */
@@ -435,14 +432,14 @@ class HardConstraintMethod implements TrainingMethod {
   get router(): Router {
     return this.moe.router;
   }
-  lossAndGrad(batch: PdeBatch, step: number): StepStats {
+  lossAndGrad(batch: PdeBatch, step: number, options?: MoEStepOptions): StepStats {
     const phi = this.model.forward(batch.u0);
     const weights = this.options.loss ?? {};
     const own = this.options.residual === "expert";
     const out = this.moe.lossAndBackward(phi, batch.u0, this.moe.samplePoints(step), (u, experts) => {
       const t = pdeLoss(this.problem, this.grid, u, batch.u0, weights, own ? experts : undefined);
       return { loss: t.loss, metrics: { residual: t.pde, interface: t.interface } };
-    });
+    }, options);
     return {
       loss: out.loss,
       residual: out.metrics.residual,
@@ -451,7 +448,6 @@ class HardConstraintMethod implements TrainingMethod {
       solverIterations: out.solve.meanIterations,
       converged: out.solve.converged,
       problems: out.solve.problems,
-      timings: { ...out.timings },
     };
   }
   predict(u0: Tensor): Prediction {

@@ -37,7 +37,7 @@ import {
   tidy,
 } from "../tensor/mod.ts";
 import type { Grid1D } from "./grid.ts";
-import type { PdeLossWeights } from "./hard_constraint.ts";
+import type { PdeLossWeights } from "./pde_loss.ts";
 import type { PdeProblem } from "./problem.ts";
 
 /**

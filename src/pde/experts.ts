@@ -48,14 +48,10 @@ import {
 import { independentBackward } from "../local/independent.ts";
 import type { LeastSquaresResult } from "../solve/least_squares.ts";
 import type { AxisName, Grid } from "./grid.ts";
-import {
-  type BasisFeatures,
-  checkSolve,
-  type ExpertFields,
-  type HardConstraint,
-  type RowLayout,
-  type SolveSummary,
-} from "./hard_constraint.ts";
+import type { BasisFeatures, RowLayout } from "./constraint_rows.ts";
+import { checkSolve, type SolveSummary } from "./expert_solve.ts";
+import type { HardConstraint } from "./hard_constraint.ts";
+import type { ExpertFields } from "./pde_loss.ts";
 import { blockRegions, type IndexRange, PointSampler } from "./sampling.ts";
 import { contiguousStrides, sizeOf } from "../tensor/shape.ts";
 
@@ -288,25 +284,36 @@ export interface MixtureOfExpertsOptions<G extends Grid = Grid> {
 export type LossOutput = Tensor | { loss: Tensor; metrics?: Record<string, Tensor | null> };
 
 /**
- * Wall-clock milliseconds of the parts of a {@link MixtureOfExperts.lossAndBackward} call.
+ * The parts of a {@link MixtureOfExperts.lossAndBackward} call, announced as each ends (for a
+ * caller that times them):
+ * - `"features"`: the feature fields (the basis and its finite differences);
+ * - `"solve"`: the batched expert solve (forward);
+ * - `"head"`: stitching u, the loss and its gradient ū;
+ * - `"experts"`: the experts' implicit backward passes, one at a time (only when `phi` requires grad);
+ * - `"upstream"`: the summed gradient through the shared feature graph and the network.
  *
  * @example
  * ```ts
- * import type { MoETimings } from "./experts.ts";
- * const share = (t: MoETimings) => (t.solve + t.experts) / (t.features + t.solve + t.head + t.experts + t.upstream);
+ * import type { MoEPhase } from "./experts.ts";
+ * const inSolver = (p: MoEPhase) => p === "solve" || p === "experts";
  * ```
  */
-export interface MoETimings {
-  /** Feature fields (the basis and its finite differences). */
-  features: number;
-  /** The batched expert solve (forward). */
-  solve: number;
-  /** Stitching u and the loss with its gradient ū. */
-  head: number;
-  /** The experts' implicit backward passes (one at a time). */
-  experts: number;
-  /** The summed gradient through the shared feature graph and the network. */
-  upstream: number;
+export type MoEPhase = "features" | "solve" | "head" | "experts" | "upstream";
+
+/**
+ * Options of {@link MixtureOfExperts.lossAndBackward}.
+ *
+ * @example
+ * ```ts
+ * import type { MoEStepOptions } from "./experts.ts";
+ * import { Stopwatch } from "../train/progress.ts";
+ * const watch = new Stopwatch();
+ * const options: MoEStepOptions = { onPhase: watch.lap }; // watch.ms.solve: ms in the batched solve
+ * ```
+ */
+export interface MoEStepOptions {
+  /** Called as each part of the step ends, in order. */
+  onPhase?: (phase: MoEPhase) => void;
 }
 
 /**
@@ -327,8 +334,6 @@ export interface MoEStep {
   u: Tensor;
   /** The expert solves. */
   solve: SolveSummary;
-  /** Timings in milliseconds. */
-  timings: MoETimings;
 }
 
 /**
@@ -564,19 +569,23 @@ export class MixtureOfExperts<G extends Grid = Grid> {
    * solve of every expert, the stitched u, the loss and ū = ∂L/∂u, then each expert's implicit
    * backward alone through `independentBackward`, and the summed gradient once through the graph of
    * `phi` (into the network's `.grad`). A non-finite loss raises a `NonFiniteError` before any
-   * gradient is written.
+   * gradient is written. `options.onPhase` hears each part end ({@link MoEPhase}), for timing.
    *
    * @example
    * ```ts
    * import { HardConstraint, Heat1D, MixtureOfExperts, pdeLoss } from "./mod.ts";
+   * import { Stopwatch } from "../train/progress.ts";
    * import { randn } from "../tensor/mod.ts";
    * const heat = new Heat1D();
    * const grid = heat.grid({ nt: 17, nx: 32 });
    * const moe = new MixtureOfExperts({ constraint: new HardConstraint({ problem: heat, grid, basis: 8 }), experts: [1, 2], points: 64 });
    * const phi = randn([2, 17, 32, 8], { dtype: "float64" }).requireGrad();
    * const u0 = heat.initialConditions(2, grid, { dtype: "float64" });
-   * const step = moe.lossAndBackward(phi, u0, moe.samplePoints(0), (u) => pdeLoss(heat, grid, u, u0).loss);
-   * step.timings.solve; // ms in the one batched solve; phi.grad holds ∂loss/∂Φ
+   * const watch = new Stopwatch();
+   * const step = moe.lossAndBackward(phi, u0, moe.samplePoints(0), (u) => pdeLoss(heat, grid, u, u0).loss, {
+   *   onPhase: watch.lap,
+   * });
+   * watch.ms.solve; // ms in the one batched solve; phi.grad holds ∂loss/∂Φ
    * ```
    */
   lossAndBackward(
@@ -584,26 +593,21 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     u0: Tensor,
     points: readonly Int32Array[],
     lossFn: (u: Tensor, experts: ExpertFields) => LossOutput,
+    options: MoEStepOptions = {},
   ): MoEStep {
     this.#checkPoints(points);
     const layer = this.constraint;
     const regions = this.router.regions;
     const k = this.count;
-    let t = performance.now();
-    const lap = () => {
-      const now = performance.now();
-      const d = now - t;
-      t = now;
-      return d;
-    };
+    const phase = options.onPhase ?? (() => {});
     const features = layer.features(phi, u0);
     const layout = layer.layout(points, regions);
     const b = features.batch;
-    const tFeatures = lap();
+    phase("features");
     const solved = noGrad(() => layer.solve(features, layout));
     const solve = checkSolve(solved, b, { strict: this.strict });
     const wStar = solved.w;
-    const tSolve = lap();
+    phase("solve");
     // The head: every expert's own field on the whole grid from the constant solution, the
     // stitched u, the loss, and ū_k = ∂L/∂(field k) for each expert.
     const whole = layer.grid.shape.map((n): IndexRange => [0, n]);
@@ -643,9 +647,8 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     for (const [name, v] of Object.entries(head.metrics ?? {})) if (v) metrics[name] = v.item();
     const [ubar] = gradients([head.loss], [head.loss.mul(0).add(1)], [rawLeaf]);
     const u = head.u.detach();
-    const tHead = lap();
+    phase("head");
     // The experts' backward passes, one at a time, on the shared feature fields.
-    let tExperts = 0;
     if (phi.requiresGrad && ubar) {
       const shared: Tensor[] = [];
       const slot = (x: Tensor) => {
@@ -663,18 +666,12 @@ export class MixtureOfExperts<G extends Grid = Grid> {
       });
       independentBackward(shared, pieces, {
         onPiece: (r) => {
-          if (r.index === k - 1) tExperts = lap();
+          if (r.index === k - 1) phase("experts");
         },
       });
     }
-    const tUpstream = lap();
+    phase("upstream");
     ubar?.dispose();
-    return {
-      loss,
-      metrics,
-      u,
-      solve,
-      timings: { features: tFeatures, solve: tSolve, head: tHead, experts: tExperts, upstream: tUpstream },
-    };
+    return { loss, metrics, u, solve };
   }
 }

@@ -3,7 +3,8 @@
  * residuals written as mathjs expressions (compiled to differentiable tensor ops, with symbolic
  * partials for structured Jacobians), and PDE problems with classical reference solvers that make
  * training and test data. On top of them, PI-HC-MoE (Chalapathi, Du & Krishnapriyan, ICLR 2024):
- * the hard-constraint layer (`hard_constraint.ts`), the mixture of experts over a domain
+ * the hard-constraint layer (`hard_constraint.ts`; its solves' rows in `constraint_rows.ts`, their
+ * summary in `expert_solve.ts`), the physics loss (`pde_loss.ts`), the mixture of experts over a domain
  * decomposition (`experts.ts`), the data-only and soft-constraint baselines with the same network
  * (`baselines.ts`), their evaluation (`evaluate.ts`), and their training on the shared loop of
  * `src/train` (`train.ts`).
@@ -34,7 +35,10 @@ export * from "./problems/burgers_1d.ts";
 export * from "./problems/heat_2d.ts";
 export * from "./problems/diffusion_sorption.ts";
 export * from "./problems/navier_stokes_2d.ts";
+export * from "./constraint_rows.ts";
 export * from "./hard_constraint.ts";
+export * from "./pde_loss.ts";
+export * from "./expert_solve.ts";
 export * from "./experts.ts";
 export * from "./baselines.ts";
 export * from "./evaluate.ts";
