@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { lm, memory, nn, resetPeakMemory, tensor } from "../mod.ts";
+import { DTypeError, lm, memory, nn, resetPeakMemory, tensor } from "../mod.ts";
 import { smallConfig } from "./lm_helpers.ts";
 
 const tmp = () => Deno.makeTempDirSync({ prefix: "patchwork_ckpt_" });
@@ -104,6 +104,11 @@ Deno.test("bad folders: no config, no weights, a missing, misshapen or unexpecte
   sd.set("model.layers.1.mlp.extra.weight", tensor([1]));
   nn.writeSafetensorsFile(`${dir}/model.safetensors`, sd);
   await throwsCheckpoint(() => lm.loadPretrained(dir), '"model.layers.1.mlp.extra.weight"');
+  await assert.rejects(() => lm.loadPretrained(dir, { dtype: "int32" }), (e) => e instanceof DTypeError);
+  await assert.rejects(
+    () => lm.savePretrained(model, dir, { dtype: "int8" as "float16" }),
+    (e) => e instanceof DTypeError && e.message.includes("int8"),
+  );
   const loose = await lm.loadPretrained(dir, { strict: false });
   assert.deepEqual(loose.forward(ids).logits.toArray(), model.forward(ids).logits.toArray());
   Deno.removeSync(dir, { recursive: true });

@@ -8,7 +8,15 @@
  * @module
  */
 
-import { type Backend, type DType, fmtShape, getDefaultBackend, PatchworkError, type Tensor } from "../tensor/mod.ts";
+import {
+  type Backend,
+  type DType,
+  DTypeError,
+  fmtShape,
+  getDefaultBackend,
+  PatchworkError,
+  type Tensor,
+} from "../tensor/mod.ts";
 import { SafetensorsFile, writeSafetensorsFile } from "../nn/mod.ts";
 import { configFromHF, configToHF } from "./config.ts";
 import { LlamaForCausalLM } from "./llama.ts";
@@ -125,6 +133,9 @@ export async function loadPretrained(dir: string, options: LoadOptions = {}): Pr
   const config = configFromHF(await readJson(join(dir, "config.json"), "the config"));
   const backend = options.backend ?? getDefaultBackend();
   const dtype = options.dtype ?? (backend.name === "cpu" ? "float32" : "bfloat16");
+  if (!["float32", "bfloat16", "float64"].includes(dtype)) {
+    throw new DTypeError(op, `cannot load weights as ${dtype}; choose float32, bfloat16 or float64`);
+  }
   const map = await weightMap(dir);
   const model = new LlamaForCausalLM(config, { dtype, backend, weights: "zeros" });
   const own = model.stateDict();
@@ -209,7 +220,7 @@ export async function savePretrained(model: LlamaForCausalLM, dir: string, optio
   const dtype = options.dtype ?? (own === "bfloat16" ? "bfloat16" : "float32");
   const fileDType = FILE_DTYPE[dtype];
   if (!fileDType) {
-    throw new CheckpointError("savePretrained", `dtype must be float32, bfloat16 or float16, got ${dtype}`);
+    throw new DTypeError("savePretrained", `dtype must be float32, bfloat16 or float16, got ${dtype}`);
   }
   const limit = options.maxShardBytes ?? 5e9;
   const item = dtype === "float32" ? 4 : 2;
