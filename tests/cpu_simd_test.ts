@@ -3,10 +3,13 @@
 // the same computation on one thread in another process).
 
 import assert from "node:assert/strict";
-import { Module } from "../src/backend/cpu/wasm/asm.ts";
+import { type Expr, type Fn, type Local, Module } from "../src/backend/cpu/wasm/asm.ts";
+import { expF64x2, logF64x2 } from "../src/backend/cpu/wasm/vmath.ts";
 import { heapAddress, heapAlloc, heapFree, heapMemory, heapStats } from "../src/backend/cpu/heap.ts";
 import { matmulBatch } from "../src/backend/cpu/matmul.ts";
-import { rng } from "./helpers.ts";
+import { CpuBackend } from "../src/backend/cpu/mod.ts";
+import type { ReduceOp, View } from "../src/tensor/backend.ts";
+import { numel, randomData, rng, rowMajor } from "./helpers.ts";
 
 type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
 
@@ -214,4 +217,160 @@ Deno.test("threads: kernels give bit-identical results on 1, 2 and 3 threads", a
   assert.match(one, /matmul/);
   assert.equal(await probe(2), one);
   assert.equal(await probe(3), one);
+});
+
+// ---------------------------------------------------------------------------------------------
+// vectorised exp and log against Math.exp and Math.log
+
+/** Distance in units in the last place between two doubles of one sign. */
+function ulps(a: number, b: number): number {
+  const v = new Float64Array([a, b]);
+  const i = new BigInt64Array(v.buffer);
+  const d = i[0] - i[1];
+  return Number(d < 0n ? -d : d);
+}
+
+function vectorFunction(emit: (f: Fn, x: Expr, out: Local) => void): (x: Float64Array) => void {
+  const m = new Module();
+  m.importMemory(1, 262144, true);
+  m.func("map", ["i64", "i32"], [], (f, [p, n]) => {
+    const i = f.local("i32"), y = f.local("v128"), a = f.local("i64");
+    f.for(i, 0, n, 2, () => {
+      f.set(a, f.i64.add(p, f.i64.extend_i32_s(f.i32.mul(i, 8))));
+      emit(f, f.v128.load(a), y);
+      f.v128.store(a, y);
+    });
+  });
+  const map = m.instantiate(heapMemory()!).exports.map as (p: bigint, n: number) => void;
+  return (x) => map(BigInt(heapAddress(x)), x.length);
+}
+
+Deno.test("vmath: exp and log within 1 ulp of Math.exp and Math.log, special values exact", () => {
+  const r = rng(11);
+  const n = 1 << 16;
+  const xs = heapAlloc(Float64Array, n, false);
+  const specials = [0, -0, 1, -1, 709.78, 709.79, 710, -708.4, -745.1, -745.2, Infinity, -Infinity, NaN, 5e-324, 1e308];
+  const expArgs = Array.from({ length: n }, (_, i) => i < specials.length ? specials[i] : (2 * r() - 1) * 750);
+  xs.set(expArgs);
+  vectorFunction(expF64x2)(xs);
+  expArgs.forEach((x, i) => {
+    const want = Math.exp(x);
+    if (Number.isNaN(want)) assert.ok(Number.isNaN(xs[i]), `exp(${x})`);
+    else assert.ok(ulps(xs[i], want) <= 1, `exp(${x}) = ${xs[i]}, Math.exp gives ${want}`);
+  });
+  const logArgs = Array.from(
+    { length: n },
+    (_, i) => i < specials.length ? specials[i] : Math.exp((2 * r() - 1) * 740),
+  );
+  xs.set(logArgs);
+  vectorFunction(logF64x2)(xs);
+  logArgs.forEach((x, i) => {
+    const want = Math.log(x);
+    if (Number.isNaN(want)) assert.ok(Number.isNaN(xs[i]), `log(${x})`);
+    else assert.ok(ulps(xs[i], want) <= 1, `log(${x}) = ${xs[i]}, Math.log gives ${want}`);
+  });
+  heapFree(xs);
+});
+
+// ---------------------------------------------------------------------------------------------
+// reductions and softmax through the backend, against float64 loops
+
+const cpu = new CpuBackend();
+
+function fromData(data: number[], shape: number[], dtype: "float32" | "float64"): View {
+  return { buffer: cpu.fromHost(data, dtype), shape, strides: rowMajor(shape), offset: 0 };
+}
+
+/** Reference reduction in float64 over the given axes of a row-major array. */
+function naiveReduce(op: ReduceOp, data: ArrayLike<number>, shape: number[], axes: number[]): number[] {
+  const outShape = shape.map((n, d) => (axes.includes(d) ? 1 : n));
+  const outStrides = rowMajor(outShape);
+  const init = { sum: 0, prod: 1, max: -Infinity, min: Infinity }[op];
+  const out = new Array(numel(outShape)).fill(init);
+  const idx = new Array(shape.length).fill(0);
+  for (let i = 0; i < data.length; i++) {
+    let o = 0;
+    for (let d = 0; d < shape.length; d++) if (!axes.includes(d)) o += idx[d] * outStrides[d];
+    const v = data[i];
+    if (op === "sum") out[o] += v;
+    else if (op === "prod") out[o] *= v;
+    else if (v !== v || out[o] !== out[o]) out[o] = NaN;
+    else out[o] = op === "max" ? Math.max(out[o], v) : Math.min(out[o], v);
+    for (let d = shape.length - 1; d >= 0 && ++idx[d] === shape[d]; d--) idx[d] = 0;
+  }
+  return out;
+}
+
+Deno.test("reduce: SIMD rows and columns (chunked, banded, with tails) match float64 loops", () => {
+  const cases: [number[], number[]][] = [
+    [[70001], [0]], // one long row: several chunks
+    [[37, 1000], [1]], // rows
+    [[1300, 7], [0]], // columns: several bands, narrow
+    [[3, 600, 2100], [1]], // columns wider than one job's
+    [[5, 33, 4], [1]],
+    [[6, 5, 9], [0, 1]], // merged leading axes
+    [[6, 5, 9], [1, 2]], // merged trailing axes
+  ];
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const [shape, axes] of cases) {
+      for (const op of ["sum", "max", "min", "prod"] as const) {
+        const data = randomData(
+          numel(shape),
+          shape.length * 17 + axes[0],
+          op === "prod" ? 0.9 : -3,
+          op === "prod" ? 1.1 : 3,
+        );
+        if (op === "max" && shape[0] === 37) data[500] = NaN; // NaN propagates
+        const x = fromData(data, shape, dtype);
+        const stored = cpu.toHost(x); // the values as stored in dtype
+        const got = cpu.toHost({
+          buffer: cpu.reduce(op, x, axes, dtype),
+          shape: [numel(shape.map((n, d) => (axes.includes(d) ? 1 : n)))],
+          strides: [1],
+          offset: 0,
+        });
+        const want = naiveReduce(op, stored, shape, axes);
+        const n = axes.reduce((p, a) => p * shape[a], 1);
+        const tol = (dtype === "float32" ? 2 ** -24 : 2 ** -50) * (op === "sum" ? 3 * Math.sqrt(n) * 3 : 4);
+        want.forEach((w, i) => {
+          const what = `${op} ${dtype} ${shape} over ${axes}: entry ${i}`;
+          if (Number.isNaN(w)) assert.ok(Number.isNaN(got[i]), what);
+          else assert.ok(Math.abs(got[i] - w) <= tol * Math.max(1, Math.abs(w)), `${what}: ${got[i]} vs ${w}`);
+        });
+        cpu.free(x.buffer);
+      }
+    }
+  }
+});
+
+Deno.test("softmax: SIMD rows match float64 loops, with -Infinity, huge logits and log-softmax", () => {
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const [rows, n] of [[3, 1], [5, 7], [40, 333], [2, 9000]]) {
+      const data = randomData(rows * n, n, -20, 20);
+      data[0] = -Infinity;
+      if (n > 2) data[n + 1] = 1e30;
+      const x = fromData(data, [rows, n], dtype);
+      const stored = cpu.toHost(x);
+      for (const log of [false, true]) {
+        const got = cpu.toHost({ buffer: cpu.softmax(x, 1, log, dtype), shape: [rows * n], strides: [1], offset: 0 });
+        for (let r = 0; r < rows; r++) {
+          const row = Array.from(stored.subarray(r * n, r * n + n));
+          const m = Math.max(...row);
+          const s = row.reduce((a, v) => a + Math.exp(v - m), 0);
+          row.forEach((v, j) => {
+            const want = log ? v - m - Math.log(s) : Math.exp(v - m) / s;
+            const g = got[r * n + j];
+            const what = `${dtype} ${rows}×${n} log=${log} [${r}, ${j}]`;
+            if (Number.isNaN(want)) assert.ok(Number.isNaN(g), what); // a row of only -Infinity
+            else if (want === -Infinity) assert.equal(g, -Infinity, what);
+            else {assert.ok(
+                Math.abs(g - want) <= (dtype === "float32" ? 3e-7 : 1e-14) * Math.max(1, Math.abs(want)),
+                `${what}: ${g} vs ${want}`,
+              );}
+          });
+        }
+      }
+      cpu.free(x.buffer);
+    }
+  }
 });

@@ -30,3 +30,13 @@ for (const dtype of ["float32", "float64"] as const) {
   const c = cpu.matmul(a, bb, dtype);
   console.log(`matmul ${dtype} ${digest({ buffer: c, shape, strides: contiguousStrides(shape), offset: 0 })}`);
 }
+
+for (const dtype of ["float32", "float64"] as const) {
+  const x = input([3000, 700], dtype, 3); // column sums in several bands of rows
+  const rows = cpu.reduce("sum", { ...x, shape: [2_100_000], strides: [1] }, [0], dtype);
+  console.log(`sum ${dtype} ${digest({ buffer: rows, shape: [1], strides: [1], offset: 0 })}`);
+  const cols = cpu.reduce("sum", x, [0], dtype);
+  console.log(`column sum ${dtype} ${digest({ buffer: cols, shape: [700], strides: [1], offset: 0 })}`);
+  const s = cpu.softmax(x, 1, false, dtype);
+  console.log(`softmax ${dtype} ${digest({ buffer: s, shape: x.shape, strides: x.strides, offset: 0 })}`);
+}

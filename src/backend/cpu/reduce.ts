@@ -3,16 +3,18 @@
  * inclusive cumulative sums along an axis. Floating-point accumulation is in double precision;
  * int32 sums and products wrap like C int32.
  *
- * A reduction walks the input in its own row-major order with a second operand — the
- * accumulator — whose strides are zero along the reduced axes, so both "reduce the last axis"
- * (one scalar fold per line) and "reduce a leading axis" (a vector fold per line) read the input
- * sequentially.
+ * float32 and float64 operands in the heap go to the SIMD kernels first (`reduce_simd.ts`) when
+ * their layout suits them. Otherwise a reduction walks the input in its own row-major order with
+ * a second operand — the accumulator — whose strides are zero along the reduced axes, so both
+ * "reduce the last axis" (one scalar fold per line) and "reduce a leading axis" (a vector fold
+ * per line) read the input sequentially.
  *
  * @module
  */
 
 import type { ReduceOp } from "../../tensor/backend.ts";
 import type { NumArray, Operand } from "./buffer.ts";
+import { simdReduce, simdSoftmax } from "./reduce_simd.ts";
 import { axisLines, linePlan } from "./strided.ts";
 import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 
@@ -143,6 +145,7 @@ export function reduceInto(
     out.set(acc);
     return;
   }
+  if (simdReduce(op, x, shape, axes, out)) return;
   const init = op === "sum" ? 0 : op === "prod" ? 1 : op === "max" ? -Infinity : Infinity;
   const acc = out instanceof Float64Array ? out : new Float64Array(size);
   acc.fill(init);
@@ -217,6 +220,7 @@ export function argReduceInto(
  * ```
  */
 export function softmaxInto(x: Operand, shape: readonly number[], axis: number, log: boolean, out: NumArray): void {
+  if (simdSoftmax(x, shape, axis, log, out)) return;
   const plan = axisLines(shape, axis, [x.strides, contiguousStrides(shape)], [x.offset, 0]);
   const pos = plan.walker.pos;
   const [xs, os] = plan.inner;

@@ -88,7 +88,10 @@ function memarg(out: number[], align: number, offset: number): void {
  */
 export class Fn {
   /** Encoded body (instructions only). */
-  readonly code: number[] = [];
+  code: number[] = [];
+  /** Code run once at entry before the body (see {@linkcode Fn.hoist}). */
+  readonly #prologue: number[] = [];
+  readonly #hoisted = new Map<string, Local>();
   /** Types of all locals, parameters first. */
   readonly types: ValType[];
   readonly #params: number;
@@ -108,6 +111,32 @@ export class Fn {
   /** Declares several locals of `type`. */
   locals(type: ValType, n: number): Local[] {
     return Array.from({ length: n }, () => this.local(type));
+  }
+
+  /**
+   * A local set once at the function's entry to `value` (which must not read other locals),
+   * shared by every call with the same `key`: constants used inside loops are materialised once.
+   */
+  hoist(key: string, type: ValType, value: Expr): Local {
+    let local = this.#hoisted.get(key);
+    if (local) return local;
+    local = this.local(type);
+    this.#hoisted.set(key, local);
+    const body = this.code;
+    this.code = this.#prologue;
+    this.set(local, value);
+    this.code = body;
+    return local;
+  }
+
+  /** A constant vector with every lane `value`, materialised once at entry (see {@linkcode Fn.hoist}). */
+  vconst(lanes: "f32x4" | "f64x2" | "i64x2", value: number | bigint): Local {
+    return this.hoist(`${lanes}:${value}`, "v128", this.v128.const(lanes, value));
+  }
+
+  /** The prologue and the body. */
+  instructions(): number[] {
+    return [...this.#prologue, ...this.code];
   }
 
   /** The local declarations section of the body. */
@@ -407,6 +436,21 @@ export class Fn {
 
   /** 128-bit SIMD instructions that do not depend on the lane type. */
   readonly v128 = {
+    /**
+     * A constant vector: two float64 lanes (`f64x2`), four float32 lanes (`f32x4`) or two
+     * 64-bit integers (`i64x2`, as bigints); one value fills every lane.
+     */
+    const: (lanes: "f32x4" | "f64x2" | "i64x2", ...values: (number | bigint)[]): Emit => () => {
+      const bytes = new DataView(new ArrayBuffer(16));
+      for (let i = 0; i < (lanes === "f32x4" ? 4 : 2); i++) {
+        const v = values[i] ?? values[0];
+        if (lanes === "i64x2") bytes.setBigInt64(8 * i, BigInt(v), true);
+        else if (lanes === "f64x2") bytes.setFloat64(8 * i, Number(v), true);
+        else bytes.setFloat32(4 * i, Number(v), true);
+      }
+      this.simd(0x0c);
+      for (let i = 0; i < 16; i++) this.code.push(bytes.getUint8(i));
+    },
     load: (addr: Expr, offset = 0): Emit => () => {
       this.emit(addr, "i64");
       this.simd(0x00);
@@ -453,6 +497,7 @@ export class Fn {
       this.code.push(lane);
     },
     and: (a: Expr, b: Expr) => this.#sbin(0x4e, "v128", a, b),
+    andnot: (a: Expr, b: Expr) => this.#sbin(0x4f, "v128", a, b),
     or: (a: Expr, b: Expr) => this.#sbin(0x50, "v128", a, b),
     xor: (a: Expr, b: Expr) => this.#sbin(0x51, "v128", a, b),
     /** `(a & mask) | (b & ~mask)`. */
@@ -492,8 +537,25 @@ export class Fn {
       this.emit(c, "v128");
       this.simd(0x105);
     },
-    promote_low: (a: Expr) => this.#sun(0x5f, "v128", a),
-    demote_zero: (a: Expr) => this.#sun(0x5e, "v128", a),
+    /** The two float64 lanes narrowed into the low half, upper half zero. */
+    demote_f64x2_zero: (a: Expr) => this.#sun(0x5e, "v128", a),
+    replace_lane: (a: Expr, lane: number, x: Expr): Emit => () => {
+      this.emit(a, "v128");
+      this.emit(x, "f32");
+      this.simd(0x20);
+      this.code.push(lane);
+    },
+    abs: (a: Expr) => this.#sun(0xe0, "v128", a),
+    neg: (a: Expr) => this.#sun(0xe1, "v128", a),
+    sqrt: (a: Expr) => this.#sun(0xe3, "v128", a),
+    nearest: (a: Expr) => this.#sun(0x6a, "v128", a),
+    floor: (a: Expr) => this.#sun(0x68, "v128", a),
+    eq: (a: Expr, b: Expr) => this.#sbin(0x41, "v128", a, b),
+    lt: (a: Expr, b: Expr) => this.#sbin(0x43, "v128", a, b),
+    gt: (a: Expr, b: Expr) => this.#sbin(0x44, "v128", a, b),
+    le: (a: Expr, b: Expr) => this.#sbin(0x45, "v128", a, b),
+    ge: (a: Expr, b: Expr) => this.#sbin(0x46, "v128", a, b),
+    convert_i32x4_s: (a: Expr) => this.#sun(0xfa, "v128", a),
   };
 
   /** f64x2 instructions. */
@@ -510,12 +572,71 @@ export class Fn {
     div: (a: Expr, b: Expr) => this.#sbin(0xf3, "v128", a, b),
     min: (a: Expr, b: Expr) => this.#sbin(0xf4, "v128", a, b),
     max: (a: Expr, b: Expr) => this.#sbin(0xf5, "v128", a, b),
+    /** `b < a ? b : a` lanewise (one instruction; a NaN in `a` stays). */
+    pmin: (a: Expr, b: Expr) => this.#sbin(0xf6, "v128", a, b),
+    /** `a < b ? b : a` lanewise (one instruction; a NaN in `a` stays). */
+    pmax: (a: Expr, b: Expr) => this.#sbin(0xf7, "v128", a, b),
     /** `a * b + c`, fused (relaxed SIMD). */
     relaxed_madd: (a: Expr, b: Expr, c: Expr): Emit => () => {
       this.emit(a, "v128");
       this.emit(b, "v128");
       this.emit(c, "v128");
       this.simd(0x107);
+    },
+    replace_lane: (a: Expr, lane: number, x: Expr): Emit => () => {
+      this.emit(a, "v128");
+      this.emit(x, "f64");
+      this.simd(0x22);
+      this.code.push(lane);
+    },
+    abs: (a: Expr) => this.#sun(0xec, "v128", a),
+    neg: (a: Expr) => this.#sun(0xed, "v128", a),
+    sqrt: (a: Expr) => this.#sun(0xef, "v128", a),
+    /** Round to nearest, ties to even. */
+    nearest: (a: Expr) => this.#sun(0x94, "v128", a),
+    floor: (a: Expr) => this.#sun(0x75, "v128", a),
+    eq: (a: Expr, b: Expr) => this.#sbin(0x47, "v128", a, b),
+    lt: (a: Expr, b: Expr) => this.#sbin(0x49, "v128", a, b),
+    gt: (a: Expr, b: Expr) => this.#sbin(0x4a, "v128", a, b),
+    le: (a: Expr, b: Expr) => this.#sbin(0x4b, "v128", a, b),
+    ge: (a: Expr, b: Expr) => this.#sbin(0x4c, "v128", a, b),
+    /** The two low float32 lanes widened. */
+    promote_low_f32x4: (a: Expr) => this.#sun(0x5f, "v128", a),
+    /** Two lanes of an i32x4's low half converted. */
+    convert_low_i32x4_s: (a: Expr) => this.#sun(0xfe, "v128", a),
+  };
+
+  /** i32x4 instructions. */
+  readonly i32x4 = {
+    splat: (a: Expr) => this.#sun(0x11, "i32", a),
+    add: (a: Expr, b: Expr) => this.#sbin(0xae, "v128", a, b),
+    sub: (a: Expr, b: Expr) => this.#sbin(0xb1, "v128", a, b),
+    shl: (a: Expr, b: Expr): Emit => () => {
+      this.emit(a, "v128");
+      this.emit(b, "i32");
+      this.simd(0xab);
+    },
+    /** float64 lanes to int32 (saturating), upper two lanes zero. */
+    trunc_sat_f64x2_s_zero: (a: Expr) => this.#sun(0xfc, "v128", a),
+    trunc_sat_f32x4_s: (a: Expr) => this.#sun(0xf8, "v128", a),
+  };
+
+  /** i64x2 instructions. */
+  readonly i64x2 = {
+    add: (a: Expr, b: Expr) => this.#sbin(0xce, "v128", a, b),
+    sub: (a: Expr, b: Expr) => this.#sbin(0xd1, "v128", a, b),
+    shr_s: (a: Expr, b: Expr): Emit => () => {
+      this.emit(a, "v128");
+      this.emit(b, "i32");
+      this.simd(0xcc);
+    },
+    eq: (a: Expr, b: Expr) => this.#sbin(0xd6, "v128", a, b),
+    /** The two low int32 lanes sign-extended. */
+    extend_low_i32x4_s: (a: Expr) => this.#sun(0xc7, "v128", a),
+    shl: (a: Expr, b: Expr): Emit => () => {
+      this.emit(a, "v128");
+      this.emit(b, "i32");
+      this.simd(0xcb);
     },
   };
 }
@@ -624,7 +745,7 @@ export class Module {
     for (const f of this.#funcs) {
       const body: number[] = [];
       f.body.encodeLocals(body);
-      for (const b of f.body.code) body.push(b);
+      for (const b of f.body.instructions()) body.push(b);
       body.push(0x0b);
       uleb(code, body.length);
       for (const b of body) code.push(b);

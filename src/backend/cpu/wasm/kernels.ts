@@ -7,6 +7,7 @@
 
 import { Module } from "./asm.ts";
 import { addMatmulKernels } from "./matmul.ts";
+import { addReduceKernels } from "./reduce.ts";
 
 /** Pages the module declares as its memory's maximum (16 GiB, the heap's limit). */
 const MAX_PAGES = 262144;
@@ -27,6 +28,7 @@ export function kernelModule(): { module: WebAssembly.Module; names: string[] } 
   const m = new Module();
   m.importMemory(1, MAX_PAGES, true);
   addMatmulKernels(m);
+  addReduceKernels(m);
   const module = new WebAssembly.Module(m.encode() as Uint8Array<ArrayBuffer>);
   const names = WebAssembly.Module.exports(module).map((e) => e.name);
   compiled = { module, names };

@@ -1,0 +1,130 @@
+/**
+ * Vectorised elementary functions for the SIMD kernels, emitted inline (a macro per call site,
+ * so the engine sees straight-line code and overlaps consecutive vectors).
+ *
+ * `exp` on float64 lanes: x = k·ln2 + r with k = nearest(x/ln2) and |r| ≤ ln2/2 (ln2 split in a
+ * high part whose products with k are exact and a low part), e^r from its Taylor polynomial of
+ * degree 13 (truncation error below 2^-56 relative), then scaled by 2^k as two factors 2^⌊k/2⌋
+ * and 2^(k−⌊k/2⌋) built from exponent bits, so results that overflow give +∞, those that
+ * underflow round once into the subnormals and to 0, and NaN stays NaN. Within 1 ulp of the
+ * correctly rounded value over the whole range (tests/cpu_simd_test.ts measures it against
+ * `Math.exp`).
+ *
+ * @module
+ */
+
+import type { Expr, Fn, Local } from "./asm.ts";
+
+const LOG2E = 1.4426950408889634;
+/** ln 2 in two parts: the high part has 32 trailing zero bits, so k·LN2_HI is exact for |k| < 2^20. */
+const LN2_HI = 0.6931471803691238;
+const LN2_LO = 1.9082149292705877e-10;
+
+/** 1/k! for k = 0 … 13. */
+const TAYLOR = Array.from({ length: 14 }, (_, k) => {
+  let f = 1;
+  for (let i = 2; i <= k; i++) f *= i;
+  return 1 / f;
+});
+
+/** 1.5·2^52: adding it rounds a float64 of magnitude below 2^51 to an integer held in its low bits. */
+const SHIFTER = 6755399441055744;
+
+/** 2^j for int64 lanes j in [-1022, 1023]: the biased exponent shifted into place. */
+function pow2(f: Fn, j: Expr): Expr {
+  return f.i64x2.shl(f.i64x2.add(j, f.vconst("i64x2", 1023n)), 52);
+}
+
+/**
+ * Emits `out = exp(x)` on float64 lanes.
+ *
+ * @example
+ * ```ts
+ * import { Module } from "./asm.ts";
+ * import { expF64x2 } from "./vmath.ts";
+ * const m = new Module();
+ * m.func("exp2", ["f64"], ["f64"], (f, [x]) => {
+ *   const y = f.local("v128");
+ *   expF64x2(f, f.f64x2.splat(x), y);
+ *   f.push(f.f64x2.extract_lane(y, 0), "f64");
+ * });
+ * ```
+ */
+export function expF64x2(f: Fn, x: Expr, out: Local): void {
+  const v = f.local("v128"), k = f.local("v128"), r = f.local("v128"), p = f.local("v128"), h = f.local("v128");
+  const c = (value: number) => f.vconst("f64x2", value);
+  // Clamp to [-746, 710] (pmax/pmin keep a NaN in their first operand).
+  f.set(v, f.f64x2.pmin(f.f64x2.pmax(x, c(-746)), c(710)));
+  // k = nearest(x/ln2), computed by adding the shifter: its low bits are then k as an integer.
+  f.set(k, f.f64x2.relaxed_madd(v, c(LOG2E), c(SHIFTER)));
+  f.set(h, f.i64x2.sub(k, f.vconst("f64x2", SHIFTER))); // k as int64 lanes (the shifter's bits cancel)
+  f.set(k, f.f64x2.sub(k, c(SHIFTER)));
+  f.set(r, f.f64x2.relaxed_madd(k, c(-LN2_HI), v));
+  f.set(r, f.f64x2.relaxed_madd(k, c(-LN2_LO), r));
+  f.set(p, c(TAYLOR[13]));
+  for (let i = 12; i >= 0; i--) f.set(p, f.f64x2.relaxed_madd(p, r, c(TAYLOR[i])));
+  // 2^k as 2^⌊k/2⌋ · 2^(k−⌊k/2⌋), each factor a normal number.
+  const half = f.i64x2.shr_s(h, 1);
+  f.set(out, f.f64x2.mul(f.f64x2.mul(p, pow2(f, half)), pow2(f, f.i64x2.sub(h, f.i64x2.shr_s(h, 1)))));
+}
+
+/** fdlibm's log coefficients: log(1+f) = f − f²/2 + s·(f²/2 + R(s²)), s = f/(2+f). */
+const LG = [
+  6.666666666666735130e-01,
+  3.999999999940941908e-01,
+  2.857142874366239149e-01,
+  2.222219843214978396e-01,
+  1.818357216161805012e-01,
+  1.531383769920937332e-01,
+  1.479819860511658591e-01,
+];
+
+/**
+ * Emits `out = log(x)` on float64 lanes (fdlibm's algorithm, vectorised: x = 2^k·m with m in
+ * [√2/2, √2), subnormal x scaled by 2^54 first; within 1 ulp). log(0) = −∞, log of a negative
+ * number or NaN is NaN, log(+∞) = +∞.
+ *
+ * @example
+ * ```ts
+ * import { Module } from "./asm.ts";
+ * import { logF64x2 } from "./vmath.ts";
+ * const m = new Module();
+ * m.func("log2", ["f64"], ["f64"], (f, [x]) => {
+ *   const y = f.local("v128");
+ *   logF64x2(f, f.f64x2.splat(x), y);
+ *   f.push(f.f64x2.extract_lane(y, 0), "f64");
+ * });
+ * ```
+ */
+export function logF64x2(f: Fn, x: Expr, out: Local): void {
+  const [v, tiny, bits, k, m, s, z, w, hfsq, r] = f.locals("v128", 10);
+  const c = (value: number) => f.vconst("f64x2", value);
+  const ci = (value: bigint) => f.vconst("i64x2", value);
+  f.set(v, x);
+  f.set(tiny, f.f64x2.lt(v, c(2 ** -1022)));
+  f.set(bits, f.v128.bitselect(f.f64x2.mul(v, c(2 ** 54)), v, tiny));
+  // Shift the exponent so that the mantissa lands in [√2/2, √2) (fdlibm's 0x3fe6a09e trick).
+  f.set(bits, f.i64x2.add(bits, ci(BigInt(0x3ff00000 - 0x3fe6a09e) << 32n)));
+  const exponent = f.i64x2.sub(f.i64x2.shr_s(bits, 52), ci(1023n));
+  const low32 = f.v128.shuffle(exponent, exponent, [0, 1, 2, 3, 8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11]);
+  f.set(k, f.f64x2.add(f.f64x2.convert_low_i32x4_s(low32), f.v128.bitselect(c(-54), c(0), tiny)));
+  f.set(m, f.i64x2.add(f.v128.and(bits, ci(0x000fffffffffffffn)), ci(BigInt(0x3fe6a09e) << 32n)));
+  f.set(m, f.f64x2.sub(m, c(1))); // f = m − 1
+  f.set(s, f.f64x2.div(m, f.f64x2.add(m, c(2))));
+  f.set(z, f.f64x2.mul(s, s));
+  f.set(w, f.f64x2.mul(z, z));
+  const odd = f.f64x2.mul(
+    z,
+    f.f64x2.relaxed_madd(w, f.f64x2.relaxed_madd(w, f.f64x2.relaxed_madd(w, c(LG[6]), c(LG[4])), c(LG[2])), c(LG[0])),
+  );
+  const even = f.f64x2.mul(w, f.f64x2.relaxed_madd(w, f.f64x2.relaxed_madd(w, c(LG[5]), c(LG[3])), c(LG[1])));
+  f.set(r, f.f64x2.add(odd, even));
+  f.set(hfsq, f.f64x2.mul(c(0.5), f.f64x2.mul(m, m)));
+  // k·ln2_hi − ((hfsq − (s·(hfsq + R) + k·ln2_lo)) − f)
+  const inner = f.f64x2.add(f.f64x2.mul(s, f.f64x2.add(hfsq, r)), f.f64x2.mul(k, c(LN2_LO)));
+  f.set(out, f.f64x2.sub(f.f64x2.mul(k, c(LN2_HI)), f.f64x2.sub(f.f64x2.sub(hfsq, inner), m)));
+  f.set(out, f.v128.bitselect(c(-Infinity), out, f.f64x2.eq(v, c(0))));
+  f.set(out, f.v128.bitselect(c(NaN), out, f.f64x2.lt(v, c(0))));
+  f.set(out, f.v128.bitselect(c(Infinity), out, f.f64x2.eq(v, c(Infinity))));
+  f.set(out, f.v128.bitselect(out, v, f.f64x2.eq(v, v))); // NaN in, NaN out
+}
