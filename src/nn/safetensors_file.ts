@@ -26,8 +26,8 @@ import {
 
 const CHUNK_BYTES = 16 << 20;
 
-function readFully(file: Deno.FsFile, at: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
+function readFully(file: Deno.FsFile, at: number, length: number, into?: Uint8Array): Uint8Array {
+  const out = into ? into.subarray(0, length) : new Uint8Array(length);
   file.seekSync(at, Deno.SeekMode.Start);
   let done = 0;
   while (done < length) {
@@ -74,6 +74,8 @@ export class SafetensorsFile {
   readonly metadata: Record<string, string>;
   readonly #file: Deno.FsFile;
   readonly #dataStart: number;
+  /** One read buffer for every chunk, so reading leaves no garbage behind for the collector. */
+  #scratch = new Uint8Array(0);
 
   private constructor(path: string, file: Deno.FsFile) {
     this.path = path;
@@ -132,9 +134,10 @@ export class SafetensorsFile {
     const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / item));
     const count = (e.end - e.begin) / item;
     const backend = target.backend;
+    if (this.#scratch.length < Math.min(count, perChunk) * item) this.#scratch = new Uint8Array(perChunk * item);
     for (let start = 0; start < count; start += perChunk) {
       const len = Math.min(perChunk, count - start);
-      const bytes = readFully(this.#file, this.#dataStart + e.begin + start * item, len * item);
+      const bytes = readFully(this.#file, this.#dataStart + e.begin + start * item, len * item, this.#scratch);
       if (bytes.length !== len * item) {
         throw new SafetensorsError("SafetensorsFile", `${this.path}: truncated while reading "${name}"`);
       }
