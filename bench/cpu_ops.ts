@@ -3,11 +3,12 @@
  *
  * - matmul: `matmulKernel` on square row-major n × n × n products (GFLOP/s = 2n³ / time), and the
  *   same product through `CpuBackend.matmul` (which also allocates the result).
- * - elementwise: `CpuBackend.binary("add")` (reads two arrays, writes one) and
- *   `CpuBackend.unary("exp")` (reads one, writes one) on contiguous vectors, in GB/s of traffic.
+ * - elementwise: `CpuBackend.binary` (add of two vectors, of a transposed matrix and a matrix, and
+ *   a vector times a number) and `CpuBackend.unary` (exp, sigmoid, gelu) on 2²² elements, in GB/s
+ *   of traffic (arrays read and written).
  *
  * Each figure is the best of several timed repetitions after warm-up. Run with
- * `deno run -A bench/cpu_ops.ts`.
+ * `deno run -A bench/cpu_ops.ts` (`--elementwise` for the elementwise rows alone).
  *
  * @module
  */
@@ -117,15 +118,28 @@ function benchMatmul(backend: Backend | undefined): void {
 
 function benchElementwise(backend: Backend): void {
   const n = 1 << 22;
+  const side = 1 << 11;
   for (const dtype of ["float32", "float64"] as const) {
     const bytes = dtype === "float32" ? 4 : 8;
     const va = view(backend.fromHost(randomArray(dtype, n), dtype), [n]);
     const vb = view(backend.fromHost(randomArray(dtype, n), dtype), [n]);
     const free = (r: unknown) => backend.free(r as DeviceBuffer);
-    const msAdd = bestOf(() => backend.binary("add", va, vb, [n], dtype), 3, 10, free);
-    report({ op: "binary add", dtype, size: `${n}`, value: (3 * n * bytes) / msAdd / 1e6, unit: "GB/s", ms: msAdd });
-    const msExp = bestOf(() => backend.unary("exp", va, dtype), 3, 10, free);
-    report({ op: "unary exp", dtype, size: `${n}`, value: (2 * n * bytes) / msExp / 1e6, unit: "GB/s", ms: msExp });
+    const gbps = (op: string, arrays: number, fn: () => DeviceBuffer) => {
+      const ms = bestOf(fn, 3, 10, free);
+      report({ op, dtype, size: `${n}`, value: (arrays * n * bytes) / ms / 1e6, unit: "GB/s", ms });
+    };
+    gbps("binary add", 3, () => backend.binary("add", va, vb, [n], dtype));
+    gbps("binary mul (scalar)", 2, () => backend.binary("mul", va, 0.5, [n], dtype));
+    // The transpose of a square matrix: a strided walk through `a`.
+    const at = { ...va, shape: [side, side], strides: [1, side] };
+    gbps(
+      "binary add (transposed)",
+      3,
+      () => backend.binary("add", at, { ...vb, shape: [side, side] }, [side, side], dtype),
+    );
+    gbps("unary exp", 2, () => backend.unary("exp", va, dtype));
+    gbps("unary sigmoid", 2, () => backend.unary("sigmoid", va, dtype));
+    gbps("unary gelu", 2, () => backend.unary("gelu", va, dtype));
     backend.free(va.buffer);
     backend.free(vb.buffer);
   }
@@ -140,7 +154,7 @@ if (import.meta.main) {
   console.log(`- OS: ${Deno.build.os} ${Deno.osRelease()} (${Deno.build.arch})`);
   console.log(`- Deno ${Deno.version.deno}, V8 ${Deno.version.v8}; single-threaded`);
   console.log();
-  benchMatmul(backend);
+  if (!Deno.args.includes("--elementwise")) benchMatmul(backend);
   benchElementwise(backend);
   console.log(`| op | dtype | size | throughput | best time (ms) |`);
   console.log(`|---|---|---|---:|---:|`);
