@@ -1,6 +1,9 @@
-// Elementwise kernels: unary and binary functions and where(), each with a vectorised contiguous
-// grid-stride path (16-byte loads) and a strided path (up to 8 dims, runtime op code).
-// Storage types float, double, bf16 and int; arithmetic in Acc<T> (float for float/bf16).
+// Elementwise kernels: the unary and binary ops of src/tensor/op_defs.ts and where(). Every op has
+// one line in PW_UNARY_OPS or PW_BINARY_OPS below (its name there is its name in op_defs.ts), from
+// which two kernels per storage type are instantiated by name: <kernel>_<dtype>, a vectorised
+// contiguous grid-stride loop (16-byte loads), and <kernel>_strided_<dtype> (up to 8 dims), where
+// <kernel> is unary_<name> or binary_<name> and <dtype> is f32, f64, bf16 or i32.
+// Arithmetic in Acc<T> (float for float/bf16, double for double/int).
 // Parts: 0-3 unary (float, double, bf16, int), 4-7 binary (same order), 8-9 where().
 #include "common.cuh"
 
@@ -41,31 +44,31 @@ template <typename C> __device__ __forceinline__ C gelu_tanh_grad_f(C x) {
   return (C)0.5 * ((C)1 + t) + (C)0.5 * x * ((C)1 - t * t) * c * ((C)1 + (C)3 * a * x * x);
 }
 
-// ---- unary functors ----
-#define PW_UNARY_OPS(X)                                                                                  \
-  X(neg, 0, -x)                                                                                          \
-  X(exp, 1, m_exp(x))                                                                                    \
-  X(log, 2, m_log(x))                                                                                    \
-  X(sqrt, 3, m_sqrt(x))                                                                                  \
-  X(rsqrt, 4, m_rsqrt(x))                                                                                \
-  X(abs, 5, m_abs(x))                                                                                    \
-  X(sign, 6, (x > (C)0 ? (C)1 : (x < (C)0 ? (C)-1 : x)))                                                 \
-  X(sin, 7, m_sin(x))                                                                                    \
-  X(cos, 8, m_cos(x))                                                                                    \
-  X(tanh, 9, m_tanh(x))                                                                                  \
-  X(sigmoid, 10, (C)1 / ((C)1 + m_exp(-x)))                                                              \
-  X(relu, 11, (x > (C)0 ? x : (x != x ? x : (C)0)))                                                      \
-  X(gelu, 12, (C)0.5 * x * ((C)1 + m_erf(x * (C)0.70710678118654752440)))                                \
-  X(gelu_tanh, 13, (C)0.5 * x * ((C)1 + m_tanh((C)0.79788456080286535588 * (x + (C)0.044715 * x * x * x)))) \
-  X(silu, 14, x / ((C)1 + m_exp(-x)))                                                                    \
-  X(softplus, 15, (x > (C)0 ? x : (C)0) + m_log1p(m_exp(-m_abs(x))))                                    \
-  X(erf, 16, m_erf(x))                                                                                   \
-  X(reciprocal, 17, (C)1 / x)                                                                            \
-  X(floor, 18, m_floor(x))                                                                               \
-  X(gelu_grad, 19, gelu_grad_f(x))                                                                       \
-  X(gelu_tanh_grad, 20, gelu_tanh_grad_f(x))
+// ---- unary ops: X(name, value at x of compute type C), one line per op of UNARY_OPS ----
+#define PW_UNARY_OPS(X)                                                                                 \
+  X(neg, -x)                                                                                            \
+  X(exp, m_exp(x))                                                                                      \
+  X(log, m_log(x))                                                                                      \
+  X(sqrt, m_sqrt(x))                                                                                    \
+  X(rsqrt, m_rsqrt(x))                                                                                  \
+  X(abs, m_abs(x))                                                                                      \
+  X(sign, (x > (C)0 ? (C)1 : (x < (C)0 ? (C)-1 : x)))                                                   \
+  X(sin, m_sin(x))                                                                                      \
+  X(cos, m_cos(x))                                                                                      \
+  X(tanh, m_tanh(x))                                                                                    \
+  X(sigmoid, (C)1 / ((C)1 + m_exp(-x)))                                                                 \
+  X(relu, (x > (C)0 ? x : (x != x ? x : (C)0)))                                                         \
+  X(gelu, (C)0.5 * x * ((C)1 + m_erf(x * (C)0.70710678118654752440)))                                   \
+  X(gelu_tanh, (C)0.5 * x * ((C)1 + m_tanh((C)0.79788456080286535588 * (x + (C)0.044715 * x * x * x)))) \
+  X(silu, x / ((C)1 + m_exp(-x)))                                                                       \
+  X(softplus, (x > (C)0 ? x : (C)0) + m_log1p(m_exp(-m_abs(x))))                                        \
+  X(erf, m_erf(x))                                                                                      \
+  X(reciprocal, (C)1 / x)                                                                               \
+  X(floor, m_floor(x))                                                                                  \
+  X(gelu_grad, gelu_grad_f(x))                                                                          \
+  X(gelu_tanh_grad, gelu_tanh_grad_f(x))
 
-#define PW_DEF_UNARY(name, code, expr)                   \
+#define PW_DEF_UNARY(name, expr)                         \
   struct U_##name {                                      \
     template <typename C>                                \
     __device__ __forceinline__ C operator()(C x) const { \
@@ -74,33 +77,23 @@ template <typename C> __device__ __forceinline__ C gelu_tanh_grad_f(C x) {
   };
 PW_UNARY_OPS(PW_DEF_UNARY)
 
-template <typename C> __device__ __forceinline__ C unary_dispatch(int op, C x) {
-  switch (op) {
-#define PW_CASE_UNARY(name, code, expr) \
-  case code:                            \
-    return U_##name()(x);
-    PW_UNARY_OPS(PW_CASE_UNARY)
-  }
-  return x;
-}
+// ---- binary ops: X(name, value at a, b of compute type C), one line per op of BINARY_OPS ----
+#define PW_BINARY_OPS(X)                  \
+  X(add, a + b)                           \
+  X(sub, a - b)                           \
+  X(mul, a * b)                           \
+  X(div, a / b)                           \
+  X(pow, m_pow(a, b))                     \
+  X(maximum, ((a > b || a != a) ? a : b)) \
+  X(minimum, ((a < b || a != a) ? a : b)) \
+  X(eq, (a == b ? (C)1 : (C)0))           \
+  X(ne, (a != b ? (C)1 : (C)0))           \
+  X(lt, (a < b ? (C)1 : (C)0))            \
+  X(le, (a <= b ? (C)1 : (C)0))           \
+  X(gt, (a > b ? (C)1 : (C)0))            \
+  X(ge, (a >= b ? (C)1 : (C)0))
 
-// ---- binary functors ----
-#define PW_BINARY_OPS(X)                                            \
-  X(add, 0, a + b)                                                  \
-  X(sub, 1, a - b)                                                  \
-  X(mul, 2, a * b)                                                  \
-  X(div, 3, a / b)                                                  \
-  X(pow, 4, m_pow(a, b))                                            \
-  X(maximum, 5, ((a > b || a != a) ? a : b))                        \
-  X(minimum, 6, ((a < b || a != a) ? a : b))                        \
-  X(eq, 7, (a == b ? (C)1 : (C)0))                                  \
-  X(ne, 8, (a != b ? (C)1 : (C)0))                                  \
-  X(lt, 9, (a < b ? (C)1 : (C)0))                                   \
-  X(le, 10, (a <= b ? (C)1 : (C)0))                                 \
-  X(gt, 11, (a > b ? (C)1 : (C)0))                                  \
-  X(ge, 12, (a >= b ? (C)1 : (C)0))
-
-#define PW_DEF_BINARY(name, code, expr)                       \
+#define PW_DEF_BINARY(name, expr)                             \
   struct B_##name {                                           \
     template <typename C>                                     \
     __device__ __forceinline__ C operator()(C a, C b) const { \
@@ -135,16 +128,6 @@ template <> struct IntAware<B_mul, int> {
 template <> struct IntAware<B_pow, int> {
   __device__ __forceinline__ double operator()(double a, double b) const { return int_pow(a, b); }
 };
-
-template <typename C> __device__ __forceinline__ C binary_dispatch(int op, C a, C b) {
-  switch (op) {
-#define PW_CASE_BINARY(name, code, expr) \
-  case code:                             \
-    return B_##name()(a, b);
-    PW_BINARY_OPS(PW_CASE_BINARY)
-  }
-  return a;
-}
 
 // ---- contiguous kernels (pointers 16-byte aligned; host checks) ----
 template <class Op, typename T>
@@ -239,32 +222,30 @@ __device__ __forceinline__ void binary_contig(const T* __restrict__ a, const T* 
 }
 
 // ---- strided kernels: output contiguous, inputs strided; n < 2^32 (host splits larger) ----
-template <typename T>
+template <class Op, typename T>
 __device__ __forceinline__ void unary_strided(const T* __restrict__ x, T* __restrict__ y, u32 n, Shape8 shape,
-                                              Strides8 xs, int op) {
+                                              Strides8 xs) {
   typedef typename Acc<T>::type C;
+  Op op;
   for (u64 i = global_thread(); i < n; i += grid_threads()) {
     i64 o = strided_offset((u32)i, shape, xs);
-    y[i] = store_as<T>(unary_dispatch<C>(op, load_as<C>(x[o])));
+    y[i] = store_as<T>(op(load_as<C>(x[o])));
   }
 }
 
-template <typename T>
+template <class Op, typename T>
 __device__ __forceinline__ void binary_strided(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y,
                                                u32 n, Shape8 shape, Strides8 as_, Strides8 bs_, double sa, double sb,
-                                               u32 flags, int op) {
+                                               u32 flags) {
   typedef typename Acc<T>::type C;
   const C ca = (C)sa, cb = (C)sb;
+  IntAware<Op, T> op;
   for (u64 i = global_thread(); i < n; i += grid_threads()) {
     i64 oa, ob;
     strided_offset2((u32)i, shape, as_, bs_, oa, ob);
     C x = (flags & 1u) ? ca : load_as<C>(a[oa]);
     C z = (flags & 2u) ? cb : load_as<C>(b[ob]);
-    C r;
-    if (IsInt<T>::value && op == 2) r = (C)int_mul(x, z);
-    else if (IsInt<T>::value && op == 4) r = (C)int_pow(x, z);
-    else r = binary_dispatch<C>(op, x, z);
-    y[i] = store_as<T>(r);
+    y[i] = store_as<T>(op(x, z));
   }
 }
 
@@ -300,95 +281,60 @@ __device__ __forceinline__ void where_strided(const CT* __restrict__ c, const T*
   }
 }
 
-// ---- extern "C" instantiations ----
-#define PW_DTYPES(X) X(f32, float) X(f64, double) X(bf16, bf16) X(i32, int)
-
-#define PW_INST_UNARY_OP(name, code, expr, sfx, T)                                                         \
-  extern "C" __global__ void unary_##name##_##sfx(const T* __restrict__ x, T* __restrict__ y, u64 n) {   \
-    unary_contig<U_##name, T>(x, y, n);                                                                  \
+// ---- extern "C" instantiations: two kernels per op and storage type, named after the op ----
+#define PW_INST_UNARY(name, sfx, T)                                                                    \
+  extern "C" __global__ void unary_##name##_##sfx(const T* __restrict__ x, T* __restrict__ y, u64 n) { \
+    unary_contig<U_##name, T>(x, y, n);                                                                \
+  }                                                                                                    \
+  extern "C" __global__ void unary_##name##_strided_##sfx(const T* __restrict__ x, T* __restrict__ y,  \
+                                                          u32 n, Shape8 shape, Strides8 xs) {          \
+    unary_strided<U_##name, T>(x, y, n, shape, xs);                                                    \
   }
-#define PW_INST_BINARY_OP(name, code, expr, sfx, T)                                                        \
-  extern "C" __global__ void binary_##name##_##sfx(const T* __restrict__ a, const T* __restrict__ b,     \
-                                                   T* __restrict__ y, u64 n, double sa, double sb,       \
-                                                   u32 flags) {                                          \
-    binary_contig<B_##name, T>(a, b, y, n, sa, sb, flags);                                               \
-  }
-
-#define PW_INST_UNARY_TYPE(sfx, T)                                                                         \
-  PW_UNARY_OPS_T(sfx, T)                                                                                   \
-  extern "C" __global__ void unary_strided_##sfx(const T* __restrict__ x, T* __restrict__ y, u32 n,      \
-                                                 Shape8 shape, Strides8 xs, int op) {                    \
-    unary_strided<T>(x, y, n, shape, xs, op);                                                            \
-  }
-#define PW_INST_BINARY_TYPE(sfx, T)                                                                        \
-  PW_BINARY_OPS_T(sfx, T)                                                                                  \
-  extern "C" __global__ void binary_strided_##sfx(const T* __restrict__ a, const T* __restrict__ b,      \
-                                                  T* __restrict__ y, u32 n, Shape8 shape, Strides8 as_,  \
-                                                  Strides8 bs_, double sa, double sb, u32 flags, int op) { \
-    binary_strided<T>(a, b, y, n, shape, as_, bs_, sa, sb, flags, op);                                   \
+#define PW_INST_BINARY(name, sfx, T)                                                                 \
+  extern "C" __global__ void binary_##name##_##sfx(const T* __restrict__ a, const T* __restrict__ b, \
+                                                   T* __restrict__ y, u64 n, double sa, double sb,   \
+                                                   u32 flags) {                                      \
+    binary_contig<B_##name, T>(a, b, y, n, sa, sb, flags);                                           \
+  }                                                                                                  \
+  extern "C" __global__ void binary_##name##_strided_##sfx(                                          \
+      const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y, u32 n, Shape8 shape,      \
+      Strides8 as_, Strides8 bs_, double sa, double sb, u32 flags) {                                 \
+    binary_strided<B_##name, T>(a, b, y, n, shape, as_, bs_, sa, sb, flags);                         \
   }
 
-// Expand every op for one type (the op lists carry three fields; bind the type fields here).
-#define PW_UNARY_OPS_T(sfx, T)                      \
-  PW_INST_UNARY_OP(neg, 0, _, sfx, T)               \
-  PW_INST_UNARY_OP(exp, 1, _, sfx, T)               \
-  PW_INST_UNARY_OP(log, 2, _, sfx, T)               \
-  PW_INST_UNARY_OP(sqrt, 3, _, sfx, T)              \
-  PW_INST_UNARY_OP(rsqrt, 4, _, sfx, T)             \
-  PW_INST_UNARY_OP(abs, 5, _, sfx, T)               \
-  PW_INST_UNARY_OP(sign, 6, _, sfx, T)              \
-  PW_INST_UNARY_OP(sin, 7, _, sfx, T)               \
-  PW_INST_UNARY_OP(cos, 8, _, sfx, T)               \
-  PW_INST_UNARY_OP(tanh, 9, _, sfx, T)              \
-  PW_INST_UNARY_OP(sigmoid, 10, _, sfx, T)          \
-  PW_INST_UNARY_OP(relu, 11, _, sfx, T)             \
-  PW_INST_UNARY_OP(gelu, 12, _, sfx, T)             \
-  PW_INST_UNARY_OP(gelu_tanh, 13, _, sfx, T)        \
-  PW_INST_UNARY_OP(silu, 14, _, sfx, T)             \
-  PW_INST_UNARY_OP(softplus, 15, _, sfx, T)         \
-  PW_INST_UNARY_OP(erf, 16, _, sfx, T)              \
-  PW_INST_UNARY_OP(reciprocal, 17, _, sfx, T)       \
-  PW_INST_UNARY_OP(floor, 18, _, sfx, T)            \
-  PW_INST_UNARY_OP(gelu_grad, 19, _, sfx, T)        \
-  PW_INST_UNARY_OP(gelu_tanh_grad, 20, _, sfx, T)
-#define PW_BINARY_OPS_T(sfx, T)                     \
-  PW_INST_BINARY_OP(add, 0, _, sfx, T)              \
-  PW_INST_BINARY_OP(sub, 1, _, sfx, T)              \
-  PW_INST_BINARY_OP(mul, 2, _, sfx, T)              \
-  PW_INST_BINARY_OP(div, 3, _, sfx, T)              \
-  PW_INST_BINARY_OP(pow, 4, _, sfx, T)              \
-  PW_INST_BINARY_OP(maximum, 5, _, sfx, T)          \
-  PW_INST_BINARY_OP(minimum, 6, _, sfx, T)          \
-  PW_INST_BINARY_OP(eq, 7, _, sfx, T)               \
-  PW_INST_BINARY_OP(ne, 8, _, sfx, T)               \
-  PW_INST_BINARY_OP(lt, 9, _, sfx, T)               \
-  PW_INST_BINARY_OP(le, 10, _, sfx, T)              \
-  PW_INST_BINARY_OP(gt, 11, _, sfx, T)              \
-  PW_INST_BINARY_OP(ge, 12, _, sfx, T)
+// The op lists carry (name, expression); these bind the storage type for one part each.
+#define PW_UNARY_F32(name, expr) PW_INST_UNARY(name, f32, float)
+#define PW_UNARY_F64(name, expr) PW_INST_UNARY(name, f64, double)
+#define PW_UNARY_BF16(name, expr) PW_INST_UNARY(name, bf16, bf16)
+#define PW_UNARY_I32(name, expr) PW_INST_UNARY(name, i32, int)
+#define PW_BINARY_F32(name, expr) PW_INST_BINARY(name, f32, float)
+#define PW_BINARY_F64(name, expr) PW_INST_BINARY(name, f64, double)
+#define PW_BINARY_BF16(name, expr) PW_INST_BINARY(name, bf16, bf16)
+#define PW_BINARY_I32(name, expr) PW_INST_BINARY(name, i32, int)
 
 #if PW_PART_ON(0)
-PW_INST_UNARY_TYPE(f32, float)
+PW_UNARY_OPS(PW_UNARY_F32)
 #endif
 #if PW_PART_ON(1)
-PW_INST_UNARY_TYPE(f64, double)
+PW_UNARY_OPS(PW_UNARY_F64)
 #endif
 #if PW_PART_ON(2)
-PW_INST_UNARY_TYPE(bf16, bf16)
+PW_UNARY_OPS(PW_UNARY_BF16)
 #endif
 #if PW_PART_ON(3)
-PW_INST_UNARY_TYPE(i32, int)
+PW_UNARY_OPS(PW_UNARY_I32)
 #endif
 #if PW_PART_ON(4)
-PW_INST_BINARY_TYPE(f32, float)
+PW_BINARY_OPS(PW_BINARY_F32)
 #endif
 #if PW_PART_ON(5)
-PW_INST_BINARY_TYPE(f64, double)
+PW_BINARY_OPS(PW_BINARY_F64)
 #endif
 #if PW_PART_ON(6)
-PW_INST_BINARY_TYPE(bf16, bf16)
+PW_BINARY_OPS(PW_BINARY_BF16)
 #endif
 #if PW_PART_ON(7)
-PW_INST_BINARY_TYPE(i32, int)
+PW_BINARY_OPS(PW_BINARY_I32)
 #endif
 
 #define PW_INST_WHERE2(csfx, CT, sfx, T)                                                                   \

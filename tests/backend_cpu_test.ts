@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { CpuBackend } from "../src/backend/cpu/mod.ts";
 import { philox4x32_10 } from "../src/backend/cpu/random.ts";
-import { erf as cpuErf } from "../src/backend/cpu/math.ts";
-import type { BinaryOp, DeviceBuffer, UnaryOp, View } from "../src/tensor/backend.ts";
+import { erf as cpuErf } from "../src/tensor/math.ts";
+import type { DeviceBuffer, View } from "../src/tensor/backend.ts";
+import type { BinaryOp, UnaryOp } from "../src/tensor/op_defs.ts";
 import { type DType, fromBFloat16Bits, toBFloat16Bits } from "../src/tensor/dtype.ts";
 import { ArgumentError, DeviceError } from "../src/tensor/errors.ts";
 import { assertClose, numel, rowMajor } from "./helpers.ts";

@@ -9,6 +9,7 @@ import { assertClose, numel, randomData, rowMajor } from "./helpers.ts";
 import type { Backend, DeviceBuffer, View } from "../src/tensor/backend.ts";
 import type { DType } from "../src/tensor/dtype.ts";
 import { DeviceError } from "../src/tensor/errors.ts";
+import { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "../src/tensor/op_defs.ts";
 import {
   candidatePaths,
   createCudaBackend,
@@ -219,29 +220,7 @@ gpuTest("copy converts dtypes between strided windows", (g) => {
 
 // ------------------------------------------------------------------ elementwise
 
-const UNARY = [
-  "neg",
-  "exp",
-  "log",
-  "sqrt",
-  "rsqrt",
-  "abs",
-  "sign",
-  "sin",
-  "cos",
-  "tanh",
-  "sigmoid",
-  "relu",
-  "gelu",
-  "gelu_tanh",
-  "silu",
-  "softplus",
-  "erf",
-  "reciprocal",
-  "floor",
-  "gelu_grad",
-  "gelu_tanh_grad",
-] as const;
+const UNARY = Object.keys(UNARY_OPS) as UnaryOp[];
 const POSITIVE = new Set(["log", "sqrt", "rsqrt", "reciprocal"]);
 
 for (const dtype of FLOATS) {
@@ -273,7 +252,7 @@ gpuTest("unary on a large contiguous buffer (vector path and tail)", (g) => {
   }
 });
 
-const BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge"] as const;
+const BINARY = Object.keys(BINARY_OPS) as BinaryOp[];
 
 for (const dtype of [...FLOATS, "int32"] as DType[]) {
   gpuTest(`binary ops (${dtype}) on mixed layouts and constants`, (g) => {

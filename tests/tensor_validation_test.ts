@@ -138,6 +138,8 @@ function firstArgument(name: string): unknown {
     concat: [zeros([4, 2])],
     stack: [zeros([4, 2])],
     gradients: [zeros([1])],
+    applyUnary: "exp",
+    applyBinary: "add",
   };
   if (name in table) return table[name];
   const takesFunction = [

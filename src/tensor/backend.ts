@@ -12,8 +12,11 @@
  */
 
 import type { DType, HostArray } from "./dtype.ts";
+import type { BinaryOp, UnaryOp } from "./op_defs.ts";
 import { DeviceError } from "./errors.ts";
 import { checkFunction, describe } from "./validate.ts";
+
+export type { BinaryOp, UnaryOp } from "./op_defs.ts";
 
 /** Opaque storage owned by one backend. */
 export interface DeviceBuffer {
@@ -36,46 +39,6 @@ export interface View {
   /** Element index of the view's first element. */
   readonly offset: number;
 }
-
-/** Elementwise functions of one argument (`gelu_grad`, `gelu_tanh_grad`: the derivatives of the GELUs). */
-export type UnaryOp =
-  | "neg"
-  | "exp"
-  | "log"
-  | "sqrt"
-  | "rsqrt"
-  | "abs"
-  | "sign"
-  | "sin"
-  | "cos"
-  | "tanh"
-  | "sigmoid"
-  | "relu"
-  | "gelu"
-  | "gelu_tanh"
-  | "silu"
-  | "softplus"
-  | "erf"
-  | "reciprocal"
-  | "floor"
-  | "gelu_grad"
-  | "gelu_tanh_grad";
-
-/** Elementwise functions of two arguments. Comparisons produce 1 or 0 in the output dtype. */
-export type BinaryOp =
-  | "add"
-  | "sub"
-  | "mul"
-  | "div"
-  | "pow"
-  | "maximum"
-  | "minimum"
-  | "eq"
-  | "ne"
-  | "lt"
-  | "le"
-  | "gt"
-  | "ge";
 
 /** Reductions over a set of axes. */
 export type ReduceOp = "sum" | "max" | "min" | "prod";
@@ -302,9 +265,12 @@ export interface Backend {
 
   /** Copies `src` into the window `dst` of an existing buffer, converting dtype. Shapes equal. */
   copy(src: View, dst: View): void;
-  /** f(x) elementwise into a new contiguous buffer of `dtype`. */
+  /** The elementwise op `op` (see `op_defs.ts`) into a new contiguous buffer of `dtype`. */
   unary(op: UnaryOp, x: View, dtype: DType): DeviceBuffer;
-  /** f(a, b) elementwise; views have equal shapes; a number stands for a constant operand. */
+  /**
+   * The elementwise op `op` of two operands (see `op_defs.ts`); views have equal shapes; a number
+   * stands for a constant operand. Comparisons give 1 or 0 in `dtype`.
+   */
   binary(op: BinaryOp, a: View | number, b: View | number, shape: readonly number[], dtype: DType): DeviceBuffer;
   /** cond ? a : b elementwise; views have equal shapes; numbers stand for constants. */
   where(cond: View, a: View | number, b: View | number, shape: readonly number[], dtype: DType): DeviceBuffer;

@@ -31,6 +31,7 @@ export {
 } from "./autograd.ts";
 export * from "./creation.ts";
 export * from "./ops_elementwise.ts";
+export * from "./op_defs.ts";
 export * from "./ops_reduce.ts";
 export * from "./ops_shape.ts";
 export * from "./ops_index.ts";

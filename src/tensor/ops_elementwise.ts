@@ -1,6 +1,8 @@
 /**
- * Elementwise operations with NumPy broadcasting, and their gradients (written in tensor ops, so
- * they can be differentiated again).
+ * Elementwise operations with NumPy broadcasting. Each op is defined once in `op_defs.ts` (its
+ * scalar function, kernel and backward rule, written in tensor ops so it can be differentiated
+ * again); {@link applyUnary} and {@link applyBinary} run any of them, and the functions here are
+ * the named entry points.
  *
  * Type rules: two tensors compute in the wider of their dtypes; a plain number takes the tensor's
  * dtype (an int32 tensor combined with a non-integer number computes in float32); float functions
@@ -10,14 +12,16 @@
  * @module
  */
 
-import type { BinaryOp, UnaryOp, View } from "./backend.ts";
+import type { View } from "./backend.ts";
+// op_defs.ts imports this module for its backward rules: read its tables inside functions only.
+import { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "./op_defs.ts";
 import { checkDType, type DType, isFloat, promoteTypes } from "./dtype.ts";
 import { record } from "./autograd.ts";
 import { ArgumentError, DTypeError } from "./errors.ts";
 import { broadcastShapes, shapesEqual } from "./shape.ts";
 import { type Operand, Tensor } from "./tensor.ts";
 import { sumTo } from "./ops_reduce.ts";
-import { checkNumber, checkTensor, describe } from "./validate.ts";
+import { checkNumber, checkOneOf, checkTensor, describe } from "./validate.ts";
 
 /**
  * A view of `t` broadcast to `shape` (stride 0 on new or size-1 axes); no copy.
@@ -73,35 +77,37 @@ function forwardBinary(op: BinaryOp, a: Operand, b: Operand, name: string): Tens
   return Tensor.fromBuffer(backend.binary(op, va, vb, shape, dtype), shape, dtype);
 }
 
-type GradRule = (g: Tensor, out: Tensor) => Tensor;
-
-function binaryWithGrad(
-  op: BinaryOp,
-  a: Operand,
-  b: Operand,
-  saved: Tensor[],
-  ga: GradRule,
-  gb: GradRule,
-  outSaved = false,
-): Tensor {
+/**
+ * Runs the elementwise op `op` of two operands (see `BINARY_OPS`) with NumPy broadcasting,
+ * recording its backward rule; the op computes in the wider dtype of the operands (a number
+ * takes the tensor's dtype).
+ *
+ * @example
+ * ```ts
+ * import { applyBinary } from "./ops_elementwise.ts";
+ * import { tensor } from "./creation.ts";
+ * applyBinary("maximum", tensor([1, 5]), 3).toArray(); // [3, 5]
+ * ```
+ */
+export function applyBinary(op: BinaryOp, a: Operand, b: Operand): Tensor {
+  if (!Object.hasOwn(BINARY_OPS, op)) checkOneOf("applyBinary", "op", op, Object.keys(BINARY_OPS));
   const out = forwardBinary(op, a, b, op);
+  const def = BINARY_OPS[op];
+  if (!def.backward) return out;
+  const [ga, gb] = def.backward;
   const inputs: Tensor[] = [];
   const rules: ((g: Tensor) => Tensor)[] = [];
   if (a instanceof Tensor) {
     inputs.push(a);
-    rules.push((g) => sumTo(ga(g, out), a.shape));
+    rules.push((g) => sumTo(ga(g, a, b, out), a.shape));
   }
   if (b instanceof Tensor) {
     inputs.push(b);
-    rules.push((g) => sumTo(gb(g, out), b.shape));
+    rules.push((g) => sumTo(gb(g, a, b, out), b.shape));
   }
-  return record(
-    op,
-    out,
-    inputs,
-    outSaved ? [...saved, out] : saved,
-    (g, needs) => rules.map((r, i) => needs[i] ? r(g) : null),
-  );
+  const saved = def.saves === "nothing" ? [] : [...inputs];
+  if (def.saves === "operands and output") saved.push(out);
+  return record(op, out, inputs, saved, (g, needs) => rules.map((r, i) => needs[i] ? r(g) : null));
 }
 
 /**
@@ -115,7 +121,7 @@ function binaryWithGrad(
  * ```
  */
 export function add(a: Operand, b: Operand): Tensor {
-  return binaryWithGrad("add", a, b, [], (g) => g, (g) => g);
+  return applyBinary("add", a, b);
 }
 
 /**
@@ -129,7 +135,7 @@ export function add(a: Operand, b: Operand): Tensor {
  * ```
  */
 export function sub(a: Operand, b: Operand): Tensor {
-  return binaryWithGrad("sub", a, b, [], (g) => g, (g) => neg(g));
+  return applyBinary("sub", a, b);
 }
 
 /**
@@ -143,8 +149,7 @@ export function sub(a: Operand, b: Operand): Tensor {
  * ```
  */
 export function mul(a: Operand, b: Operand): Tensor {
-  const saved = [a, b].filter((x): x is Tensor => x instanceof Tensor);
-  return binaryWithGrad("mul", a, b, saved, (g) => mul(g, b), (g) => mul(g, a));
+  return applyBinary("mul", a, b);
 }
 
 /**
@@ -160,15 +165,7 @@ export function mul(a: Operand, b: Operand): Tensor {
 export function div(a: Operand, b: Operand): Tensor {
   if (a instanceof Tensor && !isFloat(a.dtype) && (!(b instanceof Tensor) || !isFloat(b.dtype))) a = cast(a, "float32");
   else if (b instanceof Tensor && !isFloat(b.dtype) && !(a instanceof Tensor)) b = cast(b, "float32");
-  const saved = [a, b].filter((x): x is Tensor => x instanceof Tensor);
-  return binaryWithGrad(
-    "div",
-    a,
-    b,
-    saved,
-    (g) => div(g, b),
-    (g) => neg(div(mul(g, a), mul(b, b))),
-  );
+  return applyBinary("div", a, b);
 }
 
 /**
@@ -182,31 +179,7 @@ export function div(a: Operand, b: Operand): Tensor {
  * ```
  */
 export function pow(a: Operand, b: Operand): Tensor {
-  const saved = [a, b].filter((x): x is Tensor => x instanceof Tensor);
-  return binaryWithGrad(
-    "pow",
-    a,
-    b,
-    saved,
-    (g) => {
-      if (typeof b === "number") {
-        if (b === 0) return mul(g, 0);
-        if (b === 1) return g;
-        if (b === 2) return mul(g, mul(a, 2));
-        return mul(g, mul(pow(a, b - 1), b));
-      }
-      return mul(g, mul(b, pow(a, sub(b, 1))));
-    },
-    (g, out) => mul(g, mul(out, typeof a === "number" ? Math.log(a) : log(a))),
-    true,
-  );
-}
-
-function maskedPair(op: "maximum" | "minimum", a: Operand, b: Operand): Tensor {
-  const saved = [a, b].filter((x): x is Tensor => x instanceof Tensor);
-  // Ties split the gradient evenly (as PyTorch does).
-  const winA = () => add(op === "maximum" ? gt(a, b) : lt(a, b), mul(eq(a, b), 0.5));
-  return binaryWithGrad(op, a, b, saved, (g) => mul(g, winA()), (g) => mul(g, sub(1, winA())));
+  return applyBinary("pow", a, b);
 }
 
 /**
@@ -220,7 +193,7 @@ function maskedPair(op: "maximum" | "minimum", a: Operand, b: Operand): Tensor {
  * ```
  */
 export function maximum(a: Operand, b: Operand): Tensor {
-  return maskedPair("maximum", a, b);
+  return applyBinary("maximum", a, b);
 }
 
 /**
@@ -234,53 +207,58 @@ export function maximum(a: Operand, b: Operand): Tensor {
  * ```
  */
 export function minimum(a: Operand, b: Operand): Tensor {
-  return maskedPair("minimum", a, b);
-}
-
-function compare(op: BinaryOp, a: Operand, b: Operand): Tensor {
-  return forwardBinary(op, a, b, op);
+  return applyBinary("minimum", a, b);
 }
 
 /** Elementwise a == b as 1/0 (no gradient). @example `eq(tensor([1, 2]), 2) // [0, 1]` */
 export function eq(a: Operand, b: Operand): Tensor {
-  return compare("eq", a, b);
+  return applyBinary("eq", a, b);
 }
 /** Elementwise a != b as 1/0 (no gradient). @example `ne(tensor([1, 2]), 2) // [1, 0]` */
 export function ne(a: Operand, b: Operand): Tensor {
-  return compare("ne", a, b);
+  return applyBinary("ne", a, b);
 }
 /** Elementwise a < b as 1/0 (no gradient). @example `lt(tensor([1, 2]), 2) // [1, 0]` */
 export function lt(a: Operand, b: Operand): Tensor {
-  return compare("lt", a, b);
+  return applyBinary("lt", a, b);
 }
 /** Elementwise a <= b as 1/0 (no gradient). @example `le(tensor([1, 2]), 2) // [1, 1]` */
 export function le(a: Operand, b: Operand): Tensor {
-  return compare("le", a, b);
+  return applyBinary("le", a, b);
 }
 /** Elementwise a > b as 1/0 (no gradient). @example `gt(tensor([1, 2]), 1) // [0, 1]` */
 export function gt(a: Operand, b: Operand): Tensor {
-  return compare("gt", a, b);
+  return applyBinary("gt", a, b);
 }
 /** Elementwise a >= b as 1/0 (no gradient). @example `ge(tensor([1, 2]), 2) // [0, 1]` */
 export function ge(a: Operand, b: Operand): Tensor {
-  return compare("ge", a, b);
+  return applyBinary("ge", a, b);
 }
 
 function floatInput(x: Tensor): Tensor {
   return isFloat(x.dtype) ? x : cast(x, "float32");
 }
 
-function unaryForward(op: UnaryOp, x: Tensor): Tensor {
-  return Tensor.fromBuffer(x.backend.unary(op, x, x.dtype), x.shape, x.dtype);
-}
-
-type UnaryRule = (g: Tensor, x: Tensor, y: Tensor) => Tensor | null;
-
-function unary(op: UnaryOp, input: Tensor, rule: UnaryRule, keepInt = false): Tensor {
+/**
+ * Runs the elementwise op `op` of one tensor (see `UNARY_OPS`), recording its backward rule.
+ * int32 tensors are cast to float32 first unless the op keeps integers (`neg`, `abs`, `sign`,
+ * `relu`).
+ *
+ * @example
+ * ```ts
+ * import { applyUnary } from "./ops_elementwise.ts";
+ * import { tensor } from "./creation.ts";
+ * applyUnary("softplus", tensor([0])).toArray(); // [0.693...]
+ * ```
+ */
+export function applyUnary(op: UnaryOp, input: Tensor): Tensor {
+  if (!Object.hasOwn(UNARY_OPS, op)) checkOneOf("applyUnary", "op", op, Object.keys(UNARY_OPS));
   checkTensor(op, "x", input);
-  const x = keepInt ? input : floatInput(input);
-  const y = unaryForward(op, x);
-  return record(op, y, [x], [y], (g) => [rule(g, x, y)]);
+  const def = UNARY_OPS[op];
+  const x = def.keepsInt ? input : floatInput(input);
+  const y = Tensor.fromBuffer(x.backend.unary(op, x, x.dtype), x.shape, x.dtype);
+  const rule = def.backward;
+  return rule ? record(op, y, [x], [y], (g) => [rule(g, x, y)]) : y;
 }
 
 /**
@@ -294,71 +272,68 @@ function unary(op: UnaryOp, input: Tensor, rule: UnaryRule, keepInt = false): Te
  * ```
  */
 export function neg(x: Tensor): Tensor {
-  return unary("neg", x, (g) => neg(g), true);
+  return applyUnary("neg", x);
 }
 
 /** eˣ. @example `exp(tensor([0])) // [1]` */
 export function exp(x: Tensor): Tensor {
-  return unary("exp", x, (g, _x, y) => mul(g, y));
+  return applyUnary("exp", x);
 }
 
 /** Natural logarithm. @example `log(tensor([1])) // [0]` */
 export function log(x: Tensor): Tensor {
-  return unary("log", x, (g, x) => div(g, x));
+  return applyUnary("log", x);
 }
 
 /** √x. @example `sqrt(tensor([4])) // [2]` */
 export function sqrt(x: Tensor): Tensor {
-  return unary("sqrt", x, (g, _x, y) => div(mul(g, 0.5), y));
+  return applyUnary("sqrt", x);
 }
 
 /** 1/√x. @example `rsqrt(tensor([4])) // [0.5]` */
 export function rsqrt(x: Tensor): Tensor {
-  return unary("rsqrt", x, (g, x, y) => mul(g, div(mul(y, -0.5), x)));
+  return applyUnary("rsqrt", x);
 }
 
 /** |x| (gradient sign(x), 0 at 0). @example `abs(tensor([-2])) // [2]` */
 export function abs(x: Tensor): Tensor {
-  return unary("abs", x, (g, x) => mul(g, sign(x)), true);
+  return applyUnary("abs", x);
 }
 
 /** sign(x) ∈ {−1, 0, 1} (zero gradient). @example `sign(tensor([-2, 0, 3])) // [-1, 0, 1]` */
 export function sign(x: Tensor): Tensor {
-  return unaryForward("sign", checkTensor("sign", "x", x));
+  return applyUnary("sign", x);
 }
 
 /** floor(x) (zero gradient). @example `floor(tensor([1.5])) // [1]` */
 export function floor(x: Tensor): Tensor {
-  return unaryForward("floor", floatInput(checkTensor("floor", "x", x)));
+  return applyUnary("floor", x);
 }
 
 /** sin x. @example `sin(tensor([0])) // [0]` */
 export function sin(x: Tensor): Tensor {
-  return unary("sin", x, (g, x) => mul(g, cos(x)));
+  return applyUnary("sin", x);
 }
 
 /** cos x. @example `cos(tensor([0])) // [1]` */
 export function cos(x: Tensor): Tensor {
-  return unary("cos", x, (g, x) => neg(mul(g, sin(x))));
+  return applyUnary("cos", x);
 }
 
 /** tanh x. @example `tanh(tensor([0])) // [0]` */
 export function tanh(x: Tensor): Tensor {
-  return unary("tanh", x, (g, _x, y) => mul(g, sub(1, mul(y, y))));
+  return applyUnary("tanh", x);
 }
 
 /** 1/(1+e⁻ˣ). @example `sigmoid(tensor([0])) // [0.5]` */
 export function sigmoid(x: Tensor): Tensor {
-  return unary("sigmoid", x, (g, _x, y) => mul(g, mul(y, sub(1, y))));
+  return applyUnary("sigmoid", x);
 }
 
 /** max(x, 0) (gradient 0 at 0). @example `relu(tensor([-1, 2])) // [0, 2]` */
 export function relu(x: Tensor): Tensor {
-  return unary("relu", x, (g, x) => mul(g, gt(x, 0)), true);
+  return applyUnary("relu", x);
 }
-
-const SQRT_2_PI = Math.sqrt(2 / Math.PI);
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /**
  * GELU: x·Φ(x) exactly (`"none"`, via erf) or with the tanh approximation (`"tanh"`).
@@ -371,63 +346,31 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
  * ```
  */
 export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
-  if (approximate === "tanh") return unary("gelu_tanh", x, (g, x) => mul(g, geluGrad(x, "tanh")));
+  if (approximate === "tanh") return applyUnary("gelu_tanh", x);
   if (approximate !== "none") {
     throw new ArgumentError("gelu", `approximate must be "none" or "tanh", got ${describe(approximate)}`);
   }
-  return unary("gelu", x, (g, x) => mul(g, geluGrad(x, "none")));
-}
-
-/**
- * The derivative of GELU in one elementwise kernel (the backward of {@link gelu} is `g · geluGrad(x)`),
- * differentiable itself (its derivative is written in tensor ops) for gradients of gradients.
- * Exact form: Φ(x) + x·φ(x); tanh form: 0.5(1 + t) + 0.5·x·(1 − t²)·u′ with t = tanh(u),
- * u = √(2/π)(x + 0.044715x³).
- */
-function geluGrad(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
-  if (approximate === "tanh") {
-    return unary("gelu_tanh_grad", x, (g, x) => {
-      // (1 − t²)·(u′ + 0.5·x·(u″ − 2t·u′²)) with u′ = c(1 + 3a·x²), u″ = 6ca·x.
-      const x2 = mul(x, x);
-      const t = tanh(mul(mul(x, add(mul(x2, 0.044715), 1)), SQRT_2_PI));
-      const du = mul(add(mul(x2, 3 * 0.044715), 1), SQRT_2_PI);
-      const ddu = mul(x, 6 * 0.044715 * SQRT_2_PI);
-      const inner = add(du, mul(mul(x, 0.5), sub(ddu, mul(mul(t, 2), mul(du, du)))));
-      return mul(g, mul(sub(1, mul(t, t)), inner));
-    });
-  }
-  if (approximate !== "none") {
-    throw new ArgumentError("geluGrad", `approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
-  }
-  // d/dx (Φ + xφ) = 2φ − x²φ = φ·(2 − x²).
-  return unary("gelu_grad", x, (g, x) => {
-    const x2 = mul(x, x);
-    const pdf = mul(exp(mul(x2, -0.5)), INV_SQRT_2PI);
-    return mul(g, mul(pdf, sub(2, x2)));
-  });
+  return applyUnary("gelu", x);
 }
 
 /** x·sigmoid(x). @example `silu(tensor([0])) // [0]` */
 export function silu(x: Tensor): Tensor {
-  return unary("silu", x, (g, x) => {
-    const s = sigmoid(x);
-    return mul(g, mul(s, add(mul(x, sub(1, s)), 1)));
-  });
+  return applyUnary("silu", x);
 }
 
 /** log(1+eˣ), stable for large |x|. @example `softplus(tensor([0])) // [0.693...]` */
 export function softplus(x: Tensor): Tensor {
-  return unary("softplus", x, (g, x) => mul(g, sigmoid(x)));
+  return applyUnary("softplus", x);
 }
 
 /** The error function. @example `erf(tensor([0])) // [0]` */
 export function erf(x: Tensor): Tensor {
-  return unary("erf", x, (g, x) => mul(g, mul(exp(neg(mul(x, x))), 2 / Math.sqrt(Math.PI))));
+  return applyUnary("erf", x);
 }
 
 /** 1/x. @example `reciprocal(tensor([4])) // [0.25]` */
 export function reciprocal(x: Tensor): Tensor {
-  return unary("reciprocal", x, (g, _x, y) => neg(mul(g, mul(y, y))));
+  return applyUnary("reciprocal", x);
 }
 
 /**

@@ -1,134 +1,32 @@
 /**
- * Elementwise kernels: unary and binary functions, `where`, and strided copies with dtype
- * conversion. Each walks its operands line by line (see `strided.ts`); the op is chosen by a
- * switch outside the loop, and each case is its own tight loop over typed arrays. Results are
- * computed in double precision and rounded by the store into the output array (float32 storage
- * rounds, int32 storage truncates toward zero and wraps like C).
+ * Elementwise kernels: the unary and binary ops of `op_defs.ts`, `where`, and strided copies
+ * with dtype conversion. Each walks its operands line by line (see `strided.ts`).
+ *
+ * An op's loops are made from its definition the first time it runs: a strided loop over any
+ * typed arrays, and contiguous loops for `Float32Array` and `Float64Array` operands (for a
+ * binary op also with either operand a broadcast scalar). Each loop is compiled as a function of
+ * its own (`new Function`) around the op's scalar function (its expression copied in where it is
+ * a one-line arrow function or a function of `Math`), so V8 sees one callee and, in the
+ * contiguous loops, one array type at each site; one loop shared by every op would call a
+ * different function per op and be deoptimised. Results are computed in
+ * double precision and rounded by the store into the output array (float32 storage rounds,
+ * int32 storage truncates toward zero and wraps like C).
  *
  * @module
  */
 
-import type { BinaryOp, UnaryOp } from "../../tensor/backend.ts";
+import { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "../../tensor/op_defs.ts";
 import { fromBFloat16Bits, toBFloat16Bits } from "../../tensor/dtype.ts";
 import type { NumArray, Operand, StorageArray } from "./buffer.ts";
-import { cpow, erf, gelu, geluGrad, geluTanh, geluTanhGrad, ipow, sigmoid, softplus } from "./math.ts";
 import { linePlan } from "./strided.ts";
 import { contiguousStrides } from "../../tensor/shape.ts";
 
-/**
- * Applies `op` to one strided line: `o[oo + i*os] = op(x[xo + i*xs])` for i in [0, n).
- *
- * @example
- * ```ts
- * import { unaryLine } from "./elementwise.ts";
- * const out = new Float32Array(2);
- * unaryLine("neg", new Float32Array([1, 2]), 0, 1, out, 0, 1, 2); // out = [-1, -2]
- * ```
- */
-export function unaryLine(
-  op: UnaryOp,
-  x: NumArray,
-  xo: number,
-  xs: number,
-  o: NumArray,
-  oo: number,
-  os: number,
-  n: number,
-): void {
-  let j = xo;
-  switch (op) {
-    case "neg":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = -x[j];
-      return;
-    case "exp":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = Math.exp(x[j]);
-      return;
-    case "log":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = Math.log(x[j]);
-      return;
-    case "sqrt":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = Math.sqrt(x[j]);
-      return;
-    case "rsqrt":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = 1 / Math.sqrt(x[j]);
-      return;
-    case "abs":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = Math.abs(x[j]);
-      return;
-    case "sign":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) {
-        const v = x[j];
-        o[i] = v > 0 ? 1 : v < 0 ? -1 : v;
-      }
-      return;
-    case "sin":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = Math.sin(x[j]);
-      return;
-    case "cos":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = Math.cos(x[j]);
-      return;
-    case "tanh":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = Math.tanh(x[j]);
-      return;
-    case "sigmoid":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = sigmoid(x[j]);
-      return;
-    case "relu":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) {
-        const v = x[j];
-        o[i] = v < 0 ? 0 : v;
-      }
-      return;
-    case "gelu":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = gelu(x[j]);
-      return;
-    case "gelu_tanh":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = geluTanh(x[j]);
-      return;
-    case "gelu_grad":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = geluGrad(x[j]);
-      return;
-    case "gelu_tanh_grad":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = geluTanhGrad(x[j]);
-      return;
-    case "silu":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) {
-        const v = x[j];
-        o[i] = v * sigmoid(v);
-      }
-      return;
-    case "softplus":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = softplus(x[j]);
-      return;
-    case "erf":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = erf(x[j]);
-      return;
-    case "reciprocal":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = 1 / x[j];
-      return;
-    case "floor":
-      for (let k = 0, i = oo; k < n; k++, i += os, j += xs) o[i] = Math.floor(x[j]);
-      return;
-    default:
-      throw new Error(`unary: unknown op ${op}`);
-  }
-}
-
-/**
- * Applies `op` to two strided lines: `o[oo + i*os] = op(a[ao + i*as], b[bo + i*bs])`. With
- * `int` set, `mul` and `pow` wrap like C int32 (other ops are exact before the int32 store).
- *
- * @example
- * ```ts
- * import { binaryLine } from "./elementwise.ts";
- * const out = new Float64Array(2);
- * binaryLine("add", false, new Float64Array([1, 2]), 0, 1, new Float64Array([10]), 0, 0, out, 0, 1, 2);
- * // out = [11, 12]
- * ```
- */
-export function binaryLine(
-  op: BinaryOp,
-  int: boolean,
+/** `o[oo + i*os] = f(x[xo + i*xs])` for i in [0, n). */
+type StridedUnary = (x: NumArray, xo: number, xs: number, o: NumArray, oo: number, os: number, n: number) => void;
+/** `o[oo + i] = f(x[xo + i])` for i in [0, n), on arrays of one class. */
+type ContiguousUnary<A> = (x: A, xo: number, o: A, oo: number, n: number) => void;
+/** `o[oo + i*os] = f(a[ao + i*as], b[bo + i*bs])` for i in [0, n). */
+type StridedBinary = (
   a: NumArray,
   ao: number,
   as: number,
@@ -139,233 +37,206 @@ export function binaryLine(
   oo: number,
   os: number,
   n: number,
-): void {
-  let ja = ao;
-  let jb = bo;
-  switch (op) {
-    case "add":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] + b[jb];
-      return;
-    case "sub":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] - b[jb];
-      return;
-    case "mul":
-      if (int) {
-        for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = Math.imul(a[ja], b[jb]);
-      } else {
-        for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] * b[jb];
-      }
-      return;
-    case "div":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] / b[jb];
-      return;
-    case "pow":
-      if (int) {
-        for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = ipow(a[ja], b[jb]);
-      } else {
-        for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = cpow(a[ja], b[jb]);
-      }
-      return;
-    case "maximum":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = Math.max(a[ja], b[jb]);
-      return;
-    case "minimum":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = Math.min(a[ja], b[jb]);
-      return;
-    case "eq":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] === b[jb] ? 1 : 0;
-      return;
-    case "ne":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] !== b[jb] ? 1 : 0;
-      return;
-    case "lt":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] < b[jb] ? 1 : 0;
-      return;
-    case "le":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] <= b[jb] ? 1 : 0;
-      return;
-    case "gt":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] > b[jb] ? 1 : 0;
-      return;
-    case "ge":
-      for (let k = 0, i = oo; k < n; k++, i += os, ja += as, jb += bs) o[i] = a[ja] >= b[jb] ? 1 : 0;
-      return;
-    default:
-      throw new Error(`binary: unknown op ${op}`);
-  }
+) => void;
+/** `o[oo + i] = f(a[ao + i], b[bo + i])` for i in [0, n), on arrays of one class. */
+type ContiguousBinary<A> = (a: A, ao: number, b: A, bo: number, o: A, oo: number, n: number) => void;
+
+/** The loops of a binary op on arrays of one class: both operands contiguous, or one a scalar. */
+interface ContiguousBinaryLoops<A> {
+  /** Both operands contiguous. */
+  readonly vv: ContiguousBinary<A>;
+  /** `b` is the scalar `b[bo]`. */
+  readonly vs: ContiguousBinary<A>;
+  /** `a` is the scalar `a[ao]`. */
+  readonly sv: ContiguousBinary<A>;
 }
 
 /**
- * Float32 contiguous fast path of {@linkcode unaryLine} (every array a `Float32Array`, unit
- * strides): its loops only ever see one array type, so V8 compiles them monomorphic. Returns
- * false for ops it does not specialise (the caller then uses `unaryLine`).
+ * The loops of one unary op.
  *
  * @example
  * ```ts
- * import { unaryLineF32 } from "./elementwise.ts";
+ * import { unaryLoops } from "./elementwise.ts";
  * const out = new Float32Array(2);
- * unaryLineF32("relu", new Float32Array([-1, 2]), 0, out, 0, 2); // true; out = [0, 2]
+ * unaryLoops("neg").f32(new Float32Array([1, 2]), 0, out, 0, 2); // out = [-1, -2]
  * ```
  */
-export function unaryLineF32(
-  op: UnaryOp,
-  x: Float32Array,
-  xo: number,
-  o: Float32Array,
-  oo: number,
-  n: number,
-): boolean {
-  const d = xo - oo;
-  const end = oo + n;
-  switch (op) {
-    case "neg":
-      for (let i = oo; i < end; i++) o[i] = -x[i + d];
-      return true;
-    case "exp":
-      for (let i = oo; i < end; i++) o[i] = Math.exp(x[i + d]);
-      return true;
-    case "log":
-      for (let i = oo; i < end; i++) o[i] = Math.log(x[i + d]);
-      return true;
-    case "sqrt":
-      for (let i = oo; i < end; i++) o[i] = Math.sqrt(x[i + d]);
-      return true;
-    case "rsqrt":
-      for (let i = oo; i < end; i++) o[i] = 1 / Math.sqrt(x[i + d]);
-      return true;
-    case "abs":
-      for (let i = oo; i < end; i++) o[i] = Math.abs(x[i + d]);
-      return true;
-    case "tanh":
-      for (let i = oo; i < end; i++) o[i] = Math.tanh(x[i + d]);
-      return true;
-    case "sigmoid":
-      for (let i = oo; i < end; i++) o[i] = sigmoid(x[i + d]);
-      return true;
-    case "relu":
-      for (let i = oo; i < end; i++) {
-        const v = x[i + d];
-        o[i] = v < 0 ? 0 : v;
-      }
-      return true;
-    case "silu":
-      for (let i = oo; i < end; i++) {
-        const v = x[i + d];
-        o[i] = v * sigmoid(v);
-      }
-      return true;
-    case "reciprocal":
-      for (let i = oo; i < end; i++) o[i] = 1 / x[i + d];
-      return true;
-    default:
-      return false;
-  }
+export interface UnaryLoops {
+  /** Any arrays, any steps. */
+  readonly strided: StridedUnary;
+  /** Contiguous float32. */
+  readonly f32: ContiguousUnary<Float32Array>;
+  /** Contiguous float64. */
+  readonly f64: ContiguousUnary<Float64Array>;
 }
 
 /**
- * Float32 fast path of {@linkcode binaryLine} for arithmetic ops: every array a `Float32Array`,
- * unit output stride, each input either unit stride or a broadcast scalar (stride 0). Returns
- * false when it does not apply (the caller then uses `binaryLine`).
+ * The loops of one binary op.
  *
  * @example
  * ```ts
- * import { binaryLineF32 } from "./elementwise.ts";
- * const out = new Float32Array(2);
- * binaryLineF32("mul", new Float32Array([1, 2]), 0, 1, new Float32Array([3]), 0, 0, out, 0, 2); // out = [3, 6]
+ * import { binaryLoops } from "./elementwise.ts";
+ * const out = new Float64Array(2);
+ * binaryLoops("add").f64.vs(new Float64Array([1, 2]), 0, new Float64Array([10]), 0, out, 0, 2); // out = [11, 12]
  * ```
  */
-export function binaryLineF32(
-  op: BinaryOp,
-  a: Float32Array,
-  ao: number,
-  as: number,
-  b: Float32Array,
-  bo: number,
-  bs: number,
-  o: Float32Array,
-  oo: number,
-  n: number,
-): boolean {
-  const end = oo + n;
-  if (as === 1 && bs === 1) {
-    const da = ao - oo;
-    const db = bo - oo;
-    switch (op) {
-      case "add":
-        for (let i = oo; i < end; i++) o[i] = a[i + da] + b[i + db];
-        return true;
-      case "sub":
-        for (let i = oo; i < end; i++) o[i] = a[i + da] - b[i + db];
-        return true;
-      case "mul":
-        for (let i = oo; i < end; i++) o[i] = a[i + da] * b[i + db];
-        return true;
-      case "div":
-        for (let i = oo; i < end; i++) o[i] = a[i + da] / b[i + db];
-        return true;
-      case "maximum":
-        for (let i = oo; i < end; i++) o[i] = Math.max(a[i + da], b[i + db]);
-        return true;
-      case "minimum":
-        for (let i = oo; i < end; i++) o[i] = Math.min(a[i + da], b[i + db]);
-        return true;
-      default:
-        return false;
+export interface BinaryLoops {
+  /** Any arrays, any steps. */
+  readonly strided: StridedBinary;
+  /** Any arrays, any steps, with int32 arithmetic where the op has its own (`mul` and `pow` wrap like C). */
+  readonly int: StridedBinary;
+  /** Contiguous float32. */
+  readonly f32: ContiguousBinaryLoops<Float32Array>;
+  /** Contiguous float64. */
+  readonly f64: ContiguousBinaryLoops<Float64Array>;
+}
+
+/** An arrow function of one expression: `(a, b) => a + b`, `x => -x` (as `Function.toString` prints it). */
+const ARROW = /^\(?\s*([\w$,\s]*?)\s*\)?\s*=>\s*([^{\s][\s\S]*)$/;
+/** Names an inlined body may use besides its parameters (property names and numbers are removed first). */
+const GLOBALS = new Set(["Math", "NaN", "Infinity"]);
+/** The name of each function of `Math` (`Math.exp` → "exp"). */
+const MATH_NAMES = new Map(
+  Object.getOwnPropertyNames(Math)
+    .map((name) => [(Math as unknown as Record<string, unknown>)[name], name] as const)
+    .filter(([fn]) => typeof fn === "function"),
+);
+
+/**
+ * The source of `f` applied to the argument expressions `args` inside a loop: `bind` declares
+ * the parameters and `value` is the result. A function of `Math` is called by its name, and an
+ * arrow function of one expression in its parameters (and `Math`) alone is copied into the loop,
+ * so the arithmetic compiles inline; otherwise the loop calls `f` (V8 inlines that call too, at a
+ * small cost per element that only the cheapest ops notice).
+ */
+function application(f: (...args: number[]) => number, args: readonly string[]): { bind: string; value: string } {
+  const math = MATH_NAMES.get(f);
+  if (math) return { bind: "", value: `Math.${math}(${args.join(", ")})` };
+  const m = ARROW.exec(Function.prototype.toString.call(f));
+  if (m) {
+    const params = m[1].split(",").map((p) => p.trim()).filter((p) => p !== "");
+    const expr = m[2].trim();
+    const names = expr.replace(/\.\s*[A-Za-z_$][\w$]*/g, "").replace(/\b\d[\d.]*(?:e[+-]?\d+)?/gi, "")
+      .match(/[A-Za-z_$][\w$]*/g) ?? [];
+    const bindable = params.length === args.length && params.every((p) => /^[A-Za-z_][\w]*$/.test(p));
+    if (bindable && names.every((name) => params.includes(name) || GLOBALS.has(name))) {
+      return { bind: `const ${params.map((p, k) => `${p} = ${args[k]}`).join(", ")};`, value: `(${expr})` };
     }
   }
-  if (as === 1 && bs === 0) {
-    const da = ao - oo;
-    const c = b[bo];
-    switch (op) {
-      case "add":
-        for (let i = oo; i < end; i++) o[i] = a[i + da] + c;
-        return true;
-      case "sub":
-        for (let i = oo; i < end; i++) o[i] = a[i + da] - c;
-        return true;
-      case "mul":
-        for (let i = oo; i < end; i++) o[i] = a[i + da] * c;
-        return true;
-      case "div":
-        for (let i = oo; i < end; i++) o[i] = a[i + da] / c;
-        return true;
-      case "maximum":
-        for (let i = oo; i < end; i++) o[i] = Math.max(a[i + da], c);
-        return true;
-      case "minimum":
-        for (let i = oo; i < end; i++) o[i] = Math.min(a[i + da], c);
-        return true;
-      default:
-        return false;
-    }
-  }
-  if (as === 0 && bs === 1) {
-    const c = a[ao];
-    const db = bo - oo;
-    switch (op) {
-      case "add":
-        for (let i = oo; i < end; i++) o[i] = c + b[i + db];
-        return true;
-      case "sub":
-        for (let i = oo; i < end; i++) o[i] = c - b[i + db];
-        return true;
-      case "mul":
-        for (let i = oo; i < end; i++) o[i] = c * b[i + db];
-        return true;
-      case "div":
-        for (let i = oo; i < end; i++) o[i] = c / b[i + db];
-        return true;
-      case "maximum":
-        for (let i = oo; i < end; i++) o[i] = Math.max(c, b[i + db]);
-        return true;
-      case "minimum":
-        for (let i = oo; i < end; i++) o[i] = Math.min(c, b[i + db]);
-        return true;
-      default:
-        return false;
-    }
-  }
-  return false;
+  return { bind: "", value: `f(${args.join(", ")})` };
+}
+
+/**
+ * Compiles `function name(params) { head; for (loop) { $o[$i] = f(args) } }` around the scalar
+ * function `f` (see {@link application}). The name is unique per op and loop, so V8 never shares
+ * one compiled function (and its type feedback) between two ops; loop variables start with `$`
+ * so that they cannot meet an inlined body's names.
+ */
+function compile<T>(
+  name: string,
+  f: (...args: number[]) => number,
+  loop: { params: string; head: string; loop: string; args: readonly string[] },
+): T {
+  const { bind, value } = application(f, loop.args);
+  const body = `${loop.head} for (${loop.loop}) { ${bind} $o[$i] = ${value}; }`;
+  return new Function("f", `"use strict"; return function ${name}(${loop.params}) { ${body} };`)(f) as T;
+}
+
+const UNARY_STRIDED = {
+  params: "$x, $xo, $xs, $o, $oo, $os, $n",
+  head: "",
+  loop: "let $k = 0, $i = $oo, $j = $xo; $k < $n; $k++, $i += $os, $j += $xs",
+  args: ["$x[$j]"],
+};
+const UNARY_CONTIGUOUS = {
+  params: "$x, $xo, $o, $oo, $n",
+  head: "const $d = $xo - $oo; const $end = $oo + $n;",
+  loop: "let $i = $oo; $i < $end; $i++",
+  args: ["$x[$i + $d]"],
+};
+const BINARY_STRIDED = {
+  params: "$a, $ao, $as, $b, $bo, $bs, $o, $oo, $os, $n",
+  head: "",
+  loop: "let $k = 0, $i = $oo, $ja = $ao, $jb = $bo; $k < $n; $k++, $i += $os, $ja += $as, $jb += $bs",
+  args: ["$a[$ja]", "$b[$jb]"],
+};
+const CONTIGUOUS = "$a, $ao, $b, $bo, $o, $oo, $n";
+const UPTO = "let $i = $oo; $i < $end; $i++";
+const BINARY_CONTIGUOUS = {
+  vv: {
+    params: CONTIGUOUS,
+    head: "const $da = $ao - $oo; const $db = $bo - $oo; const $end = $oo + $n;",
+    loop: UPTO,
+    args: ["$a[$i + $da]", "$b[$i + $db]"],
+  },
+  vs: {
+    params: CONTIGUOUS,
+    head: "const $da = $ao - $oo; const $c = $b[$bo]; const $end = $oo + $n;",
+    loop: UPTO,
+    args: ["$a[$i + $da]", "$c"],
+  },
+  sv: {
+    params: CONTIGUOUS,
+    head: "const $c = $a[$ao]; const $db = $bo - $oo; const $end = $oo + $n;",
+    loop: UPTO,
+    args: ["$c", "$b[$i + $db]"],
+  },
+};
+
+const unaryCache = new Map<UnaryOp, UnaryLoops>();
+const binaryCache = new Map<BinaryOp, BinaryLoops>();
+
+/**
+ * The loops of the unary op `op`, compiled at first use.
+ *
+ * @example
+ * ```ts
+ * import { unaryLoops } from "./elementwise.ts";
+ * const out = new Float64Array(1);
+ * unaryLoops("exp").strided(new Float64Array([0, 1]), 1, 1, out, 0, 1, 1); // out = [e]
+ * ```
+ */
+export function unaryLoops(op: UnaryOp): UnaryLoops {
+  let loops = unaryCache.get(op);
+  if (loops) return loops;
+  const { kernel, f } = UNARY_OPS[op];
+  loops = {
+    strided: compile(kernel, f, UNARY_STRIDED),
+    f32: compile(`${kernel}_f32`, f, UNARY_CONTIGUOUS),
+    f64: compile(`${kernel}_f64`, f, UNARY_CONTIGUOUS),
+  };
+  unaryCache.set(op, loops);
+  return loops;
+}
+
+/**
+ * The loops of the binary op `op`, compiled at first use.
+ *
+ * @example
+ * ```ts
+ * import { binaryLoops } from "./elementwise.ts";
+ * const out = new Int32Array(1);
+ * binaryLoops("mul").int(new Int32Array([65536]), 0, 0, new Int32Array([65536]), 0, 0, out, 0, 1, 1); // out = [0]
+ * ```
+ */
+export function binaryLoops(op: BinaryOp): BinaryLoops {
+  let loops = binaryCache.get(op);
+  if (loops) return loops;
+  const { kernel, f, int } = BINARY_OPS[op];
+  const of = <A>(suffix: string): ContiguousBinaryLoops<A> => ({
+    vv: compile(`${kernel}_${suffix}`, f, BINARY_CONTIGUOUS.vv),
+    vs: compile(`${kernel}_${suffix}_vs`, f, BINARY_CONTIGUOUS.vs),
+    sv: compile(`${kernel}_${suffix}_sv`, f, BINARY_CONTIGUOUS.sv),
+  });
+  const stridedLoop = compile<StridedBinary>(kernel, f, BINARY_STRIDED);
+  loops = {
+    strided: stridedLoop,
+    int: int ? compile(`${kernel}_i32`, int, BINARY_STRIDED) : stridedLoop,
+    f32: of<Float32Array>("f32"),
+    f64: of<Float64Array>("f64"),
+  };
+  binaryCache.set(op, loops);
+  return loops;
 }
 
 /**
@@ -383,24 +254,20 @@ export function unaryInto(op: UnaryOp, x: Operand, shape: readonly number[], out
   const pos = plan.walker.pos;
   const [os, xs] = plan.inner;
   const xd = x.data;
-  if (out instanceof Float32Array && xd instanceof Float32Array && os === 1 && xs === 1 && plan.count > 0) {
-    if (unaryLineF32(op, xd, pos[1], out, pos[0], plan.n)) {
-      for (let l = 1; l < plan.count; l++) {
-        plan.walker.next();
-        unaryLineF32(op, xd, pos[1], out, pos[0], plan.n);
-      }
-      return;
-    }
-  }
+  const loops = unaryLoops(op);
+  const contiguous = os === 1 && xs === 1 && xd.constructor === out.constructor
+    ? out instanceof Float32Array ? loops.f32 : out instanceof Float64Array ? loops.f64 : null
+    : null;
   for (let l = 0; l < plan.count; l++) {
-    unaryLine(op, xd, pos[1], xs, out, pos[0], os, plan.n);
+    if (contiguous) contiguous(xd as never, pos[1], out as never, pos[0], plan.n);
+    else loops.strided(xd, pos[1], xs, out, pos[0], os, plan.n);
     plan.walker.next();
   }
 }
 
 /**
- * Computes `op(a, b)` elementwise over `shape` into the contiguous array `out` (see
- * {@linkcode binaryLine} for `int`).
+ * Computes `op(a, b)` elementwise over `shape` into the contiguous array `out`; with `int` set,
+ * in the op's int32 arithmetic (see {@linkcode BinaryLoops}).
  *
  * @example
  * ```ts
@@ -423,20 +290,22 @@ export function binaryInto(
   const [os, as, bs] = plan.inner;
   const ad = a.data;
   const bd = b.data;
-  if (
-    out instanceof Float32Array && ad instanceof Float32Array && bd instanceof Float32Array && os === 1 &&
-    plan.count > 0
-  ) {
-    if (binaryLineF32(op, ad, pos[1], as, bd, pos[2], bs, out, pos[0], plan.n)) {
-      for (let l = 1; l < plan.count; l++) {
-        plan.walker.next();
-        binaryLineF32(op, ad, pos[1], as, bd, pos[2], bs, out, pos[0], plan.n);
-      }
-      return;
+  const loops = binaryLoops(op);
+  let contiguous: ContiguousBinary<never> | null = null;
+  if (!int && os === 1 && ad.constructor === out.constructor && bd.constructor === out.constructor) {
+    const typed = out instanceof Float32Array ? loops.f32 : out instanceof Float64Array ? loops.f64 : null;
+    if (typed) {
+      contiguous = as === 1
+        ? (bs === 1 ? typed.vv : bs === 0 ? typed.vs : null)
+        : as === 0 && bs === 1
+        ? typed.sv
+        : null;
     }
   }
+  const strided = int ? loops.int : loops.strided;
   for (let l = 0; l < plan.count; l++) {
-    binaryLine(op, int, ad, pos[1], as, bd, pos[2], bs, out, pos[0], os, plan.n);
+    if (contiguous) contiguous(ad as never, pos[1], bd as never, pos[2], out as never, pos[0], plan.n);
+    else strided(ad, pos[1], as, bd, pos[2], bs, out, pos[0], os, plan.n);
     plan.walker.next();
   }
 }

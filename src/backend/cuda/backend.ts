@@ -26,6 +26,7 @@ import type {
   UnaryOp,
   View,
 } from "../../tensor/backend.ts";
+import { BINARY_OPS, UNARY_OPS } from "../../tensor/op_defs.ts";
 import { type DType, type HostArray, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { ArgumentError, DeviceError, DTypeError, PatchworkError } from "../../tensor/errors.ts";
 import { type AllocatorStats, CachingAllocator } from "./allocator.ts";
@@ -51,53 +52,12 @@ import type { CompiledKernel } from "./nvrtc.ts";
 import { loadNvrtc } from "./nvrtc.ts";
 import { KernelParams } from "./params.ts";
 import { bandCoefficients, bandWords, planStencil, STENCIL_THREADS } from "./stencil.ts";
+import { SFX } from "./device.ts";
+import { elementwiseKernel, whereKernel } from "./elementwise.ts";
 
-const SFX: Readonly<Record<DType, string>> = { float32: "f32", float64: "f64", bfloat16: "bf16", int32: "i32" };
-const DTYPE_INDEX: Readonly<Record<DType, number>> = { float32: 0, float64: 1, bfloat16: 2, int32: 3 };
 const ITEM: Readonly<Record<DType, number>> = { float32: 4, float64: 8, bfloat16: 2, int32: 4 };
 /** Elements per 16-byte vector in the contiguous elementwise kernels. */
 const VEC: Readonly<Record<DType, number>> = { float32: 4, float64: 2, bfloat16: 8, int32: 4 };
-
-/** Op codes of the strided elementwise kernels (order of PW_UNARY_OPS in kernels/elementwise.cu). */
-const UNARY_CODES: Readonly<Record<UnaryOp, number>> = {
-  neg: 0,
-  exp: 1,
-  log: 2,
-  sqrt: 3,
-  rsqrt: 4,
-  abs: 5,
-  sign: 6,
-  sin: 7,
-  cos: 8,
-  tanh: 9,
-  sigmoid: 10,
-  relu: 11,
-  gelu: 12,
-  gelu_tanh: 13,
-  silu: 14,
-  softplus: 15,
-  erf: 16,
-  reciprocal: 17,
-  floor: 18,
-  gelu_grad: 19,
-  gelu_tanh_grad: 20,
-};
-/** Op codes of PW_BINARY_OPS in kernels/elementwise.cu. */
-const BINARY_CODES: Readonly<Record<BinaryOp, number>> = {
-  add: 0,
-  sub: 1,
-  mul: 2,
-  div: 3,
-  pow: 4,
-  maximum: 5,
-  minimum: 6,
-  eq: 7,
-  ne: 8,
-  lt: 9,
-  le: 10,
-  gt: 11,
-  ge: 12,
-};
 
 const CUDA_ERROR_NOT_FOUND = 500;
 const MAX_DIMS = 8;
@@ -312,8 +272,6 @@ export class CudaBackend implements Backend {
   readonly #params = new KernelParams();
   readonly #modules = new Map<KernelFamily, Deno.PointerValue[]>();
   readonly #fns = new Map<string, Deno.PointerValue>();
-  readonly #unaryFns: Deno.PointerValue[] = [];
-  readonly #binaryFns: Deno.PointerValue[] = [];
   readonly #fnOut = new BigUint64Array(1);
   readonly #maxBlocks: number;
   /** Opt-in limit of dynamic shared memory per block, and the functions already raised to it. */
@@ -747,24 +705,23 @@ export class CudaBackend implements Backend {
 
   /** f(x) elementwise. */
   unary(op: UnaryOp, x: View, dtype: DType): DeviceBuffer {
-    const code = UNARY_CODES[op];
-    if (code === undefined) throw new ArgumentError("unary", `unknown op ${op}`);
+    if (!Object.hasOwn(UNARY_OPS, op)) throw new ArgumentError("unary", `unknown op ${op}`);
+    const kernel = UNARY_OPS[op].kernel;
     const n = numel(x.shape);
     const out = this.#newBuffer(n, dtype);
     if (n === 0) return out;
     const { raw, temp } = this.#as(x, dtype, op);
-    const sfx = SFX[dtype], isz = ITEM[dtype];
+    const isz = ITEM[dtype];
     const p = this.#params;
     if (isContiguous(raw.shape, raw.strides) && raw.ptr % 16 === 0) {
       p.ptr(0, raw.ptr);
       p.ptr(1, out.ptr);
       p.u64(2, n);
-      const key = code * 4 + DTYPE_INDEX[dtype];
-      const fn = this.#unaryFns[key] ?? (this.#unaryFns[key] = this.#fn("elementwise", `unary_${op}_${sfx}`));
+      const fn = this.#fn("elementwise", elementwiseKernel(kernel, dtype, false));
       this.#launch(fn, this.#grid(Math.ceil(n / VEC[dtype])), 256);
     } else {
       const c = collapse(raw.shape, [raw.strides]);
-      const fn = this.#fn("elementwise", `unary_strided_${sfx}`);
+      const fn = this.#fn("elementwise", elementwiseKernel(kernel, dtype, true));
       forChunks(c.shape, c.strides, (shape, strides, offs, start) => {
         const m = numel(shape);
         p.ptr(0, raw.ptr + offs[0] * isz);
@@ -772,7 +729,6 @@ export class CudaBackend implements Backend {
         p.u32(2, m);
         p.shape8(3, shape);
         p.strides8(4, strides[0]);
-        p.i32(5, code);
         this.#launch(fn, this.#grid(m), 256);
       });
     }
@@ -782,8 +738,8 @@ export class CudaBackend implements Backend {
 
   /** f(a, b) elementwise (numbers stand for constants). */
   binary(op: BinaryOp, a: View | number, b: View | number, shape: readonly number[], dtype: DType): DeviceBuffer {
-    const code = BINARY_CODES[op];
-    if (code === undefined) throw new ArgumentError("binary", `unknown op ${op}`);
+    if (!Object.hasOwn(BINARY_OPS, op)) throw new ArgumentError("binary", `unknown op ${op}`);
+    const kernel = BINARY_OPS[op].kernel;
     const n = numel(shape);
     const out = this.#newBuffer(n, dtype);
     if (n === 0) return out;
@@ -802,7 +758,7 @@ export class CudaBackend implements Backend {
     } else {
       ({ raw: rb, temp: tb } = this.#as(b, dtype, op));
     }
-    const sfx = SFX[dtype], isz = ITEM[dtype];
+    const isz = ITEM[dtype];
     const p = this.#params;
     const contA = ra === null || (isContiguous(ra.shape, ra.strides) && ra.ptr % 16 === 0);
     const contB = rb === null || (isContiguous(rb.shape, rb.strides) && rb.ptr % 16 === 0);
@@ -814,13 +770,15 @@ export class CudaBackend implements Backend {
       p.f64(4, sa);
       p.f64(5, sb);
       p.u32(6, flags);
-      const key = code * 4 + DTYPE_INDEX[dtype];
-      const fn = this.#binaryFns[key] ?? (this.#binaryFns[key] = this.#fn("elementwise", `binary_${op}_${sfx}`));
-      this.#launch(fn, this.#grid(Math.ceil(n / VEC[dtype])), 256);
+      this.#launch(
+        this.#fn("elementwise", elementwiseKernel(kernel, dtype, false)),
+        this.#grid(Math.ceil(n / VEC[dtype])),
+        256,
+      );
     } else {
       const zeros = new Array<number>(shape.length).fill(0);
       const c = collapse(shape, [ra ? ra.strides : zeros, rb ? rb.strides : zeros]);
-      const fn = this.#fn("elementwise", `binary_strided_${sfx}`);
+      const fn = this.#fn("elementwise", elementwiseKernel(kernel, dtype, true));
       forChunks(c.shape, c.strides, (sh, strides, offs, start) => {
         const m = numel(sh);
         p.ptr(0, ra ? ra.ptr + offs[0] * isz : 0);
@@ -833,7 +791,6 @@ export class CudaBackend implements Backend {
         p.f64(7, sa);
         p.f64(8, sb);
         p.u32(9, flags);
-        p.i32(10, code);
         this.#launch(fn, this.#grid(m), 256);
       });
     }
@@ -859,7 +816,7 @@ export class CudaBackend implements Backend {
       flags |= 2;
       sb = b;
     } else ({ raw: rb, temp: tb } = this.#as(b, dtype, "where"));
-    const csfx = SFX[rc.dtype], sfx = SFX[dtype], isz = ITEM[dtype], csz = ITEM[rc.dtype];
+    const isz = ITEM[dtype], csz = ITEM[rc.dtype];
     const p = this.#params;
     const cont = isContiguous(rc.shape, rc.strides) && (ra === null || isContiguous(ra.shape, ra.strides)) &&
       (rb === null || isContiguous(rb.shape, rb.strides));
@@ -872,11 +829,11 @@ export class CudaBackend implements Backend {
       p.f64(5, sa);
       p.f64(6, sb);
       p.u32(7, flags);
-      this.#launch(this.#fn("elementwise", `where_${csfx}_${sfx}`), this.#grid(n), 256);
+      this.#launch(this.#fn("elementwise", whereKernel(rc.dtype, dtype, false)), this.#grid(n), 256);
     } else {
       const zeros = new Array<number>(shape.length).fill(0);
       const c = collapse(shape, [rc.strides, ra ? ra.strides : zeros, rb ? rb.strides : zeros]);
-      const fn = this.#fn("elementwise", `where_strided_${csfx}_${sfx}`);
+      const fn = this.#fn("elementwise", whereKernel(rc.dtype, dtype, true));
       forChunks(c.shape, c.strides, (sh, strides, offs, start) => {
         const m = numel(sh);
         p.ptr(0, rc.ptr + offs[0] * csz);

@@ -1,7 +1,9 @@
 /**
- * Scalar functions the CPU kernels call per element, in double precision: the error function
- * (fdlibm's `s_erf.c` rational approximations, accurate to about 1 ulp), numerically stable
- * sigmoid and softplus, and both GELU forms.
+ * Scalar functions of the elementwise ops, in double precision: the error function (fdlibm's
+ * `s_erf.c` rational approximations, accurate to about 1 ulp), numerically stable sigmoid and
+ * softplus, both GELU forms and their derivatives, and C's `pow` for floats and int32. An op's
+ * definition (`op_defs.ts`) names its function here; the CPU backend runs it per element and the
+ * CUDA kernels compute the same function.
  *
  * @module
  */
