@@ -1,7 +1,7 @@
 /**
- * Host side of the banded-operator kernels (kernels/stencil.cu): how a strided view is laid out
- * for them and how an operator travels as kernel parameters. Pure functions, so they are tested
- * without a GPU; `CudaBackend.stencil` launches with them.
+ * Host side of the banded-operator kernels (kernels/stencil.cu): the launch ({@link stencil}), and
+ * how a strided view is laid out for the kernels and how an operator travels as kernel parameters
+ * (pure functions, tested without a GPU).
  *
  * The kernels see the input as `[outer, n, inner]` with one element stride per group, the operator
  * acting along `n`; a view whose axes before (or after) the operator axis do not merge into one
@@ -13,9 +13,14 @@
  * @module
  */
 
-import type { BandedOperator } from "../../tensor/backend.ts";
+import type { BandedOperator, View } from "../../tensor/backend.ts";
 import { MAX_BANDED_COEFFICIENTS } from "../../tensor/backend.ts";
-import { DeviceError } from "../../tensor/errors.ts";
+import type { DType } from "../../tensor/dtype.ts";
+import { DeviceError, DTypeError } from "../../tensor/errors.ts";
+import { sizeOf } from "../../tensor/shape.ts";
+import { normalizeAxis } from "../../tensor/validate.ts";
+import { type CudaBuffer, type CudaDevice, SFX } from "./device.ts";
+import { contiguous, materialize, operand } from "./transfer.ts";
 
 /**
  * Threads per block of the stencil kernels.
@@ -160,4 +165,64 @@ export function bandCoefficients(op: BandedOperator): number[] {
     );
   }
   return all;
+}
+
+/**
+ * The banded operator `op` along `axis` of `x` (+ `add`) in one launch (see `Backend.stencil`),
+ * summed in float64 in the CPU backend's order, into a new buffer of float `dtype`.
+ *
+ * @example
+ * ```ts
+ * import { stencil } from "./stencil.ts";
+ * // const y = stencil(dev, view, 1, op, null, "float64");
+ * ```
+ */
+export function stencil(
+  dev: CudaDevice,
+  x: View,
+  axis: number,
+  op: BandedOperator,
+  add: View | null,
+  dtype: DType,
+): CudaBuffer {
+  if (dtype !== "float32" && dtype !== "float64" && dtype !== "bfloat16") {
+    throw new DTypeError("stencil", `${dtype} output; use a float dtype`);
+  }
+  const ax = normalizeAxis("stencil", axis, x.shape.length);
+  const size = sizeOf(x.shape);
+  const out = dev.newBuffer(size, dtype);
+  if (size === 0) return out;
+  const coefs = bandCoefficients(op);
+  let { raw, temp } = operand(dev, x, dtype, "stencil");
+  let plan = planStencil(raw.shape, raw.strides, ax);
+  if (!plan) {
+    const m = materialize(dev, raw, dtype);
+    dev.release(temp);
+    ({ raw, temp } = m);
+    plan = planStencil(raw.shape, raw.strides, ax)!;
+  }
+  let addPtr = 0;
+  const addTemps: (CudaBuffer | null)[] = [];
+  if (add) {
+    const a = operand(dev, add, dtype, "stencil");
+    const c = contiguous(dev, a.raw);
+    addPtr = c.raw.ptr;
+    addTemps.push(a.temp, c.temp);
+  }
+  const p = dev.params;
+  p.ptr(0, raw.ptr);
+  p.ptr(1, out.ptr);
+  p.ptr(2, addPtr);
+  p.u32s(3, plan.dims);
+  p.strides8(4, plan.strides);
+  p.u32s(5, bandWords(op));
+  p.f64s(6, coefs); // struct BandCoefs (2 KiB) runs on through slot 13: it must stay the last parameter
+  dev.launch(
+    dev.kernel("stencil", `stencil_${SFX[dtype]}`),
+    Math.max(1, Math.min(plan.tiles, dev.maxBlocks)),
+    STENCIL_THREADS,
+  );
+  dev.release(temp);
+  for (const t of addTemps) dev.release(t);
+  return out;
 }

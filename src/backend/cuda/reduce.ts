@@ -1,0 +1,303 @@
+/**
+ * The CUDA backend's reductions along axes: sums, products, maxima and minima over any set of
+ * axes (kernels/reduce.cu, in one or two passes), arg-max/min along an axis, softmax and
+ * log-softmax (kernels/softmax.cu) and inclusive prefix sums (kernels/scan.cu).
+ *
+ * A reduction merges the kept and the reduced axes separately (at most eight groups each) and
+ * picks its kernel from the layout: a row kernel (a warp or a block per output, walking the
+ * reduced axes innermost) when they are the fastest-varying, else a column kernel (a thread per
+ * output); outputs too few to fill the device split the reduced range, and a second pass adds
+ * the parts in the accumulation type.
+ *
+ * @module
+ */
+
+import type { ReduceOp, View } from "../../tensor/backend.ts";
+import type { DType } from "../../tensor/dtype.ts";
+import { ArgumentError, DeviceError, DTypeError } from "../../tensor/errors.ts";
+import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
+import { normalizeAxis } from "../../tensor/validate.ts";
+import { accDtype, type CudaBuffer, type CudaDevice, type Raw, SFX } from "./device.ts";
+import { contiguous, copyRaw, fill, materialize, operand } from "./transfer.ts";
+import { collapse, MAX_DIMS } from "./layout.ts";
+
+/** Kept and reduced axes of a reduction, each merged where the layout allows. */
+interface ReduceDims {
+  kshape: number[];
+  kstrides: number[];
+  rshape: number[];
+  rstrides: number[];
+}
+
+/**
+ * Reduces `x` over `axes` (kept as size-1 axes) into a new buffer of `dtype`.
+ *
+ * @example
+ * ```ts
+ * import { reduce } from "./reduce.ts";
+ * // const s = reduce(dev, "sum", view, [1], "float32");
+ * ```
+ */
+export function reduce(dev: CudaDevice, op: ReduceOp, x: View, axes: readonly number[], dtype: DType): CudaBuffer {
+  if (op !== "sum" && op !== "max" && op !== "min" && op !== "prod") {
+    throw new ArgumentError("reduce", `unknown op ${op}`);
+  }
+  const rank = x.shape.length;
+  const axSet = new Set(axes.map((a) => normalizeAxis(op, a, rank)));
+  const outShape = x.shape.map((n, d) => (axSet.has(d) ? 1 : n));
+  const nOut = sizeOf(outShape);
+  const out = dev.newBuffer(nOut, dtype);
+  if (nOut === 0) return out;
+  let nRed = 1;
+  for (const d of axSet) nRed *= x.shape[d];
+  if (nRed === 0) {
+    fill(dev, out, op === "sum" ? 0 : op === "prod" ? 1 : op === "max" ? -Infinity : Infinity);
+    return out;
+  }
+  let { raw, temp } = operand(dev, x, dtype, op);
+  let dims = reduceDims(raw, axSet);
+  if (dims.kshape.length > MAX_DIMS || dims.rshape.length > MAX_DIMS) {
+    const m = materialize(dev, raw, dtype);
+    dev.release(temp);
+    ({ raw, temp } = m);
+    dims = reduceDims(raw, axSet);
+    if (dims.kshape.length > MAX_DIMS || dims.rshape.length > MAX_DIMS) {
+      throw new DeviceError(
+        op,
+        `cannot reduce over ${[...axSet]} of a rank-${rank} tensor (more than 8 axis groups)`,
+      );
+    }
+  }
+  if (dims.rshape.length === 0) {
+    copyRaw(dev, raw, { ptr: out.ptr, dtype, shape: raw.shape, strides: contiguousStrides(raw.shape) });
+    dev.release(temp);
+    return out;
+  }
+  const sms = dev.multiprocessors;
+  let minK = Infinity, minR = Infinity;
+  for (const s of dims.kstrides) minK = Math.min(minK, Math.abs(s));
+  for (const s of dims.rstrides) minR = Math.min(minR, Math.abs(s));
+  const rowMode = minR <= minK;
+  let splits = 1;
+  if (rowMode) {
+    if (nOut < sms * 4 && nRed >= 16384) splits = Math.min(Math.ceil(nRed / 8192), Math.ceil((sms * 8) / nOut));
+  } else {
+    const want = sms * 2048;
+    if (nOut < want && nRed >= 64) splits = Math.min(Math.ceil(nRed / 32), Math.ceil(want / nOut));
+  }
+  let chunk = Math.ceil(nRed / splits);
+  // Keep every part's start 16-byte aligned for the vector loads of the row kernel.
+  if (rowMode && splits > 1) chunk = Math.ceil(chunk / 16) * 16;
+  splits = Math.ceil(nRed / chunk);
+  const inS = SFX[dtype];
+  const acc = accDtype(dtype);
+  const stage1Out = splits > 1 ? dev.newBuffer(nOut * splits, acc) : out;
+  const outS = SFX[stage1Out.dtype];
+  reduceLaunch(dev, op, rowMode, inS, outS, raw.ptr, stage1Out.ptr, nOut, nRed, splits, chunk, dims);
+  if (splits > 1) {
+    reduceLaunch(dev, op, true, SFX[acc], SFX[dtype], stage1Out.ptr, out.ptr, nOut, splits, 1, splits, {
+      kshape: nOut > 1 ? [nOut] : [],
+      kstrides: nOut > 1 ? [splits] : [],
+      rshape: [splits],
+      rstrides: [1],
+    });
+    dev.free(stage1Out);
+  }
+  dev.release(temp);
+  return out;
+}
+
+function reduceDims(raw: Raw, axSet: Set<number>): ReduceDims {
+  const kept: number[] = [], red: number[] = [];
+  for (let d = 0; d < raw.shape.length; d++) {
+    if (raw.shape[d] === 1) continue;
+    (axSet.has(d) ? red : kept).push(d);
+  }
+  // Reduced axes in order of decreasing |stride| so the innermost walks memory.
+  red.sort((a, b) => Math.abs(raw.strides[b]) - Math.abs(raw.strides[a]));
+  const merge = (ds: number[]) => {
+    const c = collapse(ds.map((d) => raw.shape[d]), [ds.map((d) => raw.strides[d])]);
+    return ds.length === 0 ? { shape: [], strides: [] } : { shape: c.shape, strides: c.strides[0] };
+  };
+  const k = merge(kept), r = merge(red);
+  return { kshape: k.shape, kstrides: k.strides, rshape: r.shape, rstrides: r.strides };
+}
+
+function reduceLaunch(
+  dev: CudaDevice,
+  op: ReduceOp,
+  rowMode: boolean,
+  inS: string,
+  outS: string,
+  xp: number,
+  yp: number,
+  nOut: number,
+  nRed: number,
+  splits: number,
+  chunk: number,
+  dims: ReduceDims,
+): void {
+  const items = nOut * splits;
+  let kind: string, blocks: number;
+  if (!rowMode) {
+    kind = "col";
+    blocks = dev.grid(items);
+  } else if (chunk <= 2048) {
+    kind = "row_warp";
+    blocks = dev.grid(items * 32);
+  } else {
+    kind = "row_block";
+    blocks = Math.max(1, Math.min(items, dev.maxBlocks));
+  }
+  const p = dev.params;
+  p.ptr(0, xp);
+  p.ptr(1, yp);
+  p.u32(2, nOut);
+  p.u32(3, nRed);
+  p.u32(4, splits);
+  p.u32(5, chunk);
+  p.rdims(6, dims.kshape, dims.kstrides, dims.rshape, dims.rstrides);
+  dev.launch(dev.kernel("reduce", `reduce_${kind}_${op}_${inS}_${outS}`), blocks, 256);
+}
+
+/**
+ * The int32 index of the max or min of `x` along `axis` (kept as a size-1 axis).
+ *
+ * @example
+ * ```ts
+ * import { argReduce } from "./reduce.ts";
+ * // const i = argReduce(dev, "argmax", view, -1);
+ * ```
+ */
+export function argReduce(dev: CudaDevice, op: "argmax" | "argmin", x: View, axis: number): CudaBuffer {
+  if (op !== "argmax" && op !== "argmin") throw new ArgumentError("argReduce", `unknown op ${op}`);
+  const rank = x.shape.length;
+  const ax = normalizeAxis(op, axis, rank);
+  const outShape = x.shape.map((n, d) => (d === ax ? 1 : n));
+  const nOut = sizeOf(outShape);
+  const out = dev.newBuffer(nOut, "int32");
+  if (nOut === 0) return out;
+  const L = x.shape[ax];
+  if (L === 0) {
+    fill(dev, out, 0);
+    return out;
+  }
+  let raw = dev.raw(x, op);
+  let temp: CudaBuffer | null = null;
+  let dims = reduceDims(raw, new Set([ax]));
+  if (dims.kshape.length > MAX_DIMS) {
+    ({ raw, temp } = materialize(dev, raw, raw.dtype));
+    dims = reduceDims(raw, new Set([ax]));
+    if (dims.kshape.length > MAX_DIMS) throw new DeviceError(op, `rank ${rank} has more than 8 axis groups`);
+  }
+  const s = L === 1 ? 0 : raw.strides[ax];
+  let minK = Infinity;
+  for (const k of dims.kstrides) minK = Math.min(minK, Math.abs(k));
+  const rowMode = L > 32 && Math.abs(s) <= minK;
+  const p = dev.params;
+  p.ptr(0, raw.ptr);
+  p.ptr(1, out.ptr);
+  p.u32(2, nOut);
+  p.u32(3, L);
+  p.rdims(4, dims.kshape, dims.kstrides, [L], [s]);
+  const fn = dev.kernel("reduce", `${op}_${rowMode ? "row" : "col"}_${SFX[raw.dtype]}`);
+  dev.launch(fn, rowMode ? Math.max(1, Math.min(nOut, dev.maxBlocks)) : dev.grid(nOut), 256);
+  dev.release(temp);
+  return out;
+}
+
+/**
+ * Softmax (or log-softmax) of `x` along `axis` into a new buffer of float `dtype`.
+ *
+ * @example
+ * ```ts
+ * import { softmax } from "./reduce.ts";
+ * // const p = softmax(dev, view, -1, false, "float32");
+ * ```
+ */
+export function softmax(dev: CudaDevice, x: View, axis: number, log: boolean, dtype: DType): CudaBuffer {
+  if (dtype === "int32") throw new DTypeError("softmax", "int32 output; use a float dtype");
+  const rank = x.shape.length;
+  const ax = normalizeAxis("softmax", axis, rank);
+  const n = sizeOf(x.shape);
+  const out = dev.newBuffer(n, dtype);
+  if (n === 0) return out;
+  const a = operand(dev, x, dtype, "softmax");
+  const c = contiguous(dev, a.raw);
+  const L = x.shape[ax];
+  const outer = sizeOf(x.shape.slice(0, ax));
+  const inner = sizeOf(x.shape.slice(ax + 1));
+  const pre = log ? "softmax_log" : "softmax";
+  const sfx = SFX[dtype];
+  const p = dev.params;
+  p.ptr(0, c.raw.ptr);
+  p.ptr(1, out.ptr);
+  if (inner === 1) {
+    const rows = outer;
+    p.u32(2, rows);
+    p.u32(3, L);
+    const sms = dev.multiprocessors;
+    if (L <= 256) {
+      const vpt = L <= 32 ? 1 : L <= 64 ? 2 : L <= 128 ? 4 : 8;
+      dev.launch(
+        dev.kernel("softmax", `${pre}_warp${vpt}_${sfx}`),
+        Math.max(1, Math.min(Math.ceil(rows / 4), sms * 16)),
+        128,
+      );
+    } else if (L <= 8192) {
+      const threads = Math.min(1024, Math.max(32, Math.ceil(Math.ceil(L / 8) / 32) * 32));
+      const perSm = Math.max(1, Math.floor(2048 / threads));
+      dev.launch(dev.kernel("softmax", `${pre}_block_${sfx}`), Math.max(1, Math.min(rows, sms * perSm * 2)), threads);
+    } else {
+      dev.launch(dev.kernel("softmax", `${pre}_online_${sfx}`), Math.max(1, Math.min(rows, sms * 2)), 1024);
+    }
+  } else {
+    p.u32(2, outer);
+    p.u32(3, L);
+    p.u32(4, inner);
+    dev.launch(dev.kernel("softmax", `${pre}_col_${sfx}`), dev.grid(outer * inner), 256);
+  }
+  dev.release(c.temp);
+  dev.release(a.temp);
+  return out;
+}
+
+/**
+ * The inclusive prefix sum of `x` along `axis` into a new buffer of `dtype`.
+ *
+ * @example
+ * ```ts
+ * import { cumsum } from "./reduce.ts";
+ * // const c = cumsum(dev, view, 0, "float32");
+ * ```
+ */
+export function cumsum(dev: CudaDevice, x: View, axis: number, dtype: DType): CudaBuffer {
+  const rank = x.shape.length;
+  const ax = normalizeAxis("cumsum", axis, rank);
+  const n = sizeOf(x.shape);
+  const out = dev.newBuffer(n, dtype);
+  if (n === 0) return out;
+  const a = operand(dev, x, dtype, "cumsum");
+  const c = contiguous(dev, a.raw);
+  const L = x.shape[ax];
+  const outer = sizeOf(x.shape.slice(0, ax));
+  const inner = sizeOf(x.shape.slice(ax + 1));
+  const sfx = SFX[dtype];
+  const p = dev.params;
+  p.ptr(0, c.raw.ptr);
+  p.ptr(1, out.ptr);
+  if (inner === 1) {
+    p.u32(2, outer);
+    p.u32(3, L);
+    const threads = Math.min(256, Math.max(32, Math.ceil(Math.ceil(L / 4) / 32) * 32));
+    dev.launch(dev.kernel("scan", `scan_row_${sfx}`), Math.max(1, Math.min(outer, dev.maxBlocks * 2)), threads);
+  } else {
+    p.u32(2, outer);
+    p.u32(3, L);
+    p.u32(4, inner);
+    dev.launch(dev.kernel("scan", `scan_col_${sfx}`), dev.grid(outer * inner), 256);
+  }
+  dev.release(c.temp);
+  dev.release(a.temp);
+  return out;
+}
