@@ -248,6 +248,49 @@ Deno.test("exponential fit, non-zero residual: exact-Hessian implicit = unrolled
   assert.ok(diff > 1e-6 && diff < 0.5, `GN vs exact adjoint differ by ${diff}`);
 });
 
+Deno.test('"converged" means a stationary point: Gauss–Newton stalls on exponential fits are "stalled"', () => {
+  // y = a·exp(−k t) + 0.01 sin 7t sampled at 10 points on [0, T], fitted by w = (a, k) from (1, 1).
+  // Undamped Gauss–Newton runs off towards a → 0, k → −∞ on several of these, where its steps
+  // shrink while ‖Jᵀr‖ does not: the step test passes at a point that is not stationary.
+  const cases = [[5, 10, 0.5], [10, 2, 0.2], [20, 2, 0.5], [3, 5, 0.2], [1, 2, 0.5], [3, 2, 0.5], [10, 0.5, 0.2]];
+  const ts = cases.map(([tmax]) => Array.from({ length: 10 }, (_, i) => (i * tmax) / 9));
+  const t = f64(ts);
+  const y = f64(cases.map(([, a, k], b) => ts[b].map((v) => a * Math.exp(-k * v) + 0.01 * Math.sin(7 * v))));
+  const fit: ResidualFn<{ y: Tensor }> = (w, p) => w.narrow(1, 0, 1).mul(w.narrow(1, 1, 1).neg().mul(t).exp()).sub(p.y);
+  const w0 = f64(cases.map(() => [1, 1]));
+  /** ‖P_J r‖₂ / ‖r‖₂ at w from the closed-form J (columns e^(−kt) and −a·t·e^(−kt)): gᵀ(JᵀJ)⁻¹g = ‖P_J r‖². */
+  const cosine = (w: number[], b: number): number => {
+    const [a, k] = w;
+    let s11 = 0, s12 = 0, s22 = 0, g1 = 0, g2 = 0, rr = 0;
+    ts[b].forEach((tv, i) => {
+      const e = Math.exp(-k * tv);
+      const j1 = e;
+      const j2 = -a * tv * e;
+      const r = a * e - host(y)[b * 10 + i];
+      s11 += j1 * j1, s12 += j1 * j2, s22 += j2 * j2, g1 += j1 * r, g2 += j2 * r, rr += r * r;
+    });
+    const det = s11 * s22 - s12 * s12;
+    const q = (s22 * g1 * g1 - 2 * s12 * g1 * g2 + s11 * g2 * g2) / det;
+    return Math.sqrt(Math.max(q, 0) / rr);
+  };
+  const gtol = 1e-4;
+  for (const solver of [new GaussNewton({ gtol }), new LevenbergMarquardt({ gtol })]) {
+    const sol = leastSquares(fit, w0, { y }, { solver });
+    const w = host(sol.value);
+    sol.status.forEach((s, b) => {
+      const c = cosine(w.slice(2 * b, 2 * b + 2), b);
+      if (s === "converged") assert.ok(c <= gtol, `${solver.kind} problem ${b}: converged at cos ${c}`);
+      if (c > 1e-2) assert.notEqual(s, "converged", `${solver.kind} problem ${b}: cos ${c}`);
+    });
+    if (solver.kind === "gauss-newton") {
+      assert.ok(sol.status.includes("stalled"), `Gauss–Newton statuses ${sol.status}`);
+      assert.ok(sol.status.every((s) => s === "converged" || s === "stalled"), `${sol.status}`);
+    } else {
+      assert.deepEqual(sol.status, cases.map(() => "converged"), "Levenberg–Marquardt reaches every minimum");
+    }
+  }
+});
+
 // -------------------------------------------------------------------------------------- Rosenbrock
 
 /** r = [θ₀ (w₁ − w₀²), θ₁ − w₀]: solution w = (θ₁, θ₁²) for every θ₀ ≠ 0. */
@@ -499,6 +542,27 @@ Deno.test("memory stays bounded: a tidy solve releases every temporary", () => {
   const before = backend.memory().current;
   tidy(() => leastSquares(expFit, w0, { theta }, { solver: new LevenbergMarquardt(TIGHT) }).value.sum().item());
   assert.equal(backend.memory().current, before);
+});
+
+Deno.test("memory stays flat over hundreds of solve + backward steps (implicit and unrolled adjoints)", () => {
+  // Parameters live across the steps, as a network's do; each step solves and back-propagates
+  // inside tidy, so the bytes held after a step are those of theta and its gradient alone.
+  const theta = f64([[2, 0.7, 0.1], [1, 1.3, 0], [1.5, 1, 0.05]]).requireGrad();
+  const w0 = f64([[1, 1], [1, 1], [1, 1]]);
+  const backend = w0.backend;
+  for (const adjoint of [new ImplicitAdjoint(), new ImplicitAdjoint({ hessian: "exact" }), new UnrolledAdjoint()]) {
+    const step = () =>
+      tidy(() => {
+        const sol = leastSquares(expFit, w0, { theta }, { solver: new LevenbergMarquardt(), adjoint });
+        sol.value.sum().backward();
+        assert.ok(adjoint.kind === "unrolled" || sol.adjointReport() !== null, "report readable in the step");
+      });
+    step(); // first use builds the cached solver constants
+    const before = backend.memory().current;
+    for (let i = 0; i < 200; i++) step();
+    const grown = backend.memory().current - before;
+    assert.equal(grown, 0, `${adjoint.kind} adjoint: ${grown / 200} bytes a step stay held`);
+  }
 });
 
 Deno.test("shape, dtype and option errors are typed", () => {

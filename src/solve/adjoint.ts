@@ -9,6 +9,7 @@
  */
 
 import { ArgumentError } from "../tensor/errors.ts";
+import { Cholesky, type LinearSolver, LU } from "./linear_solver.ts";
 
 /** Options of {@link ImplicitAdjoint}. */
 export interface ImplicitAdjointOptions {
@@ -26,6 +27,12 @@ export interface ImplicitAdjointOptions {
    * Default: 10·n·ε of the dtype.
    */
   regularization?: number;
+  /**
+   * The linear solver of the adjoint system, as Optimistix's `ImplicitAdjoint(linear_solver=…)`:
+   * a dense one ({@link Cholesky} or {@link LU}). Default {@link Cholesky} for the Gauss–Newton
+   * Hessian (JᵀJ is positive semi-definite) and {@link LU} for the exact one (possibly indefinite).
+   */
+  linearSolver?: LinearSolver;
 }
 
 /**
@@ -47,6 +54,8 @@ export class ImplicitAdjoint {
   readonly hessian: "gauss-newton" | "exact";
   /** Relative Tikhonov fallback (undefined: 10·n·ε). */
   readonly regularization: number | undefined;
+  /** The linear solver of the adjoint system. */
+  readonly linearSolver: LinearSolver;
 
   /** An implicit adjoint with the given options (all optional). */
   constructor(options: ImplicitAdjointOptions = {}) {
@@ -62,9 +71,14 @@ export class ImplicitAdjoint {
     if (reg !== undefined && (!(reg >= 0) || !Number.isFinite(reg))) {
       throw new ArgumentError("ImplicitAdjoint", `regularization must be a finite number ≥ 0, got ${reg}`);
     }
+    const linearSolver = options.linearSolver ?? (hessian === "exact" ? new LU() : new Cholesky());
+    if (!(linearSolver instanceof Cholesky) && !(linearSolver instanceof LU)) {
+      throw new ArgumentError("ImplicitAdjoint", "linearSolver must be a dense linear solver (Cholesky or LU)");
+    }
     this.damping = damping;
     this.hessian = hessian;
     this.regularization = reg;
+    this.linearSolver = linearSolver;
   }
 }
 

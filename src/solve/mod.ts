@@ -16,32 +16,47 @@
  * ## Nonlinear least squares (`least_squares.ts`)
  *
  * For B independent problems, `w ∈ ℝ^{B×N}`, `r(w; θ) ∈ ℝ^{B×M}`, minimise `L(w) = ½‖r(w; θ)‖²`
- * per problem. With `J = ∂r/∂w` (M × N per problem) and `g = Jᵀr`, each iteration solves, by one
- * batched Cholesky factorisation,
+ * per problem. With `J = ∂r/∂w` (M × N per problem) and `g = Jᵀr`, each iteration takes the damped
+ * Gauss–Newton descent, factorised by the solver's `linearSolver` ({@link Cholesky} by default;
+ * {@link BandedCholesky} for banded JᵀJ on the host),
  *
  *     (JᵀJ + λD)·δ = −Jᵀr
  *
- * - **Gauss–Newton**: λD = μI with the fixed `damping` μ (default 0); every finite step is taken.
+ * and a search judges the trial point per problem (`search.ts`). Solvers are values with
+ * `init` / `step` / `terminate` (`iterate.ts`, after Optimistix): one loop runs every solver.
+ *
+ * - **Gauss–Newton**: λD = μI with the fixed `damping` μ (default 0). Its search is
+ *   {@link LearningRate} (every finite step is taken) or a {@link BacktrackingLineSearch} (lengths
+ *   1, ½, ¼, … until the cost does not increase; J is formed only at accepted points).
  * - **Levenberg–Marquardt**: D = I (`scaling: "identity"`, default) or Moré's
  *   D = diag(maxₖ diag(JₖᵀJₖ)) (`"marquardt"`); λ₀ = τ₀·max diag(J₀ᵀJ₀) (τ₀ = `initialDamping`,
- *   default 10⁻³). The gain ratio `ρ = (L(w) − L(w+δ)) / (L(w) − m(δ))`, with the model
- *   reduction `L(w) − m(δ) = −gᵀδ − ½δᵀJᵀJδ`, decides: the step is accepted when the cost does not
- *   increase, and then λ ← λ·max(⅓, 1 − (2ρ − 1)³), ν ← 2; otherwise λ ← λ·ν, ν ← 2ν (Nielsen's
- *   rule). When both reductions are within the cost's rounding level (max(ε·(8 + √M), √ε)·L,
- *   as each rᵢ may cancel larger terms) the model is
- *   trusted (ρ = 1), so noise does not inflate λ near the solution.
+ *   default 10⁻³). Its search is {@link TrustRegion}: the gain ratio
+ *   `ρ = (L(w) − L(w+δ)) / (L(w) − m(δ))`, with the model reduction `L(w) − m(δ) = −gᵀδ − ½δᵀJᵀJδ`,
+ *   decides: the step is accepted when the cost does not increase, and then
+ *   λ ← λ·max(⅓, 1 − (2ρ − 1)³), ν ← 2; otherwise λ ← λ·ν, ν ← 2ν (Nielsen's rule). When both
+ *   reductions are within the cost's rounding level (max(ε·(8 + √M), √ε)·L, as each rᵢ may cancel
+ *   larger terms) the model is trusted (ρ = 1), so noise does not inflate λ near the solution.
  *
  * **Termination** (per problem, on an accepted step; Optimistix's Cauchy test with max norms):
  *
  *     maxᵢ |δᵢ| / (atol + rtol·|wᵢ⁺|) < 1   and   maxⱼ |rⱼ⁺ − rⱼ| / (atol + rtol·|rⱼ⁺|) < 1,
  *
- * or `‖Jᵀr‖∞ ≤ gtol` when `gtol > 0`; otherwise the problem stops after `maxSteps` iterations.
- * Problems that have stopped are frozen while the rest of the batch iterates. The result gives per
- * problem: `status` — "converged", "max_steps", "singular" (the step system stayed singular) or
- * "nonfinite" (NaN / Inf in r, JᵀJ or Jᵀr at the start, or at a Gauss–Newton trial point; a
- * Levenberg–Marquardt trial point that is not finite is rejected like any bad step) — `steps`,
- * `residualNorm` ‖r(w*)‖₂, `gradientNorm` ‖Jᵀr‖∞, `regularized`, `damping`. The returned value is
- * always the last finite iterate: never a silent NaN.
+ * or, with `ftol > 0`, a relative cost decrease `L(w) − L(w⁺) ≤ ftol·L(w)`, or (line search) no
+ * length lowering the cost. Then the point is tested for **first-order stationarity**: the
+ * Gauss–Newton step from it would change the residual by `P_J r` (r projected on the range of J),
+ * and the problem has "converged" when
+ *
+ *     ‖P_J r‖₂ = (gᵀ(JᵀJ)⁻¹g)^½ ≤ √M·atol + gtol·‖r‖₂
+ *
+ * (MINPACK's gtol test on the cosine of the angle between r and the range of J, default
+ * gtol = 10⁻⁴; JᵀJ is scaled to a unit diagonal for it), else it has "stalled": the iterates
+ * stopped moving at a point that is not stationary. Otherwise the problem stops after `maxSteps`
+ * iterations. Problems that have stopped are frozen while the rest of the batch iterates. The
+ * result gives per problem: `status` — "converged", "stalled", "max_steps", "singular" (the step
+ * system stayed singular) or "nonfinite" (NaN / Inf in r, JᵀJ or Jᵀr at the start, or at a
+ * Gauss–Newton trial point; a Levenberg–Marquardt trial point that is not finite is rejected like
+ * any bad step) — `steps`, `residualNorm` ‖r(w*)‖₂, `gradientNorm` ‖Jᵀr‖∞, `regularized`,
+ * `damping`. The returned value is always the last finite iterate: never a silent NaN.
  *
  * **Jacobians.** "forward" (default): one forward pass and one reverse pass with a symbolic
  * cotangent u give `Jᵀu` as a graph linear in u; N reverse passes over that graph give the columns
@@ -59,11 +74,13 @@
  * If the regularized matrix is still singular, or with `regularization: 0`, the problem stops
  * with status "singular".
  *
- * **Cost per iteration.** One batched Cholesky, two batched triangular solves, one residual and
- * Jacobian evaluation at the trial point, a handful of batched reductions, and one synchronisation:
- * a packed `[8, B]` read of per-problem reductions (cost, finiteness, model reduction, the Cauchy
- * ratios, the factorisation check), from which the acceptance, the damping update and termination
- * are decided on the host, and one `[3, B]` upload of the accept mask and the next damping.
+ * **Cost per iteration** (eager searches). One batched Cholesky, two batched triangular solves,
+ * one residual and Jacobian evaluation at the trial point, a handful of batched reductions, and one
+ * synchronisation: a packed `[8, B]` read of per-problem reductions (cost, finiteness, model
+ * reduction, the Cauchy ratios, the factorisation check), from which the acceptance, the damping
+ * update and termination are decided on the host, and one `[3, B]` upload of the accept mask and
+ * the next damping. The stationarity test adds one factorisation on the iterations where some
+ * problem passes its termination test.
  *
  * ## Differentiating the solution (`adjoint.ts`)
  *
@@ -73,8 +90,9 @@
  *     d(w*)/dθ = −H⁻¹ ∂F/∂θ,   H = ∂F/∂w = JᵀJ + Σᵢ rᵢ ∇²_w rᵢ,
  *     ∂F/∂θ = Jᵀ ∂r/∂θ + Σᵢ rᵢ ∂²rᵢ/∂w∂θ.
  *
- * `ImplicitAdjoint` (default) turns an output cotangent w̄ into θ̄ with one batched linear solve,
- * whatever the number of iterations:
+ * `ImplicitAdjoint` (default) turns an output cotangent w̄ into θ̄ with one batched linear solve
+ * by its `linearSolver` (as Optimistix's `ImplicitAdjoint(linear_solver=…)`), whatever the number
+ * of iterations:
  *
  * - `hessian: "gauss-newton"` (default) drops the terms weighted by r (`H ≈ JᵀJ`,
  *   `∂F/∂θ ≈ Jᵀ∂r/∂θ`). It is **exact in the zero-residual case** r(w*) = 0 — the hard
@@ -119,6 +137,11 @@
 
 export * from "./errors.ts";
 export * from "./linear.ts";
+export * from "./linear_solver.ts";
+export * from "./search.ts";
+export * from "./iterate.ts";
+export type { Evaluation, JacobianFn, JacobianOption, NormalEquationsFn, Problem, ResidualFn } from "./evaluate.ts";
+export * from "./gauss_newton.ts";
 export * from "./solvers.ts";
 export * from "./adjoint.ts";
 export * from "./residual.ts";

@@ -1,13 +1,18 @@
 /**
- * Nonlinear least-squares solvers as values: {@link LevenbergMarquardt} and {@link GaussNewton}
- * hold their options (tolerances, step limit, damping rule, conditioning) and nothing else; the
- * iteration itself lives in `least_squares.ts`, which reads these fields. See `mod.ts` for the
- * equations.
+ * Nonlinear least-squares solvers as values, composed as Optimistix composes them: the damped
+ * Gauss–Newton descent, a search and a linear solver. {@link LevenbergMarquardt} is the descent
+ * with Nielsen's damping update ({@link TrustRegion}); {@link GaussNewton} is the undamped (or
+ * fixed-damping) descent with every step taken ({@link LearningRate}) or with a backtracking line
+ * search. Both run the iteration of `gauss_newton.ts` on the one loop of `iterate.ts`. See
+ * `mod.ts` for the equations.
  *
  * @module
  */
 
 import { ArgumentError } from "../tensor/errors.ts";
+import { AbstractGaussNewton } from "./gauss_newton.ts";
+import { Cholesky, type LinearSolver } from "./linear_solver.ts";
+import { BacktrackingLineSearch, LearningRate, type Search, TrustRegion } from "./search.ts";
 
 /** Options shared by both solvers. */
 export interface SolverOptions {
@@ -17,8 +22,19 @@ export interface SolverOptions {
   rtol?: number;
   /** Most iterations per problem (each is one linear solve and one residual + Jacobian evaluation). Default 100. */
   maxSteps?: number;
-  /** Also stop when ‖Jᵀr‖∞ ≤ gtol (0 switches the gradient test off). Default 0. */
+  /**
+   * Stationarity tolerance: a problem whose termination test passes is "converged" when the
+   * cosine of the angle between r and the range of J, ‖P_J r‖₂ / ‖r‖₂, is at most gtol (or
+   * ‖P_J r‖₂ ≤ √M·atol), else "stalled". Default 1e-4.
+   */
   gtol?: number;
+  /**
+   * Also stop when an accepted step lowers ½‖r‖² by at most ftol of it (MINPACK's ftol). Default 0
+   * (off).
+   */
+  ftol?: number;
+  /** The linear solver of the steps (default {@link Cholesky}). */
+  linearSolver?: LinearSolver;
   /**
    * Relative Tikhonov term τ used when the damped normal matrix A = JᵀJ + λD is numerically
    * singular (Cholesky fails, or its pivot ratio is below n·ε): that step is dropped and the
@@ -44,6 +60,11 @@ export interface LevenbergMarquardtOptions extends SolverOptions {
 export interface GaussNewtonOptions extends SolverOptions {
   /** A fixed damping μ ≥ 0 added as μI to JᵀJ in every step. Default 0 (pure Gauss–Newton). */
   damping?: number;
+  /**
+   * The search: {@link LearningRate} (default: every finite full step is taken) or a
+   * {@link BacktrackingLineSearch} (each step lowers the cost).
+   */
+  search?: LearningRate | BacktrackingLineSearch;
 }
 
 function nonNegative(op: string, name: string, v: number): number {
@@ -58,12 +79,18 @@ function shared(op: string, o: SolverOptions) {
   if (!Number.isInteger(maxSteps) || maxSteps < 0) {
     throw new ArgumentError(op, `maxSteps must be an integer ≥ 0, got ${maxSteps}`);
   }
+  const linearSolver = o.linearSolver ?? new Cholesky();
+  if (typeof linearSolver?.factor !== "function" || typeof linearSolver?.addDiagonal !== "function") {
+    throw new ArgumentError(op, "linearSolver must be a linear solver (Cholesky, LU or BandedCholesky)");
+  }
   return {
     atol: nonNegative(op, "atol", o.atol ?? 1e-6),
     rtol: nonNegative(op, "rtol", o.rtol ?? 1e-6),
-    gtol: nonNegative(op, "gtol", o.gtol ?? 0),
+    gtol: nonNegative(op, "gtol", o.gtol ?? 1e-4),
+    ftol: nonNegative(op, "ftol", o.ftol ?? 0),
     maxSteps,
     regularization: o.regularization === undefined ? undefined : nonNegative(op, "regularization", o.regularization),
+    linearSolver,
   };
 }
 
@@ -78,15 +105,21 @@ function shared(op: string, o: SolverOptions) {
  * lm.kind; // "levenberg-marquardt"
  * ```
  */
-export class LevenbergMarquardt {
+export class LevenbergMarquardt extends AbstractGaussNewton {
   /** Discriminates the solver kinds. */
   readonly kind = "levenberg-marquardt";
   /** Absolute tolerance. */
   readonly atol: number;
   /** Relative tolerance. */
   readonly rtol: number;
-  /** Gradient tolerance (0: off). */
+  /** Stationarity tolerance. */
   readonly gtol: number;
+  /** Relative cost-decrease tolerance (0: off). */
+  readonly ftol: number;
+  /** Nielsen's damping update. */
+  readonly search: Search = new TrustRegion();
+  /** The linear solver of the steps. */
+  readonly linearSolver: LinearSolver;
   /** Iteration limit. */
   readonly maxSteps: number;
   /** Relative Tikhonov fallback (undefined: 10·n·ε). */
@@ -98,12 +131,15 @@ export class LevenbergMarquardt {
 
   /** A solver with the given options (all optional). */
   constructor(options: LevenbergMarquardtOptions = {}) {
+    super();
     const s = shared("LevenbergMarquardt", options);
     this.atol = s.atol;
     this.rtol = s.rtol;
     this.gtol = s.gtol;
+    this.ftol = s.ftol;
     this.maxSteps = s.maxSteps;
     this.regularization = s.regularization;
+    this.linearSolver = s.linearSolver;
     this.initialDamping = nonNegative("LevenbergMarquardt", "initialDamping", options.initialDamping ?? 1e-3);
     const scaling = options.scaling ?? "identity";
     if (scaling !== "identity" && scaling !== "marquardt") {
@@ -111,11 +147,18 @@ export class LevenbergMarquardt {
     }
     this.scaling = scaling;
   }
+
+  /** λ₀ = τ₀·max diag J₀ᵀJ₀ (τ₀ when that is not positive). */
+  lambda0(maxDiag: number): number {
+    return this.initialDamping * (maxDiag > 0 ? maxDiag : 1);
+  }
 }
 
 /**
- * Gauss–Newton: full steps `(JᵀJ + μI)·δ = −Jᵀr` (μ = `damping`, default 0), always taken. Fast
- * near a solution; no globalisation, so prefer {@link LevenbergMarquardt} from a poor start.
+ * Gauss–Newton: steps `(JᵀJ + μI)·δ = −Jᵀr` (μ = `damping`, default 0), every finite one taken
+ * ({@link LearningRate}, the default) or shortened by a {@link BacktrackingLineSearch} until the
+ * cost does not increase. Fast near a solution; without the line search there is no
+ * globalisation, so prefer {@link LevenbergMarquardt} from a poor start.
  *
  * @example
  * ```ts
@@ -124,31 +167,52 @@ export class LevenbergMarquardt {
  * gn.kind; // "gauss-newton"
  * ```
  */
-export class GaussNewton {
+export class GaussNewton extends AbstractGaussNewton {
   /** Discriminates the solver kinds. */
   readonly kind = "gauss-newton";
   /** Absolute tolerance. */
   readonly atol: number;
   /** Relative tolerance. */
   readonly rtol: number;
-  /** Gradient tolerance (0: off). */
+  /** Stationarity tolerance. */
   readonly gtol: number;
+  /** Relative cost-decrease tolerance (0: off). */
+  readonly ftol: number;
   /** Iteration limit. */
   readonly maxSteps: number;
   /** Relative Tikhonov fallback (undefined: 10·n·ε). */
   readonly regularization: number | undefined;
   /** Fixed damping μ. */
   readonly damping: number;
+  /** The search. */
+  readonly search: Search;
+  /** The linear solver of the steps. */
+  readonly linearSolver: LinearSolver;
+  /** D = I. */
+  readonly scaling = "identity";
 
   /** A solver with the given options (all optional). */
   constructor(options: GaussNewtonOptions = {}) {
+    super();
     const s = shared("GaussNewton", options);
     this.atol = s.atol;
     this.rtol = s.rtol;
     this.gtol = s.gtol;
+    this.ftol = s.ftol;
     this.maxSteps = s.maxSteps;
     this.regularization = s.regularization;
+    this.linearSolver = s.linearSolver;
     this.damping = nonNegative("GaussNewton", "damping", options.damping ?? 0);
+    const search = options.search ?? new LearningRate();
+    if (!(search instanceof LearningRate) && !(search instanceof BacktrackingLineSearch)) {
+      throw new ArgumentError("GaussNewton", "search must be a LearningRate or a BacktrackingLineSearch");
+    }
+    this.search = search;
+  }
+
+  /** λ = μ throughout. */
+  lambda0(): number {
+    return this.damping;
   }
 }
 
