@@ -15,17 +15,23 @@
  * exactly from one Jacobian–vector product per colour of a grid colouring (columns that share no
  * residual row share a colour; the stencil reach is probed on a small copy of the grid and the
  * assembled Jacobian is checked against a product with a random vector). With the unknowns
- * ordered time-innermost, JᵀJ is banded (half-bandwidth ≈ 2·reach_x·nt) and each step is a banded
- * Cholesky solve (`BandedMatrix`); a backtracking line search keeps every step a descent.
+ * ordered time-innermost, JᵀJ is banded (half-bandwidth ≈ 2·reach_x·nt): the solve is
+ * `leastSquares` with Gauss–Newton, a banded Cholesky as its linear solver and a backtracking line
+ * search that keeps every step a descent.
  * 1D+t problems on bounded space axes; samples are solved side by side.
  *
  * @module
  */
 
-import { BandedMatrix } from "../solve/banded.ts";
+import { BandedCholesky } from "../solve/banded.ts";
+import type { Status } from "../solve/iterate.ts";
+import { leastSquares } from "../solve/least_squares.ts";
+import { BacktrackingLineSearch } from "../solve/search.ts";
+import { GaussNewton } from "../solve/solvers.ts";
 import {
   ArgumentError,
   concat,
+  enableGrad,
   Generator,
   jacobian,
   jvp,
@@ -77,6 +83,11 @@ export interface DiscreteSolution {
   loss: number[];
   /** Per sample: whether the steps stalled below `tol` (rather than hitting the step limit). */
   converged: boolean[];
+  /**
+   * Per sample, the solver's status: "converged" (a stationary point of the objective), "stalled"
+   * (the steps stopped lowering it elsewhere), "max_steps", "singular" or "nonfinite".
+   */
+  status: Status[];
   /** Gauss–Newton steps taken (the most over the samples). */
   iterations: number;
   /** Half-bandwidth of the normal matrix (unknowns). */
@@ -143,11 +154,9 @@ export function discreteSolution(
   }
   if (!(tol >= 0)) throw new ArgumentError(op, `tol must be ≥ 0, got ${tol}`);
   const target = u0.cast("float64");
-  let u = options.init
-    ? options.init.cast("float64")
-    : noGrad(() => target.unsqueeze(1).expand([batch, nt, nx]).contiguous());
-  if (u.shape.join() !== [batch, nt, nx].join()) {
-    throw new ArgumentError(op, `init must be [${batch}, ${nt}, ${nx}], got [${u.shape}]`);
+  const init = options.init ? options.init.cast("float64") : null;
+  if (init && init.shape.join() !== [batch, nt, nx].join()) {
+    throw new ArgumentError(op, `init must be [${batch}, ${nt}, ${nx}], got [${init.shape}]`);
   }
 
   const residuals = (field: Tensor): Tensor => lossRows(problem, grid, weights, field, target);
@@ -158,120 +167,97 @@ export function discreteSolution(
   const bandwidth = Math.min(nt * nx - 1, 2 * reach.x * nt + 2 * reach.t);
   const n = nt * nx;
   const slots = pt * px;
+  const width = bandwidth + 1;
 
-  const objective = (field: Tensor): number[] =>
-    tidy(() => {
-      const r = noGrad(() => residuals(field));
-      return Array.from(r.square().sum(1).toTypedArray());
-    });
-  let loss = objective(u);
-  const converged = new Array<boolean>(batch).fill(false);
-  const active = () => converged.some((c) => !c);
-  let iterations = 0;
-  while (iterations < maxIterations && active()) {
-    iterations++;
-    // Jacobian entries, per sample and row: up to pt·px (column, value) slots.
+  // The unknowns in the band's order, time innermost: w[b, j·nt + i] = u[b, i, j].
+  const toField = (w: Tensor): Tensor => w.reshape([batch, nx, nt]).transpose(1, 2).contiguous();
+  const toUnknowns = (u: Tensor): Tensor => u.transpose(1, 2).contiguous().reshape([batch, n]);
+  const residual = (w: Tensor): Tensor => residuals(toField(w));
+  let checked = false;
+  // JᵀJ (as bands) and Jᵀr from the coloured Jacobian: per sample and row, up to pt·px
+  // (column, value) slots, one Jacobian–vector product per colour.
+  const normalEquations = (w: Tensor, r: Tensor): { jtj: Tensor; jtr: Tensor } => {
+    const u = toField(w);
     const cols = Array.from({ length: batch }, () => new Int32Array(rows.count * slots).fill(-1));
     const vals = Array.from({ length: batch }, () => new Float64Array(rows.count * slots));
-    let f: Float64Array | null = null;
     for (let ct = 0; ct < pt; ct++) {
       for (let cx = 0; cx < px; cx++) {
-        const [fv, g] = tidy(() => {
+        const g = tidy(() => {
           const tangent = colourTangent(batch, nt, nx, pt, px, ct, cx);
-          const [value, dir] = jvp(residuals, [u], [tangent]);
-          return [value.toTypedArray() as Float64Array, dir.toTypedArray() as Float64Array];
+          // (the solver iterates without recording; the product needs autodiff on)
+          return enableGrad(() => jvp(residuals, [u], [tangent]))[1].toTypedArray() as Float64Array;
         });
-        f ??= fv;
         const slot = ct * px + cx;
         for (let b = 0; b < batch; b++) {
           const off = b * rows.count;
-          for (let r = 0; r < rows.count; r++) {
-            const v = g[off + r];
+          for (let row = 0; row < rows.count; row++) {
+            const v = g[off + row];
             if (v === 0) continue;
-            const i = nearestOfColour(rows.t[r], ct, pt, reach.t);
-            const j = nearestOfColour(rows.x[r], cx, px, reach.x);
+            const i = nearestOfColour(rows.t[row], ct, pt, reach.t);
+            const j = nearestOfColour(rows.x[row], cx, px, reach.x);
             if (i < 0 || i >= nt || j < 0 || j >= nx) {
               throw new PatchworkError(
                 op,
-                `residual row ${r} depends on a column beyond the probed stencil reach (t ±${reach.t}, x ±${reach.x}); ` +
+                `residual row ${row} depends on a column beyond the probed stencil reach (t ±${reach.t}, x ±${reach.x}); ` +
                   "the residual is not local in the way its small-grid probe showed",
               );
             }
-            cols[b][r * slots + slot] = j * nt + i;
-            vals[b][r * slots + slot] = v;
+            cols[b][row * slots + slot] = j * nt + i;
+            vals[b][row * slots + slot] = v;
           }
         }
       }
     }
-    if (iterations === 1) checkJacobian(op, u, residuals, rows.count, slots, cols, vals);
-    const steps: Float64Array[] = [];
+    if (!checked) checkJacobian(op, u, residuals, rows.count, slots, cols, vals);
+    checked = true;
+    u.dispose();
+    const f = r.toTypedArray();
+    const band = new Float64Array(batch * n * width);
+    const jtr = new Float64Array(batch * n);
     for (let b = 0; b < batch; b++) {
-      if (converged[b]) {
-        steps.push(new Float64Array(n));
-        continue;
-      }
-      const m = new BandedMatrix(n, bandwidth);
-      const rhs = new Float64Array(n);
       const c = cols[b];
       const v = vals[b];
-      for (let r = 0; r < rows.count; r++) {
-        const fr = f![b * rows.count + r];
+      const mb = b * n * width;
+      for (let row = 0; row < rows.count; row++) {
+        const fr = f[b * rows.count + row];
         for (let s = 0; s < slots; s++) {
-          const ca = c[r * slots + s];
+          const ca = c[row * slots + s];
           if (ca < 0) continue;
-          const va = v[r * slots + s];
-          rhs[ca] -= va * fr;
+          const va = v[row * slots + s];
+          jtr[b * n + ca] += va * fr;
           for (let s2 = 0; s2 < slots; s2++) {
-            const cb = c[r * slots + s2];
+            const cb = c[row * slots + s2];
             if (cb < 0 || cb > ca) continue;
-            m.band[ca * (m.bandwidth + 1) + (ca - cb)] += va * v[r * slots + s2];
+            band[mb + ca * width + (ca - cb)] += va * v[row * slots + s2];
           }
         }
       }
-      // A whisper of Levenberg damping keeps the factorisation safe where a column is barely seen.
-      let diag = 0;
-      for (let j = 0; j < n; j++) diag = Math.max(diag, m.band[j * (m.bandwidth + 1)]);
-      for (let j = 0; j < n; j++) m.band[j * (m.bandwidth + 1)] += 1e-12 * diag;
-      m.factor();
-      const sol = m.solve(rhs);
-      // Back to the field's layout [nt, nx] from the time-innermost ordering.
-      const step = new Float64Array(n);
-      for (let j = 0; j < nx; j++) for (let i = 0; i < nt; i++) step[i * nx + j] = sol[j * nt + i];
-      steps.push(step);
     }
-    // Backtracking: halve each sample's step until its objective falls; none falls at any length
-    // means a stationary point.
-    const alpha = converged.map((c) => (c ? 0 : 1));
-    const pending = converged.map((c) => !c);
-    const base = u.toTypedArray() as Float64Array;
-    const along = (a: number[]): Tensor => {
-      const flat = Float64Array.from(base);
-      for (let b = 0; b < batch; b++) {
-        if (a[b] !== 0) { for (let k = 0; k < n; k++) flat[b * n + k] += a[b] * steps[b][k]; }
-      }
-      return tensor(flat, { dtype: "float64", shape: [batch, nt, nx] });
+    return {
+      jtj: tensor(band, { dtype: "float64", shape: [batch, n, width] }),
+      jtr: tensor(jtr, { dtype: "float64", shape: [batch, n] }),
     };
-    for (let tries = 0; tries < 40 && pending.some((p) => p); tries++) {
-      const trial = along(alpha);
-      const trialLoss = objective(trial);
-      trial.dispose();
-      for (let b = 0; b < batch; b++) {
-        if (!pending[b]) continue;
-        if (trialLoss[b] <= loss[b]) pending[b] = false;
-        else alpha[b] /= 2;
-      }
-    }
-    for (let b = 0; b < batch; b++) if (pending[b]) alpha[b] = 0;
-    const next = along(alpha);
-    const nextLoss = objective(next);
-    for (let b = 0; b < batch; b++) {
-      if (!converged[b] && (alpha[b] === 0 || loss[b] - nextLoss[b] <= tol * loss[b])) converged[b] = true;
-    }
-    if (u !== options.init) u.dispose();
-    u = next;
-    loss = nextLoss;
-  }
-  return { u, loss, converged, iterations, bandwidth, reach };
+  };
+
+  // Gauss–Newton with a backtracking line search (lengths 1, ½, ¼, … until the objective does not
+  // rise), a whisper of Levenberg damping where a column is barely seen, and a stop when a step
+  // lowers the objective by less than `tol` of it.
+  const solver = new GaussNewton({
+    search: new BacktrackingLineSearch({ tries: 40 }),
+    linearSolver: new BandedCholesky({ bandwidth, shift: 1e-12 }),
+    atol: 0,
+    rtol: 0,
+    ftol: tol,
+    maxSteps: maxIterations,
+  });
+  const w0 = noGrad(() => toUnknowns(init ?? target.unsqueeze(1).expand([batch, nt, nx])));
+  const sol = noGrad(() => leastSquares(residual, w0, {}, { solver, jacobian: { normalEquations } }));
+  w0.dispose();
+  const u = noGrad(() => toField(sol.value));
+  sol.value.dispose();
+  const loss = tidy(() => Array.from(noGrad(() => residuals(u)).square().sum(1).toTypedArray()));
+  const converged = sol.status.map((st) => st === "converged" || st === "stalled");
+  return { u, loss, converged, status: sol.status, iterations: sol.iterations, bandwidth, reach };
 }
 
 /**
@@ -389,7 +375,7 @@ function checkJacobian(
   tidy(() => {
     const v = rand(u.shape, { dtype: "float64", generator: new Generator(11) }).sub(0.5);
     const host = v.toTypedArray() as Float64Array;
-    const [, jv] = jvp(f, [u], [v]);
+    const [, jv] = enableGrad(() => jvp(f, [u], [v]));
     const ref = jv.toTypedArray();
     let err = 0;
     let scale = 0;

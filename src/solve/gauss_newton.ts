@@ -245,7 +245,8 @@ export abstract class AbstractGaussNewton implements IterativeSolver<GaussNewton
     const dead: Tensor[] = [dir.dt, dir.bad];
     const verdict: (Verdict | null)[] = new Array(b).fill(null);
     const pending = Uint8Array.from(s.active);
-    const alpha = new Float64Array(b);
+    const alpha = new Float64Array(b); // this try's lengths
+    const chosen = new Float64Array(b); // the accepted lengths (0: not moved)
     // Rows of the packed reductions at the accepted trial of each problem.
     const taken = new Float64Array(6 * b).fill(NaN);
     let accepted: { w: Tensor; ev: Evaluation } | null = null;
@@ -300,14 +301,16 @@ export abstract class AbstractGaussNewton implements IterativeSolver<GaussNewton
         if (v === "retry") continue;
         pending[k] = 0;
         verdict[k] = v;
-        if (v === "accept") { for (let row = 0; row < 6; row++) taken[row * b + k] = h[row * b + k]; }
-        else alpha[k] = 0;
+        if (v === "accept") {
+          chosen[k] = alpha[k];
+          for (let row = 0; row < 6; row++) taken[row * b + k] = h[row * b + k];
+        }
       }
       if (search.lazy) dead.push(trial.wTrial);
       else accepted = { w: trial.wTrial, ev: trial.ev! };
     }
     const accept = Float64Array.from(verdict, (v) => (v === "accept" ? 1 : 0));
-    if (search.lazy && accept.some((a) => a === 1)) accepted = this.#evaluateAccepted(pb, s, dir.dt, alpha, taken);
+    if (search.lazy && accept.some((a) => a === 1)) accepted = this.#evaluateAccepted(pb, s, dir.dt, chosen, taken);
     const candidates = new Uint8Array(b);
     for (let k = 0; k < b; k++) {
       const v = verdict[k];
