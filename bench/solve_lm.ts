@@ -27,13 +27,8 @@
  */
 
 import { getDefaultBackend, noGrad, type Tensor, tensor, tidy } from "../mod.ts";
-import {
-  BasisResidual,
-  ImplicitAdjoint,
-  installHostLinalg,
-  leastSquares,
-  LevenbergMarquardt,
-} from "../src/solve/mod.ts";
+import { BasisResidual, ImplicitAdjoint, leastSquares, LevenbergMarquardt } from "../src/solve/mod.ts";
+import { installHostLinalg } from "../src/backend/host_linalg.ts";
 
 function flag(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);

@@ -14,7 +14,8 @@
  */
 
 import { type Backend, getDefaultBackend, noGrad, type Tensor, tensor, tidy } from "../mod.ts";
-import { BasisResidual, installHostLinalg, leastSquares, LevenbergMarquardt } from "../src/solve/mod.ts";
+import { BasisResidual, leastSquares, LevenbergMarquardt } from "../src/solve/mod.ts";
+import { installHostLinalg } from "../src/backend/host_linalg.ts";
 
 function flag(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);

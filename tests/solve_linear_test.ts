@@ -21,7 +21,6 @@ import { CpuBackend } from "../src/backend/cpu/mod.ts";
 import {
   cholesky,
   choleskySolve,
-  installHostLinalg,
   lstsq,
   lu,
   luSolve,
@@ -30,6 +29,7 @@ import {
   solve,
   triangularSolve,
 } from "../src/solve/mod.ts";
+import { installHostLinalg } from "../src/backend/host_linalg.ts";
 import { assertClose } from "./helpers.ts";
 
 const TOL = { float32: 2e-4, float64: 1e-10 } as const;

@@ -146,5 +146,4 @@ export * from "./solvers.ts";
 export * from "./adjoint.ts";
 export * from "./residual.ts";
 export * from "./least_squares.ts";
-export * from "./host_linalg.ts";
 export * from "./banded.ts";

@@ -1,17 +1,17 @@
 /**
- * An opt-in stand-in for a backend without native dense linear algebra: {@link hostLinalg} runs
- * the CPU implementation on host copies of the operands (one synchronisation and two transfers
- * per call). Nothing installs it by default — the solvers raise a `DeviceError` on a backend
- * without `linalg` — but a benchmark or a test harness can, to exercise everything else on a
- * device before its factorisations land. The matrices involved are small (B × N × N), so the cost
- * is the synchronisation, not the bytes.
+ * A backend option for a backend without native dense linear algebra: {@link hostLinalg} runs
+ * the CPU backend's implementation on host copies of the operands (one synchronisation and two
+ * transfers per call), and {@link installHostLinalg} gives it to such a backend. Nothing installs
+ * it by default — the solvers raise a `DeviceError` on a backend without `linalg` — but a benchmark
+ * or a test harness can, to exercise everything else on a device before its factorisations land.
+ * The matrices involved are small (B × N × N), so the cost is the synchronisation, not the bytes.
  *
  * @module
  */
 
 import type { Backend, DeviceBuffer, LinalgPrimitives, View } from "../tensor/backend.ts";
 import { contiguousStrides } from "../tensor/shape.ts";
-import { CpuBackend } from "../backend/cpu/mod.ts";
+import { CpuBackend } from "./cpu/mod.ts";
 
 /**
  * Linear-algebra primitives for `backend` computed on the host by the CPU backend.
