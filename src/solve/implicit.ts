@@ -42,7 +42,7 @@ function readsOtherTensors(out: Tensor, stops: Set<Tensor>): boolean {
  * `min_w ½‖r(w; θ)‖²` at w* (see `mod.ts`): one solve of the adjoint system with the adjoint's
  * linear solver, then one VJP of the residual. Problems whose status is not "converged",
  * "max_steps" or "stalled" get a zero gradient; `report` receives the adjoint system's
- * `[regularized; singular]` flags `[2, B]` at each backward pass.
+ * `[regularized; singular]` flags (2·B numbers, on the host) at each backward pass.
  *
  * @example
  * ```ts
@@ -57,7 +57,7 @@ export function implicitValue<P>(
   jtjStar: Tensor,
   status: Int32Array,
   relRegSolver: number,
-  report: (flags: Tensor) => void,
+  report: (flags: Float64Array) => void,
 ): Tensor {
   const targets = tensorsOf(pb.params).filter((t) => t.requiresGrad);
   const out = wStar.detach();
@@ -68,9 +68,9 @@ export function implicitValue<P>(
   const { b, n, params } = pb;
   const backward = (wbar: Tensor, needs: readonly boolean[]): (Tensor | null)[] => {
     const outer = isGradEnabled();
-    // The report's flags leave this scope with the gradients (into the caller's scope, so a tidy
-    // around the backward pass frees them), never kept past it.
-    const done = tidy((): { grads: (Tensor | null)[]; flags: Tensor | null } => {
+    // The report's flags are read to the host (a few bytes, beside the factorisation's own read), so
+    // nothing of this pass outlives it on the device.
+    const done = tidy((): { grads: (Tensor | null)[]; flags: Float64Array | null } => {
       const okRows = ok.reshape([b, 1]).gt(0);
       const wb = noGrad(() => where(okRows, wbar, 0));
       // Local stand-ins for the parameters: gradients are taken with respect to them and handed to
@@ -137,7 +137,7 @@ export function implicitValue<P>(
       }
       return {
         grads: targets.map((_, i) => (needs[i] ? gs[i] : null)),
-        flags: noGrad(() => stack([fac.regularized, fac.singular])),
+        flags: noGrad(() => stack([fac.regularized, fac.singular]).cast("float64").toTypedArray() as Float64Array),
       };
     });
     if (done.flags) report(done.flags);

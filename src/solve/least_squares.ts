@@ -70,10 +70,7 @@ export interface LeastSquaresResult {
   iterations: number;
   /** Whether every problem converged. */
   converged: boolean;
-  /**
-   * The adjoint's conditioning report, once a backward pass through `value` has run (else null;
-   * its flags belong to the scope the backward pass ran in, and are freed with it).
-   */
+  /** The adjoint's conditioning report of the last backward pass through `value` (null before one). */
   adjointReport(): AdjointReport | null;
 }
 
@@ -180,25 +177,23 @@ export function leastSquares<P>(
   ];
   const row = (k: number) => host[k];
   const status = row(0).map((c) => STATUS[c] ?? "nonfinite");
-  let reportFlags: Tensor | null = null;
+  let reportFlags: Float64Array | null = null;
   let value: Tensor;
   if (unrolled) {
     value = loop.w;
   } else {
     value = implicitValue(pb, adjoint as ImplicitAdjoint, loop.w, loop.jtj, loop.status, relReg, (f) => {
-      reportFlags?.dispose();
       reportFlags = f;
     });
-    if (!value.node) { for (const t of [loop.w, loop.jtj]) t.dispose(); // no backward pass will read them
-     }
+    // Without a node no backward pass will read them.
+    if (!value.node) { for (const t of [loop.w, loop.jtj]) t.dispose(); }
   }
   const adjointReport = (): AdjointReport | null => {
-    const f = reportFlags as Tensor | null;
-    if (!f || f.disposed) return null;
-    const flags = f.toTypedArray();
+    const f = reportFlags as Float64Array | null;
+    if (!f) return null;
     return {
-      regularized: Array.from(flags.subarray(0, b), (x) => x > 0),
-      singular: Array.from(flags.subarray(b, 2 * b), (x) => x > 0),
+      regularized: Array.from(f.subarray(0, b), (x) => x > 0),
+      singular: Array.from(f.subarray(b, 2 * b), (x) => x > 0),
     };
   };
   const result: LeastSquaresResult = {
