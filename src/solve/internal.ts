@@ -1,20 +1,22 @@
 /**
  * Helpers shared by the solver modules: the backend's linear algebra (or a `DeviceError`),
- * cached identity and triangle masks built on the device, diagonal views, finiteness flags, and
- * the one host read that turns per-problem flags into typed errors.
+ * cached identity and triangle masks built on the device, diagonal views, finiteness flags, the
+ * one host read that turns per-problem flags into typed errors, and operand preparation (casts,
+ * broadcasting, vector right-hand sides) for the dense solves.
  *
  * @module
  */
 
 import type { Backend, LinalgPrimitives } from "../tensor/backend.ts";
 import type { DType } from "../tensor/dtype.ts";
-import { DeviceError, DTypeError, NonFiniteError } from "../tensor/errors.ts";
-import { fmtShape } from "../tensor/shape.ts";
+import { ArgumentError, DeviceError, DTypeError, NonFiniteError, ShapeError } from "../tensor/errors.ts";
+import { broadcastShapes, fmtShape } from "../tensor/shape.ts";
 import { cacheConstant } from "../tensor/memory.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { arange } from "../tensor/creation.ts";
 import { noGrad } from "../tensor/autograd.ts";
-import { stack } from "../tensor/ops_shape.ts";
+import { expand, stack } from "../tensor/ops_shape.ts";
+import { checkTensor } from "../tensor/validate.ts";
 import { SingularMatrixError } from "./errors.ts";
 
 /**
@@ -212,4 +214,120 @@ export function raiseFailures(op: string, batch: readonly number[], checks: read
  */
 export function epsilonOf(dtype: DType): number {
   return dtype === "float64" ? Number.EPSILON : 2 ** -23;
+}
+
+// ------------------------------------------------------------------------------- operand handling
+
+/**
+ * The order n of square matrices `a` `[..., n, n]`, or a `ShapeError` naming `op`.
+ *
+ * @example
+ * ```ts
+ * import { squareCheck } from "./internal.ts";
+ * import { zeros } from "../tensor/mod.ts";
+ * squareCheck("solve", zeros([4, 3, 3])); // 3
+ * ```
+ */
+export function squareCheck(op: string, a: Tensor): number {
+  checkTensor(op, "A", a);
+  if (a.ndim < 2) throw new ShapeError(op, `needs a matrix [..., n, n], got shape ${fmtShape(a.shape)}`);
+  const n = a.shape[a.ndim - 1];
+  if (a.shape[a.ndim - 2] !== n) {
+    throw new ShapeError(op, `needs square matrices [..., n, n], got shape ${fmtShape(a.shape)}`);
+  }
+  return n;
+}
+
+/** Operands of a solve after {@link prepare}. */
+export interface Prepared {
+  /** A, cast and broadcast to `[...batch, rows, n]`. */
+  a: Tensor;
+  /** b, cast and broadcast to `[...batch, rows, k]`. */
+  b: Tensor;
+  /** The broadcast batch shape. */
+  batch: number[];
+  /** Whether b was a vector `[rows]` (the result is then `[...batch, n]`). */
+  vector: boolean;
+}
+
+/**
+ * Casts to a common float dtype, turns a 1-D b into a column, and broadcasts the batch axes.
+ *
+ * @example
+ * ```ts
+ * import { prepare } from "./internal.ts";
+ * import { zeros } from "../tensor/mod.ts";
+ * prepare("solve", zeros([2, 3, 3]), zeros([3]), 3).b.shape; // [2, 3, 1]
+ * ```
+ */
+export function prepare(op: string, a: Tensor, b: Tensor, rows: number): Prepared {
+  checkTensor(op, "b", b);
+  const dtype = solveDType(op, a, b);
+  const vector = b.ndim === 1;
+  let bb = vector ? b.reshape([b.shape[0], 1]) : b;
+  if (bb.ndim < 2) throw new ShapeError(op, `b must be [..., n, k] or [n], got shape ${fmtShape(b.shape)}`);
+  if (bb.shape[bb.ndim - 2] !== rows) {
+    throw new ShapeError(
+      op,
+      `shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} do not agree: A has ${rows} rows, b has ${
+        bb.shape[bb.ndim - 2]
+      }`,
+    );
+  }
+  let aa = a.dtype === dtype ? a : a.cast(dtype);
+  bb = bb.dtype === dtype ? bb : bb.cast(dtype);
+  const batch = broadcastShapes(op, aa.shape.slice(0, -2), bb.shape.slice(0, -2));
+  aa = expand(aa, [...batch, ...aa.shape.slice(-2)]);
+  bb = expand(bb, [...batch, ...bb.shape.slice(-2)]);
+  return { a: aa, b: bb, batch, vector };
+}
+
+/**
+ * Drops the column axis again where b was a vector.
+ *
+ * @example
+ * ```ts
+ * import { finish } from "./internal.ts";
+ * import { zeros } from "../tensor/mod.ts";
+ * finish(zeros([3, 1]), true).shape; // [3]
+ * ```
+ */
+export function finish(x: Tensor, vector: boolean): Tensor {
+  return vector ? x.reshape(x.shape.slice(0, -1)) : x;
+}
+
+/**
+ * `a + μI` (not recorded in μ), checking μ ≥ 0.
+ *
+ * @example
+ * ```ts
+ * import { withRegularization } from "./internal.ts";
+ * import { zeros } from "../tensor/mod.ts";
+ * withRegularization(zeros([2, 2]), 0.5).toArray(); // [[0.5, 0], [0, 0.5]]
+ * ```
+ */
+export function withRegularization(a: Tensor, mu: number): Tensor {
+  if (!(mu >= 0) || !Number.isFinite(mu)) {
+    throw new ArgumentError("solve", `regularization must be a finite number ≥ 0, got ${mu}`);
+  }
+  if (mu === 0) return a;
+  const n = a.shape[a.ndim - 1];
+  return noGrad(() => a.add(constantMatrix("eye", n, a.dtype, a.backend).mul(mu)));
+}
+
+/**
+ * 1 where the pivot ratio min|dᵢ| / max|dᵢ| of the diagonal `d` [..., n] is at most `tol`.
+ *
+ * @example
+ * ```ts
+ * import { tinyPivots } from "./internal.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * tinyPivots(tensor([[1, 1e-20], [1, 2]]), 1e-15).toArray(); // [1, 0]
+ * ```
+ */
+export function tinyPivots(d: Tensor, tol: number): Tensor {
+  return noGrad(() => {
+    const abs = d.abs();
+    return abs.min(-1).le(abs.max(-1).mul(tol));
+  });
 }

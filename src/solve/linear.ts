@@ -1,7 +1,7 @@
 /**
  * Differentiable batched dense linear algebra: {@link cholesky}, {@link triangularSolve},
- * {@link solve} (LU with partial pivoting, or Cholesky), {@link lstsq} (QR, or normal equations
- * with Cholesky), and the raw factorisations {@link lu} / {@link luSolve} and {@link qr}.
+ * {@link solve} (LU with partial pivoting, or Cholesky), and the raw factorisations {@link lu} /
+ * {@link luSolve} and {@link qr}; least squares is in `lstsq.ts`.
  *
  * Every matrix argument is `[...batch, n, n]` (or `[...batch, m, n]`), every right-hand side
  * `[...batch, n, k]` — a vector right-hand side is written `[..., n, 1]`, and a 1-D `b` of shape
@@ -17,45 +17,45 @@
  *   halves the diagonal. The Cholesky-based ops read only the lower triangle of A and return the
  *   symmetric gradient, i.e. the derivative along symmetric perturbations; build A symmetric
  *   (e.g. `X·Xᵀ + c·I`) when checking it by finite differences.
- * - `x = argmin ‖A x − b‖² + μ‖x‖²`: with `z = (AᵀA + μI)⁻¹ x̄` and `r = b − A x`,
+ * - `x = argmin ‖A x − b‖² + μ‖x‖²` (`lstsq.ts`): with `z = (AᵀA + μI)⁻¹ x̄` and `r = b − A x`,
  *   `b̄ = A z` and `Ā = r zᵀ − A z xᵀ`.
  *
  * Failures are typed: a singular or numerically singular matrix (an exactly zero pivot, or a pivot
- * ratio `min|uᵢᵢ| / max|uᵢᵢ|` below `n·ε`; for Cholesky a leading minor that is not positive
- * definite) raises a {@link SingularMatrixError} naming the op and the failing batch entries; NaN or
+ * ratio at most n·ε — `min|uᵢᵢ| / max|uᵢᵢ|` for LU, `min Lᵢᵢ² / max Lᵢᵢ²` for Cholesky, the
+ * scale of LAPACK's rank tests, max(m, n)·ε·max pivot; for Cholesky also a leading minor that is
+ * not positive definite) raises a {@link SingularMatrixError} naming the op and the failing batch entries; NaN or
  * Inf in an input raises a `NonFiniteError`. Checking reads a few bytes per batch entry to the
  * host; pass `check: false` to skip it (failed entries then hold NaN or Inf). A `regularization`
- * μ ≥ 0 adds the Tikhonov term μI to the matrix (to AᵀA for `lstsq`).
+ * μ ≥ 0 adds the Tikhonov term μI to the matrix. {@link cholesky} alone checks only that the
+ * factorisation exists (LAPACK's potrf): its factor is that of A to rounding even when A is nearly
+ * singular.
  *
  * @module
  */
 
 import { isGradEnabled, noGrad, record } from "../tensor/autograd.ts";
-import { zeros } from "../tensor/creation.ts";
 import { ArgumentError, AutodiffError, ShapeError } from "../tensor/errors.ts";
-import { broadcastShapes, fmtShape } from "../tensor/shape.ts";
+import { fmtShape } from "../tensor/shape.ts";
 import { checkTensor } from "../tensor/validate.ts";
 import { tidy } from "../tensor/storage.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { concat, expand, transpose } from "../tensor/ops_shape.ts";
+import { transpose } from "../tensor/ops_shape.ts";
 import { matmul } from "../tensor/ops_matmul.ts";
-import {
-  type Factor,
-  factoredSolve,
-  rawCholesky,
-  rawTriangular,
-  type TriangularFlags,
-  triangularRecorded,
-} from "./factored.ts";
+import { type Factor, factoredSolve, rawCholesky, type TriangularFlags, triangularRecorded } from "./factored.ts";
 import {
   type BatchCheck,
   constantMatrix,
   diagonalView,
   epsilonOf,
+  finish,
   linalgOf,
   nonFiniteMask,
+  prepare,
   raiseFailures,
   solveDType,
+  squareCheck,
+  tinyPivots,
+  withRegularization,
 } from "./internal.ts";
 
 /** Options of {@link triangularSolve}. */
@@ -82,79 +82,6 @@ export interface SolveOptions {
 export interface LinearSolveOptions extends SolveOptions {
   /** "lu" (default; any nonsingular A) or "cholesky" (symmetric positive-definite A). */
   method?: "lu" | "cholesky";
-}
-
-/** Options of {@link lstsq}. */
-export interface LstsqOptions extends SolveOptions {
-  /**
-   * "qr" (default: Householder QR of A — or of `[A; √μ I]` with regularization — accurate to the
-   * condition number of A) or "normal" (Cholesky of AᵀA + μI: one n × n factorisation, cheapest
-   * for tall A, but the condition number is squared).
-   */
-  method?: "qr" | "normal";
-}
-
-// ------------------------------------------------------------------------------------------- helpers
-
-function squareCheck(op: string, a: Tensor): number {
-  checkTensor(op, "A", a);
-  if (a.ndim < 2) throw new ShapeError(op, `needs a matrix [..., n, n], got shape ${fmtShape(a.shape)}`);
-  const n = a.shape[a.ndim - 1];
-  if (a.shape[a.ndim - 2] !== n) {
-    throw new ShapeError(op, `needs square matrices [..., n, n], got shape ${fmtShape(a.shape)}`);
-  }
-  return n;
-}
-
-interface Prepared {
-  a: Tensor;
-  b: Tensor;
-  batch: number[];
-  vector: boolean;
-}
-
-/** Casts to a common float dtype, turns a 1-D b into a column, and broadcasts the batch axes. */
-function prepare(op: string, a: Tensor, b: Tensor, rows: number): Prepared {
-  checkTensor(op, "b", b);
-  const dtype = solveDType(op, a, b);
-  const vector = b.ndim === 1;
-  let bb = vector ? b.reshape([b.shape[0], 1]) : b;
-  if (bb.ndim < 2) throw new ShapeError(op, `b must be [..., n, k] or [n], got shape ${fmtShape(b.shape)}`);
-  if (bb.shape[bb.ndim - 2] !== rows) {
-    throw new ShapeError(
-      op,
-      `shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} do not agree: A has ${rows} rows, b has ${
-        bb.shape[bb.ndim - 2]
-      }`,
-    );
-  }
-  let aa = a.dtype === dtype ? a : a.cast(dtype);
-  bb = bb.dtype === dtype ? bb : bb.cast(dtype);
-  const batch = broadcastShapes(op, aa.shape.slice(0, -2), bb.shape.slice(0, -2));
-  aa = expand(aa, [...batch, ...aa.shape.slice(-2)]);
-  bb = expand(bb, [...batch, ...bb.shape.slice(-2)]);
-  return { a: aa, b: bb, batch, vector };
-}
-
-function finish(x: Tensor, vector: boolean): Tensor {
-  return vector ? x.reshape(x.shape.slice(0, -1)) : x;
-}
-
-function withRegularization(a: Tensor, mu: number): Tensor {
-  if (!(mu >= 0) || !Number.isFinite(mu)) {
-    throw new ArgumentError("solve", `regularization must be a finite number ≥ 0, got ${mu}`);
-  }
-  if (mu === 0) return a;
-  const n = a.shape[a.ndim - 1];
-  return noGrad(() => a.add(constantMatrix("eye", n, a.dtype, a.backend).mul(mu)));
-}
-
-/** 1 where the pivot ratio min|dᵢ| / max|dᵢ| of the diagonal `d` [..., n] is at most `tol`. */
-function tinyPivots(d: Tensor, tol: number): Tensor {
-  return noGrad(() => {
-    const abs = d.abs();
-    return abs.min(-1).le(abs.max(-1).mul(tol));
-  });
 }
 
 // ------------------------------------------------------------------------------------- triangular
@@ -433,118 +360,4 @@ export function qr(a: Tensor): { q: Tensor; r: Tensor } {
     q: Tensor.fromBuffer(r.q, [...batch, m, n], dtype),
     r: Tensor.fromBuffer(r.r, [...batch, n, n], dtype),
   };
-}
-
-// ------------------------------------------------------------------------------------------ lstsq
-
-/** A factor of the Gram matrix G = AᵀA + μI: G = RᵀR (QR) or G = LLᵀ (normal equations). */
-type GramFactor = { kind: "qr"; r: Tensor } | { kind: "cholesky"; l: Tensor };
-
-function rawGramSolve(f: GramFactor, v: Tensor): Tensor {
-  return tidy(() => {
-    if (f.kind === "qr") return rawTriangular(f.r, rawTriangular(f.r, v, false, true, false), false, false, false);
-    return rawTriangular(f.l, rawTriangular(f.l, v, true, false, false), true, true, false);
-  });
-}
-
-/** `z = (AᵀA + μI)⁻¹ v`, recorded with inputs A and v (differentiable in both). */
-function gramSolve(a: Tensor, f: GramFactor, v: Tensor): Tensor {
-  const z = rawGramSolve(f, v);
-  return record("gramSolve", z, [a, v], [z, f.kind === "qr" ? f.r : f.l], (g, needs) => {
-    const gv = gramSolve(a, f, g);
-    let ga: Tensor | null = null;
-    if (needs[0]) {
-      const gg = matmul(gv, transpose(z)).neg(); // Ḡ = −v̄ zᵀ
-      ga = matmul(a, gg.add(transpose(gg)));
-    }
-    return [ga, needs[1] ? gv : null];
-  });
-}
-
-/**
- * Least squares `x = argmin ‖A·x − b‖² + μ‖x‖²` for A `[..., m, n]` with m ≥ n and full column
- * rank (or μ > 0), b `[..., m, k]` (or `[m]`); differentiable in A and b. `method: "qr"` (default)
- * or `"normal"` (Cholesky of AᵀA + μI); see {@link LstsqOptions}.
- *
- * @example
- * ```ts
- * import { lstsq } from "./linear.ts";
- * import { tensor } from "../tensor/mod.ts";
- * const a = tensor([[1, 0], [0, 1], [1, 1]]);
- * lstsq(a, tensor([1, 1, 3])).toArray(); // [1.333…, 1.333…]
- * ```
- */
-export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor {
-  const op = "lstsq";
-  if (checkTensor(op, "A", a).ndim < 2) {
-    throw new ShapeError(op, `needs a matrix [..., m, n], got shape ${fmtShape(a.shape)}`);
-  }
-  const [m, n] = a.shape.slice(-2);
-  if (m < n) {
-    throw new ShapeError(op, `needs at least as many rows as columns (m ≥ n), got A of shape ${fmtShape(a.shape)}`);
-  }
-  const p = prepare(op, a, b, m);
-  const method = options.method ?? "qr";
-  if (method !== "qr" && method !== "normal") {
-    throw new ArgumentError(op, `method must be "qr" or "normal", got ${JSON.stringify(method)}`);
-  }
-  const mu = options.regularization ?? 0;
-  if (!(mu >= 0) || !Number.isFinite(mu)) {
-    throw new ArgumentError(op, `regularization must be a finite number ≥ 0, got ${mu}`);
-  }
-  const tol = n * epsilonOf(p.a.dtype);
-  const { x, f, flags } = tidy(() =>
-    noGrad(() => {
-      const linalg = linalgOf(op, p.a);
-      if (method === "qr") {
-        const batch = p.batch;
-        let aa = p.a;
-        let bb = p.b;
-        if (mu > 0) {
-          const eye = constantMatrix("eye", n, aa.dtype, aa.backend).mul(Math.sqrt(mu));
-          aa = concat([aa, expand(eye, [...batch, n, n])], -2);
-          const k = bb.shape[bb.ndim - 1];
-          bb = concat([bb, zeros([...batch, n, k], { dtype: bb.dtype, backend: bb.backend })], -2);
-        }
-        const res = linalg.qr(aa, aa.dtype);
-        const q = Tensor.fromBuffer(res.q, [...batch, aa.shape[aa.ndim - 2], n], aa.dtype);
-        const r = Tensor.fromBuffer(res.r, [...batch, n, n], aa.dtype);
-        const x = rawTriangular(r, matmul(transpose(q), bb), false, false, false);
-        return {
-          x,
-          f: { kind: "qr", r } as GramFactor,
-          flags: tinyPivots(diagonalView(r), tol),
-        };
-      }
-      const g = withRegularization(matmul(transpose(p.a), p.a), mu);
-      const { factor, info } = rawCholesky(g);
-      const f: GramFactor = { kind: "cholesky", l: factor };
-      const x = rawGramSolve(f, matmul(transpose(p.a), p.b));
-      return { x, f, flags: info.gt(0).maximum(tinyPivots(diagonalView(factor).square(), tol)) };
-    })
-  );
-  if (options.check ?? true) {
-    tidy(() =>
-      raiseFailures(op, p.batch, [
-        { flags: nonFiniteMask(p.a, 2), what: "non-finite values (NaN or Inf) in A", kind: "nonfinite" },
-        { flags: nonFiniteMask(p.b, 2), what: "non-finite values (NaN or Inf) in b", kind: "nonfinite" },
-        {
-          flags,
-          what: "A is rank deficient (numerically singular normal matrix); pass a regularization μ > 0",
-          kind: "singular",
-        },
-      ])
-    );
-  }
-  flags.dispose();
-  const ae = p.a;
-  const be = p.b;
-  const out = record("lstsq", x, [ae, be], [x, f.kind === "qr" ? f.r : f.l], (g, needs) => {
-    const z = gramSolve(ae, f, g);
-    const az = matmul(ae, z);
-    let ga: Tensor | null = null;
-    if (needs[0]) ga = matmul(be.sub(matmul(ae, x)), transpose(z)).sub(matmul(az, transpose(x)));
-    return [ga, needs[1] ? az : null];
-  });
-  return finish(out, p.vector);
 }

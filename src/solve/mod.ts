@@ -7,7 +7,8 @@
  * ## Linear algebra (`linear.ts`)
  *
  * `cholesky`, `triangularSolve`, `solve` (LU with partial pivoting, or Cholesky), `choleskySolve`,
- * `lstsq` (QR, or the normal equations with Cholesky), and the raw `lu` / `luSolve` / `qr`, each
+ * `lstsq` (QR, or the normal equations with Cholesky; a rank test scaled as LAPACK's, and the
+ * minimum-norm solution on request; `lstsq.ts`), `matrixRank`, and the raw `lu` / `luSolve` / `qr`, each
  * one batched backend call over `[...batch, n, n]` (`Backend.linalg`). The VJP of a solve is a
  * transposed solve with the same factors; see `linear.ts` for every rule. Singular, indefinite
  * and non-finite input raises `SingularMatrixError` / `NonFiniteError` naming the batch entries;
@@ -137,6 +138,7 @@
 
 export * from "./errors.ts";
 export * from "./linear.ts";
+export * from "./lstsq.ts";
 export * from "./linear_solver.ts";
 export * from "./search.ts";
 export * from "./iterate.ts";
