@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { gradcheck, randn, type Tensor, tensor } from "../mod.ts";
 import {
+  BacktrackingLineSearch,
   BandedCholesky,
   choleskySolve,
   GaussNewton,
@@ -135,3 +136,44 @@ Deno.test("BandedCholesky flags the singular Neumann Laplacian and factors the D
   const rhs = tensor([[1, 0, 0, 0, 0, 1]], f64);
   assertClose(dirichlet.solve(band(false), rhs), [[1, 1, 1, 1, 1, 1]], { rtol: 1e-12 }, "−u'' = boundary data");
 });
+
+Deno.test("the linear solve is an option: Gauss–Newton with a banded Cholesky matches the dense one", () => {
+  // r = T·w + 0.1·w³ − y with T tridiagonal: J = T + 0.3·diag(w²) is tridiagonal, JᵀJ has bandwidth 2.
+  const n = 8;
+  const t = tensor(
+    Array.from(
+      { length: n },
+      (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 3 : Math.abs(i - j) === 1 ? -1 : 0)),
+    ),
+    f64,
+  );
+  const y = randn([2, n], { ...f64, seed: 51 });
+  const res: ResidualFn<{ y: Tensor }> = (w, p) => w.matmul(t).add(w.pow(3).mul(0.1)).sub(p.y);
+  const jac = (w: Tensor) => t.add(w.square().mul(0.3).unsqueeze(-1).mul(eyeOf(n))); // [B, n, n]
+  const band = (w: Tensor) => {
+    const jtj = jac(w).transpose().matmul(jac(w)).toTypedArray();
+    return tensor(
+      [0, 1].map((b) =>
+        Array.from({ length: n }, (_, i) => [0, 1, 2].map((k) => (i - k >= 0 ? jtj[(b * n + i) * n + i - k] : 0)))
+      ),
+      f64,
+    );
+  };
+  const w0 = tensor([new Array(n).fill(0), new Array(n).fill(0)], f64);
+  const dense = leastSquares(res, w0, { y }, { solver: new GaussNewton({ atol: 1e-12, rtol: 1e-12 }) });
+  for (const search of [undefined, new BacktrackingLineSearch()]) {
+    const banded = leastSquares(res, w0, { y }, {
+      solver: new GaussNewton({ atol: 1e-12, rtol: 1e-12, search, linearSolver: new BandedCholesky({ bandwidth: 2 }) }),
+      jacobian: {
+        normalEquations: (w, r) => ({ jtj: band(w), jtr: jac(w).transpose().matmul(r.unsqueeze(-1)).squeeze(-1) }),
+      },
+    });
+    assert.deepEqual(banded.status, ["converged", "converged"]);
+    assertClose(banded.value, dense.value, { rtol: 1e-10, scale: "max" }, `banded (${search?.kind ?? "full steps"})`);
+  }
+});
+
+/** The n × n identity as a tensor. */
+function eyeOf(n: number): Tensor {
+  return tensor(Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0))), f64);
+}

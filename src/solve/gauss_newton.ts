@@ -57,28 +57,6 @@ export interface GaussNewtonState extends SolverState {
   readonly maxDiag: Float64Array;
 }
 
-/** The tolerances and parts the Gauss–Newton iteration reads from its solver. */
-export interface GaussNewtonParts {
-  /** Absolute tolerance. */
-  readonly atol: number;
-  /** Relative tolerance. */
-  readonly rtol: number;
-  /** Stationarity tolerance. */
-  readonly gtol: number;
-  /** Relative cost-decrease tolerance (0: off). */
-  readonly ftol: number;
-  /** Iteration limit. */
-  readonly maxSteps: number;
-  /** Relative Tikhonov fallback (undefined: 10·n·ε). */
-  readonly regularization: number | undefined;
-  /** The search. */
-  readonly search: Search;
-  /** The linear solver of the steps. */
-  readonly linearSolver: LinearSolver;
-  /** D = I, or Marquardt's scaling. */
-  readonly scaling: "identity" | "marquardt";
-}
-
 /**
  * The default relative Tikhonov term: 10·n·ε of the dtype.
  *
@@ -103,16 +81,43 @@ export function defaultRegularization(n: number, dtype: "float32" | "float64"): 
  * lm.search.kind; // "trust-region"
  * ```
  */
-export abstract class AbstractGaussNewton implements IterativeSolver<GaussNewtonState>, GaussNewtonParts {
-  abstract readonly atol: number;
-  abstract readonly rtol: number;
-  abstract readonly gtol: number;
-  abstract readonly ftol: number;
-  abstract readonly maxSteps: number;
-  abstract readonly regularization: number | undefined;
-  abstract readonly search: Search;
-  abstract readonly linearSolver: LinearSolver;
-  abstract readonly scaling: "identity" | "marquardt";
+export abstract class AbstractGaussNewton implements IterativeSolver<GaussNewtonState> {
+  /** Absolute tolerance. */
+  readonly atol: number;
+  /** Relative tolerance. */
+  readonly rtol: number;
+  /** Stationarity tolerance. */
+  readonly gtol: number;
+  /** Relative cost-decrease tolerance (0: off). */
+  readonly ftol: number;
+  /** Iteration limit. */
+  readonly maxSteps: number;
+  /** Relative Tikhonov fallback (undefined: 10·n·ε). */
+  readonly regularization: number | undefined;
+  /** The search. */
+  readonly search: Search;
+  /** The linear solver of the steps. */
+  readonly linearSolver: LinearSolver;
+  /** D = I, or Marquardt's scaling. */
+  readonly scaling: "identity" | "marquardt";
+
+  /** The iteration with the given parts (validated by the solver's constructor). */
+  constructor(
+    parts: Pick<
+      AbstractGaussNewton,
+      "atol" | "rtol" | "gtol" | "ftol" | "maxSteps" | "regularization" | "search" | "linearSolver" | "scaling"
+    >,
+  ) {
+    this.atol = parts.atol;
+    this.rtol = parts.rtol;
+    this.gtol = parts.gtol;
+    this.ftol = parts.ftol;
+    this.maxSteps = parts.maxSteps;
+    this.regularization = parts.regularization;
+    this.search = parts.search;
+    this.linearSolver = parts.linearSolver;
+    this.scaling = parts.scaling;
+  }
 
   /** λ₀ of a problem whose J₀ᵀJ₀ has largest diagonal entry `maxDiag`. */
   abstract lambda0(maxDiag: number): number;

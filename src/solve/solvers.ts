@@ -12,7 +12,7 @@
 import { ArgumentError } from "../tensor/errors.ts";
 import { AbstractGaussNewton } from "./gauss_newton.ts";
 import { Cholesky, type LinearSolver } from "./linear_solver.ts";
-import { BacktrackingLineSearch, LearningRate, type Search, TrustRegion } from "./search.ts";
+import { BacktrackingLineSearch, LearningRate, TrustRegion } from "./search.ts";
 
 /** Options shared by both solvers. */
 export interface SolverOptions {
@@ -108,44 +108,18 @@ function shared(op: string, o: SolverOptions) {
 export class LevenbergMarquardt extends AbstractGaussNewton {
   /** Discriminates the solver kinds. */
   readonly kind = "levenberg-marquardt";
-  /** Absolute tolerance. */
-  readonly atol: number;
-  /** Relative tolerance. */
-  readonly rtol: number;
-  /** Stationarity tolerance. */
-  readonly gtol: number;
-  /** Relative cost-decrease tolerance (0: off). */
-  readonly ftol: number;
-  /** Nielsen's damping update. */
-  readonly search: Search = new TrustRegion();
-  /** The linear solver of the steps. */
-  readonly linearSolver: LinearSolver;
-  /** Iteration limit. */
-  readonly maxSteps: number;
-  /** Relative Tikhonov fallback (undefined: 10·n·ε). */
-  readonly regularization: number | undefined;
   /** τ₀ of the initial damping. */
   readonly initialDamping: number;
-  /** The damping matrix D. */
-  readonly scaling: "identity" | "marquardt";
 
   /** A solver with the given options (all optional). */
   constructor(options: LevenbergMarquardtOptions = {}) {
-    super();
-    const s = shared("LevenbergMarquardt", options);
-    this.atol = s.atol;
-    this.rtol = s.rtol;
-    this.gtol = s.gtol;
-    this.ftol = s.ftol;
-    this.maxSteps = s.maxSteps;
-    this.regularization = s.regularization;
-    this.linearSolver = s.linearSolver;
-    this.initialDamping = nonNegative("LevenbergMarquardt", "initialDamping", options.initialDamping ?? 1e-3);
+    const op = "LevenbergMarquardt";
     const scaling = options.scaling ?? "identity";
     if (scaling !== "identity" && scaling !== "marquardt") {
-      throw new ArgumentError("LevenbergMarquardt", `scaling must be "identity" or "marquardt", got ${scaling}`);
+      throw new ArgumentError(op, `scaling must be "identity" or "marquardt", got ${scaling}`);
     }
-    this.scaling = scaling;
+    super({ ...shared(op, options), search: new TrustRegion(), scaling });
+    this.initialDamping = nonNegative(op, "initialDamping", options.initialDamping ?? 1e-3);
   }
 
   /** λ₀ = τ₀·max diag J₀ᵀJ₀ (τ₀ when that is not positive). */
@@ -170,44 +144,18 @@ export class LevenbergMarquardt extends AbstractGaussNewton {
 export class GaussNewton extends AbstractGaussNewton {
   /** Discriminates the solver kinds. */
   readonly kind = "gauss-newton";
-  /** Absolute tolerance. */
-  readonly atol: number;
-  /** Relative tolerance. */
-  readonly rtol: number;
-  /** Stationarity tolerance. */
-  readonly gtol: number;
-  /** Relative cost-decrease tolerance (0: off). */
-  readonly ftol: number;
-  /** Iteration limit. */
-  readonly maxSteps: number;
-  /** Relative Tikhonov fallback (undefined: 10·n·ε). */
-  readonly regularization: number | undefined;
   /** Fixed damping μ. */
   readonly damping: number;
-  /** The search. */
-  readonly search: Search;
-  /** The linear solver of the steps. */
-  readonly linearSolver: LinearSolver;
-  /** D = I. */
-  readonly scaling = "identity";
 
   /** A solver with the given options (all optional). */
   constructor(options: GaussNewtonOptions = {}) {
-    super();
-    const s = shared("GaussNewton", options);
-    this.atol = s.atol;
-    this.rtol = s.rtol;
-    this.gtol = s.gtol;
-    this.ftol = s.ftol;
-    this.maxSteps = s.maxSteps;
-    this.regularization = s.regularization;
-    this.linearSolver = s.linearSolver;
-    this.damping = nonNegative("GaussNewton", "damping", options.damping ?? 0);
+    const op = "GaussNewton";
     const search = options.search ?? new LearningRate();
     if (!(search instanceof LearningRate) && !(search instanceof BacktrackingLineSearch)) {
-      throw new ArgumentError("GaussNewton", "search must be a LearningRate or a BacktrackingLineSearch");
+      throw new ArgumentError(op, "search must be a LearningRate or a BacktrackingLineSearch");
     }
-    this.search = search;
+    super({ ...shared(op, options), search, scaling: "identity" });
+    this.damping = nonNegative(op, "damping", options.damping ?? 0);
   }
 
   /** λ = μ throughout. */
