@@ -7,8 +7,10 @@ import { type Expr, type Fn, type Local, Module } from "../src/backend/cpu/wasm/
 import { expF64x2, logF64x2 } from "../src/backend/cpu/wasm/vmath.ts";
 import { heapAddress, heapAlloc, heapFree, heapMemory, heapStats } from "../src/backend/cpu/heap.ts";
 import { matmulBatch } from "../src/backend/cpu/matmul.ts";
+import { rfftInto } from "../src/backend/cpu/fft_ops.ts";
+import { stencilInto } from "../src/backend/cpu/stencil.ts";
 import { CpuBackend } from "../src/backend/cpu/mod.ts";
-import type { ReduceOp, View } from "../src/tensor/backend.ts";
+import type { BandedOperator, ReduceOp, View } from "../src/tensor/backend.ts";
 import { numel, randomData, rng, rowMajor } from "./helpers.ts";
 
 type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
@@ -371,6 +373,176 @@ Deno.test("softmax: SIMD rows match float64 loops, with -Infinity, huge logits a
         }
       }
       cpu.free(x.buffer);
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// FFT along strided axes, against the naive DFT and the TypeScript transform
+
+/** Naive DFT of a complex line (float64), unnormalised forward or 1/n inverse. */
+function naiveDft(re: number[], im: number[], inverse: boolean): [number[], number[]] {
+  const n = re.length, sign = inverse ? 1 : -1;
+  const outRe: number[] = [], outIm: number[] = [];
+  for (let k = 0; k < n; k++) {
+    let sr = 0, si = 0;
+    for (let j = 0; j < n; j++) {
+      const a = (sign * 2 * Math.PI * ((j * k) % n)) / n;
+      sr += re[j] * Math.cos(a) - im[j] * Math.sin(a);
+      si += re[j] * Math.sin(a) + im[j] * Math.cos(a);
+    }
+    outRe.push(inverse ? sr / n : sr);
+    outIm.push(inverse ? si / n : si);
+  }
+  return [outRe, outIm];
+}
+
+Deno.test("fft: SIMD transforms along channels-last axes match the naive DFT and the TypeScript path bit for bit", () => {
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const n of [1, 2, 4, 21, 32, 64]) {
+      // Real signals [2, n, 3] (channels last); transform along axis 1.
+      const shape = [2, n, 3];
+      const data = randomData(numel(shape), n + 5);
+      const x = fromData(data, shape, dtype);
+      const stored = cpu.toHost(x);
+      const h = Math.floor(n / 2) + 1;
+      const spec = cpu.rfft(x, 1, dtype);
+      const specShape = [2, h, 3, 2];
+      const got = cpu.toHost({ buffer: spec, shape: specShape, strides: rowMajor(specShape), offset: 0 });
+      const back = cpu.toHost({
+        buffer: cpu.irfft({ buffer: spec, shape: specShape, strides: rowMajor(specShape), offset: 0 }, 1, n, dtype),
+        shape,
+        strides: rowMajor(shape),
+        offset: 0,
+      });
+      const full = cpu.toHost({
+        buffer: cpu.fft({ buffer: spec, shape: specShape, strides: rowMajor(specShape), offset: 0 }, 1, false, dtype),
+        shape: specShape,
+        strides: rowMajor(specShape),
+        offset: 0,
+      });
+      const tol = dtype === "float32" ? 1e-5 : 1e-12;
+      for (let b = 0; b < 2; b++) {
+        for (let c = 0; c < 3; c++) {
+          const line = Array.from({ length: n }, (_, j) => stored[(b * n + j) * 3 + c]);
+          const [wr, wi] = naiveDft(line, new Array(n).fill(0), false);
+          for (let k = 0; k < h; k++) {
+            const at = ((b * h + k) * 3 + c) * 2;
+            assert.ok(
+              Math.abs(got[at] - wr[k]) <= tol * n && Math.abs(got[at + 1] - wi[k]) <= tol * n,
+              `rfft ${dtype} n=${n}`,
+            );
+          }
+          for (let j = 0; j < n; j++) {
+            assert.ok(Math.abs(back[(b * n + j) * 3 + c] - line[j]) <= tol * 4, `irfft(rfft) ${dtype} n=${n}`);
+          }
+          const specRe = Array.from({ length: h }, (_, k) => got[((b * h + k) * 3 + c) * 2]);
+          const specIm = Array.from({ length: h }, (_, k) => got[((b * h + k) * 3 + c) * 2 + 1]);
+          const [fr, fi] = naiveDft(specRe, specIm, false);
+          for (let k = 0; k < h; k++) {
+            const at = ((b * h + k) * 3 + c) * 2;
+            assert.ok(
+              Math.abs(full[at] - fr[k]) <= tol * n * n && Math.abs(full[at + 1] - fi[k]) <= tol * n * n,
+              `fft ${dtype} n=${n}`,
+            );
+          }
+        }
+      }
+      // The TypeScript transform (arrays outside the heap) gives the same bits.
+      const plainOut = dtype === "float32" ? new Float32Array(got.length) : new Float64Array(got.length);
+      const plainX = {
+        data: dtype === "float32" ? new Float32Array(stored) : new Float64Array(stored),
+        offset: 0,
+        strides: rowMajor(shape),
+      };
+      rfftInto(plainX, shape, 1, plainOut);
+      assert.deepEqual(Array.from(plainOut), Array.from(got), `rfft ${dtype} n=${n}: SIMD and TypeScript paths differ`);
+      cpu.free(x.buffer);
+      cpu.free(spec);
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// stencils against the dense operator and the TypeScript path
+
+/** The dense n × n matrix of a banded operator (its definition in src/tensor/backend.ts). */
+function denseOf(op: BandedOperator): number[][] {
+  const { n, lo, stencil, periodic, head, tail } = op;
+  const m = Array.from({ length: n }, () => new Array(n).fill(0));
+  for (let i = 0; i < n; i++) {
+    if (i < head.rows) { for (let c = 0; c < head.cols; c++) m[i][c] += head.values[i * head.cols + c]; }
+    else if (i >= n - tail.rows) {
+      const r = i - (n - tail.rows);
+      for (let c = 0; c < tail.cols; c++) m[i][n - tail.cols + c] += tail.values[r * tail.cols + c];
+    } else {
+      stencil.forEach((s, k) => {
+        const col = i + lo + k;
+        if (periodic) m[i][((col % n) + n) % n] += s;
+        else if (col >= 0 && col < n) m[i][col] += s;
+      });
+    }
+  }
+  return m;
+}
+
+Deno.test("stencil: SIMD kernel matches the dense operator and the TypeScript path bit for bit", () => {
+  const none = { rows: 0, cols: 0, values: [] };
+  const ops: BandedOperator[] = [
+    { n: 9, lo: -1, stencil: [1, -2, 1], periodic: true, head: none, tail: none },
+    { n: 9, lo: -2, stencil: [-1 / 12, 4 / 3, -5 / 2, 4 / 3, -1 / 12], periodic: false, head: none, tail: none },
+    {
+      n: 9,
+      lo: -1,
+      stencil: [-0.5, 0, 0.5],
+      periodic: false,
+      head: { rows: 1, cols: 3, values: [-1.5, 2, -0.5] },
+      tail: { rows: 1, cols: 3, values: [0.5, -2, 1.5] },
+    },
+  ];
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const op of ops) {
+      const dense = denseOf(op);
+      for (const [shape, axis] of [[[3, 9], 1], [[9, 5], 0], [[2, 9, 4], 1]] as [number[], number][]) {
+        const x = fromData(randomData(numel(shape), 3), shape, dtype);
+        const add = fromData(randomData(numel(shape), 4), shape, dtype);
+        const xs = cpu.toHost(x), as = cpu.toHost(add);
+        const got = cpu.toHost({
+          buffer: cpu.stencil(x, axis, op, add, dtype),
+          shape: [numel(shape)],
+          strides: [1],
+          offset: 0,
+        });
+        const outer = numel(shape.slice(0, axis)), inner = numel(shape.slice(axis + 1)), n = shape[axis];
+        for (let o = 0; o < outer; o++) {
+          for (let i = 0; i < n; i++) {
+            for (let j = 0; j < inner; j++) {
+              const at = (o * n + i) * inner + j;
+              let want = as[at];
+              for (let c = 0; c < n; c++) want += dense[i][c] * xs[(o * n + c) * inner + j];
+              const tol = (dtype === "float32" ? 2e-6 : 1e-14) * 10;
+              assert.ok(
+                Math.abs(got[at] - want) <= tol,
+                `${dtype} n=${n} ${shape} axis ${axis} [${o},${i},${j}]: ${got[at]} vs ${want}`,
+              );
+            }
+          }
+        }
+        const C = dtype === "float32" ? Float32Array : Float64Array;
+        const plain = new C(numel(shape));
+        stencilInto(op, { data: new C(xs), offset: 0, strides: rowMajor(shape) }, shape, axis, {
+          data: new C(as),
+          offset: 0,
+          strides: rowMajor(shape),
+        }, plain);
+        assert.deepEqual(
+          Array.from(got),
+          Array.from(plain),
+          `${dtype} ${shape} axis ${axis}: SIMD and TypeScript paths differ`,
+        );
+        cpu.free(x.buffer);
+        cpu.free(add.buffer);
+      }
     }
   }
 });

@@ -40,3 +40,29 @@ for (const dtype of ["float32", "float64"] as const) {
   const s = cpu.softmax(x, 1, false, dtype);
   console.log(`softmax ${dtype} ${digest({ buffer: s, shape: x.shape, strides: x.strides, offset: 0 })}`);
 }
+
+for (const dtype of ["float32", "float64"] as const) {
+  const x = input([4, 64, 32, 16], dtype, 4); // channels last, as the Fourier layers lay them out
+  const spec = cpu.rfft(x, 1, dtype);
+  const shape = [4, 33, 32, 16, 2];
+  console.log(`rfft ${dtype} ${digest({ buffer: spec, shape, strides: contiguousStrides(shape), offset: 0 })}`);
+}
+
+const none = { rows: 0, cols: 0, values: [] };
+const d2 = {
+  n: 200,
+  lo: -1,
+  stencil: [1, -2, 1],
+  periodic: false,
+  head: { rows: 1, cols: 2, values: [-2, 1] },
+  tail: none,
+};
+for (const dtype of ["float32", "float64"] as const) {
+  for (const [shape, axis] of [[[300, 200], 1], [[200, 300], 0]] as [number[], number][]) {
+    const x = input(shape, dtype, 5);
+    const y = cpu.stencil(x, axis, d2, null, dtype);
+    console.log(
+      `stencil ${dtype} axis ${axis} ${digest({ buffer: y, shape, strides: contiguousStrides(shape), offset: 0 })}`,
+    );
+  }
+}

@@ -15,6 +15,8 @@
  * @module
  */
 
+import { heapAlloc } from "./heap.ts";
+
 /** Non-power-of-two lengths below this use the direct DFT instead of Bluestein. */
 const DIRECT_MAX = 64;
 /** Plans kept before the cache is cleared (keeps memory bounded when many lengths are used). */
@@ -319,3 +321,40 @@ function bluestein(plan: BluesteinPlan, re: Float64Array, im: Float64Array, inve
     im[k] = conj * (yi * cc[k] - yr * cs[k]);
   }
 }
+
+/**
+ * The tables the SIMD transform (`wasm/fft.ts`) reads for length n, in the heap: for a power of
+ * two (kind 0) the bit-reversal swaps (int32 pairs) and the twiddles as (cos, sin) pairs at index
+ * half + j; for a direct plan (kind 1) the n roots as (cos, sin) pairs. Null for lengths that
+ * need Bluestein's algorithm. The same numbers as the TypeScript transform's plan, cached.
+ *
+ * @example
+ * ```ts
+ * import { simdPlan } from "./fft.ts";
+ * simdPlan(8)?.kind; // 0
+ * simdPlan(12)?.kind; // 1
+ * simdPlan(100); // null
+ * ```
+ */
+export function simdPlan(n: number): { kind: 0 | 1; swaps: Int32Array; table: Float64Array } | null {
+  const cached = simdPlans.get(n);
+  if (cached !== undefined) return cached;
+  const plan = getPlan(n);
+  let result: { kind: 0 | 1; swaps: Int32Array; table: Float64Array } | null = null;
+  if (plan.kind !== "bluestein") {
+    const cos = plan.kind === "radix2" ? plan.twCos : plan.cos;
+    const sin = plan.kind === "radix2" ? plan.twSin : plan.sin;
+    const table = heapAlloc(Float64Array, 2 * n, false);
+    for (let i = 0; i < n; i++) [table[2 * i], table[2 * i + 1]] = [cos[i], sin[i]];
+    const swaps = plan.kind === "radix2"
+      ? heapAlloc(Int32Array, plan.swaps.length, false)
+      : heapAlloc(Int32Array, 1, true);
+    if (plan.kind === "radix2") swaps.set(plan.swaps);
+    result = { kind: plan.kind === "radix2" ? 0 : 1, swaps, table };
+  }
+  if (simdPlans.size >= MAX_PLANS) simdPlans.clear();
+  simdPlans.set(n, result);
+  return result;
+}
+
+const simdPlans = new Map<number, { kind: 0 | 1; swaps: Int32Array; table: Float64Array } | null>();

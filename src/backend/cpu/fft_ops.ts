@@ -9,6 +9,7 @@
 
 import type { NumArray, Operand } from "./buffer.ts";
 import { fftKernel } from "./fft.ts";
+import { simdFft } from "./fft_simd.ts";
 import { axisLines } from "./strided.ts";
 import { contiguousStrides } from "../../tensor/shape.ts";
 
@@ -32,6 +33,7 @@ export function fftInto(x: Operand, shape: readonly number[], axis: number, inve
   const ot = oStrides[rank];
   const plan = axisLines(cShape, axis, [x.strides.slice(0, rank), oStrides.slice(0, rank)], [x.offset, 0]);
   const n = plan.n;
+  if (simdFft(x, { mode: inverse ? "inverse" : "forward", n, len: n, plan, xt, ot }, out)) return;
   const [xs, os] = plan.inner;
   const re = new Float64Array(n);
   const im = new Float64Array(n);
@@ -73,8 +75,9 @@ export function rfftInto(x: Operand, shape: readonly number[], axis: number, out
   const oStrides = contiguousStrides(outShape);
   const rank = shape.length;
   const plan = axisLines(shape, axis, [x.strides, oStrides.slice(0, rank)], [x.offset, 0]);
-  const [xs, os] = plan.inner;
   const ot = oStrides[rank];
+  if (simdFft(x, { mode: "rfft", n, len: n, plan, xt: 0, ot }, out)) return;
+  const [xs, os] = plan.inner;
   const re = new Float64Array(n);
   const im = new Float64Array(n);
   const d = x.data;
@@ -119,6 +122,7 @@ export function irfftInto(x: Operand, shape: readonly number[], axis: number, n:
   const xt = x.strides[rank];
   // Walk the lines of the output shape; the input uses its own stride along axis.
   const plan = axisLines(outShape, axis, [x.strides.slice(0, rank), oStrides], [x.offset, 0]);
+  if (simdFft(x, { mode: "irfft", n, len: use, plan, xt, ot: 0 }, out)) return;
   const [xs, os] = plan.inner;
   const re = new Float64Array(n);
   const im = new Float64Array(n);

@@ -5,6 +5,8 @@
  * reading the input along its inner axis; with `inner == 1` each line along the axis is done in
  * turn. Either way every output is summed in float64 in the order of the CUDA kernels
  * (kernels/stencil.cu) — `acc = 0; acc += c·x` tap by tap, then `+ add` — and rounded once.
+ * float32 and float64 operands in the heap whose groups need no copy, with a contiguous inner
+ * axis, run on the SIMD kernel (`wasm/stencil.ts`) on every thread, with the same arithmetic.
  *
  * @module
  */
@@ -12,7 +14,9 @@
 import type { BandedOperator } from "../../tensor/backend.ts";
 import type { NumArray, Operand } from "./buffer.ts";
 import { copyStrided } from "./elementwise.ts";
+import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
 import { coalesce } from "./strided.ts";
+import { runKernel, threadCount } from "./threads.ts";
 import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 
 /** An operand as `[outer, n, inner]`: element `(o, i, j)` is `data[offset + o·so + i·sa + j·si]`. */
@@ -97,6 +101,7 @@ export function stencilInto(
   const outer = sizeOf(shape.slice(0, axis)), inner = sizeOf(shape.slice(axis + 1));
   const X = grouped(x, shape, axis);
   const A = add ? grouped(add, shape, axis) : null;
+  if (simdStencil(op, X, A, [outer, n, inner], [a, b], out)) return;
   const xd = X.data, xs = X.sa;
   const acc = new Float64Array(inner > 1 ? inner : n);
   for (let o = 0; o < outer; o++) {
@@ -153,4 +158,87 @@ export function stencilInto(
       for (let i = 0; i < n; i++) out[ob + i] = acc[i];
     }
   }
+}
+
+/** Below this many outputs a call stays on one thread. */
+const PARALLEL_ELEMENTS = 1 << 15;
+
+/**
+ * The stencil on the SIMD kernel, when every operand is a float array of one type in the heap
+ * and the inner axis is contiguous; false (nothing written) otherwise. The rows outside the
+ * uniform band `[a, b)` get their taps from a compressed table in the order the loops above
+ * visit them.
+ */
+function simdStencil(
+  op: BandedOperator,
+  X: Grouped,
+  A: Grouped | null,
+  [outer, n, inner]: number[],
+  [a, b]: number[],
+  out: NumArray,
+): boolean {
+  const lane = X.data instanceof Float32Array ? "f32" : X.data instanceof Float64Array ? "f64" : null;
+  const arrays = A ? [X.data, A.data, out] : [X.data, out];
+  if (!lane || arrays.some((d) => heapAddress(d) < 0 || d.constructor !== X.data.constructor)) return false;
+  if (inner > 1 && X.si !== 1) return false;
+  const { lo, periodic, head, tail } = op;
+  const s = Float64Array.from(op.stencil);
+  const t0 = n - tail.rows;
+  const starts: number[] = [0], cols: number[] = [], vals: number[] = [];
+  const rowTaps = (i: number) => {
+    const tap = (col: number, c: number) => (cols.push(col), vals.push(c));
+    if (i < head.rows) { for (let c = 0; c < head.cols; c++) tap(c, head.values[i * head.cols + c]); }
+    else if (i >= t0) {
+      for (let c = 0; c < tail.cols; c++) tap(n - tail.cols + c, tail.values[(i - t0) * tail.cols + c]);
+    } else edgeTaps(s, lo, periodic, n, i, tap);
+    starts.push(cols.length);
+  };
+  for (let i = 0; i < a; i++) rowTaps(i);
+  for (let i = b; i < n; i++) rowTaps(i);
+  const E = X.data.BYTES_PER_ELEMENT;
+  const f64s = heapAlloc(Float64Array, s.length + vals.length + 1, false);
+  const i32s = heapAlloc(Int32Array, starts.length + cols.length + 1, false);
+  f64s.set(s);
+  f64s.set(vals, s.length);
+  i32s.set(starts);
+  i32s.set(cols, starts.length);
+  const rowsPerJob = Math.max(2, 2 * Math.ceil(1024 / inner / 2));
+  const jobs = outer * Math.ceil(n / rowsPerJob);
+  const address = (d: NumArray, offset: number) => heapAddress(d) + offset * E;
+  const parallel = threadCount() > 1 && outer * n * inner >= PARALLEL_ELEMENTS;
+  const scratch = heapAlloc(Float64Array, inner * (parallel ? threadCount() : 1), false);
+  try {
+    runKernel(
+      `stencil_${lane}`,
+      [
+        address(X.data, X.offset),
+        X.so * E,
+        X.sa * E,
+        A ? address(A.data, A.offset) : 0,
+        A ? A.so * E : 0,
+        A ? A.sa * E : 0,
+        A ? A.si * E : 0,
+        heapAddress(out),
+        n,
+        outer,
+        inner,
+        a,
+        b,
+        lo,
+        s.length,
+        f64s.byteOffset,
+        i32s.byteOffset,
+        i32s.byteOffset + 4 * starts.length,
+        f64s.byteOffset + 8 * s.length,
+        rowsPerJob,
+        scratch.byteOffset,
+        inner * 8,
+      ],
+      jobs,
+      parallel,
+    );
+  } finally {
+    for (const t of [f64s, i32s, scratch]) heapFree(t);
+  }
+  return true;
 }

@@ -121,3 +121,63 @@ export const F64: Lane = {
   vadd: (f, a, b) => f.f64x2.add(a, b),
   vmadd: (f, a, b, c) => f.f64x2.relaxed_madd(a, b, c),
 };
+
+/**
+ * One element of `t` at `addr`, as float64.
+ *
+ * @example
+ * ```ts
+ * import { F32, loadAsF64 } from "./kernel.ts";
+ * // f.set(x, loadAsF64(f, F32, address));
+ * ```
+ */
+export function loadAsF64(f: Fn, t: Lane, addr: Expr): Expr {
+  return t.name === "f64" ? f.f64.load(addr) : f.f64.promote_f32(f.f32.load(addr));
+}
+
+/**
+ * Stores the float64 `value` as one element of `t` at `addr` (rounded for float32).
+ *
+ * @example
+ * ```ts
+ * import { F32, storeFromF64 } from "./kernel.ts";
+ * // storeFromF64(f, F32, address, value);
+ * ```
+ */
+export function storeFromF64(f: Fn, t: Lane, addr: Expr, value: Expr): void {
+  if (t.name === "f64") f.f64.store(addr, value);
+  else f.f32.store(addr, f.f32.demote_f64(value));
+}
+
+/**
+ * The float64 lanes of 16 bytes of `t` at `addr`: two vectors for float32 (low, high), one for
+ * float64.
+ *
+ * @example
+ * ```ts
+ * import { F32, loadWide } from "./kernel.ts";
+ * // const [low, high] = loadWide(f, F32, address, 0);
+ * ```
+ */
+export function loadWide(f: Fn, t: Lane, addr: Expr, offset: number): Expr[] {
+  if (t.name === "f64") return [f.v128.load(addr, offset)];
+  const v = f.local("v128");
+  f.set(v, f.v128.load(addr, offset));
+  const high = f.v128.shuffle(v, v, [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
+  return [f.f64x2.promote_low_f32x4(v), f.f64x2.promote_low_f32x4(high)];
+}
+
+/**
+ * Stores float64 lanes as 16 bytes of `t` at `addr` (the inverse of {@linkcode loadWide}).
+ *
+ * @example
+ * ```ts
+ * import { F32, storeWide } from "./kernel.ts";
+ * // storeWide(f, F32, address, [low, high]);
+ * ```
+ */
+export function storeWide(f: Fn, t: Lane, addr: Expr, lanes: Expr[]): void {
+  if (t.name === "f64") return f.v128.store(addr, lanes[0]);
+  const low = f.f32x4.demote_f64x2_zero(lanes[0]), high = f.f32x4.demote_f64x2_zero(lanes[1]);
+  f.v128.store(addr, f.v128.shuffle(low, high, [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]));
+}

@@ -6,8 +6,10 @@
  */
 
 import { Module } from "./asm.ts";
+import { addFftKernels } from "./fft.ts";
 import { addMatmulKernels } from "./matmul.ts";
 import { addReduceKernels } from "./reduce.ts";
+import { addStencilKernels } from "./stencil.ts";
 
 /** Pages the module declares as its memory's maximum (16 GiB, the heap's limit). */
 const MAX_PAGES = 262144;
@@ -29,6 +31,8 @@ export function kernelModule(): { module: WebAssembly.Module; names: string[] } 
   m.importMemory(1, MAX_PAGES, true);
   addMatmulKernels(m);
   addReduceKernels(m);
+  addFftKernels(m);
+  addStencilKernels(m);
   const module = new WebAssembly.Module(m.encode() as Uint8Array<ArrayBuffer>);
   const names = WebAssembly.Module.exports(module).map((e) => e.name);
   compiled = { module, names };

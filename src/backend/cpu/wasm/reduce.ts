@@ -16,7 +16,7 @@
  */
 
 import type { Emit, Expr, Fn, Local, Module } from "./asm.ts";
-import { F32, F64, kernel, type Lane } from "./kernel.ts";
+import { F32, F64, kernel, type Lane, loadAsF64, loadWide, storeFromF64, storeWide } from "./kernel.ts";
 import { expF64x2, logF64x2 } from "./vmath.ts";
 
 /** Elements of a row one job folds. */
@@ -47,33 +47,6 @@ function wide(f: Fn, e: Expr): Expr {
   return f.i64.extend_i32_s(e);
 }
 
-/** The float64 lanes of 16 bytes at `addr`: two vectors for float32 (low, high), one for float64. */
-function loadWide(f: Fn, t: Lane, addr: Expr, offset: number): Expr[] {
-  if (t === F64) return [f.v128.load(addr, offset)];
-  const v = f.local("v128");
-  f.set(v, f.v128.load(addr, offset));
-  const high = f.v128.shuffle(v, v, [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
-  return [f.f64x2.promote_low_f32x4(v), f.f64x2.promote_low_f32x4(high)];
-}
-
-/** Stores float64 lanes as 16 bytes of `t` at `addr` (the inverse of {@linkcode loadWide}). */
-function storeWide(f: Fn, t: Lane, addr: Expr, lanes: Expr[]): void {
-  if (t === F64) return f.v128.store(addr, lanes[0]);
-  const low = f.f32x4.demote_f64x2_zero(lanes[0]), high = f.f32x4.demote_f64x2_zero(lanes[1]);
-  f.v128.store(addr, f.v128.shuffle(low, high, [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]));
-}
-
-/** One element at `addr` as float64. */
-function loadScalar(f: Fn, t: Lane, addr: Expr): Expr {
-  return t === F64 ? f.f64.load(addr) : f.f64.promote_f32(f.f32.load(addr));
-}
-
-/** Stores the float64 `value` as one element of `t` at `addr`. */
-function storeScalar(f: Fn, t: Lane, addr: Expr, value: Expr): void {
-  if (t === F64) f.f64.store(addr, value);
-  else f.f32.store(addr, f.f32.demote_f64(value));
-}
-
 /** `(ptr, len) → f64`: the fold of `len` contiguous elements of `t` at `ptr`, in a fixed order. */
 function foldRow(m: Module, t: Lane, fold: Fold): number {
   return m.func(null, ["i64", "i32"], ["f64"], (f, [ptr, len]) => {
@@ -94,7 +67,7 @@ function foldRow(m: Module, t: Lane, fold: Fold): number {
     f.set(r, fold.scalar(f, f.f64x2.extract_lane(acc[0], 0), f.f64x2.extract_lane(acc[0], 1)));
     f.set(i, f.i32.and(len, -8));
     f.for(i, i, len, 1, () => {
-      f.set(r, fold.scalar(f, r, loadScalar(f, t, p)));
+      f.set(r, fold.scalar(f, r, loadAsF64(f, t, p)));
       f.set(p, f.i64.add(p, E));
     });
     f.push(r);
@@ -161,7 +134,7 @@ function addCols(m: Module, t: Lane, fold: Fold): void {
         f.set(a, f.i64.add(a, 16 * (step / 2)));
       });
       f.for(i, f.i32.and(cols, -step), cols, 1, () => {
-        f.f64.store(a, fold.scalar(f, f.f64.load(a), loadScalar(f, t, src)));
+        f.f64.store(a, fold.scalar(f, f.f64.load(a), loadAsF64(f, t, src)));
         f.set(src, f.i64.add(src, E));
         f.set(a, f.i64.add(a, 8));
       });
@@ -215,7 +188,7 @@ function addSoftmax(m: Module, t: Lane): void {
       f.set(acc[0], f.f64x2.add(acc[0], acc[1]));
       f.set(s, f.f64.add(f.f64x2.extract_lane(acc[0], 0), f.f64x2.extract_lane(acc[0], 1)));
       f.for(i, f.i32.and(n, -step), n, 1, () => {
-        f.f64.store(q, scalarOf(f, expF64x2, f.f64.sub(loadScalar(f, t, p), mx)));
+        f.f64.store(q, scalarOf(f, expF64x2, f.f64.sub(loadAsF64(f, t, p), mx)));
         f.set(s, f.f64.add(s, f.f64.load(q)));
         f.set(p, f.i64.add(p, E));
         f.set(q, f.i64.add(q, 8));
@@ -233,7 +206,7 @@ function addSoftmax(m: Module, t: Lane): void {
           f.set(o, f.i64.add(o, 16));
         });
         f.for(i, f.i32.and(n, -step), n, 1, () => {
-          storeScalar(f, t, o, scalar(loadScalar(f, t, p), f.f64.load(q)));
+          storeFromF64(f, t, o, scalar(loadAsF64(f, t, p), f.f64.load(q)));
           f.set(p, f.i64.add(p, E));
           f.set(q, f.i64.add(q, 8));
           f.set(o, f.i64.add(o, E));
