@@ -24,6 +24,12 @@
  *   deno run -A examples/diffusion_sorption.ts --method moe --experts 1x4 --nx 1024 --nt 101 --points 20000 \
  *     --basis 16 --width 64 --layers 5 --fc 128 --steps 4000 --batch 6 --lr 1e-3 --train 8000 --test 1000
  *                                                                 # the paper's sizes (GPU)
+ *   deno run -A examples/diffusion_sorption.ts --data 1D_diff-sorp_NA_NA.h5 --train 8000 --test 1000 …
+ *                                                                 # PDEBench's own solutions
+ *
+ * `--data` trains on the first `--train` samples of PDEBench's file and tests on its last `--test`
+ * (`pde.readDiffusionSorption`), averaged onto `--nx` cells and every r-th of its 101 times: `--nx`
+ * must divide 1024 and `--nt − 1` divide 100.
  *
  * The initial and boundary conditions enter every expert's solve as rows (as the reference code);
  * `--ic mollifier` makes the initial condition exact instead, and `--conditions local` gives each
@@ -33,7 +39,7 @@
  */
 
 import { pde } from "../mod.ts";
-import { runExample, view1D } from "./pde_runner.ts";
+import { dataFlags, readSplit, runExample, view1D } from "./pde_runner.ts";
 
 const ds = new pde.DiffusionSorption();
 const T = 500;
@@ -56,6 +62,7 @@ await runExample({
       min: 0,
       help: "weight of the initial and wall rows against the PDE rows (u/s) in each expert's solve",
     },
+    ...dataFlags("PDEBench's 1D_diff-sorp_NA_NA.h5"),
   },
   defaults: {
     method: "all",
@@ -78,10 +85,18 @@ await runExample({
     logEvery: 25,
     dtype: "float64",
   },
-  data: (o) => ({
-    train: ds.generateDataset({ n: o.train, nt: o.nt, nx: o.nx, T, seed: 0, dtype: o.dtype }),
-    test: ds.generateDataset({ n: o.test, nt: o.nt, nx: o.nx, T, seed: 1, dtype: o.dtype }),
-  }),
+  data: (o, { data, testData }) =>
+    data
+      ? readSplit(
+        o,
+        { data, testData },
+        (path, range) =>
+          pde.readDiffusionSorption(path, { grid: ds.grid({ nx: o.nx, nt: o.nt, T }), dtype: o.dtype, ...range }),
+      )
+      : {
+        train: ds.generateDataset({ n: o.train, nt: o.nt, nx: o.nx, T, seed: 0, dtype: o.dtype }),
+        test: ds.generateDataset({ n: o.test, nt: o.nt, nx: o.nx, T, seed: 1, dtype: o.dtype }),
+      },
   // The residual is in units of u per second: weigh it by T against the initial and wall terms.
   // The interface weight: how hard neighbouring experts' fields must meet (see above).
   loss: { pde: T, ic: 1, bc: 1, interface: 100 },

@@ -82,8 +82,8 @@ export interface ExampleSpec<G extends pde.Grid, X extends train.FlagSpecs = Rec
   extraFlags?: X;
   /** The problem. */
   problem: pde.PdeProblem<G>;
-  /** Training and test data on the example's grid. */
-  data: (o: ExampleDefaults, extra: train.FlagValues<X>) => { train: pde.Dataset<G>; test: pde.Dataset<G> };
+  /** Training and test data on the example's grid (generated, or read: see {@link readSplit}). */
+  data: (o: ExampleDefaults, extra: train.FlagValues<X>) => Split<G> | Promise<Split<G>>;
   /** Settings of the hard-constraint layer. */
   constraint: (
     o: ExampleDefaults,
@@ -97,6 +97,50 @@ export interface ExampleSpec<G extends pde.Grid, X extends train.FlagSpecs = Rec
   network?: pde.PdeNetworkOptions;
   /** How a sample `[nt, ...space]` is drawn, with the router for boundaries. */
   view: (u: Tensor, grid: G, router: pde.Router | null) => FieldView;
+}
+
+/** Training and test solutions on one grid. */
+export interface Split<G extends pde.Grid> {
+  train: pde.Dataset<G>;
+  test: pde.Dataset<G>;
+}
+
+/**
+ * The flags of an example that can read its solutions from files, `--data` and `--test-data`
+ * (`what`: the files it reads).
+ */
+export function dataFlags(what: string) {
+  return {
+    data: {
+      type: "string",
+      help: `${what}: train on its first --train samples and test on its last --test instead of generated solutions`,
+    },
+    testData: { type: "string", help: "with --data: test on the first --test samples of this file instead" },
+  } as const;
+}
+
+/**
+ * Training and test solutions read by `read` (a reader of `pde`, on the example's grid): the first
+ * `--train` samples of `--data`, and the last `--test` of it (or the first of `--test-data`).
+ */
+export async function readSplit<G extends pde.Grid>(
+  o: ExampleDefaults,
+  files: { data: string; testData?: string },
+  read: (path: string, range: { start: number; count: number }) => Promise<pde.FileDataset<G>>,
+): Promise<Split<G>> {
+  const test = await read(files.testData ?? files.data, { start: files.testData ? 0 : -o.test, count: o.test });
+  if (!files.testData && o.train > test.start) {
+    throw new ArgumentError(
+      "flags",
+      `--train ${o.train} and --test ${o.test} overlap: ${files.data} holds ${test.total} samples; ask for at most ` +
+        `${test.total} together, or give the test samples with --test-data`,
+    );
+  }
+  const trainData = await read(files.data, { start: 0, count: o.train });
+  const range = (d: pde.FileDataset<G>) =>
+    `samples ${d.start}–${d.start + d.u.shape[0] - 1} of ${d.total} in ${d.file}`;
+  console.log(`training on ${range(trainData)}; testing on ${range(test)}`);
+  return { train: trainData, test };
 }
 
 /** The flags every example reads, with the example's defaults. */
@@ -209,13 +253,13 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
   const started = performance.now();
 
   const t0 = performance.now();
-  const { train: trainData, test } = spec.data(o, extra);
+  const { train: trainData, test } = await spec.data(o, extra);
   const grid = trainData.grid;
   console.log(
     `${spec.title}: grid ${grid.axes.map((a) => `${a.name} ${a.n}`).join(" × ")}, ${
       trainData.u0.shape[0]
     } training and ` +
-      `${test.u0.shape[0]} test solutions (${((performance.now() - t0) / 1000).toFixed(1)} s to generate)`,
+      `${test.u0.shape[0]} test solutions (${((performance.now() - t0) / 1000).toFixed(1)} s to generate or read)`,
   );
   const experts = pde.parseExperts(o.experts, grid.shape.length);
   const network: pde.PdeNetworkOptions = {

@@ -367,3 +367,43 @@ Deno.test("PI-HC-MoE Navier–Stokes records: viscosity, missing features, rank,
     (e) => assertError(e, `${dir}/nothing`, "", "no such file or folder"),
   );
 });
+
+/** Runs an example script with `args`, returning its output and metrics.json. */
+async function runScript(script: string, args: string[]): Promise<{ out: string; metrics: Record<string, unknown> }> {
+  const out = `${dir}/out_${script}`;
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `examples/${script}.ts`, ...args, "--out", out, "--log-every", "0", "--checkpoint-every", "0"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
+  assert.equal(run.code, 0, text);
+  return { out: text, metrics: JSON.parse(Deno.readTextFileSync(`${out}/${script}/metrics.json`)) };
+}
+
+const tiny = ["--steps", "2", "--basis", "4", "--width", "4", "--modes", "2", "--layers", "1", "--fc", "8"];
+
+Deno.test("examples train and test on a file's samples with --data", async () => {
+  const ds = await runScript("diffusion_sorption", [
+    ...["--data", file4, "--train", "2", "--test", "1", "--nx", "4", "--nt", "6", "--method", "data,moe"],
+    ...["--points", "4", "--batch", "2", ...tiny],
+  ]);
+  assert.ok(
+    ds.out.includes(`training on samples 0–1 of 4 in ${file4}; testing on samples 3–3 of 4 in ${file4}`),
+    ds.out,
+  );
+  assert.ok(ds.out.includes("grid t 6 × x 4, 2 training and 1 test solutions"), ds.out);
+  const methods = ds.metrics.methods as Record<string, { metrics: { relL2: { perSample: number[] } } }>;
+  assert.deepEqual(Object.keys(methods), ["data", "moe"]);
+  assert.equal(methods.moe.metrics.relL2.perSample.length, 1);
+  const nsRun = await runScript("navier_stokes_2d", [
+    ...["--data", nsDir, "--test-data", `${nsDir}/b.tfrecords`, "--train", "2", "--test", "1"],
+    ...["--nx", "8", "--nt", "5", "--T", "0.4", "--method", "hard", "--points", "16", "--batch", "1", ...tiny],
+  ]);
+  assert.ok(
+    nsRun.out.includes(`training on samples 0–1 of 3 in ${nsDir}; testing on samples 0–0 of 1 in ${nsDir}/b.tfrecords`),
+    nsRun.out,
+  );
+  assert.ok(nsRun.out.includes("grid t 5 × x 8 × y 8, 2 training and 1 test solutions"), nsRun.out);
+});
