@@ -8,7 +8,8 @@
  * @module
  */
 
-import { Tokenizer as HFTokenizerImpl } from "@huggingface/tokenizers";
+// deno-lint-ignore no-import-prefix
+import { Tokenizer as HFTokenizerImpl } from "npm:@huggingface/tokenizers@0.2.0";
 import { ArgumentError, PatchworkError } from "../tensor/mod.ts";
 
 /**

@@ -38,7 +38,8 @@
  * @module
  */
 
-import type { Dataset as H5Dataset, File as H5File, Group as H5Group } from "h5wasm";
+// deno-lint-ignore no-import-prefix
+import type { Dataset as H5Dataset, File as H5File, Group as H5Group } from "npm:h5wasm@0.10.3";
 import {
   type AxisPlan,
   DataFileError,
@@ -56,7 +57,7 @@ import type { Grid1D } from "./grid.ts";
 import { DIFFUSION_SORPTION_PARAMETERS } from "./problems/diffusion_sorption.ts";
 
 /** The h5wasm module (its Node build: host file access, HDF5 reading only the chunks it needs). */
-export type Hdf5 = typeof import("h5wasm/node");
+export type Hdf5 = typeof import("npm:h5wasm@0.10.3/node");
 
 let library: Promise<Hdf5> | null = null;
 
@@ -73,8 +74,10 @@ let library: Promise<Hdf5> | null = null;
  */
 export function loadHdf5(): Promise<Hdf5> {
   library ??= (async () => {
-    const h5 = await import("h5wasm/node");
-    const plugins = await import("h5wasm-plugins");
+    // deno-lint-ignore no-import-prefix
+    const h5 = await import("npm:h5wasm@0.10.3/node");
+    // deno-lint-ignore no-import-prefix
+    const plugins = await import("npm:h5wasm-plugins@0.2.1");
     plugins.install_local_plugins(await h5.ready);
     return h5;
   })();

@@ -24,7 +24,8 @@
  * @module
  */
 
-import protobuf from "protobufjs";
+// deno-lint-ignore no-import-prefix
+import protobuf from "npm:protobufjs@8.8.1";
 import { join } from "node:path";
 import {
   DataFileError,

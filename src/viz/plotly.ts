@@ -80,14 +80,8 @@ async function find(): Promise<string> {
   }
   const tried: string[] = [];
   try {
-    const mod = await import("plotly.js-dist-min/plotly.min.js", { with: { type: "text" } });
-    return checkScript(mod.default, "plotly.js-dist-min/plotly.min.js");
-  } catch (e) {
-    tried.push(`plotly.js-dist-min/plotly.min.js (deno.json import): ${describe(e)}`);
-  }
-  try {
-    // By URL the importer's deno.json does not map the bare specifier; this literal keeps the
-    // package in the module graph so `deno cache` fetches it too. Keep the version = PLOTLY_VERSION.
+    // A full specifier: by URL the importer's deno.json does not map bare names; the literal keeps
+    // the package in the module graph so `deno cache` fetches it too. Keep the version = PLOTLY_VERSION.
     // deno-lint-ignore no-import-prefix
     const mod = await import("npm:plotly.js-dist-min@4.1.2/plotly.min.js", { with: { type: "text" } });
     return checkScript(mod.default, `npm:plotly.js-dist-min@${PLOTLY_VERSION}`);
