@@ -327,7 +327,7 @@ Deno.test("PI-HC-MoE Navier–Stokes records: a sample range onto a coarser peri
   }
 });
 
-Deno.test("PI-HC-MoE Navier–Stokes records: viscosity, missing features, rank, grids, HDF5 and truncated files", async () => {
+Deno.test("PI-HC-MoE Navier–Stokes records: viscosity, missing features, rank, grids, HDF5, truncated and damaged files", async () => {
   const grid = ns.grid({ nx: 8, nt: 5, T: 0.4 });
   await assert.rejects(
     () => readNavierStokes(nsDir, { grid, nu: 1e-3 }),
@@ -361,6 +361,20 @@ Deno.test("PI-HC-MoE Navier–Stokes records: viscosity, missing features, rank,
   await assert.rejects(
     () => readNavierStokes(cut, { grid }),
     (e) => assertError(e, cut, "record 1", "runs past the end of the file"),
+  );
+  const flipped = nsRecord(0);
+  flipped[40] ^= 0x10; // a bit of the data, not of the length header
+  const damaged = writeRecords("damaged.tfrecords", [flipped]);
+  await assert.rejects(
+    () => readNavierStokes(damaged, { grid }),
+    (e) => assertError(e, damaged, "record 0", "checksum of its data does not match"),
+  );
+  const lengthFlipped = nsRecord(0);
+  lengthFlipped[0] ^= 0x01;
+  const badHeader = writeRecords("bad_header.tfrecords", [nsRecord(1), lengthFlipped]);
+  await assert.rejects(
+    () => readNavierStokes(badHeader, { grid }),
+    (e) => assertError(e, badHeader, "record 1", "checksum of its length header"),
   );
   await assert.rejects(
     () => readNavierStokes(`${dir}/nothing`, { grid }),

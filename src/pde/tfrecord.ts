@@ -9,9 +9,10 @@
  * Navier–Stokes files are another problem (velocity with no-slip walls, ν = 0.01, a forcing per
  * sample); {@link readNavierStokes} says so when given one.
  *
- * Records are located by their length headers and read one at a time; their CRC32C checksums are
- * not verified (a record whose length runs past the end of its file, or that does not decode, is a
- * {@link DataFileError}). Protocol buffers are decoded by protobufjs.
+ * Records are located by their length headers and read one at a time; both masked CRC32C checksums
+ * of each record (of its length, of its data) are verified, and a record whose checksum differs,
+ * whose length runs past the end of its file, or that does not decode is a {@link DataFileError}.
+ * Protocol buffers are decoded by protobufjs.
  *
  * @example
  * ```ts ignore
@@ -41,6 +42,7 @@ import {
   sliced,
 } from "./data_files.ts";
 import type { Grid2D } from "./grid.ts";
+import { maskedCrc32c } from "../train/tfrecord.ts";
 
 /** Options of {@link readNavierStokes}. */
 export interface NavierStokesFileOptions extends SampleRange {
@@ -249,7 +251,16 @@ async function index(op: string, path: string): Promise<RecordRef[]> {
     if (size - pos < 16 || (await f.read(head)) !== 12) {
       throw new DataFileError(op, path, `record ${out.length}`, `truncated header at byte ${pos} of ${size}`);
     }
-    const length = Number(new DataView(head.buffer).getBigUint64(0, true));
+    const header = new DataView(head.buffer);
+    if (header.getUint32(8, true) !== maskedCrc32c(head.subarray(0, 8))) {
+      throw new DataFileError(
+        op,
+        path,
+        `record ${out.length}`,
+        `the checksum of its length header (byte ${pos}) does not match: not a TFRecord file, or a damaged one`,
+      );
+    }
+    const length = Number(header.getBigUint64(0, true));
     if (pos + 16 + length > size) {
       throw new DataFileError(
         op,
@@ -268,13 +279,22 @@ async function index(op: string, path: string): Promise<RecordRef[]> {
 async function readRecord(op: string, ref: RecordRef): Promise<Uint8Array> {
   using f = await Deno.open(ref.file);
   await f.seek(ref.offset, Deno.SeekMode.Start);
-  const buf = new Uint8Array(ref.length);
-  for (let got = 0; got < ref.length;) {
+  const buf = new Uint8Array(ref.length + 4);
+  for (let got = 0; got < buf.length;) {
     const n = await f.read(buf.subarray(got));
     if (n === null) throw new DataFileError(op, ref.file, `record ${ref.index}`, "ended early");
     got += n;
   }
-  return buf;
+  const data = buf.subarray(0, ref.length);
+  if (new DataView(buf.buffer).getUint32(ref.length, true) !== maskedCrc32c(data)) {
+    throw new DataFileError(
+      op,
+      ref.file,
+      `record ${ref.index}`,
+      "the checksum of its data does not match: the file is damaged (copy it again)",
+    );
+  }
+  return data;
 }
 
 /** The float features of a `tf.train.Example`: serialized tensors, float lists, int64 lists. */

@@ -39,5 +39,6 @@ export * from "./flags.ts";
 export * from "./progress.ts";
 export * from "./metrics.ts";
 export * from "./tensorboard.ts";
+export * from "./tfrecord.ts";
 export * from "./random.ts";
 export * from "./files.ts";
