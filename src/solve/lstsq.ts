@@ -24,6 +24,7 @@
 import { noGrad, record } from "../tensor/autograd.ts";
 import { arange, zeros } from "../tensor/creation.ts";
 import { ArgumentError, ShapeError } from "../tensor/errors.ts";
+import type { DType } from "../tensor/dtype.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { checkTensor } from "../tensor/validate.ts";
 import { tidy } from "../tensor/storage.ts";
@@ -56,8 +57,8 @@ export interface LstsqOptions extends SolveOptions {
    */
   method?: "qr" | "normal";
   /**
-   * The relative rank cut-off: a column with |Rⱼⱼ| ≤ rcond·max|Rᵢᵢ| counts as dependent. Default
-   * max(m, n)·ε of the dtype.
+   * The relative rank cut-off: a column with |Rⱼⱼ| ≤ rcond·max|Rᵢᵢ| counts as dependent (with
+   * `method: "normal"`, Lⱼⱼ² ≤ rcond·max Lᵢᵢ² of AᵀA = LLᵀ). Default max(m, n)·ε of the dtype.
    */
   rcond?: number;
   /**
@@ -73,8 +74,8 @@ export interface MatrixRankOptions {
   rcond?: number;
 }
 
-function cutoff(op: string, rcond: number | undefined, m: number, n: number, a: Tensor): number {
-  const tol = rcond ?? Math.max(m, n) * epsilonOf(a.dtype);
+function cutoff(op: string, rcond: number | undefined, m: number, n: number, dtype: DType): number {
+  const tol = rcond ?? Math.max(m, n) * epsilonOf(dtype);
   if (!(tol >= 0) || !Number.isFinite(tol)) {
     throw new ArgumentError(op, `rcond must be a finite number ≥ 0, got ${rcond}`);
   }
@@ -116,7 +117,7 @@ export function matrixRank(a: Tensor, options: MatrixRankOptions = {}): Tensor {
   const [m, n] = a.shape.slice(-2);
   if (m < n) throw new ShapeError(op, `needs m ≥ n (pass the transpose), got shape ${fmtShape(a.shape)}`);
   const dtype = solveDType(op, a);
-  const tol = cutoff(op, options.rcond, m, n, a.dtype === dtype ? a : a.cast(dtype));
+  const tol = cutoff(op, options.rcond, m, n, dtype);
   return tidy(() =>
     noGrad(() => {
       const aa = a.detach().cast(dtype);
@@ -259,7 +260,7 @@ export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor 
   if (!(mu >= 0) || !Number.isFinite(mu)) {
     throw new ArgumentError(op, `regularization must be a finite number ≥ 0, got ${mu}`);
   }
-  const tol = cutoff(op, options.rcond, m, n, p.a);
+  const tol = cutoff(op, options.rcond, m, n, p.a.dtype);
   const { x, f, keep } = factorSolve(p.a, p.b, p.batch, method, mu, tol);
   const check = options.check ?? true;
   const ranks = noGrad(() => keep.sum(-1));
@@ -280,6 +281,7 @@ export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor 
   }
   if (deficient) {
     const host = ranks.toTypedArray();
+    for (const t of [x, ranks, keep, f.kind === "qr" ? f.r : f.l]) t.dispose();
     const bad = [...host.keys()].filter((i) => host[i] < n);
     const where = p.batch.length === 0
       ? "the matrix"
@@ -289,7 +291,9 @@ export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor 
       bad,
       `A is rank deficient: ${where} ha${bad.length === 1 && p.batch.length === 0 ? "s" : "ve"} numerical rank ${
         bad.slice(0, 16).map((i) => host[i]).join(", ")
-      } < n = ${n} (|Rⱼⱼ| ≤ rcond·max|Rᵢᵢ|, rcond = ${tol.toExponential(1)}); pass minNorm: true for the ` +
+      } < n = ${n} (${method === "qr" ? "|Rⱼⱼ| ≤ rcond·max|Rᵢᵢ|" : "Lⱼⱼ² ≤ rcond·max Lᵢᵢ² in AᵀA = LLᵀ"}, rcond = ${
+        tol.toExponential(1)
+      }); pass minNorm: true for the ` +
         "minimum-norm solution, or a regularization μ > 0",
     );
   }
