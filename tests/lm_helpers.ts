@@ -58,3 +58,15 @@ export function smallConfig(overrides: Partial<lm.LlamaConfig> = {}): lm.LlamaCo
     ...overrides,
   });
 }
+
+/** A state-space model small enough for finite differences, with strong couplings (weights std 0.3). */
+export function microSSMConfig(numLayers: number): lm.SSMConfig {
+  return lm.ssmConfig({
+    vocabSize: 11,
+    hiddenSize: 6,
+    stateSize: 3,
+    numLayers,
+    initializerRange: 0.3,
+    decayRange: [0.5, 0.95],
+  });
+}

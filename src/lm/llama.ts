@@ -98,6 +98,48 @@ export type AttentionFunction = (q: Tensor, keys: Tensor, values: Tensor, layer:
  */
 export type TokenInput = Tensor | readonly number[] | readonly (readonly number[])[];
 
+/**
+ * Tokens as an int32 `[batch, length]` tensor on `backend`, checked: rows of one length, integer
+ * ids inside `[0, vocab)`, at least one token; errors name `op`.
+ *
+ * @example
+ * ```ts
+ * import { tokenTensor } from "./llama.ts";
+ * tokenTensor("model", [1, 2, 3], 10).shape; // [1, 3]
+ * ```
+ */
+export function tokenTensor(op: string, input: TokenInput, vocab: number, backend?: Backend): Tensor {
+  let ids: Int32Array;
+  let shape: number[];
+  if (Array.isArray(input)) {
+    const rows = (input.length && Array.isArray(input[0]) ? input : [input]) as readonly (readonly number[])[];
+    const len = rows[0]?.length ?? 0;
+    if (rows.some((r) => !Array.isArray(r) || r.length !== len)) {
+      throw new ShapeError(op, "token rows must be arrays of one length (pad them first)");
+    }
+    shape = [rows.length, len];
+    ids = Int32Array.from(rows.flat());
+    if (rows.flat().some((v) => !Number.isInteger(v))) throw new ArgumentError(op, "token ids must be integers");
+  } else {
+    const t = input as Tensor;
+    if (t.dtype !== "int32") throw new DTypeError(op, `tokens must be int32, got ${t.dtype}`);
+    if (t.ndim !== 1 && t.ndim !== 2) {
+      throw new ShapeError(op, `tokens must be [batch, length] or [length], got ${fmtShape(t.shape)}`);
+    }
+    shape = t.ndim === 1 ? [1, t.shape[0]] : [...t.shape];
+    ids = t.toTypedArray() as Int32Array;
+  }
+  if (shape[1] === 0) throw new ShapeError(op, "no tokens to run");
+  const bad = ids.findIndex((v) => v < 0 || v >= vocab);
+  if (bad >= 0) {
+    throw new ArgumentError(op, `token id ${ids[bad]} at position ${bad} is outside the vocabulary [0, ${vocab})`);
+  }
+  if (!Array.isArray(input) && (backend === undefined || (input as Tensor).backend === backend)) {
+    return (input as Tensor).reshape(shape);
+  }
+  return tensor(ids, { shape, dtype: "int32", backend });
+}
+
 interface Init {
   generator: Generator;
   dtype: DType;
@@ -306,36 +348,7 @@ export class LlamaForCausalLM extends Module {
 
   /** Tokens as an int32 `[batch, length]` tensor on the model's backend, checked against the vocabulary. */
   tokens(input: TokenInput): Tensor {
-    const op = "LlamaForCausalLM";
-    const backend = this.model.embed_tokens.weight.backend;
-    let ids: Int32Array;
-    let shape: number[];
-    if (Array.isArray(input)) {
-      const rows = (input.length && Array.isArray(input[0]) ? input : [input]) as readonly (readonly number[])[];
-      const len = rows[0]?.length ?? 0;
-      if (rows.some((r) => !Array.isArray(r) || r.length !== len)) {
-        throw new ShapeError(op, "token rows must be arrays of one length (pad them first)");
-      }
-      shape = [rows.length, len];
-      ids = Int32Array.from(rows.flat());
-      if (rows.flat().some((v) => !Number.isInteger(v))) throw new ArgumentError(op, "token ids must be integers");
-    } else {
-      const t = input as Tensor;
-      if (t.dtype !== "int32") throw new DTypeError(op, `tokens must be int32, got ${t.dtype}`);
-      if (t.ndim !== 1 && t.ndim !== 2) {
-        throw new ShapeError(op, `tokens must be [batch, length] or [length], got ${fmtShape(t.shape)}`);
-      }
-      shape = t.ndim === 1 ? [1, t.shape[0]] : [...t.shape];
-      ids = t.toTypedArray() as Int32Array;
-    }
-    if (shape[1] === 0) throw new ShapeError(op, "no tokens to run");
-    const vocab = this.config.vocabSize;
-    const bad = ids.findIndex((v) => v < 0 || v >= vocab);
-    if (bad >= 0) {
-      throw new ArgumentError(op, `token id ${ids[bad]} at position ${bad} is outside the vocabulary [0, ${vocab})`);
-    }
-    if (!Array.isArray(input) && (input as Tensor).backend === backend) return (input as Tensor).reshape(shape);
-    return tensor(ids, { shape, dtype: "int32", backend });
+    return tokenTensor("LlamaForCausalLM", input, this.config.vocabSize, this.model.embed_tokens.weight.backend);
   }
 
   /** The final hidden states `[B, T, hidden]` (after the last norm) and the extended cache. */

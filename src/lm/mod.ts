@@ -25,3 +25,5 @@ export * from "./peft.ts";
 export * from "./generate.ts";
 export * from "./chunk_attention.ts";
 export * from "./chunked.ts";
+export * from "./ssm_scan.ts";
+export * from "./ssm.ts";

@@ -1,0 +1,162 @@
+/**
+ * The diagonal linear recurrence of a selective state-space model as one differentiable op:
+ *
+ * ```text
+ * h[t] = a[t] ⊙ h[t − 1] + b[t]        (h[−1] = h0)           forward
+ * h[t] = a[t] ⊙ h[t + 1] + b[t]        (h[T] = h0)            reverse
+ * ```
+ *
+ * over `[batch, T, N]` tensors, the time axis being axis 1. The forward runs as a sequential scan
+ * per state column (here on the host, {@link linearScanHost}; on the GPU by `kernels/ssm_scan.cu`,
+ * which has the same semantics: the state carried in float64, one multiply then one add per step,
+ * each step rounded once to the output dtype). The backward is itself a reverse scan written in
+ * tensor ops, so gradients of gradients work:
+ *
+ * ```text
+ * μ[t] = g[t] + a[t + 1] ⊙ μ[t + 1]     da[t] = μ[t] ⊙ h[t − 1]     db[t] = μ[t]     dh0 = a[0] ⊙ μ[0]
+ * ```
+ *
+ * @module
+ */
+
+import {
+  ArgumentError,
+  concat,
+  customFunction,
+  DTypeError,
+  fmtShape,
+  isGradEnabled,
+  ShapeError,
+  type Tensor,
+  tensor,
+  zeros,
+} from "../tensor/mod.ts";
+
+/**
+ * Options of {@link linearScan}.
+ *
+ * @example
+ * ```ts
+ * import type { LinearScanOptions } from "./ssm_scan.ts";
+ * const o: LinearScanOptions = { reverse: true };
+ * ```
+ */
+export interface LinearScanOptions {
+  /** The state before the first step, `[batch, N]` (zeros by default). */
+  initial?: Tensor | null;
+  /** Run from the last step to the first (`h[t] = a[t]·h[t + 1] + b[t]`). Default false. */
+  reverse?: boolean;
+}
+
+/**
+ * The recurrence on host arrays of `batch × T × N` elements (row-major `[batch, T, N]`), `h0` of
+ * `batch × N` (or null for zeros): the CPU path of `kernels/ssm_scan.cu`. The state is carried in
+ * float64, each step one multiply and one add.
+ *
+ * @example
+ * ```ts
+ * import { linearScanHost } from "./ssm_scan.ts";
+ * linearScanHost([0.5, 0.5], [1, 1], null, 1, 2, 1, false); // Float64Array [1, 1.5]
+ * ```
+ */
+export function linearScanHost(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  h0: ArrayLike<number> | null,
+  batch: number,
+  steps: number,
+  width: number,
+  reverse: boolean,
+): Float64Array {
+  const h = new Float64Array(batch * steps * width);
+  for (let bi = 0; bi < batch; bi++) {
+    for (let n = 0; n < width; n++) {
+      let s = h0 ? h0[bi * width + n] : 0;
+      for (let k = 0; k < steps; k++) {
+        const t = reverse ? steps - 1 - k : k;
+        const i = (bi * steps + t) * width + n;
+        s = a[i] * s + b[i];
+        h[i] = s;
+      }
+    }
+  }
+  return h;
+}
+
+function checkOperands(a: Tensor, b: Tensor, h0: Tensor | null): void {
+  const op = "linearScan";
+  if (a.ndim !== 3 || b.ndim !== 3 || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new ShapeError(op, `a ${fmtShape(a.shape)} and b ${fmtShape(b.shape)} must both be [batch, T, N]`);
+  }
+  if (a.dtype !== b.dtype || a.dtype === "int32") {
+    throw new DTypeError(op, `a (${a.dtype}) and b (${b.dtype}) must share one float dtype`);
+  }
+  if (a.backend !== b.backend) throw new ArgumentError(op, "a and b live on different backends");
+  if (h0 === null) return;
+  const [batch, , n] = a.shape;
+  if (h0.ndim !== 2 || h0.shape[0] !== batch || h0.shape[1] !== n) {
+    throw new ShapeError(op, `initial ${fmtShape(h0.shape)} must be [batch, N] = [${batch}, ${n}]`);
+  }
+  if (h0.dtype !== a.dtype) throw new DTypeError(op, `initial is ${h0.dtype} but a is ${a.dtype}`);
+}
+
+/** The scan's values, without recording. */
+function scanValues(a: Tensor, b: Tensor, h0: Tensor, reverse: boolean): Tensor {
+  const [batch, steps, width] = a.shape;
+  const h = linearScanHost(a.toTypedArray(), b.toTypedArray(), h0.toTypedArray(), batch, steps, width, reverse);
+  return tensor(h, { shape: a.shape, dtype: a.dtype, backend: a.backend });
+}
+
+/**
+ * `x` moved one step along time, `fill` `[batch, N]` entering at the start (forward) or the end
+ * (reverse): the state before each step.
+ */
+function shifted(x: Tensor, fill: Tensor, towardEnd: boolean): Tensor {
+  const steps = x.shape[1];
+  const edge = fill.unsqueeze(1);
+  if (steps === 1) return edge;
+  return towardEnd ? concat([edge, x.narrow(1, 0, steps - 1)], 1) : concat([x.narrow(1, 1, steps - 1), edge], 1);
+}
+
+const scanFn = (reverse: boolean) =>
+  customFunction(
+    (a: Tensor, b: Tensor, h0: Tensor) => {
+      const h = scanValues(a, b, h0, reverse);
+      return { output: h, residuals: [a, b, h0, h] };
+    },
+    ([a, b, h0, saved], g, needs) => {
+      // Recorded (a gradient of this gradient is wanted): the states again, as a function of the inputs.
+      const h = isGradEnabled() ? linearScan(a, b, { initial: h0, reverse }) : saved;
+      // The adjoint runs the other way, each step weighted by the next step's coefficient.
+      const none = zeros([a.shape[0], a.shape[2]], { dtype: a.dtype, backend: a.backend });
+      const mu = linearScan(shifted(a, none, reverse), g, { reverse: !reverse });
+      const first = reverse ? a.shape[1] - 1 : 0;
+      return [
+        needs[0] ? mu.mul(shifted(h, h0, !reverse)) : null,
+        needs[1] ? mu : null,
+        needs[2] ? a.narrow(1, first, 1).squeeze(1).mul(mu.narrow(1, first, 1).squeeze(1)) : null,
+      ];
+    },
+  );
+
+const forwardScan = scanFn(false);
+const reverseScan = scanFn(true);
+
+/**
+ * The states `h` `[batch, T, N]` of the diagonal recurrence `h[t] = a[t]·h[t − 1] + b[t]` (see the
+ * module comment), differentiable in `a`, `b` and `initial` (to any order).
+ *
+ * @example
+ * ```ts
+ * import { linearScan } from "./ssm_scan.ts";
+ * import { tensor } from "../tensor/mod.ts";
+ * const a = tensor([[[0.5], [0.5], [0.5]]]), b = tensor([[[1], [1], [1]]]);
+ * linearScan(a, b).toArray(); // [[[1], [1.5], [1.75]]]
+ * ```
+ */
+export function linearScan(a: Tensor, b: Tensor, options: LinearScanOptions = {}): Tensor {
+  const h0 = options.initial ?? null;
+  checkOperands(a, b, h0);
+  const start = h0 ?? zeros([a.shape[0], a.shape[2]], { dtype: a.dtype, backend: a.backend });
+  return (options.reverse ? reverseScan : forwardScan)(a, b, start).output;
+}
