@@ -27,3 +27,4 @@ export * from "./chunk_attention.ts";
 export * from "./chunked.ts";
 export * from "./ssm_scan.ts";
 export * from "./ssm.ts";
+export * from "./adjoint_sharding.ts";

@@ -1,0 +1,353 @@
+/**
+ * Gradients of an {@link SSMForCausalLM} by back-propagation through the scan or by adjoint
+ * sharding (Xu et al. 2025): the gradient of layer k's networks as a sum of vector–Jacobian
+ * products that are independent of one another, each needing only the stored states.
+ *
+ * Within a layer (input x = ŷ_{k−1}, states h, decays a, upstream cotangent δ[t] on its output
+ * C[t]h[t]) the adjoint states λ^{t,i} = C[t] A[t] ⋯ A[i+1] give
+ *
+ * ```text
+ * ∂/∂θ_𝒞 :  Σ_t        VJP_𝒞(x[t];  δ[t] ⊗ h[t])                       T VJPs
+ * ∂/∂θ_𝒜 :  Σ_t Σ_{i≤t} VJP_𝒜(x[i];  (δ[t]·λ^{t,i}) ⊙ h[i−1])          T(T+1)/2 VJPs
+ * ∂/∂θ_ℬ :  Σ_t Σ_{i≤t} VJP_ℬ(x[i];  (δ[t]·λ^{t,i}) ⊗ x[i])            T(T+1)/2 VJPs
+ * ```
+ *
+ * δ[t]·λ^{t,i} = (C[t]ᵀδ[t]) ⊙ a[t] ⊙ ⋯ ⊙ a[i+1] comes from a running product along each
+ * diagonal d = t − i. The pieces run on the local-backprop engine ({@link independentBackward}):
+ * one batched launch per group of diagonals (`piecesPerLaunch` VJPs), never one per VJP; a counter
+ * adds up the VJPs each launch computed.
+ *
+ * The four gradients (`method`):
+ *
+ * - `backprop`: one graph over the sequence, one backward pass through the scan. Exact.
+ * - `adjoint`: adjoint sharding as the paper states it — every layer's cotangent is δ = ∂l/∂y_K
+ *   (the last layer's), each layer's input ŷ_{k−1} held constant. Exact for the networks 𝒜, ℬ, 𝒞
+ *   and the head when K = 1; for K > 1 it drops every path through later layers. Parameters
+ *   before a layer's input (the embedding, the layers' norms) get what holding the inputs
+ *   constant leaves them: the embedding the residual path ∂l/∂y_K, the norms nothing.
+ * - `adjoint-exact`: the same independent VJPs per layer, plus each VJP's cotangent of its input
+ *   x[i]; layer by layer from K to 1, these are carried through the layer's norm into
+ *   ∂l/∂y_{k−1} = ∂l/∂y_k + (through the layer), the δ of the layer below. Exact for any K.
+ * - `truncated`: `adjoint-exact` keeping only i ≥ t − T̄ + 1 (`window` T̄): the truncated adjoint
+ *   sharding, Σ_{d<T̄} (T − d) VJPs per layer for 𝒜 and ℬ. Equal to `adjoint-exact` when T̄ ≥ T.
+ *
+ * `window` also applies to `adjoint` (the paper's truncated form, with its constant inputs).
+ *
+ * @module
+ */
+
+import {
+  ArgumentError,
+  checkInteger,
+  checkOneOf,
+  checkOptions,
+  concat,
+  gradients,
+  noGrad,
+  NonFiniteError,
+  type Tensor,
+  tidy,
+  zeros,
+} from "../tensor/mod.ts";
+import { independentBackward } from "../local/mod.ts";
+import type { TokenInput } from "./llama.ts";
+import type { SSMForCausalLM, SSMLayer } from "./ssm.ts";
+
+/**
+ * How {@link ssmBackward} computes the gradient (see the module comment).
+ *
+ * @example
+ * ```ts
+ * import type { SSMGradientMethod } from "./adjoint_sharding.ts";
+ * const m: SSMGradientMethod = "adjoint-exact";
+ * ```
+ */
+export type SSMGradientMethod = "backprop" | "adjoint" | "adjoint-exact" | "truncated";
+
+/**
+ * The methods, in the order of the flags' help.
+ *
+ * @example
+ * ```ts
+ * import { SSM_GRADIENT_METHODS } from "./adjoint_sharding.ts";
+ * SSM_GRADIENT_METHODS.includes("truncated"); // true
+ * ```
+ */
+export const SSM_GRADIENT_METHODS: readonly SSMGradientMethod[] = ["backprop", "adjoint", "adjoint-exact", "truncated"];
+
+/**
+ * Options of {@link ssmBackward}.
+ *
+ * @example
+ * ```ts
+ * import type { SSMBackwardOptions } from "./adjoint_sharding.ts";
+ * const o: SSMBackwardOptions = { method: "truncated", window: 256, piecesPerLaunch: 8192 };
+ * ```
+ */
+export interface SSMBackwardOptions {
+  /** Default `backprop`. */
+  method?: SSMGradientMethod;
+  /** T̄: the VJPs kept per output step (`truncated`: required; `adjoint`: optional). */
+  window?: number;
+  /** VJPs through 𝒜 and ℬ per batched launch (rows of one piece). Default 4096. */
+  piecesPerLaunch?: number;
+  /** Time steps per block of the stored forward pass and of the 𝒞 launches. Default 1024. */
+  blockSize?: number;
+  /** Multiplies the summed cross-entropy. Default 1 / (batch × L): the mean. */
+  scale?: number;
+  /** Vocabulary rows per slice of the loss. Default 8192. */
+  sliceSize?: number;
+}
+
+/**
+ * VJPs computed for one layer, counted launch by launch.
+ *
+ * @example
+ * ```ts
+ * import type { VJPCount } from "./adjoint_sharding.ts";
+ * const c: VJPCount = { a: 136, b: 136, c: 16, launches: 3 }; // T = 16, one sequence
+ * ```
+ */
+export interface VJPCount {
+  /** VJPs through 𝒜 (one per pair i ≤ t kept, per sequence of the batch). */
+  a: number;
+  /** VJPs through ℬ. */
+  b: number;
+  /** VJPs through 𝒞 (one per step). */
+  c: number;
+  /** Batched launches (pieces on the engine) that computed them. */
+  launches: number;
+}
+
+/**
+ * What {@link ssmBackward} did.
+ *
+ * @example
+ * ```ts
+ * import type { SSMBackwardResult } from "./adjoint_sharding.ts";
+ * const r: SSMBackwardResult = { lossSum: 710.2, tokens: 256, vjps: [] };
+ * ```
+ */
+export interface SSMBackwardResult {
+  /** Σ of the token cross-entropies (nats), from the forward pass. */
+  lossSum: number;
+  /** Tokens predicted (batch × L). */
+  tokens: number;
+  /** Per layer (index k − 1), the VJPs computed; empty for `backprop`. */
+  vjps: VJPCount[];
+}
+
+/** The stored forward pass: each layer's input stream y_{k−1} and states h_k, and y_K. */
+interface Trace {
+  inputs: Tensor[];
+  states: Tensor[];
+  residual: Tensor;
+}
+
+/** The forward pass without recording, block by block along time (the state carried). */
+function trace(model: SSMForCausalLM, tokens: Tensor, block: number): Trace {
+  return noGrad(() => {
+    const inputs: Tensor[] = [], states: Tensor[] = [];
+    let y = model.embed_tokens.forward(tokens);
+    const length = tokens.shape[1];
+    for (const layer of model.layers) {
+      const outs: Tensor[] = [], hs: Tensor[] = [];
+      let carry: Tensor | null = null;
+      for (let t0 = 0; t0 < length; t0 += block) {
+        const out = layer.forward(y.narrow(1, t0, Math.min(block, length - t0)), carry);
+        outs.push(out.output);
+        hs.push(out.states);
+        carry = out.states.narrow(1, out.states.shape[1] - 1, 1).squeeze(1);
+      }
+      inputs.push(y);
+      states.push(concat(hs, 1));
+      y = concat(outs, 1);
+    }
+    return { inputs, states, residual: y };
+  });
+}
+
+/** The diagonals [d0, d1) of each launch, so that a launch holds at most `rows` VJPs (one diagonal at least). */
+function diagonalGroups(length: number, window: number, batch: number, rows: number): [number, number][] {
+  const groups: [number, number][] = [];
+  let start = 0, count = 0;
+  for (let d = 0; d < window; d++) {
+    const n = batch * (length - d);
+    if (d > start && count + n > rows) {
+      groups.push([start, d]);
+      start = d;
+      count = 0;
+    }
+    count += n;
+  }
+  groups.push([start, window]);
+  return groups;
+}
+
+/** Rows `[B·n, ...]` of a `[B, n, ...]` tensor. */
+function rows(x: Tensor): Tensor {
+  return x.reshape([x.shape[0] * x.shape[1], ...x.shape.slice(2)]);
+}
+
+interface LayerPass {
+  layer: SSMLayer;
+  /** The layer's input x = ŷ_{k−1} `[B, T, P]`; requires grad when its cotangent is wanted. */
+  x: Tensor;
+  /** The layer's states `[B, T, N]`. */
+  h: Tensor;
+  /** The cotangent of the layer's output C·h `[B, T, P]`. */
+  delta: Tensor;
+  window: number;
+  rows: number;
+  block: number;
+  exact: boolean;
+}
+
+/**
+ * The layer's VJPs: 𝒞's step by step (which also give the states' cotangents C[t]ᵀδ[t]), then 𝒜's
+ * and ℬ's along the diagonals. Adds into the networks' `.grad` and, when `exact`, into `x.grad`.
+ */
+function layerVJPs(p: LayerPass): VJPCount {
+  const mixer = p.layer.mixer;
+  const [batch, length] = p.h.shape;
+  const count: VJPCount = { a: 0, b: 0, c: 0, launches: 0 };
+  const input = (x: Tensor) => (p.exact ? x : x.detach());
+  // 𝒞: Σ_t ⟨δ[t], C(x[t]) h[t]⟩ over blocks of steps; its h-gradient is C[t]ᵀδ[t].
+  const h = p.h.detach().requireGrad();
+  const cPieces = Array.from({ length: Math.ceil(length / p.block) }, (_, j) => ([x, hs]: Tensor[]) => {
+    const t0 = j * p.block, n = Math.min(p.block, length - t0);
+    const xb = input(x.narrow(1, t0, n));
+    count.c += batch * n;
+    count.launches++;
+    return mixer.readout(xb, hs.narrow(1, t0, n)).mul(p.delta.narrow(1, t0, n)).sum();
+  });
+  independentBackward([p.x, h], cPieces);
+  const v = h.grad!;
+  h.grad = null;
+  // 𝒜, ℬ: piece (t, i = t − d) has cotangent m_d[i] = v[i + d] ⊙ a[i + 1] ⋯ a[i + d] (a running
+  // product down the diagonal) on the state h[i] = a(x[i]) ⊙ h[i − 1] + B(x[i]) x[i].
+  const { a, before } = noGrad(() => {
+    const first = zeros([batch, 1, p.h.shape[2]], { dtype: p.h.dtype, backend: p.h.backend });
+    return {
+      a: mixer.decay(p.x),
+      before: length === 1 ? first : concat([first, p.h.narrow(1, 0, length - 1)], 1),
+    };
+  });
+  let m = v; // m_d for the last diagonal a launch reached
+  let next = 0; // the diagonal m holds
+  const groups = diagonalGroups(length, Math.min(p.window, length), batch, p.rows);
+  const abPieces = groups.map(([d0, d1]) => ([x]: Tensor[]) => {
+    const cot: Tensor[] = [];
+    noGrad(() => {
+      for (let d = d0; d < d1; d++) {
+        while (next < d) {
+          next++;
+          const stepped: Tensor = m.narrow(1, 1, length - next).mul(a.narrow(1, 1, length - next));
+          if (m !== v) m.dispose();
+          m = stepped.keep();
+        }
+        cot.push(rows(m));
+      }
+    });
+    const span = (t: Tensor) =>
+      concat(Array.from({ length: d1 - d0 }, (_, j) => rows(t.narrow(1, 0, length - d0 - j))));
+    const xr = input(span(x));
+    const mu = concat(cot);
+    count.a += xr.shape[0];
+    count.b += xr.shape[0];
+    count.launches++;
+    const state = mixer.decay(xr).mul(span(before)).add(mixer.drive(xr));
+    return state.mul(mu).sum();
+  });
+  independentBackward([p.x], abPieces);
+  if (m !== v) m.dispose();
+  v.dispose();
+  return count;
+}
+
+/**
+ * Accumulates into the model's parameters' `.grad` the gradient of `scale` × Σ token cross-entropy
+ * of `sequences` (`[batch, L + 1]` tokens: each position predicts the next) by `method` (see the
+ * module comment), and returns the summed loss and, for the sharded methods, the VJPs each layer
+ * computed. A non-finite loss raises a {@link NonFiniteError} before any gradient is added.
+ *
+ * @example
+ * ```ts
+ * import { ssmBackward } from "./adjoint_sharding.ts";
+ * import { SSM_PRESETS, SSMForCausalLM } from "./ssm.ts";
+ * const model = new SSMForCausalLM(SSM_PRESETS.tiny, { seed: 0 });
+ * const seq = [Array.from({ length: 33 }, (_, i) => (i * 7) % 256)];
+ * const r = ssmBackward(model, seq, { method: "adjoint-exact" });
+ * r.vjps[0].a; // 528 = 32·33/2
+ * ```
+ */
+export function ssmBackward(
+  model: SSMForCausalLM,
+  sequences: TokenInput,
+  options: SSMBackwardOptions = {},
+): SSMBackwardResult {
+  const op = "ssmBackward";
+  const method = options.method ?? "backprop";
+  checkOptions(op, options, ["method", "window", "piecesPerLaunch", "blockSize", "scale", "sliceSize"]);
+  checkOneOf(op, "method", method, SSM_GRADIENT_METHODS);
+  if (method === "truncated" && options.window === undefined) {
+    throw new ArgumentError(op, `method "truncated" needs a window (the VJPs kept per step, T̄)`);
+  }
+  if (options.window !== undefined && method !== "truncated" && method !== "adjoint") {
+    throw new ArgumentError(op, `window applies to methods "truncated" and "adjoint", not "${method}"`);
+  }
+  const rowsPerLaunch = checkInteger(op, "piecesPerLaunch", options.piecesPerLaunch ?? 4096, { min: 1 });
+  const block = checkInteger(op, "blockSize", options.blockSize ?? 1024, { min: 1 });
+  const all = model.tokens(sequences);
+  const [batch, width] = all.shape;
+  if (width < 2) throw new ArgumentError(op, `sequences need at least 2 tokens (inputs and their next), got ${width}`);
+  const length = width - 1;
+  const window = options.window === undefined ? length : checkInteger(op, "window", options.window, { min: 1 });
+  const scale = options.scale ?? 1 / (batch * length);
+  if (!(Number.isFinite(scale) && scale > 0)) throw new ArgumentError(op, `scale must be positive, got ${scale}`);
+  const lossOptions = { reduction: "sum" as const, sliceSize: options.sliceSize };
+  const check = (value: number) => {
+    if (!Number.isFinite(value)) throw new NonFiniteError(op, `the loss is ${value}; no gradient was added`);
+    return value;
+  };
+  try {
+    const tokens = all.narrow(1, 0, length), targets = all.narrow(1, 1, length);
+    if (method === "backprop") {
+      const lossSum = tidy(() => {
+        const { loss } = model.loss(tokens, targets, lossOptions);
+        const value = check(loss.item());
+        loss.mul(scale).backward();
+        return value;
+      });
+      return { lossSum, tokens: batch * length, vjps: [] };
+    }
+    return tidy(() => {
+      const stored = trace(model, tokens, block);
+      // The head: ∂l/∂y_K, and the gradients of the final norm and Ω.
+      const top = stored.residual.requireGrad();
+      const loss = model.head(top, targets, lossOptions);
+      const lossSum = check(loss.item());
+      loss.mul(scale).backward();
+      const exact = method !== "adjoint";
+      let delta = top.grad!;
+      const vjps: VJPCount[] = [];
+      const layers = [...model.layers];
+      for (let k = layers.length - 1; k >= 0; k--) {
+        const layer = layers[k];
+        const y = stored.inputs[k];
+        const x = noGrad(() => layer.norm.forward(y));
+        if (exact) x.requireGrad();
+        vjps[k] = layerVJPs({ layer, x, h: stored.states[k], delta, window, rows: rowsPerLaunch, block, exact });
+        if (!exact) continue;
+        // Through the layer's norm into y_{k−1}, beside the residual path.
+        const yl = y.requireGrad();
+        gradients([layer.norm.forward(yl)], [x.grad!], "leaves");
+        delta = delta.add(yl.grad!);
+      }
+      model.embed_tokens.forward(tokens).backward(delta);
+      return { lossSum, tokens: batch * length, vjps };
+    });
+  } finally {
+    all.dispose();
+  }
+}
