@@ -31,6 +31,7 @@ export * as train from "./src/train/mod.ts";
 export * as viz from "./src/viz/mod.ts";
 export * as pde from "./src/pde/mod.ts";
 export * as lm from "./src/lm/mod.ts";
+export * as dist from "./src/dist/mod.ts";
 
 // Every error class at the top level too, beside its layer (catch `SingularMatrixError`, not
 // `solve.SingularMatrixError`).
@@ -41,6 +42,7 @@ export { TrainingDivergedError } from "./src/train/mod.ts";
 export { DataFileError, ExpertSolveError, ExpressionError } from "./src/pde/mod.ts";
 export { CheckpointError, ConfigError, TokenizerError } from "./src/lm/mod.ts";
 export { PlotlyUnavailableError } from "./src/viz/mod.ts";
+export { CollectiveMismatchError, DistributedError, NcclError, PeerError, RendezvousError } from "./src/dist/mod.ts";
 
 import { initBackend } from "./src/backend/select.ts";
 await initBackend();

@@ -1,9 +1,10 @@
 /**
- * Finding and opening the CUDA shared libraries (driver, NVRTC, cuBLAS, cuFFT, cuSOLVER).
+ * Finding and opening the CUDA shared libraries (driver, NVRTC, cuBLAS, cuFFT, cuSOLVER, and NCCL for
+ * `src/dist`).
  *
  * Search order for each library:
  * 1. its own environment variable (`PATCHWORK_LIBCUDA`, `PATCHWORK_NVRTC`, `PATCHWORK_CUBLAS`,
- *    `PATCHWORK_CUFFT`, `PATCHWORK_CUSOLVER`): a file path (or a directory holding one of the sonames). When set, it is
+ *    `PATCHWORK_CUFFT`, `PATCHWORK_CUSOLVER`, `PATCHWORK_NCCL`): a file path (or a directory holding one of the sonames). When set, it is
  *    the only place tried, so a wrong value fails loudly instead of silently picking another copy;
  * 2. `PATCHWORK_CUDA_LIB_DIR`, a directory tried before the rest;
  * 3. the dynamic loader's own search path (the plain soname);
@@ -26,7 +27,7 @@ import { DeviceError } from "../../tensor/errors.ts";
  * const lib: CudaLibraryName = "cufft";
  * ```
  */
-export type CudaLibraryName = "cuda" | "nvrtc" | "cublas" | "cufft" | "cusolver";
+export type CudaLibraryName = "cuda" | "nvrtc" | "cublas" | "cufft" | "cusolver" | "nccl";
 
 /**
  * How each library is found: its environment variable and sonames (newest first).
@@ -43,6 +44,7 @@ export const LIBRARY_SPECS: Readonly<Record<CudaLibraryName, { env: string; sona
   cublas: { env: "PATCHWORK_CUBLAS", sonames: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"] },
   cufft: { env: "PATCHWORK_CUFFT", sonames: ["libcufft.so.12", "libcufft.so.11", "libcufft.so"] },
   cusolver: { env: "PATCHWORK_CUSOLVER", sonames: ["libcusolver.so.12", "libcusolver.so.11", "libcusolver.so"] },
+  nccl: { env: "PATCHWORK_NCCL", sonames: ["libnccl.so.2", "libnccl.so"] },
 };
 
 function env(name: string): string | undefined {
