@@ -9,6 +9,8 @@ import { heapAddress, heapAlloc, heapFree, heapMemory, heapStats } from "../src/
 import { matmulBatch } from "../src/backend/cpu/matmul.ts";
 import { rfftInto } from "../src/backend/cpu/fft_ops.ts";
 import { stencilInto } from "../src/backend/cpu/stencil.ts";
+import { hasSimd } from "../src/backend/cpu/wasm/elementwise.ts";
+import { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "../src/tensor/op_defs.ts";
 import { CpuBackend } from "../src/backend/cpu/mod.ts";
 import type { BandedOperator, ReduceOp, View } from "../src/tensor/backend.ts";
 import { numel, randomData, rng, rowMajor } from "./helpers.ts";
@@ -543,6 +545,115 @@ Deno.test("stencil: SIMD kernel matches the dense operator and the TypeScript pa
         cpu.free(x.buffer);
         cpu.free(add.buffer);
       }
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// elementwise ops against their scalar definitions (src/tensor/op_defs.ts)
+
+const SPECIALS = [
+  0,
+  -0,
+  1,
+  -1,
+  0.5,
+  -2.5,
+  1e-310,
+  -1e-310,
+  3e38,
+  -3e38,
+  1e300,
+  700,
+  -700,
+  30,
+  -30,
+  Infinity,
+  -Infinity,
+  NaN,
+];
+
+function elementwiseInputs(n: number, seed: number, positive = false): number[] {
+  const r = rng(seed);
+  return Array.from({ length: n }, (_, i) => {
+    if (i < SPECIALS.length) return positive ? Math.abs(SPECIALS[i]) : SPECIALS[i];
+    const v = (r() - 0.5) * [2, 20, 200][i % 3];
+    return positive ? Math.abs(v) : v;
+  });
+}
+
+/** Units in the last place of `dtype` between `got` and `want` (0 when both NaN). */
+function ulpsIn(dtype: "float32" | "float64", got: number, want: number): number {
+  if (Number.isNaN(got) || Number.isNaN(want)) return Number.isNaN(got) && Number.isNaN(want) ? 0 : Infinity;
+  if (got === want) return 0;
+  if (dtype === "float64") return Math.sign(got) === Math.sign(want) ? ulps(got, want) : Infinity;
+  const b = new Int32Array(new Float32Array([got, want]).buffer);
+  return Math.abs(b[0] - b[1]);
+}
+
+Deno.test("elementwise: SIMD unary ops match their definitions (exact ops bit for bit, the others within 2 ulp)", () => {
+  const exact = new Set(["neg", "abs", "sqrt", "floor", "reciprocal", "relu", "rsqrt"]);
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const op of Object.keys(UNARY_OPS) as UnaryOp[]) {
+      if (!hasSimd("unary", op)) continue;
+      const n = 70_003; // several jobs and a tail
+      const data = elementwiseInputs(n, op.length, op === "log" || op === "sqrt" || op === "rsqrt");
+      const x = fromData(data, [n], dtype);
+      const stored = cpu.toHost(x);
+      const got = cpu.toHost({ buffer: cpu.unary(op, x, dtype), shape: [n], strides: [1], offset: 0 });
+      const round = dtype === "float32" ? Math.fround : (v: number) => v;
+      const limit = exact.has(op) ? 0 : 2;
+      for (let i = 0; i < n; i++) {
+        const want = round(UNARY_OPS[op].f(stored[i]));
+        const d = ulpsIn(dtype, got[i], want);
+        // Where a definition cancels (1 + tanh(u) for u ≪ 0 in the tanh GELUs) its own
+        // double-precision result is only good to a few ulp of its terms: allow that error too.
+        const x = Math.abs(stored[i]);
+        const terms = op === "gelu_tanh_grad" ? 1 + x * (1 + 0.134 * x * x) : x;
+        const cancels = Math.abs(got[i] - want) <= 4 * 2 ** -52 * Math.max(1, terms);
+        if (d > limit && !cancels) {
+          assert.fail(`${op} ${dtype}(${stored[i]}) = ${got[i]}, the definition gives ${want} (${d} ulp)`);
+        }
+      }
+      cpu.free(x.buffer);
+    }
+  }
+});
+
+Deno.test("elementwise: SIMD binary ops match their definitions bit for bit, on rows, broadcasts and constants", () => {
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const op of Object.keys(BINARY_OPS) as BinaryOp[]) {
+      if (!hasSimd("binary", op)) continue;
+      const [rows, n] = [37, 1001];
+      const a = fromData(elementwiseInputs(rows * n, 1), [rows, n], dtype);
+      const bias = fromData(elementwiseInputs(n, 2), [n], dtype);
+      const as = cpu.toHost(a), bs = cpu.toHost(bias);
+      const biasView = { ...bias, shape: [rows, n], strides: [0, 1] }; // broadcast over rows
+      const cases: [string, View | number, View | number, (i: number) => [number, number]][] = [
+        ["rows + broadcast row", a, biasView, (i) => [as[i], bs[i % n]]],
+        ["broadcast row + rows", biasView, a, (i) => [bs[i % n], as[i]]],
+        ["rows + constant", a, 0.75, (i) => [as[i], 0.75]],
+        ["constant + rows", -3, a, (i) => [-3, as[i]]],
+        ["rows + rows", a, a, (i) => [as[i], as[i]]],
+      ];
+      for (const [what, x, y, pick] of cases) {
+        const got = cpu.toHost({
+          buffer: cpu.binary(op, x, y, [rows, n], dtype),
+          shape: [rows * n],
+          strides: [1],
+          offset: 0,
+        });
+        const round = dtype === "float32" ? Math.fround : (v: number) => v;
+        for (let i = 0; i < rows * n; i++) {
+          const [u, v] = pick(i).map(round);
+          const want = round(BINARY_OPS[op].f(u, v));
+          if (!Object.is(got[i], want)) {
+            assert.fail(`${op} ${dtype} ${what}: (${u}, ${v}) gives ${got[i]}, want ${want}`);
+          }
+        }
+      }
+      cpu.free(a.buffer);
+      cpu.free(bias.buffer);
     }
   }
 });

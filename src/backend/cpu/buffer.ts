@@ -12,7 +12,15 @@
 import type { Backend, DeviceBuffer, View } from "../../tensor/backend.ts";
 import { type DType, fromBFloat16Bits, itemSize, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { DeviceError } from "../../tensor/errors.ts";
-import { heapAlloc, heapFree } from "./heap.ts";
+import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
+
+/** A heap copy of `data` (the array itself where the heap cannot hold it). */
+function intoHeap(data: StorageArray): StorageArray {
+  const copy = heapAlloc(data.constructor as Float64ArrayConstructor, data.length, false);
+  if (heapAddress(copy) < 0) return data;
+  copy.set(data as Float64Array);
+  return copy;
+}
 import { spanOf } from "./strided.ts";
 
 /**
@@ -60,12 +68,15 @@ export class CpuBuffer implements DeviceBuffer {
   /** Whether `free` has released this buffer. */
   freed = false;
 
-  /** Wraps `data` (its length is the size) as a buffer of `dtype` owned by `backend`. */
+  /**
+   * Wraps `data` (its length is the size) as a buffer of `dtype` owned by `backend`; an array
+   * outside the heap is copied into it (where the heap can hold it) so the kernels reach it.
+   */
   constructor(backend: Backend, dtype: DType, data: StorageArray) {
     this.backend = backend;
     this.dtype = dtype;
     this.size = data.length;
-    this.data = data;
+    this.data = heapAddress(data) < 0 && data.length > 0 ? intoHeap(data) : data;
   }
 
   /** Bytes of storage this buffer accounts for. */

@@ -18,6 +18,7 @@
 import { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "../../tensor/op_defs.ts";
 import { fromBFloat16Bits, toBFloat16Bits } from "../../tensor/dtype.ts";
 import type { NumArray, Operand, StorageArray } from "./buffer.ts";
+import { simdBinary, simdUnary } from "./elementwise_simd.ts";
 import { linePlan } from "./strided.ts";
 import { contiguousStrides } from "../../tensor/shape.ts";
 
@@ -250,6 +251,7 @@ export function binaryLoops(op: BinaryOp): BinaryLoops {
  * ```
  */
 export function unaryInto(op: UnaryOp, x: Operand, shape: readonly number[], out: NumArray): void {
+  if (simdUnary(op, x, shape, out)) return;
   const plan = linePlan(shape, [contiguousStrides(shape), x.strides], [0, x.offset]);
   const pos = plan.walker.pos;
   const [os, xs] = plan.inner;
@@ -285,6 +287,7 @@ export function binaryInto(
   out: NumArray,
   int: boolean,
 ): void {
+  if (!int && simdBinary(op, a, b, shape, out)) return;
   const plan = linePlan(shape, [contiguousStrides(shape), a.strides, b.strides], [0, a.offset, b.offset]);
   const pos = plan.walker.pos;
   const [os, as, bs] = plan.inner;

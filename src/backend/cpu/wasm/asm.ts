@@ -131,7 +131,8 @@ export class Fn {
 
   /** A constant vector with every lane `value`, materialised once at entry (see {@linkcode Fn.hoist}). */
   vconst(lanes: "f32x4" | "f64x2" | "i64x2", value: number | bigint): Local {
-    return this.hoist(`${lanes}:${value}`, "v128", this.v128.const(lanes, value));
+    const key = Object.is(value, -0) ? "-0" : String(value);
+    return this.hoist(`${lanes}:${key}`, "v128", this.v128.const(lanes, value));
   }
 
   /** The prologue and the body. */
@@ -498,6 +499,7 @@ export class Fn {
     },
     and: (a: Expr, b: Expr) => this.#sbin(0x4e, "v128", a, b),
     andnot: (a: Expr, b: Expr) => this.#sbin(0x4f, "v128", a, b),
+    not: (a: Expr) => this.#sun(0x4d, "v128", a),
     or: (a: Expr, b: Expr) => this.#sbin(0x50, "v128", a, b),
     xor: (a: Expr, b: Expr) => this.#sbin(0x51, "v128", a, b),
     /** `(a & mask) | (b & ~mask)`. */

@@ -6,6 +6,7 @@
  */
 
 import { Module } from "./asm.ts";
+import { addElementwiseKernels } from "./elementwise.ts";
 import { addFftKernels } from "./fft.ts";
 import { addMatmulKernels } from "./matmul.ts";
 import { addReduceKernels } from "./reduce.ts";
@@ -33,6 +34,7 @@ export function kernelModule(): { module: WebAssembly.Module; names: string[] } 
   addReduceKernels(m);
   addFftKernels(m);
   addStencilKernels(m);
+  addElementwiseKernels(m);
   const module = new WebAssembly.Module(m.encode() as Uint8Array<ArrayBuffer>);
   const names = WebAssembly.Module.exports(module).map((e) => e.name);
   compiled = { module, names };

@@ -36,6 +36,40 @@ function pow2(f: Fn, j: Expr): Expr {
 }
 
 /**
+ * The shared reduction of exp and expm1: x clamped to [-746, 710], k = nearest(x/ln2) (float64
+ * and int64 lanes), r = x − k·ln2 with |r| ≤ ln2/2.
+ */
+function reduce(f: Fn, x: Expr): { k: Local; h: Local; r: Local } {
+  const v = f.local("v128"), k = f.local("v128"), r = f.local("v128"), h = f.local("v128");
+  const c = (value: number) => f.vconst("f64x2", value);
+  // Clamp (pmax/pmin keep a NaN in their first operand).
+  f.set(v, f.f64x2.pmin(f.f64x2.pmax(x, c(-746)), c(710)));
+  // k = nearest(x/ln2), computed by adding the shifter: its low bits are then k as an integer.
+  f.set(k, f.f64x2.relaxed_madd(v, c(LOG2E), c(SHIFTER)));
+  f.set(h, f.i64x2.sub(k, c(SHIFTER))); // k as int64 lanes (the shifter's bits cancel)
+  f.set(k, f.f64x2.sub(k, c(SHIFTER)));
+  f.set(r, f.f64x2.relaxed_madd(k, c(-LN2_HI), v));
+  f.set(r, f.f64x2.relaxed_madd(k, c(-LN2_LO), r));
+  return { k, h, r };
+}
+
+/** Horner's rule: Σ coefficients[i]·r^i. */
+function polynomial(f: Fn, r: Local, coefficients: readonly number[]): Local {
+  const p = f.local("v128");
+  f.set(p, f.vconst("f64x2", coefficients[coefficients.length - 1]));
+  for (let i = coefficients.length - 2; i >= 0; i--) {
+    f.set(p, f.f64x2.relaxed_madd(p, r, f.vconst("f64x2", coefficients[i])));
+  }
+  return p;
+}
+
+/** 2^k for int64 lanes k in [-2044, 2046], as two factors 2^⌊k/2⌋ and 2^(k−⌊k/2⌋) (each normal). */
+function scale(f: Fn, h: Local): [Expr, Expr] {
+  const half = f.i64x2.shr_s(h, 1);
+  return [pow2(f, half), pow2(f, f.i64x2.sub(h, f.i64x2.shr_s(h, 1)))];
+}
+
+/**
  * Emits `out = exp(x)` on float64 lanes.
  *
  * @example
@@ -51,21 +85,87 @@ function pow2(f: Fn, j: Expr): Expr {
  * ```
  */
 export function expF64x2(f: Fn, x: Expr, out: Local): void {
-  const v = f.local("v128"), k = f.local("v128"), r = f.local("v128"), p = f.local("v128"), h = f.local("v128");
-  const c = (value: number) => f.vconst("f64x2", value);
-  // Clamp to [-746, 710] (pmax/pmin keep a NaN in their first operand).
-  f.set(v, f.f64x2.pmin(f.f64x2.pmax(x, c(-746)), c(710)));
-  // k = nearest(x/ln2), computed by adding the shifter: its low bits are then k as an integer.
-  f.set(k, f.f64x2.relaxed_madd(v, c(LOG2E), c(SHIFTER)));
-  f.set(h, f.i64x2.sub(k, f.vconst("f64x2", SHIFTER))); // k as int64 lanes (the shifter's bits cancel)
-  f.set(k, f.f64x2.sub(k, c(SHIFTER)));
-  f.set(r, f.f64x2.relaxed_madd(k, c(-LN2_HI), v));
-  f.set(r, f.f64x2.relaxed_madd(k, c(-LN2_LO), r));
-  f.set(p, c(TAYLOR[13]));
-  for (let i = 12; i >= 0; i--) f.set(p, f.f64x2.relaxed_madd(p, r, c(TAYLOR[i])));
-  // 2^k as 2^⌊k/2⌋ · 2^(k−⌊k/2⌋), each factor a normal number.
-  const half = f.i64x2.shr_s(h, 1);
-  f.set(out, f.f64x2.mul(f.f64x2.mul(p, pow2(f, half)), pow2(f, f.i64x2.sub(h, f.i64x2.shr_s(h, 1)))));
+  const { h, r } = reduce(f, x);
+  const p = polynomial(f, r, TAYLOR);
+  const [s1, s2] = scale(f, h);
+  f.set(out, f.f64x2.mul(f.f64x2.mul(p, s1), s2));
+}
+
+/** 1/(i+1)! for i = 0 … 13: expm1(r) = r · Σ r^i/(i+1)!. */
+const EXPM1 = TAYLOR.slice(1).concat([TAYLOR[13] / 14]);
+
+/**
+ * Emits `out = exp(x) − 1` on float64 lanes, accurate near 0: with x = k·ln2 + r,
+ * expm1(x) = 2^k·expm1(r) + (2^k − 1), expm1(r) from its Taylor polynomial (within 2 ulp).
+ *
+ * @example
+ * ```ts
+ * import { Module } from "./asm.ts";
+ * import { expm1F64x2 } from "./vmath.ts";
+ * const m = new Module();
+ * m.func("em1", ["f64"], ["f64"], (f, [x]) => {
+ *   const y = f.local("v128");
+ *   expm1F64x2(f, f.f64x2.splat(x), y);
+ *   f.push(f.f64x2.extract_lane(y, 0), "f64");
+ * });
+ * ```
+ */
+export function expm1F64x2(f: Fn, x: Expr, out: Local): void {
+  const { h, r } = reduce(f, x);
+  const q = f.f64x2.mul(r, polynomial(f, r, EXPM1));
+  const [s1, s2] = scale(f, h);
+  const s = f.local("v128");
+  f.set(s, f.f64x2.mul(s1, s2));
+  f.set(out, f.f64x2.add(f.f64x2.mul(s, q), f.f64x2.sub(s, f.vconst("f64x2", 1))));
+}
+
+/**
+ * Emits `out = tanh(x)` on float64 lanes: with y = expm1(−2|x|), tanh|x| = −y/(y + 2), signed
+ * as x (no cancellation anywhere; NaN stays NaN).
+ *
+ * @example
+ * ```ts
+ * import { Module } from "./asm.ts";
+ * import { tanhF64x2 } from "./vmath.ts";
+ * const m = new Module();
+ * m.func("th", ["f64"], ["f64"], (f, [x]) => {
+ *   const y = f.local("v128");
+ *   tanhF64x2(f, f.f64x2.splat(x), y);
+ *   f.push(f.f64x2.extract_lane(y, 0), "f64");
+ * });
+ * ```
+ */
+export function tanhF64x2(f: Fn, x: Expr, out: Local): void {
+  const v = f.local("v128"), y = f.local("v128");
+  f.set(v, x);
+  expm1F64x2(f, f.f64x2.mul(f.vconst("f64x2", -2), f.f64x2.abs(v)), y);
+  const t = f.f64x2.div(f.f64x2.neg(y), f.f64x2.add(y, f.vconst("f64x2", 2)));
+  f.set(out, f.v128.or(t, f.v128.and(v, f.vconst("f64x2", -0))));
+}
+
+/**
+ * Emits `out = 1/(1 + e^−x)` on float64 lanes as `src/tensor/math.ts` computes it: with
+ * e = exp(−|x|), 1/(1 + e) for x ≥ 0 and e/(1 + e) otherwise.
+ *
+ * @example
+ * ```ts
+ * import { Module } from "./asm.ts";
+ * import { sigmoidF64x2 } from "./vmath.ts";
+ * const m = new Module();
+ * m.func("sg", ["f64"], ["f64"], (f, [x]) => {
+ *   const y = f.local("v128");
+ *   sigmoidF64x2(f, f.f64x2.splat(x), y);
+ *   f.push(f.f64x2.extract_lane(y, 0), "f64");
+ * });
+ * ```
+ */
+export function sigmoidF64x2(f: Fn, x: Expr, out: Local): void {
+  const v = f.local("v128"), e = f.local("v128"), d = f.local("v128");
+  f.set(v, x);
+  expF64x2(f, f.f64x2.neg(f.f64x2.abs(v)), e);
+  f.set(d, f.f64x2.add(f.vconst("f64x2", 1), e));
+  const positive = f.f64x2.div(f.vconst("f64x2", 1), d);
+  f.set(out, f.v128.bitselect(positive, f.f64x2.div(e, d), f.f64x2.ge(v, f.vconst("f64x2", 0))));
 }
 
 /** fdlibm's log coefficients: log(1+f) = f − f²/2 + s·(f²/2 + R(s²)), s = f/(2+f). */
