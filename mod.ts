@@ -40,7 +40,7 @@ export { SafetensorsError } from "./src/nn/mod.ts";
 export { SingularMatrixError, SolverError } from "./src/solve/mod.ts";
 export { TrainingDivergedError } from "./src/train/mod.ts";
 export { DataFileError, ExpertSolveError, ExpressionError } from "./src/pde/mod.ts";
-export { CheckpointError, ConfigError, TokenizerError } from "./src/lm/mod.ts";
+export { CheckpointError, ConfigError, DataError, TokenizerError } from "./src/lm/mod.ts";
 export { PlotlyUnavailableError } from "./src/viz/mod.ts";
 export { CollectiveMismatchError, DistributedError, NcclError, PeerError, RendezvousError } from "./src/dist/mod.ts";
 

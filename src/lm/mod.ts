@@ -28,3 +28,4 @@ export * from "./chunked.ts";
 export * from "./ssm_scan.ts";
 export * from "./ssm.ts";
 export * from "./adjoint_sharding.ts";
+export * from "./data.ts";
