@@ -12,13 +12,15 @@
  * (wall-clock budget per method: training stops after the step that reaches it), `--residual
  * stitched|expert` (how PI-HC-MoE's loss evaluates the PDE residual), `--interface W` (with
  * `--residual expert`: the weight of the term making neighbouring experts' fields meet), `--recompute`
- * (activation checkpointing of the Fourier layers: less memory, one more forward pass of compute).
+ * (activation checkpointing of the Fourier layers: less memory, one more forward pass of compute),
+ * `--nproc N` (N processes, one per GPU, started by the launcher) with `--parallel batch|experts`
+ * (each step's batch split over them, or PI-HC-MoE's experts).
  *
  * @module
  */
 
 import { join } from "node:path";
-import { ArgumentError, type DType, memory, optim, pde, type Tensor, train, viz } from "../mod.ts";
+import { ArgumentError, dist, type DType, memory, optim, pde, type Tensor, train, viz } from "../mod.ts";
 import { LevenbergMarquardt } from "../src/solve/mod.ts";
 
 /** Sizes an example starts from (each overridable by a flag). */
@@ -176,6 +178,13 @@ function commonFlags(d: ExampleDefaults, spec: { residual?: "stitched" | "expert
     checkpointEvery: int(50, "checkpoint every this many steps (and at the end)", 0),
     resume: { type: "boolean", help: "continue each method from its newest checkpoint" },
     recompute: { type: "boolean", help: "recompute the Fourier layers in backward (less memory)" },
+    nproc: int(1, "processes (one per GPU); more than 1 restarts this script under the launcher"),
+    parallel: {
+      type: "choice",
+      choices: ["batch", "experts"],
+      default: "batch",
+      help: "with several processes: split each step's batch (data parallel) or PI-HC-MoE's experts",
+    },
     maxSeconds: { type: "number", min: 0, help: "wall-clock budget per method (default none)" },
     residual: {
       type: "choice",
@@ -219,6 +228,11 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
     usage: `deno run -A examples/${spec.name}.ts [flags]`,
     description: spec.title,
   });
+  if (all.nproc > 1 && !dist.launchedByLauncher()) {
+    Deno.exit(await dist.launch({ nproc: all.nproc, command: dist.scriptCommand(Deno.mainModule, [...args]) }));
+  }
+  const group = dist.launchedByLauncher() ? await dist.initProcessGroup() : null;
+  const say = (group?.rank ?? 0) === 0 ? console.log : () => {};
   const values = all as Record<string, unknown>;
   const extra = Object.fromEntries(Object.keys(spec.extraFlags ?? {}).map((k) => [k, values[k]])) as train.FlagValues<
     X
@@ -255,7 +269,7 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
   const t0 = performance.now();
   const { train: trainData, test } = await spec.data(o, extra);
   const grid = trainData.grid;
-  console.log(
+  say(
     `${spec.title}: grid ${grid.axes.map((a) => `${a.name} ${a.n}`).join(" × ")}, ${
       trainData.u0.shape[0]
     } training and ` +
@@ -295,7 +309,7 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
       loss: { ...spec.loss, interface: interfaceWeight },
       residual,
     });
-    console.log(`\n== ${method.label}: ${method.model.numParameters()} parameters`);
+    say(`\n== ${method.label}: ${method.model.numParameters()} parameters`);
     const optimizer = new optim.Adam(method.model, {
       lr: optim.exponentialDecay({ lr: o.lr, gamma: 0.1, every: Math.max(1, o.steps) }),
     });
@@ -313,6 +327,12 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
       checkpointEvery: all.checkpointEvery,
       resume: all.resume,
       maxSeconds: all.maxSeconds,
+      distributed: group && group.size > 1
+        ? {
+          parallel: new dist.DataParallel(method.model, group),
+          split: all.parallel === "experts" && kind === "moe" ? "experts" : "batch",
+        }
+        : undefined,
       writers: [
         new train.JsonLinesWriter(join(outDir, "logs", `${kind}.jsonl`)),
         new train.TensorBoardWriter(join(outDir, "tensorboard", kind)),
@@ -324,7 +344,7 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
     } (reference solution ${sci(m.referenceResidual)}), ${run.step} steps at ${
       run.secondsPerStep.toFixed(3)
     } s/step, inference ${m.inference.secondsPerBatch.toFixed(3)} s per batch of ${m.inference.batchSize}`;
-    console.log(line);
+    say(line);
     summary.push({
       method: method.label,
       "test rel. L2": m.relL2.mean,
@@ -393,10 +413,12 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
     methods: results,
     seconds: (performance.now() - started) / 1000,
   };
+  await group?.destroy();
+  if ((group?.rank ?? 0) !== 0) return metrics;
   const reportPath = await report.save(join(outDir, "report.html"));
   await train.writeJson(join(outDir, "metrics.json"), metrics);
-  console.log(`\nwrote ${reportPath} and ${join(outDir, "metrics.json")} (${metrics.seconds.toFixed(1)} s in all)`);
-  console.log(
+  say(`\nwrote ${reportPath} and ${join(outDir, "metrics.json")} (${metrics.seconds.toFixed(1)} s in all)`);
+  say(
     `curves per method: ${join(outDir, "logs")}/*.jsonl; tensorboard --logdir ${join(outDir, "tensorboard")}`,
   );
   return metrics;

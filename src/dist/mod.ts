@@ -23,4 +23,5 @@ export * from "./env.ts";
 export * from "./group.ts";
 export * from "./init.ts";
 export * from "./data_parallel.ts";
+export * from "./shard.ts";
 export { freePort, launch, type LaunchOptions, scriptCommand } from "./launch.ts";

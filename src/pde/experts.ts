@@ -40,6 +40,7 @@ import {
   gradients,
   noGrad,
   NonFiniteError,
+  ShapeError,
   stack,
   type Tensor,
   tensor,
@@ -314,6 +315,31 @@ export type MoEPhase = "features" | "solve" | "head" | "experts" | "upstream";
 export interface MoEStepOptions {
   /** Called as each part of the step ends, in order. */
   onPhase?: (phase: MoEPhase) => void;
+  /**
+   * Solve and back-propagate only some experts here, the others' coefficients coming from
+   * `gather` (experts sharded over processes, as the reference code shards the expert axis over
+   * devices): the loss is then the whole loss, and the gradients are this process's experts'
+   * share of it — their sum over the processes is the unsharded gradient.
+   */
+  shard?: ExpertShard;
+}
+
+/**
+ * The experts one process owns in a sharded step ({@link MoEStepOptions.shard}) and how every
+ * expert's coefficients are put together from each process's own (`dist.shardExperts` makes one
+ * from a process group).
+ *
+ * @example
+ * ```ts
+ * import type { ExpertShard } from "./experts.ts";
+ * const alone: ExpertShard = { experts: [0, 1], gather: (w) => w }; // one process owning both experts
+ * ```
+ */
+export interface ExpertShard {
+  /** The experts solved and back-propagated here (distinct, increasing). */
+  readonly experts: readonly number[];
+  /** Every expert's coefficients `[K·B, N]`, expert-major, from this process's `[experts.length·B, N]`. */
+  gather(w: Tensor): Tensor;
 }
 
 /**
@@ -600,13 +626,14 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     const regions = this.router.regions;
     const k = this.count;
     const phase = options.onPhase ?? (() => {});
+    const mine = this.#shardExperts(options.shard);
     const features = layer.features(phi, u0);
     const layout = layer.layout(points, regions);
     const b = features.batch;
     phase("features");
-    const solved = noGrad(() => layer.solve(features, layout));
+    const solved = noGrad(() => layer.solve(features, layout, mine));
     const solve = checkSolve(solved, b, { strict: this.strict });
-    const wStar = solved.w;
+    const wStar = options.shard ? this.#gathered(options.shard, solved.w, b) : solved.w;
     phase("solve");
     // The head: every expert's own field on the whole grid from the constant solution, the
     // stitched u, the loss, and ū_k = ∂L/∂(field k) for each expert.
@@ -658,7 +685,7 @@ export class MixtureOfExperts<G extends Grid = Grid> {
       };
       const basisSlot = slot(features.basis);
       const fieldSlots = features.fields.map(slot);
-      const pieces = regions.map((_, e) => (leaves: Tensor[]) => {
+      const pieces = mine.map((e) => (leaves: Tensor[]) => {
         const f: BasisFeatures = { ...features, basis: leaves[basisSlot], fields: fieldSlots.map((i) => leaves[i]) };
         const params = layer.params(f, layout, [e]);
         const wk = layer.adjointNode(params, wStar.narrow(0, e * b, b));
@@ -666,12 +693,41 @@ export class MixtureOfExperts<G extends Grid = Grid> {
       });
       independentBackward(shared, pieces, {
         onPiece: (r) => {
-          if (r.index === k - 1) phase("experts");
+          if (r.index === pieces.length - 1) phase("experts");
         },
       });
     }
     phase("upstream");
     ubar?.dispose();
+    if (options.shard) wStar.dispose();
     return { loss, metrics, u, solve };
+  }
+
+  /** The experts solved here: all, or a shard's (checked). */
+  #shardExperts(shard: ExpertShard | undefined): number[] {
+    const all = this.router.regions.map((_, e) => e);
+    if (!shard) return all;
+    const list = [...shard.experts];
+    if (!list.length || list.some((e, i) => !Number.isInteger(e) || e < 0 || e >= this.count || list[i - 1] >= e)) {
+      throw new ArgumentError(
+        "MixtureOfExperts",
+        `a shard's experts must be distinct, increasing expert numbers from 0 to ${this.count - 1}, got [${list}]`,
+      );
+    }
+    return list;
+  }
+
+  /** Every expert's coefficients from the shard's gather, checked. */
+  #gathered(shard: ExpertShard, w: Tensor, b: number): Tensor {
+    const all = noGrad(() => shard.gather(w));
+    const want = [this.count * b, this.constraint.n];
+    if (all.ndim !== 2 || all.shape[0] !== want[0] || all.shape[1] !== want[1]) {
+      throw new ShapeError(
+        "MixtureOfExperts",
+        `the shard's gather returned coefficients of shape [${all.shape}], expected [${want}] (${this.count} ` +
+          `experts × batch ${b}, N = ${this.constraint.n})`,
+      );
+    }
+    return all;
   }
 }

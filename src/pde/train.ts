@@ -34,6 +34,9 @@ import { sci } from "../train/progress.ts";
 import { batchIndices } from "../train/random.ts";
 import type { StepStats, TrainingMethod } from "./baselines.ts";
 import { batchOf, checkData, evaluate, type TrainingData } from "./evaluate.ts";
+import type { DataParallel } from "../dist/data_parallel.ts";
+import type { ProcessGroup } from "../dist/group.ts";
+import { shardExperts } from "../dist/shard.ts";
 
 /**
  * Options of {@link train}.
@@ -99,6 +102,13 @@ export interface TrainOptions {
   onStep?: (step: number, stats: StepStats) => void;
   /** Where each history record is also written (JSON lines, TensorBoard). */
   writers?: readonly MetricsWriter[];
+  /**
+   * Train over the ranks of a process group (`parallel`'s): `"batch"` splits each step's batch
+   * equally over the ranks (data parallelism: gradients averaged, the loss logged is the mean of
+   * the ranks' losses); `"experts"` gives every rank the whole batch and an equal block of
+   * PI-HC-MoE's experts (gradients summed: the unsharded step). Only rank 0 logs and writes.
+   */
+  distributed?: { parallel: DataParallel; split: "batch" | "experts" };
 }
 
 /**
@@ -158,6 +168,31 @@ function sumsOf(st: StepStats): Record<string, number> {
     });
   }
   return sums;
+}
+
+/**
+ * A step's statistics over the ranks: the mean loss, residual and interface mismatch, the solves
+ * added up, and the points added up when each rank processed its own (else their mean).
+ */
+function overRanks(st: StepStats, group: ProcessGroup, pointsAdd: boolean): StepStats {
+  const problems = st.problems ?? 0;
+  const [loss, residual, mismatch, points, iterations, converged, total] = group.allReduceNumbers([
+    st.loss,
+    st.residual,
+    st.interface ?? 0,
+    st.points,
+    (st.solverIterations ?? 0) * problems,
+    st.converged ?? 0,
+    problems,
+  ]);
+  const w = group.size;
+  return {
+    loss: loss / w,
+    residual: residual / w,
+    points: pointsAdd ? points : points / w,
+    ...(st.interface === undefined ? {} : { interface: mismatch / w }),
+    ...(st.problems === undefined ? {} : { solverIterations: iterations / total, converged, problems: total }),
+  };
 }
 
 /** A record's PDE fields from its steps' sums. */
@@ -243,12 +278,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     },
   };
   const evalSamples = test ? Math.min(options.evalSamples ?? 16, test.u0.shape[0]) : 0;
+  const dist = options.distributed;
+  if (dist?.split === "batch") dist.parallel.share(batchSize, { even: true }); // refuses an uneven split
+  if (dist?.split === "experts" && method.kind !== "moe") {
+    throw new ArgumentError(op, `split "experts" shards PI-HC-MoE's experts; method "${method.kind}" has none`);
+  }
+  const shard = dist?.split === "experts" ? shardExperts(dist.parallel.group, method.router!.count) : undefined;
   const result = await trainLoop({
     model: method.model,
     optimizer,
     steps,
     step: (s) => {
-      const stats = method.lossAndGrad(batchOf(options.train, batchIndices(n, batchSize, seed, s)), s);
+      let idx = batchIndices(n, batchSize, seed, s);
+      if (dist?.split === "batch") idx = idx.slice(...dist.parallel.share(idx.length));
+      let stats = method.lossAndGrad(batchOf(options.train, idx), s, shard && { shard });
+      if (dist) {
+        dist.parallel.reduceGradients({ op: dist.split === "batch" ? "avg" : "sum" });
+        stats = overRanks(stats, dist.parallel.group, dist.split === "batch");
+      }
       return { ...stats, items: stats.points, sums: sumsOf(stats) };
     },
     maxSeconds: options.maxSeconds,
@@ -271,6 +318,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     writers: options.writers,
     log: options.log,
     onStep: options.onStep,
+    group: dist?.parallel.group,
   });
   return { ...result, history: result.history as HistoryRecord[] };
 }

@@ -146,6 +146,31 @@ export interface TrainLoopOptions<S extends StepOutcome> {
   log?: (line: string) => void;
   /** Called after every successful step with its outcome. */
   onStep?: (step: number, outcome: S) => void;
+  /**
+   * The ranks of a data-parallel run (a `dist.ProcessGroup` fits): only rank 0 logs, writes
+   * records and checkpoints (every rank resumes from them), and the ranks agree on the step at
+   * which the time budget ends the run. `step` must report the same loss on every rank (its mean
+   * over the ranks) and leave the same gradients (reduced over them).
+   */
+  group?: LoopGroup;
+}
+
+/**
+ * What {@link trainLoop} needs of a process group.
+ *
+ * @example
+ * ```ts
+ * import type { LoopGroup } from "./loop.ts";
+ * const alone: LoopGroup = { rank: 0, size: 1, allReduceNumbers: (v) => [...v] };
+ * ```
+ */
+export interface LoopGroup {
+  /** This process's rank (0 writes). */
+  readonly rank: number;
+  /** Number of processes. */
+  readonly size: number;
+  /** Reduces numbers over the ranks; every rank gets the result. */
+  allReduceNumbers(values: readonly number[], op?: "max"): number[];
 }
 
 /**
@@ -264,7 +289,8 @@ export async function trainLoop<S extends StepOutcome>(options: TrainLoopOptions
   if (options.states && "loop" in options.states) {
     throw new ArgumentError(op, `states may not be named "loop" (the loop's own state); rename it`);
   }
-  const log = options.log ?? ((line: string) => console.log(line));
+  const main = (options.group?.rank ?? 0) === 0;
+  const log = main ? options.log ?? ((line: string) => console.log(line)) : () => {};
   const dir = options.checkpointDir ?? null;
   const unit = options.unit ?? { key: "itemsPerSecond", label: "items" };
   const summarize = options.summarize ?? means;
@@ -293,7 +319,7 @@ export async function trainLoop<S extends StepOutcome>(options: TrainLoopOptions
       log(`no checkpoint in ${dir}; starting from step 0`);
     }
   }
-  const writers = options.writers ?? [];
+  const writers = main ? options.writers ?? [] : [];
   for (const w of writers) await w.start(resumedFrom);
 
   const window = { steps: 0, loss: 0, items: 0, seconds: 0, sums: {} as Record<string, number> };
@@ -340,7 +366,10 @@ export async function trainLoop<S extends StepOutcome>(options: TrainLoopOptions
       window.seconds += dt;
       for (const [k, v] of Object.entries(out.sums ?? {})) window.sums[k] = (window.sums[k] ?? 0) + v;
       const elapsed = (performance.now() - began) / 1000;
-      if (step < steps && elapsed >= budget) stoppedBy = "time";
+      let over = elapsed >= budget;
+      // Every rank must stop at the same step: the budget ends the run when it ends it on any rank.
+      if (options.group && budget < Infinity) over = options.group.allReduceNumbers([over ? 1 : 0], "max")[0] > 0;
+      if (step < steps && over) stoppedBy = "time";
       const last = step === steps || stoppedBy === "time";
       const logNow = (logEvery > 0 && step % logEvery === 0) || last;
       const evalNow = options.evaluate !== undefined && ((evalEvery > 0 && step % evalEvery === 0) || last);
@@ -377,7 +406,7 @@ export async function trainLoop<S extends StepOutcome>(options: TrainLoopOptions
         }
         Object.assign(window, { steps: 0, loss: 0, items: 0, seconds: 0, sums: {} });
       }
-      if (dir && ((ckptEvery > 0 && step % ckptEvery === 0) || last)) {
+      if (dir && main && ((ckptEvery > 0 && step % ckptEvery === 0) || last)) {
         checkpoint = await saveCheckpoint(dir, { ...parts, step, keep: options.keepCheckpoints });
       }
       if (stoppedBy === "time") {
