@@ -42,16 +42,27 @@ import {
 import type { Cublas } from "./cublas.ts";
 import { CudaBuffer, CudaDevice } from "./device.ts";
 import type { Driver } from "./driver.ts";
-import { binary, unary, where } from "./elementwise.ts";
+import { binary, elementwiseKernelNames, unary, where } from "./elementwise.ts";
 import { fft, irfft, rfft } from "./fft.ts";
-import { gather, scatterAdd } from "./indexing.ts";
+import { gather, indexingKernelNames, scatterAdd } from "./indexing.ts";
 import { CudaLinalg } from "./linalg.ts";
 import { matmul } from "./matmul.ts";
-import { adam } from "./optim.ts";
+import { adam, optimKernelNames } from "./optim.ts";
 import type { KernelParams } from "./params.ts";
-import { argReduce, cumsum, reduce, softmax } from "./reduce.ts";
-import { stencil } from "./stencil.ts";
-import { arange, copy, fromHost, full, materialize, memset0, operand, random, toHost } from "./transfer.ts";
+import { argReduce, cumsum, reduce, reduceKernelNames, softmax } from "./reduce.ts";
+import { stencil, stencilKernelNames } from "./stencil.ts";
+import {
+  arange,
+  copy,
+  fromHost,
+  full,
+  materialize,
+  memset0,
+  operand,
+  random,
+  toHost,
+  transferKernelNames,
+} from "./transfer.ts";
 
 export { CudaBuffer } from "./device.ts";
 
@@ -374,6 +385,34 @@ export class CudaBackend implements Backend {
     }
     this.#dev.dispose();
   }
+}
+
+/**
+ * Every kernel name the backend can ask kernels/*.cu for, by family (the linear algebra's
+ * excepted), as the op families build them; a test holds them to the compiled kernels.
+ *
+ * @example
+ * ```ts
+ * import { cudaKernelNames } from "./backend.ts";
+ * cudaKernelNames().get("softmax")?.includes("softmax_log_online_bf16"); // true
+ * ```
+ */
+export function cudaKernelNames(): Map<KernelFamily, string[]> {
+  const out = new Map<KernelFamily, string[]>();
+  const parts = [
+    transferKernelNames(),
+    elementwiseKernelNames(),
+    reduceKernelNames(),
+    indexingKernelNames(),
+    stencilKernelNames(),
+    optimKernelNames(),
+  ];
+  for (const part of parts) {
+    for (const [family, names] of Object.entries(part) as [KernelFamily, string[]][]) {
+      out.set(family, [...(out.get(family) ?? []), ...names]);
+    }
+  }
+  return out;
 }
 
 /**

@@ -18,6 +18,7 @@ import { isContiguous, sizeOf } from "../../tensor/shape.ts";
 import { type CudaBuffer, type CudaDevice, ITEM, type Raw, SFX } from "./device.ts";
 import { operand } from "./transfer.ts";
 import { collapse, forChunks } from "./layout.ts";
+import type { KernelFamily } from "./compiler.ts";
 
 /** Elements per 16-byte vector in the contiguous kernels. */
 const VEC: Readonly<Record<DType, number>> = { float32: 4, float64: 2, bfloat16: 8, int32: 4 };
@@ -56,10 +57,10 @@ export function whereKernel(cond: DType, dtype: DType, strided: boolean): string
  * @example
  * ```ts
  * import { elementwiseKernelNames } from "./elementwise.ts";
- * elementwiseKernelNames().includes("unary_gelu_strided_f64"); // true
+ * elementwiseKernelNames().elementwise.includes("unary_gelu_strided_f64"); // true
  * ```
  */
-export function elementwiseKernelNames(): string[] {
+export function elementwiseKernelNames(): Partial<Record<KernelFamily, string[]>> {
   const names: string[] = [];
   const stems = [...Object.values(UNARY_OPS), ...Object.values(BINARY_OPS)].map((def) => def.kernel);
   for (const dtype of DTYPES) {
@@ -68,7 +69,7 @@ export function elementwiseKernelNames(): string[] {
       for (const cond of DTYPES) names.push(whereKernel(cond, dtype, strided));
     }
   }
-  return names;
+  return { elementwise: names };
 }
 
 /** A value operand of `binary` or `where`: a view converted to the op's dtype, or a number. */

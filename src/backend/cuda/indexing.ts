@@ -6,13 +6,31 @@
  */
 
 import type { View } from "../../tensor/backend.ts";
-import type { DType } from "../../tensor/dtype.ts";
+import { type DType, DTYPES } from "../../tensor/dtype.ts";
 import { DeviceError } from "../../tensor/errors.ts";
 import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 import { normalizeAxis } from "../../tensor/validate.ts";
 import { accDtype, type CudaBuffer, type CudaDevice, SFX } from "./device.ts";
 import { copyRaw, memset0, operand } from "./transfer.ts";
 import { MAX_DIMS, MAX_U32_WORK } from "./layout.ts";
+import type { KernelFamily } from "./compiler.ts";
+
+function indexingKernel(op: "gather" | "scatter_add", dtype: DType): string {
+  return `${op}_${SFX[dtype]}`;
+}
+
+/**
+ * Every kernel name the indexing ops can ask for: gathers and scatter-adds of every type.
+ *
+ * @example
+ * ```ts
+ * import { indexingKernelNames } from "./indexing.ts";
+ * indexingKernelNames().indexing.length; // 8
+ * ```
+ */
+export function indexingKernelNames(): Partial<Record<KernelFamily, string[]>> {
+  return { indexing: DTYPES.flatMap((d) => [indexingKernel("gather", d), indexingKernel("scatter_add", d)]) };
+}
 
 /**
  * out[..i.., j, ..k..] = x[..i.., index[..i.., j, ..k..], ..k..] along `axis` (int32 index of
@@ -43,7 +61,7 @@ export function gather(dev: CudaDevice, x: View, axis: number, index: View, dtyp
   p.strides8(6, I.raw.strides);
   p.u32(7, ax);
   p.u32(8, x.shape[ax]);
-  dev.launch(dev.kernel("indexing", `gather_${SFX[dtype]}`), dev.grid(n), 256);
+  dev.launch(dev.kernel("indexing", indexingKernel("gather", dtype)), dev.grid(n), 256);
   dev.release(X.temp);
   dev.release(I.temp);
   return out;
@@ -90,7 +108,7 @@ export function scatterAdd(
     p.strides8(7, contiguousStrides(shape));
     p.u32(8, ax);
     p.u32(9, shape[ax]);
-    dev.launch(dev.kernel("indexing", `scatter_add_${SFX[dtype]}`), dev.grid(n), 256);
+    dev.launch(dev.kernel("indexing", indexingKernel("scatter_add", dtype)), dev.grid(n), 256);
     dev.release(S.temp);
     dev.release(I.temp);
   }

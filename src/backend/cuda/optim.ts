@@ -6,7 +6,29 @@
 
 import type { AdamHyperparameters, View } from "../../tensor/backend.ts";
 import { checkAdamOperands } from "../adam_operands.ts";
+import type { DType } from "../../tensor/dtype.ts";
+import type { KernelFamily } from "./compiler.ts";
 import { type CudaDevice, SFX } from "./device.ts";
+
+function adamKernel(param: DType, grad: DType): string {
+  return `adam_${SFX[param]}_${SFX[grad]}`;
+}
+
+/**
+ * Every kernel name the optimiser updates can ask for: float32 and float64 parameters with a
+ * gradient of their own type, and float32 parameters with a bfloat16 gradient.
+ *
+ * @example
+ * ```ts
+ * import { optimKernelNames } from "./optim.ts";
+ * optimKernelNames().optim; // ["adam_f32_f32", "adam_f64_f64", "adam_f32_bf16"]
+ * ```
+ */
+export function optimKernelNames(): Partial<Record<KernelFamily, string[]>> {
+  return {
+    optim: [adamKernel("float32", "float32"), adamKernel("float64", "float64"), adamKernel("float32", "bfloat16")],
+  };
+}
 
 /**
  * One fused Adam(W) update in place (see `OptimPrimitives.adam`): one launch over the parameter.
@@ -57,5 +79,5 @@ export function adam(
   p.f64(12, Math.sqrt(1 - b2 ** t));
   p.f64(13, eps);
   p.f64(14, lr / (1 - b1 ** t));
-  dev.launch(dev.kernel("optim", `adam_${SFX[dtype]}_${SFX[G.dtype]}`), dev.grid(Math.ceil(n / 4)), 256);
+  dev.launch(dev.kernel("optim", adamKernel(dtype, G.dtype)), dev.grid(Math.ceil(n / 4)), 256);
 }

@@ -13,13 +13,68 @@
  */
 
 import type { ReduceOp, View } from "../../tensor/backend.ts";
-import type { DType } from "../../tensor/dtype.ts";
+import { type DType, DTYPES } from "../../tensor/dtype.ts";
 import { ArgumentError, DeviceError, DTypeError } from "../../tensor/errors.ts";
 import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 import { normalizeAxis } from "../../tensor/validate.ts";
 import { accDtype, type CudaBuffer, type CudaDevice, type Raw, SFX } from "./device.ts";
 import { contiguous, copyRaw, fill, materialize, operand } from "./transfer.ts";
 import { collapse, MAX_DIMS } from "./layout.ts";
+import type { KernelFamily } from "./compiler.ts";
+
+/** The reduction kernels: a thread per output, a warp per output, or a block per output. */
+type ReduceKind = "col" | "row_warp" | "row_block";
+/** The softmax kernels: a warp per row holding 1, 2, 4 or 8 values per lane, a block per row, one pass per row (online), or a thread per column. */
+type SoftmaxKind = "warp1" | "warp2" | "warp4" | "warp8" | "block" | "online" | "col";
+
+function reduceKernel(kind: ReduceKind, op: ReduceOp, input: DType, output: DType): string {
+  return `reduce_${kind}_${op}_${SFX[input]}_${SFX[output]}`;
+}
+
+function argReduceKernel(op: "argmax" | "argmin", rowMode: boolean, dtype: DType): string {
+  return `${op}_${rowMode ? "row" : "col"}_${SFX[dtype]}`;
+}
+
+function softmaxKernel(log: boolean, kind: SoftmaxKind, dtype: DType): string {
+  return `${log ? "softmax_log" : "softmax"}_${kind}_${SFX[dtype]}`;
+}
+
+function scanKernel(row: boolean, dtype: DType): string {
+  return `scan_${row ? "row" : "col"}_${SFX[dtype]}`;
+}
+
+/**
+ * Every kernel name the reductions can ask for, by family. A reduction of `dtype` reads and
+ * writes `dtype`, or (split in two passes) writes its accumulation type and reads it back.
+ *
+ * @example
+ * ```ts
+ * import { reduceKernelNames } from "./reduce.ts";
+ * reduceKernelNames().reduce.includes("reduce_row_warp_sum_i32_f64"); // true
+ * ```
+ */
+export function reduceKernelNames(): Partial<Record<KernelFamily, string[]>> {
+  const reduce: string[] = [], softmax: string[] = [], scan: string[] = [];
+  for (const dtype of DTYPES) {
+    const acc = accDtype(dtype);
+    for (const op of ["sum", "max", "min", "prod"] as const) {
+      for (const kind of ["col", "row_warp", "row_block"] as const) {
+        for (const [input, output] of [[dtype, dtype], [dtype, acc], [acc, dtype]]) {
+          reduce.push(reduceKernel(kind, op, input, output));
+        }
+      }
+    }
+    for (const op of ["argmax", "argmin"] as const) {
+      reduce.push(argReduceKernel(op, true, dtype), argReduceKernel(op, false, dtype));
+    }
+    scan.push(scanKernel(true, dtype), scanKernel(false, dtype));
+    if (dtype === "int32") continue;
+    for (const kind of ["warp1", "warp2", "warp4", "warp8", "block", "online", "col"] as const) {
+      softmax.push(softmaxKernel(false, kind, dtype), softmaxKernel(true, kind, dtype));
+    }
+  }
+  return { reduce: [...new Set(reduce)], softmax, scan };
+}
 
 /** Kept and reduced axes of a reduction, each merged where the layout allows. */
 interface ReduceDims {
@@ -89,13 +144,11 @@ export function reduce(dev: CudaDevice, op: ReduceOp, x: View, axes: readonly nu
   // Keep every part's start 16-byte aligned for the vector loads of the row kernel.
   if (rowMode && splits > 1) chunk = Math.ceil(chunk / 16) * 16;
   splits = Math.ceil(nRed / chunk);
-  const inS = SFX[dtype];
   const acc = accDtype(dtype);
   const stage1Out = splits > 1 ? dev.newBuffer(nOut * splits, acc) : out;
-  const outS = SFX[stage1Out.dtype];
-  reduceLaunch(dev, op, rowMode, inS, outS, raw.ptr, stage1Out.ptr, nOut, nRed, splits, chunk, dims);
+  reduceLaunch(dev, op, rowMode, dtype, stage1Out.dtype, raw.ptr, stage1Out.ptr, nOut, nRed, splits, chunk, dims);
   if (splits > 1) {
-    reduceLaunch(dev, op, true, SFX[acc], SFX[dtype], stage1Out.ptr, out.ptr, nOut, splits, 1, splits, {
+    reduceLaunch(dev, op, true, acc, dtype, stage1Out.ptr, out.ptr, nOut, splits, 1, splits, {
       kshape: nOut > 1 ? [nOut] : [],
       kstrides: nOut > 1 ? [splits] : [],
       rshape: [splits],
@@ -127,8 +180,8 @@ function reduceLaunch(
   dev: CudaDevice,
   op: ReduceOp,
   rowMode: boolean,
-  inS: string,
-  outS: string,
+  input: DType,
+  output: DType,
   xp: number,
   yp: number,
   nOut: number,
@@ -138,7 +191,7 @@ function reduceLaunch(
   dims: ReduceDims,
 ): void {
   const items = nOut * splits;
-  let kind: string, blocks: number;
+  let kind: ReduceKind, blocks: number;
   if (!rowMode) {
     kind = "col";
     blocks = dev.grid(items);
@@ -157,7 +210,7 @@ function reduceLaunch(
   p.u32(4, splits);
   p.u32(5, chunk);
   p.rdims(6, dims.kshape, dims.kstrides, dims.rshape, dims.rstrides);
-  dev.launch(dev.kernel("reduce", `reduce_${kind}_${op}_${inS}_${outS}`), blocks, 256);
+  dev.launch(dev.kernel("reduce", reduceKernel(kind, op, input, output)), blocks, 256);
 }
 
 /**
@@ -200,7 +253,7 @@ export function argReduce(dev: CudaDevice, op: "argmax" | "argmin", x: View, axi
   p.u32(2, nOut);
   p.u32(3, L);
   p.rdims(4, dims.kshape, dims.kstrides, [L], [s]);
-  const fn = dev.kernel("reduce", `${op}_${rowMode ? "row" : "col"}_${SFX[raw.dtype]}`);
+  const fn = dev.kernel("reduce", argReduceKernel(op, rowMode, raw.dtype));
   dev.launch(fn, rowMode ? Math.max(1, Math.min(nOut, dev.maxBlocks)) : dev.grid(nOut), 256);
   dev.release(temp);
   return out;
@@ -227,8 +280,6 @@ export function softmax(dev: CudaDevice, x: View, axis: number, log: boolean, dt
   const L = x.shape[ax];
   const outer = sizeOf(x.shape.slice(0, ax));
   const inner = sizeOf(x.shape.slice(ax + 1));
-  const pre = log ? "softmax_log" : "softmax";
-  const sfx = SFX[dtype];
   const p = dev.params;
   p.ptr(0, c.raw.ptr);
   p.ptr(1, out.ptr);
@@ -240,22 +291,27 @@ export function softmax(dev: CudaDevice, x: View, axis: number, log: boolean, dt
     if (L <= 256) {
       const vpt = L <= 32 ? 1 : L <= 64 ? 2 : L <= 128 ? 4 : 8;
       dev.launch(
-        dev.kernel("softmax", `${pre}_warp${vpt}_${sfx}`),
+        dev.kernel("softmax", softmaxKernel(log, `warp${vpt}`, dtype)),
         Math.max(1, Math.min(Math.ceil(rows / 4), sms * 16)),
         128,
       );
     } else if (L <= 8192) {
       const threads = Math.min(1024, Math.max(32, Math.ceil(Math.ceil(L / 8) / 32) * 32));
       const perSm = Math.max(1, Math.floor(2048 / threads));
-      dev.launch(dev.kernel("softmax", `${pre}_block_${sfx}`), Math.max(1, Math.min(rows, sms * perSm * 2)), threads);
+      const fn = dev.kernel("softmax", softmaxKernel(log, "block", dtype));
+      dev.launch(fn, Math.max(1, Math.min(rows, sms * perSm * 2)), threads);
     } else {
-      dev.launch(dev.kernel("softmax", `${pre}_online_${sfx}`), Math.max(1, Math.min(rows, sms * 2)), 1024);
+      dev.launch(
+        dev.kernel("softmax", softmaxKernel(log, "online", dtype)),
+        Math.max(1, Math.min(rows, sms * 2)),
+        1024,
+      );
     }
   } else {
     p.u32(2, outer);
     p.u32(3, L);
     p.u32(4, inner);
-    dev.launch(dev.kernel("softmax", `${pre}_col_${sfx}`), dev.grid(outer * inner), 256);
+    dev.launch(dev.kernel("softmax", softmaxKernel(log, "col", dtype)), dev.grid(outer * inner), 256);
   }
   dev.release(c.temp);
   dev.release(a.temp);
@@ -282,7 +338,6 @@ export function cumsum(dev: CudaDevice, x: View, axis: number, dtype: DType): Cu
   const L = x.shape[ax];
   const outer = sizeOf(x.shape.slice(0, ax));
   const inner = sizeOf(x.shape.slice(ax + 1));
-  const sfx = SFX[dtype];
   const p = dev.params;
   p.ptr(0, c.raw.ptr);
   p.ptr(1, out.ptr);
@@ -290,12 +345,12 @@ export function cumsum(dev: CudaDevice, x: View, axis: number, dtype: DType): Cu
     p.u32(2, outer);
     p.u32(3, L);
     const threads = Math.min(256, Math.max(32, Math.ceil(Math.ceil(L / 4) / 32) * 32));
-    dev.launch(dev.kernel("scan", `scan_row_${sfx}`), Math.max(1, Math.min(outer, dev.maxBlocks * 2)), threads);
+    dev.launch(dev.kernel("scan", scanKernel(true, dtype)), Math.max(1, Math.min(outer, dev.maxBlocks * 2)), threads);
   } else {
     p.u32(2, outer);
     p.u32(3, L);
     p.u32(4, inner);
-    dev.launch(dev.kernel("scan", `scan_col_${sfx}`), dev.grid(outer * inner), 256);
+    dev.launch(dev.kernel("scan", scanKernel(false, dtype)), dev.grid(outer * inner), 256);
   }
   dev.release(c.temp);
   dev.release(a.temp);

@@ -19,6 +19,7 @@ import type { DType } from "../../tensor/dtype.ts";
 import { DeviceError, DTypeError } from "../../tensor/errors.ts";
 import { sizeOf } from "../../tensor/shape.ts";
 import { normalizeAxis } from "../../tensor/validate.ts";
+import type { KernelFamily } from "./compiler.ts";
 import { type CudaBuffer, type CudaDevice, SFX } from "./device.ts";
 import { contiguous, materialize, operand } from "./transfer.ts";
 
@@ -167,6 +168,23 @@ export function bandCoefficients(op: BandedOperator): number[] {
   return all;
 }
 
+function stencilKernel(dtype: DType): string {
+  return `stencil_${SFX[dtype]}`;
+}
+
+/**
+ * Every kernel name the banded operators can ask for: one per float type.
+ *
+ * @example
+ * ```ts
+ * import { stencilKernelNames } from "./stencil.ts";
+ * stencilKernelNames().stencil; // ["stencil_f32", "stencil_f64", "stencil_bf16"]
+ * ```
+ */
+export function stencilKernelNames(): Partial<Record<KernelFamily, string[]>> {
+  return { stencil: (["float32", "float64", "bfloat16"] as const).map(stencilKernel) };
+}
+
 /**
  * The banded operator `op` along `axis` of `x` (+ `add`) in one launch (see `Backend.stencil`),
  * summed in float64 in the CPU backend's order, into a new buffer of float `dtype`.
@@ -218,7 +236,7 @@ export function stencil(
   p.u32s(5, bandWords(op));
   p.f64s(6, coefs); // struct BandCoefs (2 KiB) runs on through slot 13: it must stay the last parameter
   dev.launch(
-    dev.kernel("stencil", `stencil_${SFX[dtype]}`),
+    dev.kernel("stencil", stencilKernel(dtype)),
     Math.max(1, Math.min(plan.tiles, dev.maxBlocks)),
     STENCIL_THREADS,
   );

@@ -7,16 +7,57 @@
  */
 
 import type { View } from "../../tensor/backend.ts";
-import { type DType, type HostArray, toBFloat16Bits } from "../../tensor/dtype.ts";
+import { type DType, DTYPES, type HostArray, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { ArgumentError, DTypeError } from "../../tensor/errors.ts";
 import { contiguousStrides, isContiguous, sizeOf } from "../../tensor/shape.ts";
 import { type CudaBuffer, type CudaDevice, ITEM, type Operand, type Raw, SFX } from "./device.ts";
+import type { KernelFamily } from "./compiler.ts";
 import { collapse, forChunks } from "./layout.ts";
 
 const f64Scratch = new Float64Array(1);
 const u32OfF64 = new Uint32Array(f64Scratch.buffer);
 const f32Scratch = new Float32Array(1);
 const u32OfF32 = new Uint32Array(f32Scratch.buffer);
+
+/** The kernel of kernels/copy.cu that copies (`cast`: contiguous, `copy`: strided, `copy_scaled`: strided times a number) `src` storage into `dst` storage. */
+function copyKernel(how: "cast" | "copy" | "copy_scaled", src: DType, dst: DType): string {
+  return `${how}_${SFX[src]}_${SFX[dst]}`;
+}
+
+function arangeKernel(dtype: DType): string {
+  return `arange_${SFX[dtype]}`;
+}
+
+function randomKernel(kind: "uniform" | "normal", dtype: DType): string {
+  return `random_${kind}_${SFX[dtype]}`;
+}
+
+/**
+ * Every kernel name the data movement can ask for, by family: conversions between any two
+ * storage types, scaled copies from the FFTs' float32 or float64 results into a float output,
+ * fills, ranges and random numbers of every type.
+ *
+ * @example
+ * ```ts
+ * import { transferKernelNames } from "./transfer.ts";
+ * transferKernelNames().copy.includes("cast_bf16_f32"); // true
+ * ```
+ */
+export function transferKernelNames(): Partial<Record<KernelFamily, string[]>> {
+  const copy = ["fill_u64"], random: string[] = [];
+  for (const src of DTYPES) {
+    for (const dst of DTYPES) {
+      copy.push(copyKernel("copy", src, dst));
+      if (src !== dst) copy.push(copyKernel("cast", src, dst));
+    }
+    copy.push(arangeKernel(src));
+    random.push(randomKernel("uniform", src), randomKernel("normal", src));
+  }
+  for (const [src, dst] of [["float32", "float32"], ["float64", "float64"], ["float32", "bfloat16"]] as const) {
+    copy.push(copyKernel("copy_scaled", src, dst));
+  }
+  return { copy, random };
+}
 
 /**
  * `v` as a Raw of `dtype`; a converted contiguous copy (to free afterwards) when the dtype differs.
@@ -74,7 +115,6 @@ export function contiguous(dev: CudaDevice, r: Raw): Operand {
 export function copyRaw(dev: CudaDevice, src: Raw, dst: Raw, scale = 1): void {
   const n = sizeOf(src.shape);
   if (n === 0) return;
-  const s = SFX[src.dtype], d = SFX[dst.dtype];
   if (scale === 1 && isContiguous(src.shape, src.strides) && isContiguous(dst.shape, dst.strides)) {
     if (src.dtype === dst.dtype) {
       dev.drv.check(
@@ -91,13 +131,12 @@ export function copyRaw(dev: CudaDevice, src: Raw, dst: Raw, scale = 1): void {
       p.ptr(0, src.ptr);
       p.ptr(1, dst.ptr);
       p.u64(2, n);
-      dev.launch(dev.kernel("copy", `cast_${s}_${d}`), dev.grid(n), 256);
+      dev.launch(dev.kernel("copy", copyKernel("cast", src.dtype, dst.dtype)), dev.grid(n), 256);
     }
     return;
   }
   const c = collapse(src.shape, [src.strides, dst.strides]);
-  const name = scale === 1 ? `copy_${s}_${d}` : `copy_scaled_${s}_${d}`;
-  const fn = dev.kernel("copy", name);
+  const fn = dev.kernel("copy", copyKernel(scale === 1 ? "copy" : "copy_scaled", src.dtype, dst.dtype));
   const si = ITEM[src.dtype], di = ITEM[dst.dtype];
   forChunks(c.shape, c.strides, (shape, strides, offs) => {
     const m = sizeOf(shape);
@@ -294,7 +333,7 @@ export function arange(dev: CudaDevice, size: number, start: number, step: numbe
   p.u64(1, size);
   p.f64(2, start);
   p.f64(3, step);
-  dev.launch(dev.kernel("copy", `arange_${SFX[dtype]}`), dev.grid(size), 256);
+  dev.launch(dev.kernel("copy", arangeKernel(dtype)), dev.grid(size), 256);
   return buf;
 }
 
@@ -326,7 +365,7 @@ export function random(
   p.u32(2, k0);
   p.u32(3, k1);
   p.u64(4, offset);
-  dev.launch(dev.kernel("random", `random_${kind}_${SFX[dtype]}`), dev.grid(size), 256);
+  dev.launch(dev.kernel("random", randomKernel(kind, dtype)), dev.grid(size), 256);
   return buf;
 }
 
