@@ -20,6 +20,7 @@ import { CudaError } from "./errors.ts";
 import { cstr } from "./libraries.ts";
 import { type CompiledKernel, loadNvrtc } from "./nvrtc.ts";
 import { KernelParams } from "./params.ts";
+import type { LinalgOperand } from "./linalg.ts";
 
 /**
  * The suffix of each storage type in kernel names (`unary_exp_f32`).
@@ -93,7 +94,8 @@ export class CudaBuffer implements DeviceBuffer {
 }
 
 /**
- * A strided window given by raw address (the internal currency of the op families).
+ * A strided window given by raw address: the internal currency of the op families (the linear
+ * algebra's operands are the same).
  *
  * @example
  * ```ts
@@ -101,16 +103,7 @@ export class CudaBuffer implements DeviceBuffer {
  * const r: Raw = { ptr: 0x7f0000000000, dtype: "float32", shape: [2, 3], strides: [1, 2] };
  * ```
  */
-export interface Raw {
-  /** Address of the first element. */
-  readonly ptr: number;
-  /** Element type. */
-  readonly dtype: DType;
-  /** Extents. */
-  readonly shape: readonly number[];
-  /** Element strides. */
-  readonly strides: readonly number[];
-}
+export type Raw = LinalgOperand;
 
 /**
  * A view as a {@link Raw} of the wanted dtype, and the converted contiguous copy it was made

@@ -270,52 +270,39 @@ export function argReduce(dev: CudaDevice, op: "argmax" | "argmin", x: View, axi
  */
 export function softmax(dev: CudaDevice, x: View, axis: number, log: boolean, dtype: DType): CudaBuffer {
   if (dtype === "int32") throw new DTypeError("softmax", "int32 output; use a float dtype");
-  const rank = x.shape.length;
-  const ax = normalizeAxis("softmax", axis, rank);
-  const n = sizeOf(x.shape);
-  const out = dev.newBuffer(n, dtype);
-  if (n === 0) return out;
-  const a = operand(dev, x, dtype, "softmax");
-  const c = contiguous(dev, a.raw);
-  const L = x.shape[ax];
-  const outer = sizeOf(x.shape.slice(0, ax));
-  const inner = sizeOf(x.shape.slice(ax + 1));
-  const p = dev.params;
-  p.ptr(0, c.raw.ptr);
-  p.ptr(1, out.ptr);
-  if (inner === 1) {
-    const rows = outer;
-    p.u32(2, rows);
-    p.u32(3, L);
-    const sms = dev.multiprocessors;
-    if (L <= 256) {
-      const vpt = L <= 32 ? 1 : L <= 64 ? 2 : L <= 128 ? 4 : 8;
-      dev.launch(
-        dev.kernel("softmax", softmaxKernel(log, `warp${vpt}`, dtype)),
-        Math.max(1, Math.min(Math.ceil(rows / 4), sms * 16)),
-        128,
-      );
-    } else if (L <= 8192) {
-      const threads = Math.min(1024, Math.max(32, Math.ceil(Math.ceil(L / 8) / 32) * 32));
-      const perSm = Math.max(1, Math.floor(2048 / threads));
-      const fn = dev.kernel("softmax", softmaxKernel(log, "block", dtype));
-      dev.launch(fn, Math.max(1, Math.min(rows, sms * perSm * 2)), threads);
+  return alongAxis(dev, "softmax", x, axis, dtype, (L, outer, inner) => {
+    const p = dev.params;
+    if (inner === 1) {
+      const rows = outer;
+      p.u32(2, rows);
+      p.u32(3, L);
+      const sms = dev.multiprocessors;
+      if (L <= 256) {
+        const vpt = L <= 32 ? 1 : L <= 64 ? 2 : L <= 128 ? 4 : 8;
+        dev.launch(
+          dev.kernel("softmax", softmaxKernel(log, `warp${vpt}`, dtype)),
+          Math.max(1, Math.min(Math.ceil(rows / 4), sms * 16)),
+          128,
+        );
+      } else if (L <= 8192) {
+        const threads = Math.min(1024, Math.max(32, Math.ceil(Math.ceil(L / 8) / 32) * 32));
+        const perSm = Math.max(1, Math.floor(2048 / threads));
+        const fn = dev.kernel("softmax", softmaxKernel(log, "block", dtype));
+        dev.launch(fn, Math.max(1, Math.min(rows, sms * perSm * 2)), threads);
+      } else {
+        dev.launch(
+          dev.kernel("softmax", softmaxKernel(log, "online", dtype)),
+          Math.max(1, Math.min(rows, sms * 2)),
+          1024,
+        );
+      }
     } else {
-      dev.launch(
-        dev.kernel("softmax", softmaxKernel(log, "online", dtype)),
-        Math.max(1, Math.min(rows, sms * 2)),
-        1024,
-      );
+      p.u32(2, outer);
+      p.u32(3, L);
+      p.u32(4, inner);
+      dev.launch(dev.kernel("softmax", softmaxKernel(log, "col", dtype)), dev.grid(outer * inner), 256);
     }
-  } else {
-    p.u32(2, outer);
-    p.u32(3, L);
-    p.u32(4, inner);
-    dev.launch(dev.kernel("softmax", softmaxKernel(log, "col", dtype)), dev.grid(outer * inner), 256);
-  }
-  dev.release(c.temp);
-  dev.release(a.temp);
-  return out;
+  });
 }
 
 /**
@@ -328,30 +315,44 @@ export function softmax(dev: CudaDevice, x: View, axis: number, log: boolean, dt
  * ```
  */
 export function cumsum(dev: CudaDevice, x: View, axis: number, dtype: DType): CudaBuffer {
-  const rank = x.shape.length;
-  const ax = normalizeAxis("cumsum", axis, rank);
+  return alongAxis(dev, "cumsum", x, axis, dtype, (L, outer, inner) => {
+    const p = dev.params;
+    if (inner === 1) {
+      p.u32(2, outer);
+      p.u32(3, L);
+      const threads = Math.min(256, Math.max(32, Math.ceil(Math.ceil(L / 4) / 32) * 32));
+      dev.launch(dev.kernel("scan", scanKernel(true, dtype)), Math.max(1, Math.min(outer, dev.maxBlocks * 2)), threads);
+    } else {
+      p.u32(2, outer);
+      p.u32(3, L);
+      p.u32(4, inner);
+      dev.launch(dev.kernel("scan", scanKernel(false, dtype)), dev.grid(outer * inner), 256);
+    }
+  });
+}
+
+/**
+ * A new buffer of `dtype` for an op along `axis` of `x`, filled by `launch` (given the axis length
+ * and the element counts before and after it) from a contiguous copy of `x` in `dtype` (kernel
+ * parameters 0 and 1: input and output).
+ */
+function alongAxis(
+  dev: CudaDevice,
+  op: string,
+  x: View,
+  axis: number,
+  dtype: DType,
+  launch: (length: number, outer: number, inner: number) => void,
+): CudaBuffer {
+  const ax = normalizeAxis(op, axis, x.shape.length);
   const n = sizeOf(x.shape);
   const out = dev.newBuffer(n, dtype);
   if (n === 0) return out;
-  const a = operand(dev, x, dtype, "cumsum");
+  const a = operand(dev, x, dtype, op);
   const c = contiguous(dev, a.raw);
-  const L = x.shape[ax];
-  const outer = sizeOf(x.shape.slice(0, ax));
-  const inner = sizeOf(x.shape.slice(ax + 1));
-  const p = dev.params;
-  p.ptr(0, c.raw.ptr);
-  p.ptr(1, out.ptr);
-  if (inner === 1) {
-    p.u32(2, outer);
-    p.u32(3, L);
-    const threads = Math.min(256, Math.max(32, Math.ceil(Math.ceil(L / 4) / 32) * 32));
-    dev.launch(dev.kernel("scan", scanKernel(true, dtype)), Math.max(1, Math.min(outer, dev.maxBlocks * 2)), threads);
-  } else {
-    p.u32(2, outer);
-    p.u32(3, L);
-    p.u32(4, inner);
-    dev.launch(dev.kernel("scan", scanKernel(false, dtype)), dev.grid(outer * inner), 256);
-  }
+  dev.params.ptr(0, c.raw.ptr);
+  dev.params.ptr(1, out.ptr);
+  launch(x.shape[ax], sizeOf(x.shape.slice(0, ax)), sizeOf(x.shape.slice(ax + 1)));
   dev.release(c.temp);
   dev.release(a.temp);
   return out;
