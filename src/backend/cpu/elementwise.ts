@@ -184,6 +184,25 @@ const BINARY_CONTIGUOUS = {
   },
 };
 
+/**
+ * Runs a new contiguous loop twenty times on 64 elements: a loop whose first call covers millions
+ * of elements is compiled while it runs (on-stack replacement) and stays about a fifth slower on
+ * the cheapest ops than one V8 has first seen run.
+ */
+function warm<L extends (...args: never[]) => void>(
+  loop: L,
+  ctor: Float32ArrayConstructor | Float64ArrayConstructor,
+  operands: number,
+): L {
+  const x = new ctor(64), o = new ctor(64);
+  const run = loop as unknown as (...args: unknown[]) => void;
+  for (let k = 0; k < 20; k++) {
+    if (operands === 1) run(x, 0, o, 0, 64);
+    else run(x, 0, x, 0, o, 0, 64);
+  }
+  return loop;
+}
+
 const unaryCache = new Map<UnaryOp, UnaryLoops>();
 const binaryCache = new Map<BinaryOp, BinaryLoops>();
 
@@ -203,8 +222,8 @@ export function unaryLoops(op: UnaryOp): UnaryLoops {
   const { kernel, f } = UNARY_OPS[op];
   loops = {
     strided: compile(kernel, f, UNARY_STRIDED),
-    f32: compile(`${kernel}_f32`, f, UNARY_CONTIGUOUS),
-    f64: compile(`${kernel}_f64`, f, UNARY_CONTIGUOUS),
+    f32: warm(compile(`${kernel}_f32`, f, UNARY_CONTIGUOUS), Float32Array, 1),
+    f64: warm(compile(`${kernel}_f64`, f, UNARY_CONTIGUOUS), Float64Array, 1),
   };
   unaryCache.set(op, loops);
   return loops;
@@ -224,17 +243,20 @@ export function binaryLoops(op: BinaryOp): BinaryLoops {
   let loops = binaryCache.get(op);
   if (loops) return loops;
   const { kernel, f, int } = BINARY_OPS[op];
-  const of = <A>(suffix: string): ContiguousBinaryLoops<A> => ({
-    vv: compile(`${kernel}_${suffix}`, f, BINARY_CONTIGUOUS.vv),
-    vs: compile(`${kernel}_${suffix}_vs`, f, BINARY_CONTIGUOUS.vs),
-    sv: compile(`${kernel}_${suffix}_sv`, f, BINARY_CONTIGUOUS.sv),
+  const of = <A>(
+    suffix: string,
+    ctor: Float32ArrayConstructor | Float64ArrayConstructor,
+  ): ContiguousBinaryLoops<A> => ({
+    vv: warm(compile(`${kernel}_${suffix}`, f, BINARY_CONTIGUOUS.vv), ctor, 2),
+    vs: warm(compile(`${kernel}_${suffix}_vs`, f, BINARY_CONTIGUOUS.vs), ctor, 2),
+    sv: warm(compile(`${kernel}_${suffix}_sv`, f, BINARY_CONTIGUOUS.sv), ctor, 2),
   });
   const stridedLoop = compile<StridedBinary>(kernel, f, BINARY_STRIDED);
   loops = {
     strided: stridedLoop,
     int: int ? compile(`${kernel}_i32`, int, BINARY_STRIDED) : stridedLoop,
-    f32: of<Float32Array>("f32"),
-    f64: of<Float64Array>("f64"),
+    f32: of<Float32Array>("f32", Float32Array),
+    f64: of<Float64Array>("f64", Float64Array),
   };
   binaryCache.set(op, loops);
   return loops;
