@@ -1,164 +1,392 @@
 /**
- * Throughput of the CPU backend's hot loops, printed as a markdown table.
+ * The CPU backend against jax-js (its WebAssembly backend, in this process) and NumPy (a
+ * python3 worker, where NumPy is installed), measured in one run on one machine, printed as a
+ * markdown table of throughputs and ratios (patchwork's speed over the other's: above 1 is
+ * faster).
  *
- * - matmul: `matmulKernel` on square row-major n × n × n products (GFLOP/s = 2n³ / time), and the
- *   same product through `CpuBackend.matmul` (which also allocates the result).
- * - elementwise: `CpuBackend.binary` (add of two vectors, of a transposed matrix and a matrix, and
- *   a vector times a number) and `CpuBackend.unary` (exp, sigmoid, gelu) on 2²² elements, in GB/s
- *   of traffic (arrays read and written).
+ * Cases: square matrix products 256–2048 (float32, float64), add and exp on 2^24 float32 (in
+ * GB/s of traffic, beside a memory copy of the same bytes measured in the same run), softmax
+ * over the last axis of 4096 × 4096 float32, an rFFT along the first grid axis of an FNO layer's
+ * channels-last activations [4, 64, 64, 64] float32, and a periodic 3-point Laplacian along the
+ * last axis of 2048 × 2048 float64. Each figure is the best of its timed repetitions (the cores
+ * are shared: the best is the least disturbed); the three libraries are timed case by case,
+ * one after the other.
  *
- * Each figure is the best of several timed repetitions after warm-up. Run with
- * `deno run -A bench/cpu_ops.ts` (`--elementwise` for the elementwise rows alone).
+ * `deno task bench` runs it; `--quick` takes fewer repetitions, `--no-jax` and `--no-numpy`
+ * leave those out.
  *
  * @module
  */
 
-import { matmulKernel } from "../src/backend/cpu/matmul.ts";
-import { CpuBackend } from "../src/backend/cpu/mod.ts";
-import type { Backend, DeviceBuffer, View } from "../src/tensor/backend.ts";
+import { defaultDevice, init, nn, numpy as jnp } from "@jax-js/jax";
+import { CpuBackend, type CpuBuffer } from "../src/backend/cpu/mod.ts";
+import { threadCount } from "../src/backend/cpu/threads.ts";
+import type { BandedOperator, DeviceBuffer, View } from "../src/tensor/backend.ts";
+import type { DType } from "../src/tensor/dtype.ts";
+import { contiguousStrides } from "../src/tensor/shape.ts";
 
-type Float = "float32" | "float64";
+const args = new Set(Deno.args);
+const QUICK = args.has("--quick");
 
-/**
- * Best wall time in milliseconds of at least `reps` timed calls of `fn` (more while less than
- * 300 ms have been timed), after at least `warmup` untimed calls and 300 ms of warm-up so the JIT
- * has optimised the hot loops; `after` runs outside the timing after each call (to free results).
- */
-function bestOf(fn: () => unknown, warmup: number, reps: number, after?: (result: unknown) => void): number {
-  const warmStart = performance.now();
-  for (let i = 0; i < warmup || performance.now() - warmStart < 300; i++) {
-    const result = fn();
-    after?.(result);
-  }
-  let best = Infinity;
-  let total = 0;
-  for (let i = 0; i < reps || total < 300; i++) {
+/** Best wall time (ms) of `fn` over at least `reps` runs and 0.4 s (0.15 s quick), after one warm-up. */
+async function best(fn: () => unknown | Promise<unknown>, reps: number): Promise<number> {
+  await fn();
+  let min = Infinity, total = 0;
+  for (let i = 0; (i < reps || total < (QUICK ? 150 : 400)) && i < 40; i++) {
     const t0 = performance.now();
-    const result = fn();
+    await fn();
     const t = performance.now() - t0;
-    after?.(result);
-    best = Math.min(best, t);
+    min = Math.min(min, t);
     total += t;
   }
-  return best;
+  return min;
 }
 
-/** CPU model name from /proc/cpuinfo, or "unknown" where it cannot be read. */
+/** One case: its work (flops or bytes) and how each library runs it. */
+interface Case {
+  op: string;
+  dtype: "float32" | "float64";
+  shape: string;
+  /** "GFLOP/s" (work in flops) or "GB/s" (work in bytes moved) or "ms" (work unused). */
+  unit: "GFLOP/s" | "GB/s" | "ms";
+  work: number;
+  reps: number;
+  patchwork: () => () => unknown;
+  jax?: () => () => Promise<unknown>;
+  /** The NumPy worker's case name (see NUMPY_WORKER). */
+  numpy?: string;
+  /** Leave jax-js out, with the reason. */
+  skipJax?: string;
+}
+
+const cpu = new CpuBackend();
+
+function view(buffer: DeviceBuffer, shape: number[]): View {
+  return { buffer, shape, strides: contiguousStrides(shape), offset: 0 };
+}
+
+function random(shape: number[], dtype: DType, seed: number): View {
+  return view(cpu.random("normal", shape.reduce((a, b) => a * b, 1), seed, 0, dtype), shape);
+}
+
+/** A patchwork op on fresh inputs: the returned runner computes and frees the result. */
+function pw(make: () => DeviceBuffer): () => unknown {
+  return () => cpu.free(make());
+}
+
+const none = { rows: 0, cols: 0, values: [] };
+const laplacian = (n: number): BandedOperator => ({
+  n,
+  lo: -1,
+  stencil: [1, -2, 1],
+  periodic: true,
+  head: none,
+  tail: none,
+});
+
+/** jax-js arrays filled with standard normals (its own generator). */
+function jaxRandom(shape: number[], dtype: "float32" | "float64"): jnp.Array {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const data = dtype === "float32" ? new Float32Array(size) : new Float64Array(size);
+  for (let i = 0; i < size; i++) data[i] = Math.random() - 0.5;
+  return jnp.array(data).reshape(shape);
+}
+
+function cases(): Case[] {
+  const list: Case[] = [];
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const n of [256, 512, 1024, 2048]) {
+      list.push({
+        op: "matmul",
+        dtype,
+        shape: `${n}×${n}×${n}`,
+        unit: "GFLOP/s",
+        work: 2 * n ** 3,
+        reps: n >= 2048 ? 2 : 5,
+        patchwork: () => {
+          const a = random([n, n], dtype, 1), b = random([n, n], dtype, 2);
+          return pw(() => cpu.matmul(a, b, dtype));
+        },
+        jax: () => {
+          const a = jaxRandom([n, n], dtype), b = jaxRandom([n, n], dtype);
+          return async () => (await jnp.matmul(a.ref, b.ref).blockUntilReady()).dispose();
+        },
+        skipJax: dtype === "float64" && n > 512
+          ? "jax-js multiplies float64 without SIMD (0.3 GFLOP/s): minutes"
+          : undefined,
+        numpy: `matmul ${dtype} ${n}`,
+      });
+    }
+  }
+  const m = 1 << 24;
+  list.push({
+    op: "copy (memory bandwidth)",
+    dtype: "float32",
+    shape: `2^24`,
+    unit: "GB/s",
+    work: 2 * 4 * m,
+    reps: 5,
+    patchwork: () => {
+      // The same bytes copied by the engine's memcpy (TypedArray.prototype.set), one thread.
+      const x = random([m], "float32", 1), y = random([m], "float32", 2);
+      const [from, to] = [x, y].map((v) => (v.buffer as CpuBuffer).data as Float32Array);
+      return () => to.set(from);
+    },
+    numpy: `copy float32 ${m}`,
+  });
+  list.push({
+    op: "add",
+    dtype: "float32",
+    shape: `2^24`,
+    unit: "GB/s",
+    work: 3 * 4 * m,
+    reps: 5,
+    patchwork: () => {
+      const x = random([m], "float32", 1), y = random([m], "float32", 2);
+      return pw(() => cpu.binary("add", x, y, [m], "float32"));
+    },
+    jax: () => {
+      const a = jaxRandom([m], "float32"), b = jaxRandom([m], "float32");
+      return async () => (await jnp.add(a.ref, b.ref).blockUntilReady()).dispose();
+    },
+    numpy: `add float32 ${m}`,
+  });
+  list.push({
+    op: "exp",
+    dtype: "float32",
+    shape: `2^24`,
+    unit: "GB/s",
+    work: 2 * 4 * m,
+    reps: 5,
+    patchwork: () => {
+      const x = random([m], "float32", 1);
+      return pw(() => cpu.unary("exp", x, "float32"));
+    },
+    jax: () => {
+      const a = jaxRandom([m], "float32");
+      return async () => (await jnp.exp(a.ref).blockUntilReady()).dispose();
+    },
+    numpy: `exp float32 ${m}`,
+  });
+  list.push({
+    op: "softmax (last axis)",
+    dtype: "float32",
+    shape: "4096×4096",
+    unit: "ms",
+    work: 0,
+    reps: 5,
+    patchwork: () => {
+      const x = random([4096, 4096], "float32", 1);
+      return pw(() => cpu.softmax(x, 1, false, "float32"));
+    },
+    jax: () => {
+      const a = jaxRandom([4096, 4096], "float32");
+      return async () => (await nn.softmax(a.ref, -1).blockUntilReady()).dispose();
+    },
+    numpy: "softmax float32 4096",
+  });
+  list.push({
+    op: "rfft (FNO layer, axis 1)",
+    dtype: "float32",
+    shape: "4×64×64×64",
+    unit: "ms",
+    work: 0,
+    reps: 5,
+    patchwork: () => {
+      const x = random([4, 64, 64, 64], "float32", 1);
+      return pw(() => cpu.rfft(x, 1, "float32"));
+    },
+    jax: () => {
+      const a = jaxRandom([4, 64, 64, 64], "float32");
+      return async () => {
+        const { real, imag } = jnp.fft.rfft(a.ref, 1);
+        await real.blockUntilReady();
+        await imag.blockUntilReady();
+        real.dispose();
+        imag.dispose();
+      };
+    },
+    numpy: "rfft float32 64",
+  });
+  list.push({
+    op: "stencil (periodic d², last axis)",
+    dtype: "float64",
+    shape: "2048×2048",
+    unit: "ms",
+    work: 0,
+    reps: 5,
+    patchwork: () => {
+      const x = random([2048, 2048], "float64", 1);
+      return pw(() => cpu.stencil(x, 1, laplacian(2048), null, "float64"));
+    },
+    jax: () => {
+      const a = jaxRandom([2048, 2048], "float64");
+      return async () => {
+        const y = jnp.add(jnp.roll(a.ref, 1, 1), jnp.roll(a.ref, -1, 1)).sub(jnp.multiply(a.ref, 2));
+        (await y.blockUntilReady()).dispose();
+      };
+    },
+    numpy: "stencil float64 2048",
+  });
+  return list;
+}
+
+/** The NumPy worker: reads "case" lines, answers each with the best time in ms (or "none"). */
+const NUMPY_WORKER = `
+import sys, time, numpy as np
+def best(fn, reps):
+    fn()
+    times = []
+    total = 0.0
+    while (len(times) < reps or total < ${QUICK ? 0.15 : 0.4}) and len(times) < 40:
+        t = time.perf_counter(); fn(); d = time.perf_counter() - t
+        times.append(d); total += d
+    return min(times) * 1e3
+rng = np.random.default_rng(0)
+print("ready", np.__version__, flush=True)
+for line in sys.stdin:
+    op, dtype, n = line.split()
+    n = int(n)
+    if op == "matmul":
+        a = rng.standard_normal((n, n)).astype(dtype); b = rng.standard_normal((n, n)).astype(dtype)
+        ms = best(lambda: a @ b, 5)
+    elif op == "copy":
+        a = rng.standard_normal(n).astype(dtype); b = np.empty_like(a)
+        ms = best(lambda: np.copyto(b, a), 5)
+    elif op == "add":
+        a = rng.standard_normal(n).astype(dtype); b = rng.standard_normal(n).astype(dtype)
+        ms = best(lambda: a + b, 5)
+    elif op == "exp":
+        a = rng.standard_normal(n).astype(dtype)
+        ms = best(lambda: np.exp(a), 5)
+    elif op == "softmax":
+        a = rng.standard_normal((n, n)).astype(dtype)
+        def softmax():
+            e = np.exp(a - a.max(axis=-1, keepdims=True))
+            return e / e.sum(axis=-1, keepdims=True)
+        ms = best(softmax, 5)
+    elif op == "rfft":
+        a = rng.standard_normal((4, n, n, n)).astype(dtype)
+        ms = best(lambda: np.fft.rfft(a, axis=1), 5)
+    elif op == "stencil":
+        a = rng.standard_normal((n, n)).astype(dtype)
+        ms = best(lambda: np.roll(a, 1, 1) + np.roll(a, -1, 1) - 2 * a, 5)
+    else:
+        ms = None
+    print("none" if ms is None else ms, flush=True)
+`;
+
+/** A running NumPy worker, or null where python3 or NumPy is missing. */
+async function startNumpy(): Promise<{ version: string; run(name: string): Promise<number>; close(): void } | null> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("python3", { args: ["-c", NUMPY_WORKER], stdin: "piped", stdout: "piped", stderr: "null" })
+      .spawn();
+  } catch {
+    return null;
+  }
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const writer = child.stdin.getWriter();
+  let buffered = "";
+  const nextLine = async (): Promise<string | null> => {
+    while (!buffered.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) return null;
+      buffered += value;
+    }
+    const i = buffered.indexOf("\n");
+    const line = buffered.slice(0, i);
+    buffered = buffered.slice(i + 1);
+    return line;
+  };
+  const first = await nextLine();
+  if (!first?.startsWith("ready")) {
+    await child.status;
+    return null;
+  }
+  return {
+    version: first.split(" ")[1],
+    async run(name) {
+      await writer.write(new TextEncoder().encode(name + "\n"));
+      const answer = await nextLine();
+      return answer && answer !== "none" ? Number(answer) : NaN;
+    },
+    close() {
+      writer.close();
+      lines.cancel();
+    },
+  };
+}
+
 function cpuModel(): string {
   try {
-    const info = Deno.readTextFileSync("/proc/cpuinfo");
-    const line = info.split("\n").find((l) => l.startsWith("model name"));
+    const line = Deno.readTextFileSync("/proc/cpuinfo").split("\n").find((l) => l.startsWith("model name"));
     return line ? line.slice(line.indexOf(":") + 1).trim() : "unknown";
   } catch {
     return "unknown";
   }
 }
 
-function randomArray(dtype: Float, size: number): Float32Array | Float64Array {
-  const x = dtype === "float32" ? new Float32Array(size) : new Float64Array(size);
-  for (let i = 0; i < size; i++) x[i] = Math.random() - 0.5;
-  return x;
-}
-
-function view(buffer: DeviceBuffer, shape: number[]): View {
-  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((p, d) => p * d, 1));
-  return { buffer, shape, strides, offset: 0 };
-}
-
-interface Row {
-  op: string;
-  dtype: Float;
-  size: string;
-  value: number;
-  unit: string;
-  ms: number;
-}
-
-const rows: Row[] = [];
-
-function report(row: Row): void {
-  rows.push(row);
-  console.error(`  ${row.op} ${row.dtype} ${row.size}: ${row.value.toFixed(2)} ${row.unit}`);
-}
-
-function benchMatmul(backend: Backend | undefined): void {
-  for (const dtype of ["float32", "float64"] as const) {
-    for (const n of [256, 512, 1024]) {
-      const a = randomArray(dtype, n * n);
-      const b = randomArray(dtype, n * n);
-      const out = dtype === "float32" ? new Float32Array(n * n) : new Float64Array(n * n);
-      const reps = n >= 1024 ? 3 : 5;
-      const warmup = n >= 1024 ? 1 : 3;
-      const flops = 2 * n ** 3;
-      const ms = bestOf(() => matmulKernel(a, 0, n, 1, b, 0, n, 1, out, 0, n, n, n), warmup, reps);
-      report({ op: "matmulKernel", dtype, size: `${n}×${n}×${n}`, value: flops / ms / 1e6, unit: "GFLOP/s", ms });
-      if (backend) {
-        const va = view(backend.fromHost(a, dtype), [n, n]);
-        const vb = view(backend.fromHost(b, dtype), [n, n]);
-        const msB = bestOf(
-          () => backend.matmul(va, vb, dtype),
-          warmup,
-          reps,
-          (r) => backend.free(r as DeviceBuffer),
-        );
-        report({
-          op: "CpuBackend.matmul",
-          dtype,
-          size: `${n}×${n}×${n}`,
-          value: flops / msB / 1e6,
-          unit: "GFLOP/s",
-          ms: msB,
-        });
-        backend.free(va.buffer);
-        backend.free(vb.buffer);
-      }
-    }
+function commit(): string {
+  try {
+    const out = new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"], stdout: "piped", stderr: "null" })
+      .outputSync();
+    return new TextDecoder().decode(out.stdout).trim() || "unknown";
+  } catch {
+    return "unknown";
   }
 }
 
-function benchElementwise(backend: Backend): void {
-  const n = 1 << 22;
-  const side = 1 << 11;
-  for (const dtype of ["float32", "float64"] as const) {
-    const bytes = dtype === "float32" ? 4 : 8;
-    const va = view(backend.fromHost(randomArray(dtype, n), dtype), [n]);
-    const vb = view(backend.fromHost(randomArray(dtype, n), dtype), [n]);
-    const free = (r: unknown) => backend.free(r as DeviceBuffer);
-    const gbps = (op: string, arrays: number, fn: () => DeviceBuffer) => {
-      const ms = bestOf(fn, 3, 10, free);
-      report({ op, dtype, size: `${n}`, value: (arrays * n * bytes) / ms / 1e6, unit: "GB/s", ms });
-    };
-    gbps("binary add", 3, () => backend.binary("add", va, vb, [n], dtype));
-    gbps("binary mul (scalar)", 2, () => backend.binary("mul", va, 0.5, [n], dtype));
-    // The transpose of a square matrix: a strided walk through `a`.
-    const at = { ...va, shape: [side, side], strides: [1, side] };
-    gbps(
-      "binary add (transposed)",
-      3,
-      () => backend.binary("add", at, { ...vb, shape: [side, side] }, [side, side], dtype),
-    );
-    gbps("unary exp", 2, () => backend.unary("exp", va, dtype));
-    gbps("unary sigmoid", 2, () => backend.unary("sigmoid", va, dtype));
-    gbps("unary gelu", 2, () => backend.unary("gelu", va, dtype));
-    backend.free(va.buffer);
-    backend.free(vb.buffer);
-  }
+/** Throughput (or time) of `ms` for a case, formatted. */
+function figure(c: Case, ms: number): string {
+  if (!Number.isFinite(ms)) return "—";
+  if (c.unit === "ms") return `${ms.toFixed(2)} ms`;
+  const v = c.work / ms / 1e6;
+  return `${v.toFixed(1)}`;
+}
+
+function ratio(pwMs: number, otherMs: number): string {
+  return Number.isFinite(pwMs) && Number.isFinite(otherMs) ? `${(otherMs / pwMs).toFixed(2)}×` : "—";
 }
 
 if (import.meta.main) {
-  const backend = new CpuBackend();
-  console.log(`# patchwork CPU backend benchmark`);
-  console.log();
-  console.log(`- date: ${new Date().toISOString()}`);
-  console.log(`- CPU: ${cpuModel()} (navigator.hardwareConcurrency = ${navigator.hardwareConcurrency})`);
-  console.log(`- OS: ${Deno.build.os} ${Deno.osRelease()} (${Deno.build.arch})`);
-  console.log(`- Deno ${Deno.version.deno}, V8 ${Deno.version.v8}; single-threaded`);
-  console.log();
-  if (!Deno.args.includes("--elementwise")) benchMatmul(backend);
-  benchElementwise(backend);
-  console.log(`| op | dtype | size | throughput | best time (ms) |`);
-  console.log(`|---|---|---|---:|---:|`);
-  for (const r of rows) {
-    console.log(`| ${r.op} | ${r.dtype} | ${r.size} | ${r.value.toFixed(2)} ${r.unit} | ${r.ms.toFixed(3)} |`);
+  const useJax = !args.has("--no-jax");
+  if (useJax) {
+    await init("wasm");
+    defaultDevice("wasm");
   }
+  const numpy = args.has("--no-numpy") ? null : await startNumpy();
+  const load = () => Deno.loadavg().map((v) => v.toFixed(1)).join(", ");
+  const header = [
+    "## CPU backend against jax-js and NumPy",
+    "",
+    `- date: ${new Date().toISOString()}, commit ${commit()}`,
+    `- CPU: ${cpuModel()}, ${navigator.hardwareConcurrency} hardware threads; patchwork threads: ${threadCount()}`,
+    `- Deno ${Deno.version.deno} (V8 ${Deno.version.v8}); jax-js 0.1.25 ${useJax ? "(wasm)" : "(left out)"}; NumPy ${
+      numpy ? numpy.version : "(not found)"
+    }`,
+    `- load average at start: ${load()}`,
+  ];
+  const rows: string[] = [];
+  for (const c of cases()) {
+    const pwMs = await best(c.patchwork(), c.reps);
+    const jaxMs = useJax && c.jax && !c.skipJax ? await best(c.jax(), c.reps) : NaN;
+    const npMs = numpy && c.numpy ? await numpy.run(c.numpy) : NaN;
+    const unit = c.unit === "ms" ? "" : ` ${c.unit}`;
+    const row = `| ${c.op} | ${c.dtype} | ${c.shape} | ${figure(c, pwMs)}${unit} | ${figure(c, jaxMs)} | ${
+      figure(c, npMs)
+    } | ${ratio(pwMs, jaxMs)} | ${ratio(pwMs, npMs)} |`;
+    rows.push(row);
+    console.error(row);
+  }
+  numpy?.close();
+  console.log([
+    ...header,
+    `- load average at end: ${load()}`,
+    "",
+    "| op | dtype | size | patchwork | jax-js | NumPy | patchwork ÷ jax-js | patchwork ÷ NumPy |",
+    "|---|---|---|---:|---:|---:|---:|---:|",
+    ...rows,
+  ].join("\n"));
+  Deno.exit(0);
 }
