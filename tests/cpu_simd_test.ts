@@ -146,16 +146,20 @@ function naive(a: Mat, b: Mat, m: number, n: number, k: number): Float64Array {
 function checkSimdMatmul(C: Ctor, m: number, n: number, k: number, aLayout: string, bLayout: string): void {
   const a = matrix(C, m, k, aLayout, m + 7 * k);
   const b = matrix(C, k, n, bLayout, n + 11 * k);
-  const out = heapAlloc(C, m * n, false).fill(NaN);
-  matmulBatch(a.data, [a.offset], a.rs, a.cs, b.data, [b.offset], b.rs, b.cs, out, m, n, k);
   const want = naive(a, b, m, n, k);
   // Sums of k products of numbers in [-1, 1): float32 accumulation errs by at most ~k·eps.
   const tol = (C === Float32Array ? 2 ** -23 : 2 ** -52) * 2 * k;
-  const what = `${C.name} ${m}×${n}×${k} a:${aLayout} b:${bLayout}`;
-  for (let i = 0; i < m * n; i++) {
-    if (!(Math.abs(out[i] - want[i]) <= tol)) assert.fail(`${what}: entry ${i} is ${out[i]}, want ${want[i]}`);
+  // The WebAssembly kernel, and OpenBLAS where it is installed.
+  for (const useBlas of [false, true]) {
+    const out = heapAlloc(C, m * n, false).fill(NaN);
+    matmulBatch(a.data, [a.offset], a.rs, a.cs, b.data, [b.offset], b.rs, b.cs, out, m, n, k, useBlas);
+    const what = `${C.name} ${m}×${n}×${k} a:${aLayout} b:${bLayout}${useBlas ? " (OpenBLAS if present)" : ""}`;
+    for (let i = 0; i < m * n; i++) {
+      if (!(Math.abs(out[i] - want[i]) <= tol)) assert.fail(`${what}: entry ${i} is ${out[i]}, want ${want[i]}`);
+    }
+    heapFree(out);
   }
-  for (const x of [a.data, b.data, out]) heapFree(x);
+  for (const x of [a.data, b.data]) heapFree(x);
 }
 
 Deno.test("matmulBatch: SIMD kernel on block edges, remainders and several k slices", () => {
@@ -204,11 +208,13 @@ Deno.test("matmulBatch: a batch with its own and shared operands; bfloat16-style
 // threads: the same bits whatever the thread count
 
 /** Runs tests/cpu_threads_probe.ts with `PATCHWORK_THREADS=threads` and returns what it prints. */
-async function probe(threads: number): Promise<string> {
+async function probe(threads: number, blas: "on" | "off"): Promise<string> {
   const url = new URL("./cpu_threads_probe.ts", import.meta.url);
+  const env: Record<string, string> = { PATCHWORK_THREADS: String(threads) };
+  if (blas === "off") env.PATCHWORK_BLAS = "off";
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", url.pathname],
-    env: { PATCHWORK_THREADS: String(threads) },
+    env,
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -216,11 +222,13 @@ async function probe(threads: number): Promise<string> {
   return new TextDecoder().decode(out.stdout);
 }
 
-Deno.test("threads: kernels give bit-identical results on 1, 2 and 3 threads", async () => {
-  const one = await probe(1);
-  assert.match(one, /matmul/);
-  assert.equal(await probe(2), one);
-  assert.equal(await probe(3), one);
+Deno.test("threads: kernels give bit-identical results on 1, 2 and 3 threads (with OpenBLAS where present, and without)", async () => {
+  for (const blas of ["on", "off"] as const) {
+    const one = await probe(1, blas);
+    assert.match(one, /matmul/);
+    assert.equal(await probe(2, blas), one, `2 threads, system BLAS ${blas}`);
+    assert.equal(await probe(3, blas), one, `3 threads, system BLAS ${blas}`);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

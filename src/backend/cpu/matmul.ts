@@ -20,8 +20,9 @@
  * @module
  */
 
+import { BLAS_COLS, BLAS_ROWS } from "./blas.ts";
 import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
-import { MAX_JOBS, runKernel, threadCount } from "./threads.ts";
+import { BLAS_KERNEL, hasKernel, MAX_JOBS, runKernel, threadCount } from "./threads.ts";
 import { blockColumns, MB, scratchBytes } from "./wasm/matmul.ts";
 
 /** Element arrays the kernel reads and writes (all three arguments share one type). */
@@ -310,6 +311,8 @@ function storeTile(
 
 /** Below this many multiply-adds per product the TypeScript kernel beats packing for SIMD. */
 const SIMD_WORK = 16 * 16 * 16;
+/** Below this many multiply-adds per product the WebAssembly kernel is used even with OpenBLAS. */
+const BLAS_WORK = 32 * 32 * 32;
 /** Below this many multiply-adds in all the call stays on one thread. */
 const PARALLEL_WORK = 1 << 21;
 
@@ -332,7 +335,9 @@ function scratchFor(bytes: number, threads: number): Float64Array {
  * contiguously into `out` from index 0: `A_t` is the m × k matrix at element offset
  * `aOffsets[t]` of `a` with row and column strides `ars`, `acs` (likewise `B_t` of `b`). Runs the
  * WebAssembly SIMD kernel on every thread when all three arrays live in the heap and the
- * products are large enough, else {@linkcode matmulKernel} per product. float32 products are
+ * products are large enough — or, for products of 32³ multiply-adds and more whose operands
+ * BLAS can read, the system's OpenBLAS when it is installed (`blas.ts`; `useBlas` false keeps
+ * the kernel) — else {@linkcode matmulKernel} per product. float32 products are
  * accumulated in float32 by the SIMD kernel (fused multiply-adds, 256 terms at a time, then
  * added to the output), in float64 by the TypeScript kernel; float64 in float64. Each output
  * element is computed by one job the same way whatever the number of threads.
@@ -360,6 +365,7 @@ export function matmulBatch(
   m: number,
   n: number,
   k: number,
+  useBlas = true,
 ): void {
   const count = aOffsets.length;
   const mn = m * n;
@@ -376,12 +382,54 @@ export function matmulBatch(
   const aIn = inHeap(a), bIn = inHeap(b);
   const addresses = [heapAddress(aIn), heapAddress(bIn), heapAddress(out)];
   const E = out.BYTES_PER_ELEMENT;
+  const la = blasLayout(ars, acs, m, k), lb = blasLayout(brs, bcs, k, n);
+  const threads = threadCount();
+  const parallel = threads > 1 && count * m * n * k >= PARALLEL_WORK;
+  try {
+    const [blocksM, blocksN] = [Math.ceil(m / BLAS_ROWS), Math.ceil(n / BLAS_COLS)];
+    const blasJobs = count * blocksM * blocksN;
+    if (useBlas && la && lb && m * n * k >= BLAS_WORK && blasJobs <= MAX_JOBS && hasKernel(BLAS_KERNEL)) {
+      const table = heapAlloc(Float64Array, 3 * count, false);
+      for (let t = 0; t < count; t++) {
+        table.set([addresses[0] + aOffsets[t] * E, addresses[1] + bOffsets[t] * E, addresses[2] + t * mn * E], 3 * t);
+      }
+      try {
+        const args = [E, +la.trans, +lb.trans, m, n, k, la.ld, lb.ld, table.byteOffset, blocksM, blocksN];
+        runKernel(BLAS_KERNEL, args, blasJobs, parallel);
+      } finally {
+        heapFree(table);
+      }
+      return;
+    }
+    wasmBatch(aIn, aOffsets, ars, acs, bIn, bOffsets, brs, bcs, out, m, n, k, parallel);
+  } finally {
+    if (aIn !== a) heapFree(aIn);
+    if (bIn !== b) heapFree(bIn);
+  }
+}
+
+/** {@linkcode matmulBatch} on the WebAssembly kernel (all arrays in the heap). */
+function wasmBatch(
+  a: FloatArray,
+  aOffsets: ArrayLike<number>,
+  ars: number,
+  acs: number,
+  b: FloatArray,
+  bOffsets: ArrayLike<number>,
+  brs: number,
+  bcs: number,
+  out: FloatArray,
+  m: number,
+  n: number,
+  k: number,
+  parallel: boolean,
+): void {
+  const count = aOffsets.length, mn = m * n, E = out.BYTES_PER_ELEMENT;
+  const addresses = [heapAddress(a), heapAddress(b), heapAddress(out)];
   const tilesM = Math.ceil(m / MB);
   const tilesN = Math.ceil(n / blockColumns(E));
   const perCall = Math.max(1, Math.floor(MAX_JOBS / (tilesM * tilesN)));
-  const threads = threadCount();
-  const parallel = threads > 1 && count * m * n * k >= PARALLEL_WORK;
-  const work = scratchFor(E, parallel ? threads : 1);
+  const work = scratchFor(E, parallel ? threadCount() : 1);
   const table = heapAlloc(Float64Array, 2 * Math.min(count, perCall), false);
   try {
     for (let t0 = 0; t0 < count; t0 += perCall) {
@@ -415,9 +463,22 @@ export function matmulBatch(
     }
   } finally {
     heapFree(table);
-    if (aIn !== a) heapFree(aIn);
-    if (bIn !== b) heapFree(bIn);
   }
+}
+
+/**
+ * How BLAS reads a rows × cols matrix with these element strides: stored row-major (`trans`
+ * false) or column-major, with its leading dimension; null for layouts BLAS cannot read
+ * (broadcast, reversed or doubly strided).
+ */
+function blasLayout(rs: number, cs: number, rows: number, cols: number): { trans: boolean; ld: number } | null {
+  if ((cs === 1 || cols === 1) && (rows === 1 || rs >= Math.max(1, cols))) {
+    return { trans: false, ld: rows === 1 ? Math.max(1, cols) : rs };
+  }
+  if ((rs === 1 || rows === 1) && (cols === 1 || cs >= Math.max(1, rows))) {
+    return { trans: true, ld: cols === 1 ? Math.max(1, rows) : cs };
+  }
+  return null;
 }
 
 /** `x` itself when it lives in the heap, else a heap copy of it. */

@@ -17,8 +17,22 @@
  */
 
 import { Worker } from "node:worker_threads";
+import { BLAS_SYMBOLS, GEMM_JOB, openBlas } from "./blas.ts";
 import { heapAlloc, heapMemory } from "./heap.ts";
 import { kernelModule } from "./wasm/kernels.ts";
+
+/** The name of the host kernel that runs OpenBLAS blocks (see `blas.ts`), present where it is. */
+export const BLAS_KERNEL = "gemm_blas";
+
+/** Source of `hostKernels(memory, blasPath, symbols)`: the kernels written in JavaScript. */
+const HOST_KERNELS = `function hostKernels(memory, blasPath, symbols) {
+  if (!blasPath) return {};
+  const lib = Deno.dlopen(blasPath, symbols).symbols;
+  lib.openblas_set_num_threads(1);
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(memory.buffer, 64, 1)))) - 64n;
+  const gemm = (${GEMM_JOB});
+  return { ${BLAS_KERNEL}: (args, job) => gemm(lib, base, new Float64Array(memory.buffer), Number(args) / 8, job) };
+}`;
 
 /** Words of the control block shared with the workers. */
 const BELL = 0, NEXT = 1, COUNT = 2, KERNEL = 3, DONE = 4, FAILED = 5;
@@ -45,9 +59,10 @@ const MAX_ARGS = 32;
 /** The worker: claims jobs of the published call until none are left, then sleeps on the bell. */
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
-const { kernels, memory, control, names, thread, argsAddress } = workerData;
+const { kernels, memory, control, names, thread, argsAddress, blasPath, symbols } = workerData;
 const instance = new WebAssembly.Instance(kernels, { env: { memory } });
-const fns = names.map((n) => instance.exports[n]);
+const host = (${HOST_KERNELS})(memory, blasPath, symbols);
+const fns = names.map((n) => host[n] ?? instance.exports[n]);
 const c = new Int32Array(control);
 const MASK = ${CLOSED}, args = BigInt(argsAddress);
 let bell = 0;
@@ -66,8 +81,11 @@ for (;;) {
 }
 `;
 
+/** A kernel: its arguments' address, the job, the calling thread. */
+type Kernel = (args: bigint, job: number, thread: number) => void;
+
 interface Pool {
-  fns: ((args: bigint, job: number, thread: number) => void)[];
+  fns: Kernel[];
   names: string[];
   control: Int32Array;
   args: Float64Array;
@@ -77,6 +95,7 @@ interface Pool {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   generation: number;
+  blasPath: string | null;
 }
 
 let pool: Pool | null | undefined;
@@ -106,11 +125,15 @@ export function threadCount(): number {
 function createPool(): Pool | null {
   const memory = heapMemory();
   if (!memory) return null;
-  const { module, names } = kernelModule();
+  const { module, names: wasmNames } = kernelModule();
   const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
-  const fns = names.map((n) => exports[n] as (args: bigint, job: number, thread: number) => void);
+  const blasPath = openBlas()?.path ?? null;
+  const host = new Function(`return ${HOST_KERNELS}`)()(memory, blasPath, BLAS_SYMBOLS) as Record<string, Kernel>;
+  const names = [...wasmNames, ...Object.keys(host)];
+  const fns = names.map((n) => host[n] ?? exports[n] as Kernel);
   const args = heapAlloc(Float64Array, MAX_ARGS, true);
   return {
+    blasPath,
     fns,
     names,
     control: new Int32Array(new SharedArrayBuffer(64)),
@@ -127,6 +150,19 @@ function createPool(): Pool | null {
 function getPool(): Pool | null {
   if (pool === undefined) pool = createPool();
   return pool;
+}
+
+/**
+ * Whether the pool has the kernel `name` (the OpenBLAS kernel exists only where OpenBLAS does).
+ *
+ * @example
+ * ```ts
+ * import { BLAS_KERNEL, hasKernel } from "./threads.ts";
+ * hasKernel(BLAS_KERNEL); // true where OpenBLAS is installed
+ * ```
+ */
+export function hasKernel(name: string): boolean {
+  return getPool()?.names.includes(name) ?? false;
 }
 
 /**
@@ -154,6 +190,8 @@ function startWorkers(p: Pool): Worker[] {
         names: p.names,
         thread: t,
         argsAddress: p.argsAddress,
+        blasPath: p.blasPath,
+        symbols: BLAS_SYMBOLS,
       },
     });
     w.unref();
