@@ -95,7 +95,7 @@ Deno.test("fused ops: every op is a primitive or has a composite to be tested ag
     "le",
     "gt",
     "ge",
-  ]);
+  ], "a new binary op: add it here if it is a primitive, else test it against its composite");
 });
 
 // Points away from 0 (where relu and |x| in softplus's composite have kinks), both signs, |x| ≤ 6.
