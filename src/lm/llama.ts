@@ -18,7 +18,18 @@ import {
   type Tensor,
   tensor,
 } from "../tensor/mod.ts";
-import { Embedding, init, Linear, Module, ModuleList, RMSNorm, scaledDotProductAttention } from "../nn/mod.ts";
+import {
+  Embedding,
+  fusedRmsNorm,
+  fusedSwiglu,
+  type Implementation,
+  init,
+  Linear,
+  Module,
+  ModuleList,
+  RMSNorm,
+  scaledDotProductAttention,
+} from "../nn/mod.ts";
 import type { Initializer, TensorModule } from "../nn/mod.ts";
 import type { DType } from "../tensor/mod.ts";
 import { appendLayerCache, checkCache, type KVCache, type LayerCache } from "./cache.ts";
@@ -40,6 +51,11 @@ export interface ModelOptions {
   seed?: number;
   /** `random` (default) as above, or `zeros`: no random draws, for weights about to be loaded. */
   weights?: "random" | "zeros";
+  /**
+   * Attention, RMSNorm, rotary, SwiGLU and the loss's slices: `auto` (default; the backend's fused
+   * kernels where it prefers them), `fused` or `composed` (see `src/nn/fused.ts`).
+   */
+  implementation?: Implementation;
   /** Parameter dtype. Default float32. */
   dtype?: DType;
   /** Backend of the parameters. Default: the default backend. */
@@ -146,10 +162,16 @@ interface Init {
   backend?: Backend;
   std: number;
   zeros: boolean;
+  implementation: Implementation;
 }
 
 function normalInit(o: Init): Initializer {
   return (s, io) => (o.zeros ? init.zeros(s, io) : init.normal(s, { ...io, std: o.std }));
+}
+
+/** An RMSNorm module's computation, through the fused op. */
+function norm(m: RMSNorm, x: Tensor, implementation: Implementation): Tensor {
+  return fusedRmsNorm(x, m.weight!, m.eps, implementation);
 }
 
 function linear(inF: number, outF: number, bias: boolean, o: Init): Linear {
@@ -174,11 +196,13 @@ export class LlamaAttention extends Module {
   /** Output projection. */
   o_proj: TensorModule;
   readonly #config: LlamaConfig;
+  readonly #impl: Implementation;
 
   /** The layer's projections, initialised from `o`. */
   constructor(config: LlamaConfig, o: Init) {
     super();
     this.#config = config;
+    this.#impl = o.implementation;
     const { hiddenSize: d, numAttentionHeads: hq, numKeyValueHeads: hkv, headDim: hd } = config;
     this.q_proj = this.module("q_proj", linear(d, hq * hd, config.attentionBias, o));
     this.k_proj = this.module("k_proj", linear(d, hkv * hd, config.attentionBias, o));
@@ -200,13 +224,14 @@ export class LlamaAttention extends Module {
     const { numAttentionHeads: hq, numKeyValueHeads: hkv, headDim: hd } = this.#config;
     const [b, t] = x.shape;
     const heads = (y: Tensor, h: number) => y.reshape([b, t, h, hd]).transpose(1, 2);
-    const q = applyRotary(heads(this.q_proj.forward(x), hq), cos, sin);
-    const k = applyRotary(heads(this.k_proj.forward(x), hkv), cos, sin);
+    const impl = this.#impl;
+    const q = applyRotary(heads(this.q_proj.forward(x), hq), cos, sin, impl);
+    const k = applyRotary(heads(this.k_proj.forward(x), hkv), cos, sin, impl);
     const next = appendLayerCache(cache, k, heads(this.v_proj.forward(x), hkv));
-    const a = attention ? attention(q, next.keys, next.values) : scaledDotProductAttention(q, next.keys, next.values, {
-      causal: true,
-      window: this.#config.slidingWindow,
-    });
+    const window = this.#config.slidingWindow;
+    const a = attention
+      ? attention(q, next.keys, next.values)
+      : scaledDotProductAttention(q, next.keys, next.values, { causal: true, window, implementation: impl });
     return { output: this.o_proj.forward(a.transpose(1, 2).reshape([b, t, hq * hd])), cache: next };
   }
 }
@@ -219,10 +244,12 @@ export class LlamaMLP extends Module {
   up_proj: TensorModule;
   /** Down projection. */
   down_proj: TensorModule;
+  readonly #impl: Implementation;
 
   /** The block's projections, initialised from `o`. */
   constructor(config: LlamaConfig, o: Init) {
     super();
+    this.#impl = o.implementation;
     const { hiddenSize: d, intermediateSize: f, mlpBias } = config;
     this.gate_proj = this.module("gate_proj", linear(d, f, mlpBias, o));
     this.up_proj = this.module("up_proj", linear(d, f, mlpBias, o));
@@ -231,7 +258,7 @@ export class LlamaMLP extends Module {
 
   /** `down(silu(gate(x)) · up(x))`. */
   forward(x: Tensor): Tensor {
-    return this.down_proj.forward(this.gate_proj.forward(x).silu().mul(this.up_proj.forward(x)));
+    return this.down_proj.forward(fusedSwiglu(this.gate_proj.forward(x), this.up_proj.forward(x), this.#impl));
   }
 }
 
@@ -245,10 +272,12 @@ export class LlamaDecoderLayer extends Module {
   readonly input_layernorm: RMSNorm;
   /** Norm before the MLP. */
   readonly post_attention_layernorm: RMSNorm;
+  readonly #impl: Implementation;
 
   /** A layer of `config`, initialised from `o`. */
   constructor(config: LlamaConfig, o: Init) {
     super();
+    this.#impl = o.implementation;
     const norm = { eps: config.rmsNormEps, dtype: o.dtype, backend: o.backend };
     this.self_attn = this.module("self_attn", new LlamaAttention(config, o));
     this.mlp = this.module("mlp", new LlamaMLP(config, o));
@@ -264,9 +293,9 @@ export class LlamaDecoderLayer extends Module {
     cache?: LayerCache,
     attention?: (q: Tensor, keys: Tensor, values: Tensor) => Tensor,
   ): { output: Tensor; cache: LayerCache } {
-    const a = this.self_attn.forward(this.input_layernorm.forward(x), cos, sin, cache, attention);
+    const a = this.self_attn.forward(norm(this.input_layernorm, x, this.#impl), cos, sin, cache, attention);
     const h = x.add(a.output);
-    return { output: h.add(this.mlp.forward(this.post_attention_layernorm.forward(h))), cache: a.cache };
+    return { output: h.add(this.mlp.forward(norm(this.post_attention_layernorm, h, this.#impl))), cache: a.cache };
   }
 }
 
@@ -321,6 +350,8 @@ export class LlamaForCausalLM extends Module {
   readonly model: LlamaModel;
   /** The LM head (null when tied to the embedding). */
   lm_head: TensorModule | null;
+  /** Which implementation of the fused ops runs (see {@link ModelOptions}). */
+  readonly implementation: Implementation;
 
   /** A model of `config` with weights initialised as Hugging Face does (seeded). */
   constructor(config: LlamaConfig, options: ModelOptions = {}) {
@@ -332,7 +363,9 @@ export class LlamaForCausalLM extends Module {
       backend: options.backend,
       std: config.initializerRange,
       zeros: options.weights === "zeros",
+      implementation: options.implementation ?? "auto",
     };
+    this.implementation = o.implementation;
     this.model = this.module("model", new LlamaModel(config, o));
     this.lm_head = config.tieWordEmbeddings
       ? null
@@ -374,7 +407,7 @@ export class LlamaForCausalLM extends Module {
       x = out.output;
       cache.push(out.cache);
     }
-    return { hidden: this.model.norm.forward(x), cache };
+    return { hidden: norm(this.model.norm, x, this.implementation), cache };
   }
 
   /** Logits `[B, T, vocab]` of the tokens and the cache extended by them. */
@@ -403,6 +436,7 @@ export class LlamaForCausalLM extends Module {
         "the LM head is wrapped by an adapter; use forward() and crossEntropy",
       );
     }
-    return { loss: linearCrossEntropy(hidden, this.headWeight, t, options), cache };
+    const implementation = options.implementation ?? this.implementation;
+    return { loss: linearCrossEntropy(hidden, this.headWeight, t, { ...options, implementation }), cache };
   }
 }

@@ -16,13 +16,16 @@ import {
   type DType,
   DTypeError,
   fmtShape,
+  full,
+  type FusedPrimitives,
   isGradEnabled,
   ShapeError,
-  type Tensor,
+  Tensor,
   tensor,
   tidy,
   zeros,
 } from "../tensor/mod.ts";
+import { fusedPrimitives, type Implementation } from "../nn/mod.ts";
 
 /**
  * Options of {@link crossEntropy} and {@link linearCrossEntropy}.
@@ -137,6 +140,8 @@ export function crossEntropy(
 export interface LinearCrossEntropyOptions extends CrossEntropyOptions {
   /** Vocabulary rows per slice. Default 8192. */
   sliceSize?: number;
+  /** The per-slice steps: `auto` (the backend's fused kernels where it prefers them), `fused`, `composed`. */
+  implementation?: Implementation;
 }
 
 /** Per slice of the vocabulary: where each row's target sits in it (column, or −1). */
@@ -221,14 +226,36 @@ export function linearCrossEntropy(
     }
     return l!.log().add(m!);
   };
-  const fn = customFunction((h: Tensor, w: Tensor) => {
-    const h2 = h.reshape([n, dim]);
-    const lse = logsumexp(h2, w);
+  const f = fusedPrimitives(options.implementation ?? "auto", hidden, op);
+  const columns = (start: number, size: number) =>
+    tensor(targetColumns(t.ids, start, size), { shape: [n], dtype: "int32", backend });
+  // The log-sum-exp and the target's logit per row, from the backend's per-slice kernel.
+  const fusedForward = (fp: FusedPrimitives, h2: Tensor, w: Tensor): [Tensor, Tensor] => {
+    let [m, l, picked] = [
+      full([n], -Infinity, { dtype: acc, backend }),
+      zeros([n], { dtype: acc, backend }),
+      zeros([n], { dtype: acc, backend }),
+    ];
+    for (const start of starts) {
+      const size = Math.min(slice, vocab - start);
+      [m, l, picked] = tidy(() => {
+        const r = fp.crossEntropySlice(logitsOf(h2, w, start), columns(start, size), m, l, picked, size, acc);
+        return [r.m, r.l, r.picked].map((b) => Tensor.fromBuffer(b, [n], acc));
+      });
+    }
+    return [l.log().add(m).reshape([n, 1]), picked.reshape([n, 1])];
+  };
+  const composedForward = (h2: Tensor, w: Tensor): [Tensor, Tensor] => {
     let picked: Tensor = zeros([n, 1], { dtype: acc, backend });
     for (const start of starts) {
       const size = Math.min(slice, vocab - start);
       picked = tidy(() => picked.add(logitsOf(h2, w, start).mul(onehot(start, size)).sum(1, true)));
     }
+    return [logsumexp(h2, w), picked];
+  };
+  const fn = customFunction((h: Tensor, w: Tensor) => {
+    const h2 = h.reshape([n, dim]);
+    const [lse, picked] = f ? fusedForward(f, h2, w) : composedForward(h2, w);
     const rows = lse.sub(picked).mul(valid).reshape([n]);
     // The inputs themselves are the residuals, so a recorded backward stays connected to them.
     return { output: reduceRows(op, rows, t, reduction), residuals: [h, w, lse] };
@@ -247,7 +274,14 @@ export function linearCrossEntropy(
     for (const start of starts) {
       const size = Math.min(slice, vocab - start);
       [gh] = tidy(() => {
-        const dz = logitsOf(h2, w, start).sub(lse).exp().sub(onehot(start, size)).mul(rowWeight).cast(h2.dtype);
+        const z = logitsOf(h2, w, start);
+        const dz = (f && !recorded
+          ? Tensor.fromBuffer(
+            f.crossEntropySliceBackward(z, columns(start, size), lse, rowWeight.contiguous(), size, acc),
+            [n, size],
+            acc,
+          )
+          : z.sub(lse).exp().sub(onehot(start, size)).mul(rowWeight)).cast(h2.dtype);
         if (needs[1]) {
           const part = dz.transpose().matmul(h2).cast(w.dtype);
           if (gwFull) gwFull.narrow(0, start, size).assign(part);

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { type Backend, concat, type DType, type Tensor, tensor } from "../tensor/mod.ts";
+import { type Backend, concat, type DType, Tensor, tensor } from "../tensor/mod.ts";
+import { fusedFunction, fusedPrimitives, type Implementation } from "../nn/mod.ts";
 import { ConfigError, type LlamaConfig } from "./config.ts";
 
 /**
@@ -134,7 +135,8 @@ export function rotateHalf(x: Tensor): Tensor {
 
 /**
  * Rotates `x` (`[..., T, headDim]`, positions along the second-to-last axis) by the tables of
- * {@link rotaryTables} (`[T, headDim]`): `x·cos + rotateHalf(x)·sin`.
+ * {@link rotaryTables} (`[T, headDim]`): `x·cos + rotateHalf(x)·sin` (fused where the backend
+ * offers it; see `src/nn/fused.ts` for `implementation`).
  *
  * @example
  * ```ts
@@ -145,6 +147,19 @@ export function rotateHalf(x: Tensor): Tensor {
  * applyRotary(randn([1, 4, 3, 16]), cos, sin).shape; // [1, 4, 3, 16]
  * ```
  */
-export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  return x.mul(cos).add(rotateHalf(x).mul(sin));
+export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor, implementation: Implementation = "auto"): Tensor {
+  const composed = (a: Tensor) => a.mul(cos).add(rotateHalf(a).mul(sin));
+  const f = fusedPrimitives(implementation, x, "rotary");
+  if (!f || cos.dtype !== x.dtype || sin.dtype !== x.dtype) return composed(x);
+  const [t, d] = cos.shape;
+  const rotate = (a: Tensor, sign: 1 | -1) =>
+    Tensor.fromBuffer(
+      f.rotary(a.contiguous(), cos.contiguous(), sin.contiguous(), t, d, sign, a.dtype),
+      a.shape,
+      a.dtype,
+    );
+  // The rotation's transpose is the rotation by the opposite angles.
+  return fusedFunction((a: Tensor) => ({ output: rotate(a, 1), saved: [] }), (_, __, g) => [rotate(g, -1)], composed)(
+    x,
+  );
 }

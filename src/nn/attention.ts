@@ -6,7 +6,16 @@
  * @module
  */
 
-import { ArgumentError, fmtShape, ShapeError, type Tensor, tensor } from "../tensor/mod.ts";
+import {
+  ArgumentError,
+  type AttentionShape,
+  type AttentionSpec,
+  fmtShape,
+  ShapeError,
+  Tensor,
+  tensor,
+} from "../tensor/mod.ts";
+import { fusedFunction, fusedPrimitives, type Implementation } from "./fused.ts";
 
 /**
  * Options of {@link scaledDotProductAttention}.
@@ -29,6 +38,8 @@ export interface AttentionOptions {
   scale?: number;
   /** With `causal`: keys more than `window − 1` positions before the query are masked too. */
   window?: number | null;
+  /** `auto` (default: the backend's fused kernel where it prefers it), `fused` or `composed`. */
+  implementation?: Implementation;
 }
 
 /**
@@ -100,13 +111,40 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   if (window !== null && (!Number.isSafeInteger(window) || window <= 0)) {
     throw new ArgumentError(op, `window must be a positive integer or null, got ${window}`);
   }
-  const group = hq / hkv;
-  const scale = options.scale ?? 1 / Math.sqrt(d);
+  const spec: AttentionSpec = {
+    scale: options.scale ?? 1 / Math.sqrt(d),
+    causal: options.causal ?? false,
+    queryOffset: offset,
+    window: options.causal ? window : null,
+  };
+  const shape: AttentionShape = { b, hq, hkv, tq, tk, d, dv: v.shape[3] };
+  const composed = (qq: Tensor, kk: Tensor, vv: Tensor) => composedAttention(qq, kk, vv, shape, spec);
+  const f = fusedPrimitives(options.implementation ?? "auto", q, op);
+  if (!f || q.dtype !== k.dtype || q.dtype !== v.dtype) return composed(q, k, v);
+  const acc = q.dtype === "float64" ? "float64" : "float32";
+  return fusedFunction((qq: Tensor, kk: Tensor, vv: Tensor) => {
+    const r = f.attention(qq.contiguous(), kk.contiguous(), vv.contiguous(), shape, spec, qq.dtype);
+    const out = Tensor.fromBuffer(r.out, [b, hq, tq, shape.dv], qq.dtype);
+    return { output: out, saved: [out, Tensor.fromBuffer(r.lse, [b, hq, tq], acc)] };
+  }, ([qq, kk, vv], [out, lse], g) => {
+    const c = (t: Tensor) => t.contiguous();
+    const r = f.attentionBackward(c(qq), c(kk), c(vv), out, lse, c(g), shape, spec, qq.dtype);
+    return [
+      Tensor.fromBuffer(r.dq, qq.shape, qq.dtype),
+      Tensor.fromBuffer(r.dk, kk.shape, kk.dtype),
+      Tensor.fromBuffer(r.dv, vv.shape, vv.dtype),
+    ];
+  }, composed)(q, k, v);
+}
+
+/** The attention as ordinary ops: scores, additive mask, softmax, weighted values. */
+function composedAttention(q: Tensor, k: Tensor, v: Tensor, s: AttentionShape, spec: AttentionSpec): Tensor {
+  const group = s.hq / s.hkv;
   // Grouped queries share a key head: [B, Hkv, G·Tq, D] against [B, Hkv, Tk, D].
-  let scores = q.reshape([b, hkv, group * tq, d]).matmul(k.transpose(-2, -1)).mul(scale);
-  if (options.causal) {
-    const mask = causalMask(tq, tk, offset, window, scores.dtype, scores.backend);
-    scores = scores.reshape([b, hkv, group, tq, tk]).add(mask).reshape([b, hkv, group * tq, tk]);
+  let scores = q.reshape([s.b, s.hkv, group * s.tq, s.d]).matmul(k.transpose(-2, -1)).mul(spec.scale);
+  if (spec.causal) {
+    const mask = causalMask(s.tq, s.tk, spec.queryOffset, spec.window, scores.dtype, scores.backend);
+    scores = scores.reshape([s.b, s.hkv, group, s.tq, s.tk]).add(mask).reshape([s.b, s.hkv, group * s.tq, s.tk]);
   }
-  return scores.softmax(-1).matmul(v).reshape([b, hq, tq, v.shape[3]]);
+  return scores.softmax(-1).matmul(v).reshape([s.b, s.hq, s.tq, s.dv]);
 }

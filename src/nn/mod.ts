@@ -28,5 +28,6 @@ export * from "./safetensors.ts";
 export * from "./safetensors_file.ts";
 export * from "./spectral.ts";
 export * from "./fno.ts";
+export * from "./fused.ts";
 export * from "./attention.ts";
 export * from "./lora.ts";

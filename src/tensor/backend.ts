@@ -14,6 +14,7 @@
 import type { DType, HostArray } from "./dtype.ts";
 import type { BinaryOp, UnaryOp } from "./op_defs.ts";
 import { DeviceError } from "./errors.ts";
+import type { FusedPrimitives } from "./fused_primitives.ts";
 import { checkFunction, describe } from "./validate.ts";
 
 export type { BinaryOp, UnaryOp } from "./op_defs.ts";
@@ -317,6 +318,8 @@ export interface Backend {
   readonly linalg?: LinalgPrimitives;
   /** Fused optimiser updates (optional: see {@link OptimPrimitives}). */
   readonly optim?: OptimPrimitives;
+  /** Fused language-model primitives (optional: see `FusedPrimitives` in fused_primitives.ts). */
+  readonly fused?: FusedPrimitives;
 
   /** Memory statistics. */
   memory(): MemoryStats;

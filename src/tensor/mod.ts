@@ -18,6 +18,7 @@ export * from "./shape.ts";
 export * from "./validate.ts";
 export * from "./backend.ts";
 export * from "./memory.ts";
+export * from "./fused_primitives.ts";
 export { type Disposable, keep, Storage, tidy } from "./storage.ts";
 export { type NestedArray, type Operand, Tensor } from "./tensor.ts";
 export {

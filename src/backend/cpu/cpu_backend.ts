@@ -23,6 +23,7 @@ import type {
 } from "../../tensor/backend.ts";
 import { type DType, fromBFloat16Bits, type HostArray, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { DeviceError, DTypeError } from "../../tensor/errors.ts";
+import type { FusedPrimitives } from "../../tensor/fused_primitives.ts";
 import {
   allocCompute,
   allocStorage,
@@ -40,6 +41,7 @@ import { fftInto, irfftInto, rfftInto } from "./fft_ops.ts";
 import { gatherInto, scatterAddInto } from "./indexing.ts";
 import { CpuLinalg } from "./linalg.ts";
 import { matmulBatch } from "./matmul.ts";
+import { HostFused } from "./fused.ts";
 import { CpuOptim } from "./optim.ts";
 import { fillRandom } from "./random.ts";
 import { argReduceInto, cumsumInto, reducedShape, reduceInto, softmaxInto } from "./reduce.ts";
@@ -88,6 +90,8 @@ export class CpuBackend implements Backend {
   readonly linalg: LinalgPrimitives = new CpuLinalg((data, dtype) => this.#wrap(dtype, data));
   /** Fused optimiser updates (see `optim.ts`). */
   readonly optim: OptimPrimitives = new CpuOptim();
+  /** The language-model primitives on the host (see `fused.ts`). */
+  readonly fused: FusedPrimitives = new HostFused(this);
 
   /** Creates a CPU backend with empty memory statistics. */
   constructor() {
