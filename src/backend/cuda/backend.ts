@@ -31,6 +31,7 @@ import type {
 } from "../../tensor/backend.ts";
 import type { DType, HostArray } from "../../tensor/dtype.ts";
 import { DeviceError, PatchworkError } from "../../tensor/errors.ts";
+import type { FusedPrimitives } from "../../tensor/fused_primitives.ts";
 import type { AllocatorStats } from "./allocator.ts";
 import {
   type KernelCacheStats,
@@ -44,6 +45,7 @@ import { CudaBuffer, CudaDevice } from "./device.ts";
 import type { Driver } from "./driver.ts";
 import { binary, elementwiseKernelNames, unary, where } from "./elementwise.ts";
 import { fft, irfft, rfft } from "./fft.ts";
+import { CudaFused, fusedKernelNames } from "./fused.ts";
 import { gather, indexingKernelNames, scatterAdd } from "./indexing.ts";
 import { CudaLinalg } from "./linalg.ts";
 import { matmul } from "./matmul.ts";
@@ -151,6 +153,8 @@ export class CudaBackend implements Backend {
     adam: (param, grad, expAvg, expAvgSq, copyTo, hyper) =>
       adam(this.#dev, param, grad, expAvg, expAvgSq, copyTo, hyper),
   };
+  /** Fused language-model primitives (kernels/attention.cu, norms.cu, rotary.cu, swiglu.cu, cross_entropy.cu). */
+  readonly fused: FusedPrimitives;
   readonly #dev: CudaDevice;
 
   /** Opens the driver, the device's primary context, a stream, and NVRTC. */
@@ -162,6 +166,7 @@ export class CudaBackend implements Backend {
       options.cacheDir === null ? undefined : options.cacheDir,
     );
     this.#dev = dev;
+    this.fused = new CudaFused(dev);
     this.device = dev.ordinal;
     this.arch = dev.arch;
     this.multiprocessors = dev.multiprocessors;
@@ -406,6 +411,7 @@ export function cudaKernelNames(): Map<KernelFamily, string[]> {
     indexingKernelNames(),
     stencilKernelNames(),
     optimKernelNames(),
+    fusedKernelNames(),
   ];
   for (const part of parts) {
     for (const [family, names] of Object.entries(part) as [KernelFamily, string[]][]) {

@@ -32,6 +32,11 @@ export const KERNEL_FAMILIES = [
   "optim",
   "linalg",
   "stencil",
+  "attention",
+  "norms",
+  "rotary",
+  "swiglu",
+  "cross_entropy",
 ] as const;
 
 /**
@@ -66,6 +71,11 @@ export const KERNEL_PARTS: Readonly<Record<KernelFamily, number>> = {
   optim: 1,
   linalg: 1,
   stencil: 1,
+  attention: 3,
+  norms: 1,
+  rotary: 1,
+  swiglu: 1,
+  cross_entropy: 1,
 };
 
 /**
