@@ -11,7 +11,7 @@
 import type { BinaryOp, UnaryOp } from "../../tensor/op_defs.ts";
 import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 import type { NumArray, Operand } from "./buffer.ts";
-import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
+import { heapAddress, heapFree, heapTemp } from "./heap.ts";
 import { coalesce } from "./strided.ts";
 import { runKernel, threadCount } from "./threads.ts";
 import { CHUNK, hasSimd } from "./wasm/elementwise.ts";
@@ -43,29 +43,47 @@ function rowsOf(
 }
 
 /**
- * A heap address for an operand: its own, or for a single value outside the heap (a constant),
- * a scratch cell holding it; -1 for other arrays outside the heap.
+ * Scratch kept between calls: two 16-byte cells for constant operands, then 32 bytes per job for
+ * the tail of its rows.
  */
-function addressOf(x: Operand, single: boolean, E: number, cells: NumArray[]): number {
+let scratch: Float64Array | null = null;
+
+function scratchFor(jobs: number): Float64Array {
+  const need = 4 + 4 * jobs;
+  if (!scratch || scratch.length < need) {
+    if (scratch) heapFree(scratch);
+    scratch = heapTemp(Float64Array, Math.max(need, 1024), false);
+  }
+  return scratch;
+}
+
+/**
+ * A heap address for operand `k` (0 or 1): its own, or for a single value outside the heap (a
+ * constant), a scratch cell holding it; -1 for other arrays outside the heap.
+ */
+function addressOf(x: Operand, single: boolean, E: number, cells: Float64Array, k: number): number {
   const a = heapAddress(x.data);
   if (a >= 0) return a + x.offset * E;
   if (!single) return -1;
-  const cell = heapAlloc(E === 4 ? Float32Array : Float64Array, 1, false);
-  cell[0] = x.data[x.offset];
-  cells.push(cell);
-  return cell.byteOffset;
+  const at = cells.byteOffset + 16 * k;
+  if (E === 4) new Float32Array(cells.buffer, at, 1)[0] = x.data[x.offset];
+  else cells[2 * k] = x.data[x.offset];
+  return at;
 }
 
-function run(kernel: string, args: (jobs: number, scratch: number) => number[], rows: number, n: number): void {
-  const jobs = n > CHUNK
-    ? rows * Math.ceil(n / CHUNK)
-    : Math.ceil(rows / Math.max(1, Math.floor(CHUNK / Math.max(n, 1))));
-  const scratch = heapAlloc(Float64Array, 4 * jobs, false);
-  try {
-    runKernel(kernel, args(jobs, scratch.byteOffset), jobs, threadCount() > 1 && rows * n >= PARALLEL_ELEMENTS);
-  } finally {
-    heapFree(scratch);
-  }
+/** Jobs for rows × n elements: whole rows up to CHUNK elements a job, or CHUNK-element pieces of longer rows. */
+function jobsOf(rows: number, n: number): number {
+  return n > CHUNK ? rows * Math.ceil(n / CHUNK) : Math.ceil(rows / Math.max(1, Math.floor(CHUNK / Math.max(n, 1))));
+}
+
+function run(kernel: string, args: number[], rows: number, n: number): void {
+  const jobs = jobsOf(rows, n);
+  runKernel(
+    kernel,
+    [...args, scratchFor(jobs).byteOffset + 32],
+    jobs,
+    threadCount() > 1 && rows * n >= PARALLEL_ELEMENTS,
+  );
 }
 
 /**
@@ -87,19 +105,8 @@ export function simdUnary(op: UnaryOp, x: Operand, shape: readonly number[], out
   const r = rowsOf(shape, [[...x.strides]]);
   if (!r || r.step[1] !== 1) return false;
   const E = out.BYTES_PER_ELEMENT;
-  run(
-    `unary_${op}_${lane}`,
-    (_, scratch) => [
-      heapAddress(x.data) + x.offset * E,
-      r.row[1] * E,
-      heapAddress(out),
-      r.rows,
-      r.n,
-      scratch,
-    ],
-    r.rows,
-    r.n,
-  );
+  const args = [heapAddress(x.data) + x.offset * E, r.row[1] * E, heapAddress(out), r.rows, r.n];
+  run(`unary_${op}_${lane}`, args, r.rows, r.n);
   return true;
 }
 
@@ -123,30 +130,11 @@ export function simdBinary(op: BinaryOp, a: Operand, b: Operand, shape: readonly
   const r = rowsOf(shape, [[...a.strides], [...b.strides]]);
   if (!r || (r.step[1] === 0 && r.step[2] === 0)) return false;
   const E = out.BYTES_PER_ELEMENT;
-  const cells: NumArray[] = [];
-  try {
-    const single = (k: number) => r.step[k] === 0 && (r.row[k] === 0 || r.rows === 1);
-    const [aa, ba] = [addressOf(a, single(1), E, cells), addressOf(b, single(2), E, cells)];
-    if (aa < 0 || ba < 0) return false;
-    run(
-      `binary_${op}_${lane}`,
-      (_, scratch) => [
-        aa,
-        r.row[1] * E,
-        r.step[1] * E,
-        ba,
-        r.row[2] * E,
-        r.step[2] * E,
-        heapAddress(out),
-        r.rows,
-        r.n,
-        scratch,
-      ],
-      r.rows,
-      r.n,
-    );
-  } finally {
-    cells.forEach(heapFree);
-  }
+  const single = (k: number) => r.step[k] === 0 && (r.row[k] === 0 || r.rows === 1);
+  const cells = scratchFor(jobsOf(r.rows, r.n));
+  const [aa, ba] = [addressOf(a, single(1), E, cells, 0), addressOf(b, single(2), E, cells, 1)];
+  if (aa < 0 || ba < 0) return false;
+  const args = [aa, r.row[1] * E, r.step[1] * E, ba, r.row[2] * E, r.step[2] * E, heapAddress(out), r.rows, r.n];
+  run(`binary_${op}_${lane}`, args, r.rows, r.n);
   return true;
 }

@@ -11,7 +11,7 @@
 
 import type { NumArray, Operand } from "./buffer.ts";
 import { simdPlan } from "./fft.ts";
-import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
+import { heapAddress, heapFree, heapTemp } from "./heap.ts";
 import type { LinePlan } from "./strided.ts";
 import { runKernel, threadCount } from "./threads.ts";
 import { MODE } from "./wasm/fft.ts";
@@ -55,7 +55,7 @@ export function simdFft(x: Operand, g: FftGeometry, out: NumArray): boolean {
   const lines = g.plan.count;
   const pairs = Math.ceil(lines / 2);
   // Per pair: two input and two output offsets (bytes); an odd last line is paired with itself.
-  const table = heapAlloc(Float64Array, 4 * pairs, false);
+  const table = heapTemp(Float64Array, 4 * pairs, false);
   const pos = g.plan.walker.pos;
   for (let l = 0; l < lines; l++, g.plan.walker.next()) {
     const p = l >> 1, h = l & 1;
@@ -69,7 +69,7 @@ export function simdFft(x: Operand, g: FftGeometry, out: NumArray): boolean {
   const pairsPerJob = Math.max(1, Math.floor(2048 / g.n));
   const [xs, os] = g.plan.inner;
   const parallel = threadCount() > 1 && lines * g.n >= PARALLEL_ELEMENTS;
-  const scratch = heapAlloc(Float64Array, 8 * g.n * (parallel ? threadCount() : 1), false);
+  const scratch = heapTemp(Float64Array, 8 * g.n * (parallel ? threadCount() : 1), false);
   try {
     runKernel(
       `fft_${lane}`,

@@ -23,6 +23,12 @@ const PAGE = 65536;
 const ALIGN = 64;
 /** Pages reserved at first use. */
 const INITIAL_PAGES = 256;
+/**
+ * Blocks up to this size are kept whole when freed, for the next request of the same size (a
+ * training step asks for the same shapes every time), until the heap would have to grow or they
+ * hold more than a quarter of it; then they are merged with their free neighbours.
+ */
+const CACHE_MAX = 1 << 20;
 
 /**
  * The most bytes the heap grows to (V8's limit on a memory64).
@@ -60,6 +66,10 @@ interface HeapState {
   bins: Set<number>[];
   /** Live blocks: start → size. */
   live: Map<number, number>;
+  /** Freed blocks of at most `CACHE_MAX` bytes kept whole for a request of the same size. */
+  cache: Map<number, number[]>;
+  /** Bytes in `cache`. */
+  cached: number;
   /** Bytes in live blocks. */
   used: number;
 }
@@ -140,6 +150,8 @@ function createState(): HeapState | null {
     freeEnd: new Map(),
     bins: [],
     live: new Map(),
+    cache: new Map(),
+    cached: 0,
     used: 0,
   };
 }
@@ -162,10 +174,11 @@ export function heapMemory(): WebAssembly.Memory | null {
   return heap()?.memory ?? null;
 }
 
-/** Size bin of a block: four bins per power of two. */
+/** Size bin of a block (a multiple of 64 bytes): four bins per power of two. */
 function binOf(size: number): number {
-  const e = Math.floor(Math.log2(size));
-  const sub = Math.floor((size / 2 ** e - 1) * 4);
+  const units = size / ALIGN; // below 2^32 for every block of a 16 GiB heap
+  const e = 31 - Math.clz32(units);
+  const sub = e >= 2 ? (units >>> (e - 2)) & 3 : 0;
   return e * 4 + sub;
 }
 
@@ -221,10 +234,29 @@ function ensure(h: HeapState, end: number): boolean {
   return true;
 }
 
+/** Returns every cached block to the coalescing free lists. */
+function flushCache(h: HeapState): void {
+  for (const [size, starts] of h.cache) for (const start of starts) release(h, start, size);
+  h.cache.clear();
+  h.cached = 0;
+}
+
 /** Allocates `bytes` (rounded up to the alignment): its address, or -1 when the heap is full. */
 function allocBlock(h: HeapState, bytes: number): { start: number; fresh: boolean } | null {
   const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  const same = h.cache.get(size);
+  if (same && same.length > 0) {
+    const start = same.pop()!;
+    h.cached -= size;
+    h.live.set(start, size);
+    h.used += size;
+    return { start, fresh: false };
+  }
   let start = takeFree(h, size);
+  if (start < 0 && h.cached > 0 && h.top + size > h.buffer.byteLength) {
+    flushCache(h);
+    start = takeFree(h, size);
+  }
   let fresh = false;
   if (start < 0) {
     // Extend from the top, absorbing a free block that ends there.
@@ -247,9 +279,22 @@ const registry = new FinalizationRegistry<number>((start) => {
 });
 
 function freeBlock(h: HeapState, start: number): void {
-  let size = h.live.get(start)!;
+  const size = h.live.get(start)!;
   h.live.delete(start);
   h.used -= size;
+  if (size <= CACHE_MAX) {
+    const list = h.cache.get(size);
+    if (list) list.push(start);
+    else h.cache.set(size, [start]);
+    h.cached += size;
+    if (h.cached > h.buffer.byteLength / 4) flushCache(h);
+    return;
+  }
+  release(h, start, size);
+}
+
+/** Puts the free block [start, start + size) in the free lists, merged with free neighbours. */
+function release(h: HeapState, start: number, size: number): void {
   const leftStart = h.freeEnd.get(start);
   if (leftStart !== undefined) {
     size += removeFree(h, leftStart);
@@ -273,13 +318,28 @@ function freeBlock(h: HeapState, start: number): void {
  * ```
  */
 export function heapAlloc<C extends HeapArrayConstructor>(ctor: C, n: number, zero: boolean): InstanceType<C> {
+  const view = heapTemp(ctor, n, zero);
+  if (heapAddress(view) >= 0) registry.register(view, view.byteOffset, view);
+  return view;
+}
+
+/**
+ * {@linkcode heapAlloc} for scratch that is always released with {@linkcode heapFree} (a
+ * kernel's tables and partial results): the garbage collector is not asked to watch it.
+ *
+ * @example
+ * ```ts
+ * import { heapFree, heapTemp } from "./heap.ts";
+ * const table = heapTemp(Float64Array, 16, false);
+ * heapFree(table);
+ * ```
+ */
+export function heapTemp<C extends HeapArrayConstructor>(ctor: C, n: number, zero: boolean): InstanceType<C> {
   const h = heap();
-  const bytes = n * ctor.BYTES_PER_ELEMENT;
-  const block = h && n > 0 ? allocBlock(h, bytes) : null;
+  const block = h && n > 0 ? allocBlock(h, n * ctor.BYTES_PER_ELEMENT) : null;
   if (!h || !block) return new ctor(n) as InstanceType<C>;
   const view = new ctor(h.buffer as unknown as ArrayBuffer, block.start, n) as InstanceType<C>;
   if (zero && !block.fresh) view.fill(0);
-  registry.register(view, block.start, view);
   return view;
 }
 

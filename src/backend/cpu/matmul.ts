@@ -21,7 +21,7 @@
  */
 
 import { BLAS_COLS, BLAS_ROWS } from "./blas.ts";
-import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
+import { heapAddress, heapAlloc, heapFree, heapTemp } from "./heap.ts";
 import { BLAS_KERNEL, hasKernel, MAX_JOBS, runKernel, threadCount } from "./threads.ts";
 import { blockColumns, MB, scratchBytes } from "./wasm/matmul.ts";
 
@@ -389,7 +389,7 @@ export function matmulBatch(
     const [blocksM, blocksN] = [Math.ceil(m / BLAS_ROWS), Math.ceil(n / BLAS_COLS)];
     const blasJobs = count * blocksM * blocksN;
     if (useBlas && la && lb && m * n * k >= BLAS_WORK && blasJobs <= MAX_JOBS && hasKernel(BLAS_KERNEL)) {
-      const table = heapAlloc(Float64Array, 3 * count, false);
+      const table = heapTemp(Float64Array, 3 * count, false);
       for (let t = 0; t < count; t++) {
         table.set([addresses[0] + aOffsets[t] * E, addresses[1] + bOffsets[t] * E, addresses[2] + t * mn * E], 3 * t);
       }
@@ -430,7 +430,7 @@ function wasmBatch(
   const tilesN = Math.ceil(n / blockColumns(E));
   const perCall = Math.max(1, Math.floor(MAX_JOBS / (tilesM * tilesN)));
   const work = scratchFor(E, parallel ? threadCount() : 1);
-  const table = heapAlloc(Float64Array, 2 * Math.min(count, perCall), false);
+  const table = heapTemp(Float64Array, 2 * Math.min(count, perCall), false);
   try {
     for (let t0 = 0; t0 < count; t0 += perCall) {
       const batch = Math.min(perCall, count - t0);
@@ -484,7 +484,7 @@ function blasLayout(rs: number, cs: number, rows: number, cols: number): { trans
 /** `x` itself when it lives in the heap, else a heap copy of it. */
 function inHeap(x: FloatArray): FloatArray {
   if (heapAddress(x) >= 0) return x;
-  const copy = heapAlloc(x.constructor as Float32ArrayConstructor | Float64ArrayConstructor, x.length, false);
+  const copy = heapTemp(x.constructor as Float32ArrayConstructor | Float64ArrayConstructor, x.length, false);
   copy.set(x);
   return copy;
 }

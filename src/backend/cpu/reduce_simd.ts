@@ -14,7 +14,7 @@
 import type { ReduceOp } from "../../tensor/backend.ts";
 import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 import type { NumArray, Operand } from "./buffer.ts";
-import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
+import { heapAddress, heapFree, heapTemp } from "./heap.ts";
 import { coalesce } from "./strided.ts";
 import { runKernel, threadCount } from "./threads.ts";
 import { CH, IC, JC } from "./wasm/reduce.ts";
@@ -74,7 +74,7 @@ export function simdReduce(
   const parallel = threadCount() > 1 && sizeOf(shape) >= PARALLEL_ELEMENTS;
   if (inner === 1 && sn === 1) {
     const chunks = Math.ceil(n / CH);
-    const partials = heapAlloc(Float64Array, outer * chunks, false);
+    const partials = heapTemp(Float64Array, outer * chunks, false);
     runKernel(`rows_${lane}_${op}`, [base, so, n, chunks, partials.byteOffset], outer * chunks, parallel);
     const fold = FOLD[op];
     for (let o = 0; o < outer; o++) {
@@ -89,7 +89,7 @@ export function simdReduce(
     const bands = Math.ceil(n / JC);
     const colChunks = Math.ceil(inner / IC);
     const size = outer * inner;
-    const partials = heapAlloc(Float64Array, bands * size, false);
+    const partials = heapTemp(Float64Array, bands * size, false);
     runKernel(
       `cols_${lane}_${op}`,
       [base, so, sn * E, n, outer, inner, colChunks, partials.byteOffset],
@@ -140,7 +140,7 @@ export function simdSoftmax(x: Operand, shape: readonly number[], axis: number, 
   const jobs = Math.ceil(rows / rowsPerJob);
   const parallel = threadCount() > 1 && rows * n >= PARALLEL_ELEMENTS;
   const threads = parallel ? threadCount() : 1;
-  const scratch = heapAlloc(Float64Array, threads * n, false);
+  const scratch = heapTemp(Float64Array, threads * n, false);
   try {
     runKernel(
       `softmax_${lane}`,

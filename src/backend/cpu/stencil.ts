@@ -14,7 +14,7 @@
 import type { BandedOperator } from "../../tensor/backend.ts";
 import type { NumArray, Operand } from "./buffer.ts";
 import { copyStrided } from "./elementwise.ts";
-import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
+import { heapAddress, heapFree, heapTemp } from "./heap.ts";
 import { coalesce } from "./strided.ts";
 import { runKernel, threadCount } from "./threads.ts";
 import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
@@ -196,8 +196,8 @@ function simdStencil(
   for (let i = 0; i < a; i++) rowTaps(i);
   for (let i = b; i < n; i++) rowTaps(i);
   const E = X.data.BYTES_PER_ELEMENT;
-  const f64s = heapAlloc(Float64Array, s.length + vals.length + 1, false);
-  const i32s = heapAlloc(Int32Array, starts.length + cols.length + 1, false);
+  const f64s = heapTemp(Float64Array, s.length + vals.length + 1, false);
+  const i32s = heapTemp(Int32Array, starts.length + cols.length + 1, false);
   f64s.set(s);
   f64s.set(vals, s.length);
   i32s.set(starts);
@@ -206,7 +206,7 @@ function simdStencil(
   const jobs = outer * Math.ceil(n / rowsPerJob);
   const address = (d: NumArray, offset: number) => heapAddress(d) + offset * E;
   const parallel = threadCount() > 1 && outer * n * inner >= PARALLEL_ELEMENTS;
-  const scratch = heapAlloc(Float64Array, inner * (parallel ? threadCount() : 1), false);
+  const scratch = heapTemp(Float64Array, inner * (parallel ? threadCount() : 1), false);
   try {
     runKernel(
       `stencil_${lane}`,

@@ -87,6 +87,7 @@ type Kernel = (args: bigint, job: number, thread: number) => void;
 interface Pool {
   fns: Kernel[];
   names: string[];
+  index: Map<string, number>;
   control: Int32Array;
   args: Float64Array;
   argsAddress: number;
@@ -102,7 +103,7 @@ let pool: Pool | null | undefined;
 
 /**
  * Threads the kernels use: `PATCHWORK_THREADS` when set to a positive integer, else every
- * hardware thread.
+ * hardware thread (read once).
  *
  * @example
  * ```ts
@@ -111,6 +112,12 @@ let pool: Pool | null | undefined;
  * ```
  */
 export function threadCount(): number {
+  return chosenThreads ??= readThreadCount();
+}
+
+let chosenThreads: number | undefined;
+
+function readThreadCount(): number {
   let env: string | undefined;
   try {
     env = typeof Deno !== "undefined" ? Deno.env.get("PATCHWORK_THREADS") : undefined;
@@ -136,6 +143,7 @@ function createPool(): Pool | null {
     blasPath,
     fns,
     names,
+    index: new Map(names.map((n, i) => [n, i])),
     control: new Int32Array(new SharedArrayBuffer(64)),
     args,
     argsAddress: args.byteOffset,
@@ -215,8 +223,8 @@ function startWorkers(p: Pool): Worker[] {
 export function runKernel(name: string, args: readonly number[], jobs: number, parallel: boolean): void {
   const p = getPool();
   if (!p) throw new Error(`runKernel(${name}): the WebAssembly kernels are unavailable on this engine`);
-  const kernel = p.names.indexOf(name);
-  if (kernel < 0) throw new Error(`runKernel: no kernel named ${name}`);
+  const kernel = p.index.get(name);
+  if (kernel === undefined) throw new Error(`runKernel: no kernel named ${name}`);
   if (args.length > MAX_ARGS) throw new Error(`runKernel(${name}): ${args.length} arguments, at most ${MAX_ARGS}`);
   if (jobs > MAX_JOBS) throw new Error(`runKernel(${name}): ${jobs} jobs, at most ${MAX_JOBS}`);
   p.args.set(args);

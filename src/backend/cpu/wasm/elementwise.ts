@@ -25,7 +25,7 @@ export const CHUNK = 16384;
 /** A vector form: on the element type's own lanes, or on float64 lanes for either type. */
 type UnaryForm =
   | { readonly own: (f: Fn, t: Lane, x: Expr) => Expr }
-  | { readonly wide: (f: Fn, x: Expr, out: Local) => void };
+  | { readonly wide: (f: Fn, x: Expr, out: Local, single: boolean) => void };
 
 /** The lanewise op of `t` by name (`add` → `f32x4.add` or `f64x2.add`). */
 function lanes(f: Fn, t: Lane): Fn["f32x4"] | Fn["f64x2"] {
@@ -45,9 +45,9 @@ function c(f: Fn, value: number): Local {
 const GELU_C = Math.sqrt(2 / Math.PI);
 
 /** `out = tanh(c·(x + 0.044715·x·x·x))`, the tanh GELU's inner function, as `src/tensor/math.ts` writes it. */
-function geluTanhInner(f: Fn, x: Local, out: Local): void {
+function geluTanhInner(f: Fn, x: Local, out: Local, single: boolean): void {
   const cube = f.f64x2.mul(f.f64x2.mul(f.f64x2.mul(c(f, 0.044715), x), x), x);
-  tanhF64x2(f, f.f64x2.mul(c(f, GELU_C), f.f64x2.add(x, cube)), out);
+  tanhF64x2(f, f.f64x2.mul(c(f, GELU_C), f.f64x2.add(x, cube)), out, single);
 }
 
 /** The unary ops with a vector form. */
@@ -65,28 +65,28 @@ const UNARY: Partial<Record<UnaryOp, UnaryForm>> = {
   tanh: { wide: tanhF64x2 },
   sigmoid: { wide: sigmoidF64x2 },
   silu: {
-    wide: (f, x, out) => {
+    wide: (f, x, out, single) => {
       const v = f.local("v128");
       f.set(v, x);
-      sigmoidF64x2(f, v, out);
+      sigmoidF64x2(f, v, out, single);
       f.set(out, f.f64x2.mul(v, out));
     },
   },
   gelu_tanh: {
-    wide: (f, x, out) => {
+    wide: (f, x, out, single) => {
       // 0.5·x·(1 + tanh(c·(x + 0.044715·x³)))
       const v = f.local("v128");
       f.set(v, x);
-      geluTanhInner(f, v, out);
+      geluTanhInner(f, v, out, single);
       f.set(out, f.f64x2.mul(f.f64x2.mul(c(f, 0.5), v), f.f64x2.add(c(f, 1), out)));
     },
   },
   gelu_tanh_grad: {
-    wide: (f, x, out) => {
+    wide: (f, x, out, single) => {
       // 0.5·(1 + t) + 0.5·x·(1 − t²)·c·(1 + 3·0.044715·x²), t = tanh(c·(x + 0.044715·x³))
       const v = f.local("v128"), t = f.local("v128");
       f.set(v, x);
-      geluTanhInner(f, v, t);
+      geluTanhInner(f, v, t, single);
       const slope = f.f64x2.mul(c(f, GELU_C), f.f64x2.add(c(f, 1), f.f64x2.mul(f.f64x2.mul(c(f, 3 * 0.044715), v), v)));
       const second = f.f64x2.mul(
         f.f64x2.mul(f.f64x2.mul(c(f, 0.5), v), f.f64x2.sub(c(f, 1), f.f64x2.mul(t, t))),
@@ -96,11 +96,11 @@ const UNARY: Partial<Record<UnaryOp, UnaryForm>> = {
     },
   },
   softplus: {
-    wide: (f, x, out) => {
+    wide: (f, x, out, single) => {
       // max(x, 0) + log1p(exp(−|x|)), log1p(y) as log(1 + y) corrected by (y − ((1 + y) − 1))/(1 + y).
       const v = f.local("v128"), e = f.local("v128"), u = f.local("v128");
       f.set(v, x);
-      expF64x2(f, f.f64x2.neg(f.f64x2.abs(v)), e);
+      expF64x2(f, f.f64x2.neg(f.f64x2.abs(v)), e, single);
       f.set(u, f.f64x2.add(f.vconst("f64x2", 1), e));
       logF64x2(f, u, out);
       const correction = f.f64x2.div(f.f64x2.sub(e, f.f64x2.sub(u, f.vconst("f64x2", 1))), u);
@@ -144,7 +144,7 @@ function applyVector(f: Fn, t: Lane, form: UnaryForm, src: Expr, dst: Expr): voi
   if ("own" in form) return f.v128.store(dst, form.own(f, t, f.v128.load(src)));
   const outs = loadWide(f, t, src, 0).map((x) => {
     const y = f.local("v128");
-    form.wide(f, x, y);
+    form.wide(f, x, y, t.name === "f32");
     return y;
   });
   storeWide(f, t, dst, outs);

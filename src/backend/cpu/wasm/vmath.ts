@@ -20,6 +20,12 @@ const LOG2E = 1.4426950408889634;
 const LN2_HI = 0.6931471803691238;
 const LN2_LO = 1.9082149292705877e-10;
 
+/**
+ * Terms of the exp and expm1 polynomials kept when the result is rounded to float32 (`single`):
+ * the truncation error r^9/9! < 2^-31 relative stays far below half a float32 ulp (2^-24).
+ */
+const SINGLE_TERMS = 9;
+
 /** 1/k! for k = 0 … 13. */
 const TAYLOR = Array.from({ length: 14 }, (_, k) => {
   let f = 1;
@@ -70,7 +76,8 @@ function scale(f: Fn, h: Local): [Expr, Expr] {
 }
 
 /**
- * Emits `out = exp(x)` on float64 lanes.
+ * Emits `out = exp(x)` on float64 lanes; with `single`, a shorter polynomial that is accurate
+ * enough for a result rounded to float32.
  *
  * @example
  * ```ts
@@ -84,9 +91,9 @@ function scale(f: Fn, h: Local): [Expr, Expr] {
  * });
  * ```
  */
-export function expF64x2(f: Fn, x: Expr, out: Local): void {
+export function expF64x2(f: Fn, x: Expr, out: Local, single = false): void {
   const { h, r } = reduce(f, x);
-  const p = polynomial(f, r, TAYLOR);
+  const p = polynomial(f, r, single ? TAYLOR.slice(0, SINGLE_TERMS) : TAYLOR);
   const [s1, s2] = scale(f, h);
   f.set(out, f.f64x2.mul(f.f64x2.mul(p, s1), s2));
 }
@@ -110,9 +117,9 @@ const EXPM1 = TAYLOR.slice(1).concat([TAYLOR[13] / 14]);
  * });
  * ```
  */
-export function expm1F64x2(f: Fn, x: Expr, out: Local): void {
+export function expm1F64x2(f: Fn, x: Expr, out: Local, single = false): void {
   const { h, r } = reduce(f, x);
-  const q = f.f64x2.mul(r, polynomial(f, r, EXPM1));
+  const q = f.f64x2.mul(r, polynomial(f, r, single ? EXPM1.slice(0, SINGLE_TERMS) : EXPM1));
   const [s1, s2] = scale(f, h);
   const s = f.local("v128");
   f.set(s, f.f64x2.mul(s1, s2));
@@ -135,10 +142,10 @@ export function expm1F64x2(f: Fn, x: Expr, out: Local): void {
  * });
  * ```
  */
-export function tanhF64x2(f: Fn, x: Expr, out: Local): void {
+export function tanhF64x2(f: Fn, x: Expr, out: Local, single = false): void {
   const v = f.local("v128"), y = f.local("v128");
   f.set(v, x);
-  expm1F64x2(f, f.f64x2.mul(f.vconst("f64x2", -2), f.f64x2.abs(v)), y);
+  expm1F64x2(f, f.f64x2.mul(f.vconst("f64x2", -2), f.f64x2.abs(v)), y, single);
   const t = f.f64x2.div(f.f64x2.neg(y), f.f64x2.add(y, f.vconst("f64x2", 2)));
   f.set(out, f.v128.or(t, f.v128.and(v, f.vconst("f64x2", -0))));
 }
@@ -159,10 +166,10 @@ export function tanhF64x2(f: Fn, x: Expr, out: Local): void {
  * });
  * ```
  */
-export function sigmoidF64x2(f: Fn, x: Expr, out: Local): void {
+export function sigmoidF64x2(f: Fn, x: Expr, out: Local, single = false): void {
   const v = f.local("v128"), e = f.local("v128"), d = f.local("v128");
   f.set(v, x);
-  expF64x2(f, f.f64x2.neg(f.f64x2.abs(v)), e);
+  expF64x2(f, f.f64x2.neg(f.f64x2.abs(v)), e, single);
   f.set(d, f.f64x2.add(f.vconst("f64x2", 1), e));
   const positive = f.f64x2.div(f.vconst("f64x2", 1), d);
   f.set(out, f.v128.bitselect(positive, f.f64x2.div(e, d), f.f64x2.ge(v, f.vconst("f64x2", 0))));
