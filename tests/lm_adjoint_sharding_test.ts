@@ -43,7 +43,7 @@ Deno.test("K = 1: the paper's adjoint sharding equals backprop for 𝒜, ℬ, �
   const seqs = sequences(2, 13, 3);
   const ref = gradientsOf(m, seqs, { method: "backprop" });
   const paper = gradientsOf(m, seqs, { method: "adjoint", piecesPerLaunch: 10, blockSize: 5 });
-  assert.equal(paper.result.lossSum, ref.result.lossSum);
+  assertRelClose([paper.result.lossSum], [ref.result.lossSum], 1e-14, "loss");
   assertSame(paper.grads, ref.grads, 1e-10, paperGroups, "adjoint");
   // Outside the paper's proposition the constant-input assumption shows even for one layer: the
   // embedding gets only the residual path and the layer's norm nothing.
@@ -57,7 +57,7 @@ Deno.test("adjoint-exact equals backprop for every parameter, K = 1, 2, 3, whate
     const seqs = sequences(2, 12, 20 + k);
     const ref = gradientsOf(m, seqs, { method: "backprop" });
     const exact = gradientsOf(m, seqs, { method: "adjoint-exact", piecesPerLaunch: rows, blockSize: block });
-    assert.equal(exact.result.lossSum, ref.result.lossSum);
+    assertRelClose([exact.result.lossSum], [ref.result.lossSum], 1e-14, "loss");
     assertSame(exact.grads, ref.grads, 1e-10, () => true, `K = ${k}`);
   }
 });
@@ -109,8 +109,8 @@ Deno.test("the VJP counters: T(T+1)/2 per layer and sequence through 𝒜 and �
     assert.equal(v.a, batch * kept);
     assert.equal(v.b, batch * kept);
     assert.equal(v.c, batch * length);
-    // Batched: each launch holds up to 64 VJPs or one diagonal (60), never one VJP.
-    assert.equal(v.launches, 1 + window);
+    // Batched: the 105 steps kept of each sequence in launches of ⌊64 / 3⌋ = 21 steps (63 VJPs), and 𝒞 in one.
+    assert.equal(v.launches, 1 + 5);
   }
   assert.deepEqual(lm.ssmBackward(m, seqs, { method: "backprop" }).vjps, []);
 });

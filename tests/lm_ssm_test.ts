@@ -19,6 +19,8 @@ import {
   tensor,
   zeros,
 } from "../mod.ts";
+import { linearScanHost } from "../src/backend/cpu/ssm_scan.ts";
+import { fusedKernelNames } from "../src/backend/cuda/fused.ts";
 import { assertRelClose, microSSMConfig } from "./lm_helpers.ts";
 import { assertClose, assertRaises, randomData } from "./helpers.ts";
 
@@ -73,11 +75,11 @@ Deno.test("linearScan: first and second derivatives against finite differences (
 });
 
 Deno.test("linearScanHost: the CPU path of the kernel (float64 state, one multiply and one add per step)", () => {
-  assert.deepEqual([...lm.linearScanHost([0.5, 0.5], [1, 1], null, 1, 2, 1, false)], [1, 1.5]);
-  assert.deepEqual([...lm.linearScanHost([0.5, 0.5], [1, 1], [4], 1, 2, 1, true)], [2.5, 3]);
+  assert.deepEqual([...linearScanHost([0.5, 0.5], [1, 1], null, 1, 2, 1, false)], [1, 1.5]);
+  assert.deepEqual([...linearScanHost([0.5, 0.5], [1, 1], [4], 1, 2, 1, true)], [2.5, 3]);
   // float32 operands: the state stays float64 between steps and is rounded once on upload.
   const a = tensor([[[0.1], [0.1], [0.1]]]), b = tensor([[[0.3], [0.3], [0.3]]]);
-  const host = lm.linearScanHost(a.toTypedArray(), b.toTypedArray(), null, 1, 3, 1, false);
+  const host = linearScanHost(a.toTypedArray(), b.toTypedArray(), null, 1, 3, 1, false);
   assert.deepEqual([...lm.linearScan(a, b).toTypedArray()], [...Float32Array.from(host)]);
 });
 
@@ -90,7 +92,7 @@ const nvcc = (() => {
 })();
 
 Deno.test({
-  name: "kernels/ssm_scan.cu compiles with nvcc for sm_90: one kernel per float dtype, no fused multiply-add",
+  name: "kernels/ssm_scan.cu compiles with nvcc for sm_90: the kernels the backend asks for, no fused multiply-add",
   ignore: !nvcc,
   fn: () => {
     const kernels = new URL("../kernels/", import.meta.url).pathname;
@@ -100,7 +102,7 @@ Deno.test({
     assert.ok(out.success, new TextDecoder().decode(out.stderr));
     const ptx = new TextDecoder().decode(out.stdout);
     const entries = [...ptx.matchAll(/\.entry (\w+)\(/g)].map((m) => m[1]).sort();
-    assert.deepEqual(entries, ["ssm_scan_bf16", "ssm_scan_f32", "ssm_scan_f64"]);
+    assert.deepEqual(entries, [...fusedKernelNames().ssm_scan!].sort());
     assert.ok(!/\bfma\.rn\.f64\b/.test(ptx), "the double steps must not be contracted into fused multiply-adds");
   },
 });
@@ -252,4 +254,25 @@ Deno.test("bad input: configs, states, tokens and scan operands are typed errors
     "linearScan",
     "[batch, N] = [1, 2]",
   );
+});
+
+Deno.test("saveSSM / loadSSM: a folder with config.json and model.safetensors gives the same model back", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "patchwork-ssm-" });
+  try {
+    const model = new lm.SSMForCausalLM(microSSMConfig(2), { ...f64, seed: 6 });
+    await lm.saveSSM(model, dir);
+    const json = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    assert.equal(json.model_type, "patchwork-ssm");
+    assert.deepEqual(json.decay_range, [0.5, 0.95]);
+    const back = await lm.loadSSM(dir, f64);
+    assert.deepEqual(back.config, model.config);
+    const ids = [[1, 2, 3, 4, 5]];
+    assert.deepEqual([...back.forward(ids).logits.toTypedArray()], [...model.forward(ids).logits.toTypedArray()]);
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...json, model_type: "llama" }));
+    await assert.rejects(() => lm.loadSSM(dir), (e) => e instanceof lm.ConfigError && /patchwork-ssm/.test(e.message));
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...json, state_size: undefined }));
+    await assert.rejects(() => lm.loadSSM(dir), (e) => e instanceof lm.ConfigError && /state_size/.test(e.message));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

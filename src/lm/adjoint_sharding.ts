@@ -14,8 +14,8 @@
  *
  * δ[t]·λ^{t,i} = (C[t]ᵀδ[t]) ⊙ a[t] ⊙ ⋯ ⊙ a[i+1] comes from a running product along each
  * diagonal d = t − i. The pieces run on the local-backprop engine ({@link independentBackward}):
- * one batched launch per group of diagonals (`piecesPerLaunch` VJPs), never one per VJP; a counter
- * adds up the VJPs each launch computed.
+ * the diagonals in order, cut into batched launches of `piecesPerLaunch` VJPs, never one per VJP; a
+ * counter adds up the VJPs each launch computed.
  *
  * The four gradients (`method`):
  *
@@ -42,6 +42,7 @@ import {
   checkOneOf,
   checkOptions,
   concat,
+  fullLike,
   gradients,
   noGrad,
   NonFiniteError,
@@ -91,7 +92,7 @@ export interface SSMBackwardOptions {
   window?: number;
   /** VJPs through 𝒜 and ℬ per batched launch (rows of one piece). Default 4096. */
   piecesPerLaunch?: number;
-  /** Time steps per block of the stored forward pass and of the 𝒞 launches. Default 1024. */
+  /** Time steps per block of the stored forward pass, the loss and the 𝒞 launches. Default 256. */
   blockSize?: number;
   /** Multiplies the summed cross-entropy. Default 1 / (batch × L): the mean. */
   scale?: number;
@@ -151,37 +152,57 @@ function trace(model: SSMForCausalLM, tokens: Tensor, block: number): Trace {
     let y = model.embed_tokens.forward(tokens);
     const length = tokens.shape[1];
     for (const layer of model.layers) {
-      const outs: Tensor[] = [], hs: Tensor[] = [];
-      let carry: Tensor | null = null;
-      for (let t0 = 0; t0 < length; t0 += block) {
-        const out = layer.forward(y.narrow(1, t0, Math.min(block, length - t0)), carry);
-        outs.push(out.output);
-        hs.push(out.states);
-        carry = out.states.narrow(1, out.states.shape[1] - 1, 1).squeeze(1);
-      }
+      // Each block's intermediates (B and C of its steps) are freed as soon as it is done.
+      const { outs, hs } = tidy(() => {
+        const outs: Tensor[] = [], hs: Tensor[] = [];
+        let carry: Tensor | null = null;
+        for (let t0 = 0; t0 < length; t0 += block) {
+          const out = tidy(() => layer.forward(y.narrow(1, t0, Math.min(block, length - t0)), carry));
+          outs.push(out.output);
+          hs.push(out.states);
+          carry = out.states.narrow(1, out.states.shape[1] - 1, 1).squeeze(1);
+        }
+        return { outs: concat(outs, 1), hs: concat(hs, 1) };
+      });
       inputs.push(y);
-      states.push(concat(hs, 1));
-      y = concat(outs, 1);
+      states.push(hs);
+      y = outs;
     }
     return { inputs, states, residual: y };
   });
 }
 
-/** The diagonals [d0, d1) of each launch, so that a launch holds at most `rows` VJPs (one diagonal at least). */
-function diagonalGroups(length: number, window: number, batch: number, rows: number): [number, number][] {
-  const groups: [number, number][] = [];
-  let start = 0, count = 0;
+/** VJPs along one diagonal d: the pairs (t = i + d, i) for i in [start, start + count), per sequence. */
+interface Segment {
+  d: number;
+  start: number;
+  count: number;
+}
+
+/**
+ * The launches: the diagonals d < window in order, cut into segments so that a launch holds at
+ * most `rows` VJPs (batch × steps; one step of the batch at least).
+ */
+function launchPlan(length: number, window: number, batch: number, rows: number): Segment[][] {
+  const per = Math.max(1, Math.floor(rows / batch));
+  const launches: Segment[][] = [];
+  let current: Segment[] = [];
+  let room = per;
   for (let d = 0; d < window; d++) {
-    const n = batch * (length - d);
-    if (d > start && count + n > rows) {
-      groups.push([start, d]);
-      start = d;
-      count = 0;
+    for (let start = 0; start < length - d;) {
+      const count = Math.min(room, length - d - start);
+      current.push({ d, start, count });
+      start += count;
+      room -= count;
+      if (room === 0) {
+        launches.push(current);
+        current = [];
+        room = per;
+      }
     }
-    count += n;
   }
-  groups.push([start, window]);
-  return groups;
+  if (current.length) launches.push(current);
+  return launches;
 }
 
 /** Rows `[B·n, ...]` of a `[B, n, ...]` tensor. */
@@ -235,22 +256,20 @@ function layerVJPs(p: LayerPass): VJPCount {
   });
   let m = v; // m_d for the last diagonal a launch reached
   let next = 0; // the diagonal m holds
-  const groups = diagonalGroups(length, Math.min(p.window, length), batch, p.rows);
-  const abPieces = groups.map(([d0, d1]) => ([x]: Tensor[]) => {
-    const cot: Tensor[] = [];
-    noGrad(() => {
-      for (let d = d0; d < d1; d++) {
+  const plan = launchPlan(length, Math.min(p.window, length), batch, p.rows);
+  const abPieces = plan.map((segments) => ([x]: Tensor[]) => {
+    const cot = noGrad(() =>
+      segments.map(({ d, start, count }) => {
         while (next < d) {
           next++;
           const stepped: Tensor = m.narrow(1, 1, length - next).mul(a.narrow(1, 1, length - next));
           if (m !== v) m.dispose();
           m = stepped.keep();
         }
-        cot.push(rows(m));
-      }
-    });
-    const span = (t: Tensor) =>
-      concat(Array.from({ length: d1 - d0 }, (_, j) => rows(t.narrow(1, 0, length - d0 - j))));
+        return rows(m.narrow(1, start, count));
+      })
+    );
+    const span = (t: Tensor) => concat(segments.map(({ start, count }) => rows(t.narrow(1, start, count))));
     const xr = input(span(x));
     const mu = concat(cot);
     count.a += xr.shape[0];
@@ -263,6 +282,42 @@ function layerVJPs(p: LayerPass): VJPCount {
   if (m !== v) m.dispose();
   v.dispose();
   return count;
+}
+
+/**
+ * The loss of y_K block by block along time: its sum, ∂(scale·loss)/∂y_K, and the final norm's and
+ * Ω's gradients — added to their `.grad` only once every block's loss is known to be finite.
+ */
+function head(
+  model: SSMForCausalLM,
+  residual: Tensor,
+  targets: Tensor,
+  block: number,
+  scale: number,
+  lossOptions: { reduction: "sum"; sliceSize?: number },
+  check: (value: number) => number,
+): { lossSum: number; delta: Tensor } {
+  const params = [...model.norm.parameters(), ...model.lm_head.parameters()].filter((p) => p.requiresGrad);
+  const length = residual.shape[1];
+  const deltas: Tensor[] = [];
+  let sums: Tensor[] | null = null;
+  let lossSum = 0;
+  for (let t0 = 0; t0 < length; t0 += block) {
+    const n = Math.min(block, length - t0);
+    const [dy, ...dp] = tidy(() => {
+      const y = residual.narrow(1, t0, n).contiguous().requireGrad();
+      const loss = model.head(y, targets.narrow(1, t0, n), lossOptions);
+      lossSum += check(loss.item());
+      const grads = gradients([loss], [fullLike(loss, scale)], [y, ...params]) as Tensor[];
+      return sums ? [grads[0], ...sums.map((s, i) => s.add(grads[i + 1]))] : grads;
+    });
+    sums?.forEach((s) => s.dispose());
+    deltas.push(dy);
+    sums = dp;
+  }
+  check(lossSum);
+  params.forEach((p, i) => p.accumulateGrad(sums![i]));
+  return { lossSum, delta: concat(deltas, 1) };
 }
 
 /**
@@ -297,7 +352,7 @@ export function ssmBackward(
     throw new ArgumentError(op, `window applies to methods "truncated" and "adjoint", not "${method}"`);
   }
   const rowsPerLaunch = checkInteger(op, "piecesPerLaunch", options.piecesPerLaunch ?? 4096, { min: 1 });
-  const block = checkInteger(op, "blockSize", options.blockSize ?? 1024, { min: 1 });
+  const block = checkInteger(op, "blockSize", options.blockSize ?? 256, { min: 1 });
   const all = model.tokens(sequences);
   const [batch, width] = all.shape;
   if (width < 2) throw new ArgumentError(op, `sequences need at least 2 tokens (inputs and their next), got ${width}`);
@@ -323,26 +378,29 @@ export function ssmBackward(
     }
     return tidy(() => {
       const stored = trace(model, tokens, block);
-      // The head: ∂l/∂y_K, and the gradients of the final norm and Ω.
-      const top = stored.residual.requireGrad();
-      const loss = model.head(top, targets, lossOptions);
-      const lossSum = check(loss.item());
-      loss.mul(scale).backward();
+      const { lossSum, delta: top } = head(model, stored.residual, targets, block, scale, lossOptions, check);
       const exact = method !== "adjoint";
-      let delta = top.grad!;
+      let delta = top;
       const vjps: VJPCount[] = [];
       const layers = [...model.layers];
       for (let k = layers.length - 1; k >= 0; k--) {
         const layer = layers[k];
         const y = stored.inputs[k];
-        const x = noGrad(() => layer.norm.forward(y));
-        if (exact) x.requireGrad();
-        vjps[k] = layerVJPs({ layer, x, h: stored.states[k], delta, window, rows: rowsPerLaunch, block, exact });
-        if (!exact) continue;
-        // Through the layer's norm into y_{k−1}, beside the residual path.
-        const yl = y.requireGrad();
-        gradients([layer.norm.forward(yl)], [x.grad!], "leaves");
-        delta = delta.add(yl.grad!);
+        const next: Tensor = tidy(() => {
+          const x = noGrad(() => layer.norm.forward(y));
+          if (exact) x.requireGrad();
+          vjps[k] = layerVJPs({ layer, x, h: stored.states[k], delta, window, rows: rowsPerLaunch, block, exact });
+          if (!exact) return delta;
+          // Through the layer's norm into y_{k−1}, beside the residual path.
+          const yl = y.detach().requireGrad();
+          gradients([layer.norm.forward(yl)], [x.grad!], "leaves");
+          return delta.add(yl.grad!);
+        });
+        // Layer k's stored input and states are no longer needed.
+        y.dispose();
+        stored.states[k].dispose();
+        if (next !== delta) delta.dispose();
+        delta = next;
       }
       model.embed_tokens.forward(tokens).backward(delta);
       return { lossSum, tokens: batch * length, vjps };

@@ -29,3 +29,4 @@ export * from "./ssm_scan.ts";
 export * from "./ssm.ts";
 export * from "./adjoint_sharding.ts";
 export * from "./data.ts";
+export * from "./ssm_checkpoint.ts";

@@ -6,11 +6,12 @@
  * h[t] = a[t] ⊙ h[t + 1] + b[t]        (h[T] = h0)            reverse
  * ```
  *
- * over `[batch, T, N]` tensors, the time axis being axis 1. The forward runs as a sequential scan
- * per state column (here on the host, {@link linearScanHost}; on the GPU by `kernels/ssm_scan.cu`,
- * which has the same semantics: the state carried in float64, one multiply then one add per step,
- * each step rounded once to the output dtype). The backward is itself a reverse scan written in
- * tensor ops, so gradients of gradients work:
+ * over `[batch, T, N]` tensors, the time axis being axis 1. The forward is the backend's fused
+ * primitive `linearScan`: on the CPU `linearScanHost` (src/backend/cpu/ssm_scan.ts), a sequential
+ * scan per state column; on the GPU `kernels/ssm_scan.cu` (one block per column, chunks of steps
+ * composed in shared memory); both carry the state in float64 with one multiply then one add per
+ * step, each step rounded once to the output dtype. The backward is itself a reverse scan written
+ * in tensor ops, so gradients of gradients work:
  *
  * ```text
  * μ[t] = g[t] + a[t + 1] ⊙ μ[t + 1]     da[t] = μ[t] ⊙ h[t − 1]     db[t] = μ[t]     dh0 = a[0] ⊙ μ[0]
@@ -21,16 +22,18 @@
 
 import {
   ArgumentError,
+  type Backend,
   concat,
   customFunction,
   DTypeError,
   fmtShape,
   isGradEnabled,
   ShapeError,
-  type Tensor,
+  Tensor,
   tensor,
   zeros,
 } from "../tensor/mod.ts";
+import { linearScanHost } from "../backend/cpu/ssm_scan.ts";
 
 /**
  * Options of {@link linearScan}.
@@ -46,41 +49,6 @@ export interface LinearScanOptions {
   initial?: Tensor | null;
   /** Run from the last step to the first (`h[t] = a[t]·h[t + 1] + b[t]`). Default false. */
   reverse?: boolean;
-}
-
-/**
- * The recurrence on host arrays of `batch × T × N` elements (row-major `[batch, T, N]`), `h0` of
- * `batch × N` (or null for zeros): the CPU path of `kernels/ssm_scan.cu`. The state is carried in
- * float64, each step one multiply and one add.
- *
- * @example
- * ```ts
- * import { linearScanHost } from "./ssm_scan.ts";
- * linearScanHost([0.5, 0.5], [1, 1], null, 1, 2, 1, false); // Float64Array [1, 1.5]
- * ```
- */
-export function linearScanHost(
-  a: ArrayLike<number>,
-  b: ArrayLike<number>,
-  h0: ArrayLike<number> | null,
-  batch: number,
-  steps: number,
-  width: number,
-  reverse: boolean,
-): Float64Array {
-  const h = new Float64Array(batch * steps * width);
-  for (let bi = 0; bi < batch; bi++) {
-    for (let n = 0; n < width; n++) {
-      let s = h0 ? h0[bi * width + n] : 0;
-      for (let k = 0; k < steps; k++) {
-        const t = reverse ? steps - 1 - k : k;
-        const i = (bi * steps + t) * width + n;
-        s = a[i] * s + b[i];
-        h[i] = s;
-      }
-    }
-  }
-  return h;
 }
 
 function checkOperands(a: Tensor, b: Tensor, h0: Tensor | null): void {
@@ -100,9 +68,14 @@ function checkOperands(a: Tensor, b: Tensor, h0: Tensor | null): void {
   if (h0.dtype !== a.dtype) throw new DTypeError(op, `initial is ${h0.dtype} but a is ${a.dtype}`);
 }
 
-/** The scan's values, without recording. */
+/** The scan's values, without recording: the backend's fused primitive (the kernel on the GPU), else on the host. */
 function scanValues(a: Tensor, b: Tensor, h0: Tensor, reverse: boolean): Tensor {
   const [batch, steps, width] = a.shape;
+  const fused = (a.backend as Backend).fused;
+  if (fused) {
+    const h = fused.linearScan(a.contiguous(), b.contiguous(), h0.contiguous(), steps, reverse, a.dtype);
+    return Tensor.fromBuffer(h, a.shape, a.dtype);
+  }
   const h = linearScanHost(a.toTypedArray(), b.toTypedArray(), h0.toTypedArray(), batch, steps, width, reverse);
   return tensor(h, { shape: a.shape, dtype: a.dtype, backend: a.backend });
 }

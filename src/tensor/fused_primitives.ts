@@ -127,4 +127,11 @@ export interface FusedPrimitives {
   ): { m: DeviceBuffer; l: DeviceBuffer; picked: DeviceBuffer };
   /** One slice's logit gradient `(exp(z − lse) − onehot(cols))·w` per row, `[n, size]`. */
   crossEntropySliceBackward(z: View, cols: View, lse: View, w: View, size: number, dtype: DType): DeviceBuffer;
+  /**
+   * The diagonal recurrence of a selective state-space model over `a`, `b` `[batch, steps, width]`
+   * from `h0` `[batch, width]`: `h[t] = a[t]·h[t−1] + b[t]`, or with `reverse`
+   * `h[t] = a[t]·h[t+1] + b[t]` (h0 entering at the end); the state carried in float64, each step
+   * one multiply then one add, rounded once when stored.
+   */
+  linearScan(a: View, b: View, h0: View, steps: number, reverse: boolean, dtype: DType): DeviceBuffer;
 }

@@ -13,6 +13,7 @@
 import type { Backend, DeviceBuffer, View } from "../../tensor/backend.ts";
 import type { AttentionShape, AttentionSpec, FusedPrimitives } from "../../tensor/fused_primitives.ts";
 import type { DType } from "../../tensor/dtype.ts";
+import { linearScanHost } from "./ssm_scan.ts";
 
 const KEY_TILE = 64;
 
@@ -415,5 +416,11 @@ export class HostFused implements FusedPrimitives {
   crossEntropySliceBackward(z: View, cols: View, lse: View, w: View, size: number, dtype: DType) {
     const h = (x: View) => this.#host(x);
     return this.#up(crossEntropySliceBackwardHost(h(z), h(cols), h(lse), h(w), size), dtype);
+  }
+
+  /** See {@link FusedPrimitives.linearScan} (`linearScanHost`). */
+  linearScan(a: View, b: View, h0: View, steps: number, reverse: boolean, dtype: DType) {
+    const [batch, width] = h0.shape;
+    return this.#up(linearScanHost(this.#host(a), this.#host(b), this.#host(h0), batch, steps, width, reverse), dtype);
   }
 }

@@ -37,6 +37,7 @@ export const KERNEL_FAMILIES = [
   "rotary",
   "swiglu",
   "cross_entropy",
+  "ssm_scan",
 ] as const;
 
 /**
@@ -76,6 +77,7 @@ export const KERNEL_PARTS: Readonly<Record<KernelFamily, number>> = {
   rotary: 1,
   swiglu: 1,
   cross_entropy: 1,
+  ssm_scan: 1,
 };
 
 /**
@@ -100,7 +102,7 @@ export interface KernelUnit {
  * @example
  * ```ts
  * import { kernelUnits } from "./compiler.ts";
- * kernelUnits().length; // 23
+ * kernelUnits().length; // 31
  * ```
  */
 export function kernelUnits(): KernelUnit[] {

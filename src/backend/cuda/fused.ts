@@ -1,7 +1,8 @@
 /**
  * The CUDA backend's language-model primitives (`FusedPrimitives`): flash-style attention
  * forward and backward (kernels/attention.cu), RMSNorm (norms.cu), rotary embeddings (rotary.cu),
- * SwiGLU (swiglu.cu) and the per-slice steps of a sliced cross-entropy (cross_entropy.cu). Views
+ * SwiGLU (swiglu.cu), the per-slice steps of a sliced cross-entropy (cross_entropy.cu) and the
+ * state-space scan (ssm_scan.cu). Views
  * arrive contiguous (the tensor-level wrappers make them so); results are fresh buffers.
  *
  * @module
@@ -73,6 +74,7 @@ export function fusedKernelNames(): Partial<Record<KernelFamily, string[]>> {
     swiglu: ["fwd", "bwd"].flatMap((k) => dtypes.map((t) => `swiglu_${k}_${t}`)),
     // The slices' statistics are float32 (float32 and bfloat16 data) or float64.
     cross_entropy: ["fwd", "bwd"].flatMap((k) => ["f32", "f64"].map((t) => `ce_slice_${k}_${t}`)),
+    ssm_scan: dtypes.map((t) => `ssm_scan_${t}`),
   };
 }
 
@@ -288,5 +290,22 @@ export class CudaFused implements FusedPrimitives {
     p.u32(6, size);
     if (n * size > 0) dev.launch(dev.kernel("cross_entropy", `ce_slice_bwd_${SFX[dtype]}`), dev.grid(n * size), 256);
     return dz;
+  }
+
+  /** See `FusedPrimitives.linearScan`: one block of 256 threads per state column (kernels/ssm_scan.cu). */
+  linearScan(a: View, b: View, h0: View, steps: number, reverse: boolean, dtype: DType): DeviceBuffer {
+    const op = "linearScan", dev = this.#dev, p = dev.params;
+    const [batch, width] = h0.shape;
+    const h = dev.newBuffer(batch * steps * width, dtype);
+    [this.#ptr(a, dtype, op), this.#ptr(b, dtype, op), this.#ptr(h0, dtype, op), h.ptr].forEach((v, i) => p.ptr(i, v));
+    p.u32(4, batch);
+    p.u32(5, steps);
+    p.u32(6, width);
+    p.i32(7, reverse ? 1 : 0);
+    const columns = batch * width;
+    if (columns * steps > 0) {
+      dev.launch(dev.kernel("ssm_scan", `ssm_scan_${SFX[dtype]}`), Math.min(columns, 65535), 256);
+    }
+    return h;
   }
 }
