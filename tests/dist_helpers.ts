@@ -32,7 +32,10 @@ async function collect(dir: string, n: number): Promise<Record<string, unknown>[
   return out;
 }
 
-/** Runs `deno task launch --nproc <nproc> tests/dist/<script> ...args` (CPU backend). */
+/**
+ * Runs `deno task launch --nproc <nproc> tests/dist/<script> ...args` on the CPU backend (or as
+ * `env.PATCHWORK_BACKEND` says).
+ */
 export async function launchRanks(
   nproc: number,
   script: string,

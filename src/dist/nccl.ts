@@ -47,8 +47,6 @@ export const NCCL_SYMBOLS = {
   ncclAllGather: { parameters: ["u64", "u64", "usize", "i32", "pointer", "pointer"], result: "i32" },
   // (sendbuff, recvbuff, recvcount, datatype, op, comm, stream)
   ncclReduceScatter: { parameters: ["u64", "u64", "usize", "i32", "i32", "pointer", "pointer"], result: "i32" },
-  ncclGroupStart: { parameters: [], result: "i32" },
-  ncclGroupEnd: { parameters: [], result: "i32" },
 } as const;
 
 /**

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { type DType, noGrad, Tensor } from "../tensor/mod.ts";
+import { type DType, noGrad, Tensor, zeros } from "../tensor/mod.ts";
+import { CpuBuffer } from "../backend/cpu/buffer.ts";
 import { type CommThread, sharedArray } from "./comm_thread.ts";
 import type { CollectiveKind } from "./comm_protocol.ts";
 import type { DistSettings } from "./env.ts";
@@ -58,6 +59,27 @@ function writeBack(tensor: Tensor, data: HostData): void {
 }
 
 /**
+ * The tensor's own elements as a host array on shared memory, when it has them: a contiguous
+ * float32, float64 or int32 tensor of the CPU backend lives in its shared WebAssembly memory, so
+ * the communication thread reduces it in place, with no copies. Else null.
+ */
+function inPlace(tensor: Tensor): HostData | null {
+  const buf = tensor.buffer;
+  if (!(buf instanceof CpuBuffer) || !tensor.isContiguous || tensor.dtype === "bfloat16") return null;
+  const data = buf.data;
+  if (!(data.buffer instanceof SharedArrayBuffer) || data instanceof Uint16Array) return null;
+  return data.subarray(tensor.offset, tensor.offset + tensor.size);
+}
+
+/** The data a collective works on (the tensor's own, or a copy) and what makes the result the tensor's. */
+function staged(tensor: Tensor): { data: HostData; finish: () => void } {
+  const own = inPlace(tensor);
+  if (own) return { data: own, finish: () => {} };
+  const data = toShared(tensor);
+  return { data, finish: () => writeBack(tensor, data) };
+}
+
+/**
  * The TCP process group of one rank (see the module notes); made by `initProcessGroup`.
  *
  * @example
@@ -95,7 +117,7 @@ export class TcpGroup implements ProcessGroup {
 
   allReduceAsync(tensor: Tensor, options: ReduceOptions = {}): Work {
     const op = checkReduce("allReduce", tensor, options);
-    const data = toShared(tensor);
+    const { data, finish } = staged(tensor);
     const seq = this.#comm.submit("allReduce", wireDType(tensor.dtype), op, 0, data);
     let done = false;
     return {
@@ -103,22 +125,31 @@ export class TcpGroup implements ProcessGroup {
         if (done) return;
         done = true;
         this.#comm.wait(seq, "allReduce");
-        writeBack(tensor, data);
+        finish();
       },
     };
   }
 
   broadcast(tensor: Tensor, root = 0): void {
     checkRoot("broadcast", root, this.size);
-    const data = toShared(tensor);
+    const { data, finish } = staged(tensor);
     this.#run("broadcast", data, "sum", root);
-    if (this.rank !== root) writeBack(tensor, data);
+    if (this.rank !== root) finish();
   }
 
   allGather(tensor: Tensor): Tensor {
-    const data = toShared(tensor, this.size, this.rank);
-    this.#run("allGather", data);
-    return fromShared(data, [this.size, ...tensor.shape], tensor);
+    const shape = [this.size, ...tensor.shape];
+    const out = zeros(shape, { dtype: tensor.dtype, backend: tensor.backend });
+    const own = inPlace(out);
+    if (!own) {
+      out.dispose();
+      const data = toShared(tensor, this.size, this.rank);
+      this.#run("allGather", data);
+      return fromShared(data, shape, tensor);
+    }
+    own.set(tensor.toTypedArray(), this.rank * tensor.size);
+    this.#run("allGather", own);
+    return out;
   }
 
   reduceScatter(tensor: Tensor, options: ReduceOptions = {}): Tensor {

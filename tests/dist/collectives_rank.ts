@@ -7,7 +7,7 @@ import { initProcessGroup } from "../../src/dist/mod.ts";
 import { type DType, tensor } from "../../src/tensor/mod.ts";
 import { collectiveInput } from "./inputs.ts";
 
-await initBackend("cpu");
+await initBackend(); // PATCHWORK_BACKEND: cpu by default in the tests, cuda for NCCL
 const group = await initProcessGroup({ timeout: 30 });
 const { rank, size } = group;
 const out: Record<string, unknown> = { rank, size, backend: group.backend };

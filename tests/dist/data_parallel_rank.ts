@@ -6,7 +6,7 @@ import { initBackend } from "../../src/backend/select.ts";
 import { DataParallel, initProcessGroup } from "../../src/dist/mod.ts";
 import { tinyModel, tinyTraining } from "./tiny_model.ts";
 
-await initBackend("cpu");
+await initBackend(); // PATCHWORK_BACKEND: cpu by default in the tests, cuda for NCCL
 const group = await initProcessGroup({ timeout: 30 });
 const net = tinyModel(100 + group.rank);
 const dp = new DataParallel(net, group, { bucketMiB: 2e-3 }); // ≈ 2 KiB: several buckets

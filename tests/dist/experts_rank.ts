@@ -6,7 +6,7 @@ import { initBackend } from "../../src/backend/select.ts";
 import { DataParallel, initProcessGroup, shardExperts } from "../../src/dist/mod.ts";
 import { moeStep } from "./moe_setup.ts";
 
-await initBackend("cpu");
+await initBackend(); // PATCHWORK_BACKEND: cpu by default in the tests, cuda for NCCL
 const group = await initProcessGroup({ timeout: 60 });
 const { method, batch } = moeStep();
 const dp = new DataParallel(method.model, group);

@@ -7,7 +7,7 @@ import { initBackend } from "../../src/backend/select.ts";
 import { initProcessGroup, PeerError } from "../../src/dist/mod.ts";
 import { tensor } from "../../src/tensor/mod.ts";
 
-await initBackend("cpu");
+await initBackend(); // PATCHWORK_BACKEND: cpu by default in the tests, cuda for NCCL
 const fault = Deno.env.get("FAULT") ?? "";
 let t0 = performance.now();
 try {

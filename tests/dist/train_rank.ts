@@ -7,7 +7,7 @@ import { DataParallel, initProcessGroup } from "../../src/dist/mod.ts";
 import { train } from "../../src/pde/mod.ts";
 import { moeTraining } from "./moe_setup.ts";
 
-await initBackend("cpu");
+await initBackend(); // PATCHWORK_BACKEND: cpu by default in the tests, cuda for NCCL
 const group = await initProcessGroup({ timeout: 60 });
 const options = moeTraining();
 const lines: string[] = [];
