@@ -1,7 +1,8 @@
 // One rank of tests/dist_faults_test.ts. $FAULT says what rank 1 does after a first all-reduce:
-// "kill" (SIGKILL itself), "hang" (block forever), "exit" (exit with code 3), "size" (reduce a
-// longer tensor), "order" (broadcast instead); otherwise it behaves. Any error is printed as a
-// line `RESULT {"name", "reason", "peer", "message", "ms"}` and the rank exits with code 1.
+// "kill" (SIGKILL itself), "hang" (block forever), "exit" (exit with code 3, while rank 0 blocks
+// outside any collective), "size" (reduce a longer tensor), "order" (broadcast instead); otherwise
+// it behaves. Any error is printed as a line `RESULT {"name", "reason", "peer", "message", "ms"}`
+// and the rank exits with code 1.
 
 import { initBackend } from "../../src/backend/select.ts";
 import { initProcessGroup, PeerError } from "../../src/dist/mod.ts";
@@ -18,6 +19,8 @@ try {
   if (faulty && fault === "kill") Deno.kill(Deno.pid, "SIGKILL");
   if (faulty && fault === "hang") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   if (faulty && fault === "exit") Deno.exit(3);
+  // The launcher test: rank 0 waits outside any collective, so only the launcher can end it.
+  if (fault === "exit") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   t0 = performance.now();
   if (faulty && fault === "size") group.allReduce(tensor([1, 2, 3, 4], { dtype: "float64" }));
   else if (faulty && fault === "order") group.broadcast(x);
