@@ -228,10 +228,7 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
     usage: `deno run -A examples/${spec.name}.ts [flags]`,
     description: spec.title,
   });
-  if (all.nproc > 1 && !dist.launchedByLauncher()) {
-    Deno.exit(await dist.launch({ nproc: all.nproc, command: dist.scriptCommand(Deno.mainModule, [...args]) }));
-  }
-  const group = dist.launchedByLauncher() ? await dist.initProcessGroup() : null;
+  const group = await dist.launchOrJoin(all.nproc, args);
   const say = (group?.rank ?? 0) === 0 ? console.log : () => {};
   const values = all as Record<string, unknown>;
   const extra = Object.fromEntries(Object.keys(spec.extraFlags ?? {}).map((k) => [k, values[k]])) as train.FlagValues<

@@ -11,7 +11,7 @@
  * adapter, optimiser, step, random streams; `--resume` continues exactly) and report.html to `--out`.
  */
 
-import { Generator, lm, nn, optim, train, viz } from "../mod.ts";
+import { dist, Generator, lm, nn, optim, train, viz } from "../mod.ts";
 
 const flags = train.parseFlags(
   {
@@ -46,10 +46,15 @@ const flags = train.parseFlags(
     resume: { type: "boolean", help: "continue from the newest checkpoint in --out" },
     out: { type: "string", default: "out/chunked_lm", help: "output folder" },
     seed: { type: "integer", default: 0, min: 0, help: "seed of the weights, data order and SpaCO draws" },
+    nproc: { type: "integer", default: 1, min: 1, help: "processes (one per GPU), each taking a share of every batch" },
   },
   Deno.args,
   { usage: "deno run -A examples/train_chunked_lm.ts [flags]" },
 );
+
+// Several processes: relaunched under the launcher; rank 0 alone prints and writes.
+const group = await dist.launchOrJoin(flags.nproc);
+const say = (group?.rank ?? 0) === 0 ? console.log : () => {};
 
 // The model and its tokenizer: a checkpoint folder (LoRA), or a preset shape from scratch.
 const presets = { tiny: "tiny", "0.5b": "qwen2.5-0.5b", "1b": "llama-3.2-1b", "8b": "llama-3-8b" } as const;
@@ -78,7 +83,7 @@ const heldOut = Array.from({ length: Math.min(flags.evalSequences, held.length) 
 const unigram = lm.unigramCrossEntropy(corpus.train, held, tokenizer.vocabSize);
 const k = Math.ceil(flags.seqLen / flags.chunk), t = flags.spacoChunks ?? Math.max(1, Math.round(k / 8));
 const spaco = flags.method === "spaco";
-console.log(
+say(
   `${model.numParameters({ trainableOnly: true })} trained parameters; ${corpus.train.length} training and ` +
     `${held.length} held-out sequences of ${flags.seqLen} tokens; ${flags.method}${
       spaco ? `, ${t} of ${k} chunks` : ""
@@ -105,6 +110,7 @@ const random: train.Resumable<number[]> = {
 const options: lm.ChunkedOptions = { method: flags.method, chunkSize: flags.chunk };
 if (spaco) Object.assign(options, { spacoChunks: t, compensation: flags.compensation, generator: draws });
 
+const parallel = group && new dist.DataParallel(model, group); // gradients averaged over the ranks
 const out = (name: string) => `${flags.out}/${name}`;
 const result = await train.trainLoop({
   model: saved,
@@ -113,12 +119,14 @@ const result = await train.trainLoop({
   maxSeconds: flags.maxSeconds,
   clipGradNorm: flags.clip,
   step: (s) => {
-    const micro = Array.from(
-      { length: flags.gradAccum },
-      (_, m) => lm.batchAt(corpus.train, flags.batch, flags.seed, s * flags.gradAccum + m),
-    );
+    const micro = Array.from({ length: flags.gradAccum }, (_, m) => {
+      const rows = lm.batchAt(corpus.train, flags.batch, flags.seed, s * flags.gradAccum + m);
+      return parallel ? rows.slice(...parallel.share(rows.length, { even: true })) : rows;
+    });
     const r = lm.chunkedGradients(model, micro, options);
-    return { loss: r.loss, items: r.tokens, sums: { msPerChunk: (1000 * r.seconds) / r.chunks, lr: optimizer.lr } };
+    parallel?.reduceGradients();
+    const [loss, tokens] = parallel ? [parallel.mean(r.loss), r.tokens * parallel.group.size] : [r.loss, r.tokens];
+    return { loss, items: tokens, sums: { msPerChunk: (1000 * r.seconds) / r.chunks, lr: optimizer.lr } };
   },
   evaluate: () => ({ valLoss: lm.evaluateLoss(model, heldOut, { chunkSize: flags.chunk }), unigramLoss: unigram }),
   describe: (r) => ({
@@ -133,12 +141,15 @@ const result = await train.trainLoop({
   resume: flags.resume,
   states: { random },
   writers: [new train.JsonLinesWriter(out("metrics.jsonl")), new train.TensorBoardWriter(out("tensorboard"))],
+  group: group ?? undefined,
 }).catch((e) => {
   if (!(e instanceof train.TrainingDivergedError)) throw e;
   console.error(e.message); // NaN or divergence: the last good checkpoint stays current
   Deno.exit(1);
 });
 
+await group?.destroy();
+if ((group?.rank ?? 0) !== 0) Deno.exit(0);
 const last = result.history.findLast((r) => r.valLoss !== undefined);
 console.log(`validation loss ${last?.valLoss.toFixed(4)} vs the unigram model's ${unigram.toFixed(4)} nats/token`);
 if (lora) await lm.saveAdapter(model, out("adapter"), { baseModel: flags.model });

@@ -9,7 +9,8 @@
 
 import { getDefaultBackend } from "../tensor/mod.ts";
 import { CommThread } from "./comm_thread.ts";
-import { type DistOptions, distSettings } from "./env.ts";
+import { type DistOptions, distSettings, launchedByLauncher } from "./env.ts";
+import { launch, scriptCommand } from "./launch.ts";
 import type { ProcessGroup } from "./group.ts";
 import { TcpGroup } from "./tcp_group.ts";
 
@@ -57,4 +58,26 @@ export async function initProcessGroup(options: InitOptions = {}): Promise<Proce
     return await NcclGroup.create(settings, await CommThread.start(settings, false));
   }
   return new TcpGroup(settings, await CommThread.start(settings, true));
+}
+
+/**
+ * What a script with an `--nproc` flag does first: started by hand with `nproc` > 1, it runs itself
+ * again under the launcher as `nproc` processes (with the same arguments) and exits with their
+ * code; started by a launcher, it joins the group; otherwise it runs alone (null).
+ *
+ * @example
+ * ```ts
+ * import { launchOrJoin } from "./init.ts";
+ * const group = await launchOrJoin(1); // null: one process, no group
+ * const main = (group?.rank ?? 0) === 0; // who logs and writes
+ * ```
+ */
+export async function launchOrJoin(
+  nproc: number,
+  args: readonly string[] = Deno.args,
+  options: InitOptions = {},
+): Promise<ProcessGroup | null> {
+  if (launchedByLauncher()) return await initProcessGroup(options);
+  if (nproc > 1) Deno.exit(await launch({ nproc, command: scriptCommand(Deno.mainModule, [...args]) }));
+  return null;
 }
