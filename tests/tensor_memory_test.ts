@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { grad, jacobian, memory, randn, solve, type Tensor, tensor, tidy, valueAndGrad, zeros } from "../mod.ts";
+import { grad, jacobian, jvp, memory, randn, solve, type Tensor, tensor, tidy, valueAndGrad, zeros } from "../mod.ts";
 import { assertClose } from "./helpers.ts";
 
 const f64 = { dtype: "float64" } as const;
@@ -192,4 +192,46 @@ Deno.test("grad, valueAndGrad and jacobian outside any scope hold only what they
     { rtol: 1e-12, atol: 1e-14 },
     "d²/dx² x·sin x",
   );
+});
+
+Deno.test("jvp outside any scope holds only the output and its tangent, with no graph behind them", () => {
+  const x = randn([100], { ...f64, seed: 5 });
+  const v = randn([100], { ...f64, seed: 6 });
+  const f = (t: Tensor) => t.sin().mul(t);
+  let pair: [Tensor, Tensor] | null = null;
+  assert.equal(held(() => (pair = jvp(f, [x], [v]))), 1600, "the output and the tangent: 2 × 100 float64");
+  const [y, dy] = pair!;
+  assert.equal(y.requiresGrad, false, "no graph is kept behind the output");
+  assert.equal(dy.requiresGrad, false, "no graph is kept behind the tangent");
+  // d/dt (t·sin t) = sin t + t·cos t, along v.
+  assertClose(dy, x.sin().add(x.mul(x.cos())).mul(v), { rtol: 1e-12, atol: 1e-15 }, "J·v");
+  assert.equal(held(() => tidy(() => void jvp(f, [x], [v]))), 0, "inside tidy nothing stays");
+});
+
+Deno.test("jvp of a function reading a parameter stays differentiable in it, and frees the rest with the scope", () => {
+  const w = tensor([0.7], { ...f64, requiresGrad: true });
+  const x = tensor([0.5, -1, 2], f64);
+  const v = tensor([1, 2, -1], f64);
+  const bytes = held(() =>
+    tidy(() => {
+      const [y, dy] = jvp((t: Tensor) => t.mul(w).sin(), [x], [v]);
+      assert.equal(y.requiresGrad, true);
+      assert.equal(dy.requiresGrad, true);
+      dy.sum().add(y.sum()).backward();
+    })
+  );
+  assert.equal(bytes, 8, "only w's gradient stays");
+  // y = sin(w x), dy = cos(w x)·w·v; d/dw Σ(dy + y) = Σ (−sin(w x)·x·w·v + cos(w x)·v + cos(w x)·x).
+  const expected = [0.5, -1, 2].reduce((s, xi, i) => {
+    const vi = [1, 2, -1][i];
+    return s - Math.sin(0.7 * xi) * xi * 0.7 * vi + Math.cos(0.7 * xi) * vi + Math.cos(0.7 * xi) * xi;
+  }, 0);
+  assertClose(w.grad!, [expected], { rtol: 1e-12 }, "w.grad");
+  w.dispose();
+  // Differentiated with respect to the primal too: d/dx Σ (J·v) of x·sin x is (2 cos x − x sin x)·v.
+  const second = grad((t: Tensor) => jvp((s: Tensor) => s.sin().mul(s), [t], [v])[1].sum())(x);
+  const x0 = [0.5, -1, 2];
+  assertClose(second, x0.map((xi, i) => (2 * Math.cos(xi) - xi * Math.sin(xi)) * [1, 2, -1][i]), {
+    rtol: 1e-12,
+  }, "forward-over-reverse");
 });

@@ -168,19 +168,21 @@ export function vjp<A extends unknown[]>(
 }
 
 /**
- * The output, the VJP map, and whether the map records its own graph (the output reads tensors
- * that an enclosing computation differentiates).
+ * The output, the VJP map, whether the output reads tensors that an enclosing computation
+ * differentiates (then the map records its own graph unless `options.createGraph` says otherwise),
+ * and the fresh nodes standing for the primals' tensors.
  */
 function vjpWith(
   options: VjpOptions,
   f: (...args: Tree[]) => Tensor,
   primals: Tree[],
-): [Tensor, (cotangent: Tensor) => unknown[], boolean] {
+): [Tensor, (cotangent: Tensor) => unknown[], boolean, Tensor[]] {
   const wrapped = mapTree(primals, entry) as Tree[];
   const inputs = leaves(wrapped);
   const out = enableGrad(() => f(...wrapped));
   if (!(out instanceof Tensor)) throw new ArgumentError("vjp", "the function must return a Tensor");
-  const createGraph = options.createGraph ?? (isGradEnabled() && readsOuterTensors([out], new Set(inputs)));
+  const outer = isGradEnabled() && readsOuterTensors([out], new Set(inputs));
+  const createGraph = options.createGraph ?? outer;
   const back = (cotangent: Tensor): unknown[] => {
     checkTensor("vjp", "cotangent", cotangent);
     if (cotangent.shape.length !== out.shape.length || cotangent.shape.some((d, i) => d !== out.shape[i])) {
@@ -199,7 +201,7 @@ function vjpWith(
       return g ?? zerosLike(x);
     }) as unknown[];
   };
-  return [out, back, createGraph];
+  return [out, back, outer, inputs];
 }
 
 /** Options of {@link grad} and {@link valueAndGrad}. */
@@ -298,7 +300,9 @@ export function grad<A extends unknown[], const N extends Argnums = 0>(
 
 /**
  * Forward-mode product: `f(primals)` and the directional derivative J·tangents. Computed as the
- * VJP of a VJP (exact, since the VJP is linear in its cotangent).
+ * VJP of a VJP (exact, since the VJP is linear in its cotangent). Each call frees its graphs and
+ * temporaries when it returns: the two results carry a graph only when they read tensors that an
+ * enclosing computation differentiates (primals tracked by an outer `grad`, a network's parameters).
  *
  * @example
  * ```ts
@@ -322,14 +326,20 @@ export function jvp<A extends Tree[]>(
   if (tan.length !== prim.length || tan.some((t, i) => t.shape.join() !== prim[i].shape.join())) {
     throw new ArgumentError("jvp", "tangents must have the structure and shapes of the primals");
   }
-  const [out, back] = vjpWith({ createGraph: true }, f as (...args: Tree[]) => Tensor, primals);
-  const u = zerosLike(out).requireGrad();
-  const gx = leaves(enableGrad(() => back(u)));
-  const terms = gx.map((g, i) => sum(mul(g, tan[i])));
-  const total = terms.reduce((a, b) => a.add(b));
-  const outer = isGradEnabled() && readsOuterTensors([total], new Set([u]));
-  const [tangentOut] = total.requiresGrad ? gradients([total], [onesOf(total)], [u], { createGraph: outer }) : [null];
-  return [out, tangentOut ?? zerosLike(out)];
+  // One scope per call, as in valueAndGrad: both graphs and their temporaries are freed on return,
+  // unless an enclosing computation differentiates through the results.
+  return tidy(() => {
+    const [out, back, outer, inputs] = vjpWith({ createGraph: true }, f as (...args: Tree[]) => Tensor, primals);
+    const u = zerosLike(out).requireGrad();
+    const gx = leaves(enableGrad(() => back(u)));
+    const terms = gx.map((g, i) => sum(mul(g, tan[i])));
+    const total = terms.reduce((a, b) => a.add(b));
+    const tangentOuter = isGradEnabled() && readsOuterTensors([total], new Set([u, ...inputs]));
+    const [tangentOut] = total.requiresGrad
+      ? gradients([total], [onesOf(total)], [u], { createGraph: tangentOuter })
+      : [null];
+    return [outer ? out : out.detach(), tangentOut ?? zerosLike(out)] as [Tensor, Tensor];
+  });
 }
 
 function onesOf(t: Tensor): Tensor {
