@@ -163,7 +163,7 @@ export class CudaBackend implements Backend {
       this,
       options.device,
       () => options.sources ?? loadKernelSourcesSync(options.kernelsUrl),
-      options.cacheDir === null ? undefined : options.cacheDir,
+      options.cacheDir,
     );
     this.#dev = dev;
     this.fused = new CudaFused(dev);

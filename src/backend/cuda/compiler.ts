@@ -9,7 +9,8 @@
  * @module
  */
 
-import { DeviceError } from "../../tensor/errors.ts";
+import { ArgumentError, DeviceError } from "../../tensor/errors.ts";
+import { describe } from "../../tensor/validate.ts";
 import type { CompiledKernel, Nvrtc } from "./nvrtc.ts";
 
 /**
@@ -270,6 +271,29 @@ export function defaultCacheDir(): string | undefined {
 }
 
 /**
+ * The kernel cache directory an option asks for: `null` turns the disk cache off (undefined is
+ * returned), a path is used as given, and `undefined` takes {@link defaultCacheDir}.
+ *
+ * @example
+ * ```ts
+ * import { kernelCacheDir } from "./compiler.ts";
+ * kernelCacheDir(null); // undefined: no disk cache
+ * kernelCacheDir("/tmp/kernels"); // "/tmp/kernels"
+ * ```
+ */
+export function kernelCacheDir(option: string | null | undefined): string | undefined {
+  if (option === null) return undefined;
+  if (option === undefined) return defaultCacheDir();
+  if (typeof option !== "string" || option === "") {
+    throw new ArgumentError(
+      "cuda",
+      `cacheDir must be a directory path, or null to turn the kernel cache off, got ${describe(option)}`,
+    );
+  }
+  return option;
+}
+
+/**
  * Counters of the kernel cache.
  *
  * @example
@@ -312,11 +336,12 @@ export class KernelCompiler {
   /**
    * `arch` is the device's compute capability as major*10+minor (90 for an H100). When NVRTC
    * cannot build a CUBIN for it, PTX for the newest supported older architecture is built instead.
+   * `cacheDir` as {@link kernelCacheDir} reads it: null for no disk cache, undefined for the default.
    */
-  constructor(nvrtc: Nvrtc, arch: number, sources: KernelSources, cacheDir: string | undefined = defaultCacheDir()) {
+  constructor(nvrtc: Nvrtc, arch: number, sources: KernelSources, cacheDir?: string | null) {
     this.#nvrtc = nvrtc;
     this.#sources = sources;
-    this.#cacheDir = cacheDir;
+    this.#cacheDir = kernelCacheDir(cacheDir);
     const supported = nvrtc.supportedArchs();
     const cubinOk = nvrtc.sym.nvrtcGetCUBIN !== null && (supported.length === 0 || supported.includes(arch));
     let target = `sm_${arch}`;

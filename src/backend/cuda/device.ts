@@ -172,13 +172,14 @@ export class CudaDevice {
 
   /**
    * Opens the driver, device `ordinal` (default `$PATCHWORK_CUDA_DEVICE` or 0), its primary
-   * context, a stream, and NVRTC with the kernel `sources` (read once the device is open).
+   * context, a stream, and NVRTC with the kernel `sources` (read once the device is open) and the
+   * kernel cache in `cacheDir` (null: no disk cache; undefined: the default directory).
    */
   constructor(
     owner: Backend,
     ordinal: number | undefined,
     sources: () => KernelSources,
-    cacheDir: string | undefined,
+    cacheDir: string | null | undefined,
   ) {
     this.owner = owner;
     let drv: Driver;

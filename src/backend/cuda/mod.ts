@@ -22,6 +22,7 @@ export { candidatePaths, type CudaLibraryName, ffiAllowed, LIBRARY_SPECS, openLi
 export {
   defaultCacheDir,
   KERNEL_FAMILIES,
+  kernelCacheDir,
   type KernelCacheStats,
   type KernelFamily,
   type KernelSources,
