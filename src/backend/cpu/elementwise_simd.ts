@@ -9,10 +9,9 @@
  */
 
 import type { BinaryOp, UnaryOp } from "../../tensor/op_defs.ts";
-import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
+import { coalesce, contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 import type { NumArray, Operand } from "./buffer.ts";
 import { heapAddress, heapFree, heapTemp } from "./heap.ts";
-import { coalesce } from "./strided.ts";
 import { runKernel, threadCount } from "./threads.ts";
 import { CHUNK, hasSimd } from "./wasm/elementwise.ts";
 

@@ -12,10 +12,9 @@
  */
 
 import type { ReduceOp } from "../../tensor/backend.ts";
-import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
+import { coalesce, contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 import type { NumArray, Operand } from "./buffer.ts";
 import { heapAddress, heapFree, heapTemp } from "./heap.ts";
-import { coalesce } from "./strided.ts";
 import { runKernel, threadCount } from "./threads.ts";
 import { CH, IC, JC } from "./wasm/reduce.ts";
 

@@ -15,9 +15,8 @@ import type { BandedOperator } from "../../tensor/backend.ts";
 import type { NumArray, Operand } from "./buffer.ts";
 import { copyStrided } from "./elementwise.ts";
 import { heapAddress, heapFree, heapTemp } from "./heap.ts";
-import { coalesce } from "./strided.ts";
 import { runKernel, threadCount } from "./threads.ts";
-import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
+import { coalesce, contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 
 /** An operand as `[outer, n, inner]`: element `(o, i, j)` is `data[offset + o·so + i·sa + j·si]`. */
 interface Grouped {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { sizeOf } from "../../tensor/shape.ts";
+import { coalesce, sizeOf } from "../../tensor/shape.ts";
 
 /**
  * Lowest and highest element index a view can reach (`hi < lo` when the view is empty).
@@ -29,55 +29,6 @@ export function spanOf(shape: readonly number[], strides: readonly number[], off
     else hi += reach;
   }
   return [lo, hi];
-}
-
-/**
- * Merges adjacent axes that every operand lays out contiguously and drops axes of extent 1.
- * Returns the merged shape and each operand's merged strides (at least one axis, so a scalar
- * becomes shape `[1]`). Iterating the result in row-major order visits the same elements in the
- * same order as iterating the original.
- *
- * @example
- * ```ts
- * import { coalesce } from "./strided.ts";
- * coalesce([2, 3], [[3, 1], [0, 1]]); // { shape: [2, 3], strides: [[3, 1], [0, 1]] }
- * coalesce([2, 3], [[3, 1], [6, 2]]); // { shape: [6], strides: [[1], [2]] }
- * ```
- */
-export function coalesce(
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
-): { shape: number[]; strides: number[][] } {
-  const k = strides.length;
-  const outShape: number[] = [];
-  const outStrides: number[][] = [];
-  for (let j = 0; j < k; j++) outStrides.push([]);
-  for (let d = 0; d < shape.length; d++) {
-    const n = shape[d];
-    if (n === 1) continue;
-    const last = outShape.length - 1;
-    let merge = last >= 0;
-    if (merge) {
-      for (let j = 0; j < k; j++) {
-        if (outStrides[j][last] !== strides[j][d] * n) {
-          merge = false;
-          break;
-        }
-      }
-    }
-    if (merge) {
-      outShape[last] *= n;
-      for (let j = 0; j < k; j++) outStrides[j][last] = strides[j][d];
-    } else {
-      outShape.push(n);
-      for (let j = 0; j < k; j++) outStrides[j].push(strides[j][d]);
-    }
-  }
-  if (outShape.length === 0 || shape.some((n) => n === 0)) {
-    const empty = shape.some((n) => n === 0);
-    return { shape: [empty ? 0 : 1], strides: outStrides.map(() => [0]) };
-  }
-  return { shape: outShape, strides: outStrides };
 }
 
 /**

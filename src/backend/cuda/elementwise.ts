@@ -14,10 +14,10 @@ import type { View } from "../../tensor/backend.ts";
 import { type DType, DTYPES } from "../../tensor/dtype.ts";
 import { ArgumentError } from "../../tensor/errors.ts";
 import { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "../../tensor/op_defs.ts";
-import { isContiguous, sizeOf } from "../../tensor/shape.ts";
+import { coalesce, isContiguous, sizeOf } from "../../tensor/shape.ts";
 import { type CudaBuffer, type CudaDevice, ITEM, type Raw, SFX } from "./device.ts";
 import { operand } from "./transfer.ts";
-import { collapse, forChunks } from "./layout.ts";
+import { forChunks } from "./layout.ts";
 import type { KernelFamily } from "./compiler.ts";
 
 /** Elements per 16-byte vector in the contiguous kernels. */
@@ -127,7 +127,7 @@ export function unary(dev: CudaDevice, op: UnaryOp, x: View, dtype: DType): Cuda
     const fn = dev.kernel("elementwise", elementwiseKernel(kernel, dtype, false));
     dev.launch(fn, dev.grid(Math.ceil(n / VEC[dtype])), 256);
   } else {
-    const c = collapse(raw.shape, [raw.strides]);
+    const c = coalesce(raw.shape, [raw.strides]);
     const fn = dev.kernel("elementwise", elementwiseKernel(kernel, dtype, true));
     forChunks(c.shape, c.strides, (shape, strides, offs, start) => {
       const m = sizeOf(shape);
@@ -184,7 +184,7 @@ export function binary(
       256,
     );
   } else {
-    const c = collapse(shape, [stridesOf(va, shape), stridesOf(vb, shape)]);
+    const c = coalesce(shape, [stridesOf(va, shape), stridesOf(vb, shape)]);
     const fn = dev.kernel("elementwise", elementwiseKernel(kernel, dtype, true));
     forChunks(c.shape, c.strides, (sh, strides, offs, start) => {
       const m = sizeOf(sh);
@@ -244,7 +244,7 @@ export function where(
     p.u32(7, flags);
     dev.launch(dev.kernel("elementwise", whereKernel(rc.dtype, dtype, false)), dev.grid(n), 256);
   } else {
-    const c = collapse(shape, [rc.strides, stridesOf(va, shape), stridesOf(vb, shape)]);
+    const c = coalesce(shape, [rc.strides, stridesOf(va, shape), stridesOf(vb, shape)]);
     const fn = dev.kernel("elementwise", whereKernel(rc.dtype, dtype, true));
     forChunks(c.shape, c.strides, (sh, strides, offs, start) => {
       const m = sizeOf(sh);

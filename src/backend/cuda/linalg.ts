@@ -21,7 +21,7 @@ import type { DeviceBuffer, LinalgPrimitives, TriangularSolveOptions, View } fro
 import type { DType } from "../../tensor/dtype.ts";
 import { DTypeError, ShapeError } from "../../tensor/errors.ts";
 import type { CudaBuffer } from "./backend.ts";
-import { collapse } from "./layout.ts";
+import { coalesce } from "../../tensor/shape.ts";
 import type { KernelParams } from "./params.ts";
 
 /**
@@ -108,7 +108,7 @@ function batchLayout(
   shape: readonly number[],
   strides: readonly (readonly number[])[],
 ): { shape: number[]; strides: number[][] } | null {
-  const merged = collapse(shape, strides);
+  const merged = coalesce(shape, strides);
   return merged.shape.length > MAX_BATCH_DIMS ? null : merged;
 }
 

@@ -11,11 +11,10 @@
 import type { View } from "../../tensor/backend.ts";
 import type { DType } from "../../tensor/dtype.ts";
 import { ArgumentError } from "../../tensor/errors.ts";
-import { contiguousStrides, isContiguous, sizeOf } from "../../tensor/shape.ts";
+import { coalesce, contiguousStrides, isContiguous, sizeOf } from "../../tensor/shape.ts";
 import { CUBLAS_COMPUTE, CUBLAS_GEMM_DEFAULT, CUBLAS_OP, CUDA_R } from "./cublas.ts";
 import type { CudaBuffer, CudaDevice, Raw } from "./device.ts";
 import { copyRaw, materialize, memset0, operand } from "./transfer.ts";
-import { collapse } from "./layout.ts";
 
 const ONE32 = new Float32Array([1]);
 const ZERO32 = new Float32Array([0]);
@@ -226,7 +225,7 @@ function batchLayout(
 ): { count: number; sa: number; sb: number } | null {
   const nb = batchShape.length;
   if (nb === 0) return { count: 1, sa: 0, sb: 0 };
-  const c = collapse(batchShape, [sa.slice(0, nb), sb.slice(0, nb)]);
+  const c = coalesce(batchShape, [sa.slice(0, nb), sb.slice(0, nb)]);
   if (c.shape.length !== 1) return null;
   const a = c.strides[0][0], b = c.strides[1][0];
   if (a < 0 || b < 0) return null;

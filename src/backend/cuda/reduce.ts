@@ -15,11 +15,11 @@
 import type { ReduceOp, View } from "../../tensor/backend.ts";
 import { type DType, DTYPES } from "../../tensor/dtype.ts";
 import { ArgumentError, DeviceError, DTypeError } from "../../tensor/errors.ts";
-import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
+import { coalesce, contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 import { normalizeAxis } from "../../tensor/validate.ts";
 import { accDtype, type CudaBuffer, type CudaDevice, type Raw, SFX } from "./device.ts";
 import { contiguous, copyRaw, fill, materialize, operand } from "./transfer.ts";
-import { collapse, MAX_DIMS } from "./layout.ts";
+import { MAX_DIMS } from "./layout.ts";
 import type { KernelFamily } from "./compiler.ts";
 
 /** The reduction kernels: a thread per output, a warp per output, or a block per output. */
@@ -169,7 +169,7 @@ function reduceDims(raw: Raw, axSet: Set<number>): ReduceDims {
   // Reduced axes in order of decreasing |stride| so the innermost walks memory.
   red.sort((a, b) => Math.abs(raw.strides[b]) - Math.abs(raw.strides[a]));
   const merge = (ds: number[]) => {
-    const c = collapse(ds.map((d) => raw.shape[d]), [ds.map((d) => raw.strides[d])]);
+    const c = coalesce(ds.map((d) => raw.shape[d]), [ds.map((d) => raw.strides[d])]);
     return ds.length === 0 ? { shape: [], strides: [] } : { shape: c.shape, strides: c.strides[0] };
   };
   const k = merge(kept), r = merge(red);

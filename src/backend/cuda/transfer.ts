@@ -9,10 +9,10 @@
 import type { View } from "../../tensor/backend.ts";
 import { type DType, DTYPES, type HostArray, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { ArgumentError, DTypeError } from "../../tensor/errors.ts";
-import { contiguousStrides, isContiguous, sizeOf } from "../../tensor/shape.ts";
+import { coalesce, contiguousStrides, isContiguous, sizeOf } from "../../tensor/shape.ts";
 import { type CudaBuffer, type CudaDevice, ITEM, type Operand, type Raw, SFX } from "./device.ts";
 import type { KernelFamily } from "./compiler.ts";
-import { collapse, forChunks } from "./layout.ts";
+import { forChunks } from "./layout.ts";
 
 const f64Scratch = new Float64Array(1);
 const u32OfF64 = new Uint32Array(f64Scratch.buffer);
@@ -135,7 +135,7 @@ export function copyRaw(dev: CudaDevice, src: Raw, dst: Raw, scale = 1): void {
     }
     return;
   }
-  const c = collapse(src.shape, [src.strides, dst.strides]);
+  const c = coalesce(src.shape, [src.strides, dst.strides]);
   const fn = dev.kernel("copy", copyKernel(scale === 1 ? "copy" : "copy_scaled", src.dtype, dst.dtype));
   const si = ITEM[src.dtype], di = ITEM[dst.dtype];
   forChunks(c.shape, c.strides, (shape, strides, offs) => {
