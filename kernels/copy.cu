@@ -32,21 +32,36 @@ __device__ __forceinline__ void cast_contig(const S* __restrict__ src, D* __rest
   for (u64 i = global_thread(); i < n; i += grid_threads()) dst[i] = convert<S, D>(src[i]);
 }
 
+// Strided copies between any two types; contiguous casts only between different types (a
+// contiguous copy of one type is a memcpy).
 #define PW_INST_COPY(ssfx, S, dsfx, D)                                                                     \
   extern "C" __global__ void copy_##ssfx##_##dsfx(const S* __restrict__ src, D* __restrict__ dst, u32 n, \
                                                   Shape8 shape, Strides8 ss, Strides8 ds) {              \
     copy_strided<S, D>(src, dst, n, shape, ss, ds);                                                      \
-  }                                                                                                      \
+  }
+#define PW_INST_CAST(ssfx, S, dsfx, D)                                                                     \
   extern "C" __global__ void cast_##ssfx##_##dsfx(const S* __restrict__ src, D* __restrict__ dst, u64 n) { \
     cast_contig<S, D>(src, dst, n);                                                                      \
   }
-#define PW_INST_COPY_S(ssfx, S)                                                            \
+#define PW_INST_COPY_S(ssfx, S)                                                                            \
   PW_INST_COPY(ssfx, S, f32, float) PW_INST_COPY(ssfx, S, f64, double) PW_INST_COPY(ssfx, S, bf16, bf16) \
   PW_INST_COPY(ssfx, S, i32, int)
 PW_INST_COPY_S(f32, float)
 PW_INST_COPY_S(f64, double)
 PW_INST_COPY_S(bf16, bf16)
 PW_INST_COPY_S(i32, int)
+PW_INST_CAST(f32, float, f64, double)
+PW_INST_CAST(f32, float, bf16, bf16)
+PW_INST_CAST(f32, float, i32, int)
+PW_INST_CAST(f64, double, f32, float)
+PW_INST_CAST(f64, double, bf16, bf16)
+PW_INST_CAST(f64, double, i32, int)
+PW_INST_CAST(bf16, bf16, f32, float)
+PW_INST_CAST(bf16, bf16, f64, double)
+PW_INST_CAST(bf16, bf16, i32, int)
+PW_INST_CAST(i32, int, f32, float)
+PW_INST_CAST(i32, int, f64, double)
+PW_INST_CAST(i32, int, bf16, bf16)
 
 // dst[dst_off(i)] = scale * src[src_off(i)] (float or double compute).
 template <typename S, typename D>
