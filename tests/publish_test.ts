@@ -34,4 +34,8 @@ Deno.test("every layer with a mod.ts is an entry point, doc-linted by the check 
     assert.ok(check.includes(target.replace(/^\.\//, "")), `the check task doc-lints ${target}`);
   }
   assert.ok(/deno publish --dry-run/.test(check), "the check task runs deno publish --dry-run");
+  // The backends are reached by path rather than as entry points; their modules are doc-linted too.
+  for (const module of ["src/backend/cpu/mod.ts", "src/backend/cuda/mod.ts", "src/backend/select.ts"]) {
+    assert.ok(check.includes(module), `the check task doc-lints ${module}`);
+  }
 });

@@ -12,3 +12,4 @@
  */
 
 export { CpuBackend, CpuBuffer } from "./cpu_backend.ts";
+export type { NumArray, StorageArray } from "./buffer.ts";

@@ -18,7 +18,17 @@ export { createCudaBackend, CudaBackend, type CudaBackendOptions, CudaBuffer, ty
 export { type AllocatorStats, CachingAllocator, sizeClass } from "./allocator.ts";
 export { CudaLinalg, type CudaLinalgHost, type LinalgOperand } from "./linalg.ts";
 export { CudaError, formatBytes, OutOfMemoryError } from "./errors.ts";
-export { candidatePaths, type CudaLibraryName, ffiAllowed, LIBRARY_SPECS, openLibrary } from "./libraries.ts";
+export { type Cublas, CUBLAS_SYMBOLS, type CublasSymbols } from "./cublas.ts";
+export { type Driver, DRIVER_SYMBOLS, type DriverSymbols } from "./driver.ts";
+export type { KernelParams } from "./params.ts";
+export {
+  candidatePaths,
+  type CudaLibraryName,
+  ffiAllowed,
+  LIBRARY_SPECS,
+  type OpenedLibrary,
+  openLibrary,
+} from "./libraries.ts";
 export {
   defaultCacheDir,
   KERNEL_FAMILIES,
