@@ -40,7 +40,10 @@ export interface BlockAttentionOptions {
   window?: number | null;
   /** Scale of the scores. Default 1/√D. */
   scale?: number;
-  /** Cut each given key/value tensor into blocks of at most this many positions. Default: the tensors as given. */
+  /**
+   * Cut each given key/value tensor, and the queries, into blocks of at most this many positions
+   * (flash attention's tiles). Default: the tensors as given, the queries whole.
+   */
   blockSize?: number;
   /**
    * `"return"` (default): the gradients of the keys and values are returned, as for any op.
@@ -59,11 +62,9 @@ interface Block {
   local: number;
   start: number;
   size: number;
-  /** Whether some key of the block is masked for some query. */
-  masked: boolean;
 }
 
-/** The blocks some query reads (inputs cut at `blockSize`), and whether any of their keys is masked. */
+/** The key blocks (inputs cut at `blockSize`) that some of `tq` queries at `offset …` read. */
 function visibleBlocks(sizes: number[], blockSize: number, tq: number, offset: number, window: number | null): Block[] {
   const out: Block[] = [];
   let start = 0;
@@ -73,12 +74,16 @@ function visibleBlocks(sizes: number[], blockSize: number, tq: number, offset: n
       const first = start + local, last = first + size - 1;
       // Query i (position offset + i) reads keys offset + i − window + 1 … offset + i.
       if (first > offset + tq - 1 || (window !== null && last < offset - window + 1)) continue;
-      const masked = last > offset || (window !== null && first < offset + tq - window);
-      out.push({ input, local, start: first, size, masked });
+      out.push({ input, local, start: first, size });
     }
     start += length;
   });
   return out;
+}
+
+/** Whether some key of `blk` is hidden from some of `tq` queries at `offset …`. */
+function masked(blk: Block, tq: number, offset: number, window: number | null): boolean {
+  return blk.start + blk.size - 1 > offset || (window !== null && blk.start < offset + tq - window);
 }
 
 function positiveInteger(op: string, name: string, v: number | null | undefined): void {
@@ -153,93 +158,120 @@ export function blockAttention(
   }
   const scale = options.scale ?? 1 / Math.sqrt(d);
   const group = hq / hkv;
-  const rows = group * tq;
-  const blocks = visibleBlocks(sizes, options.blockSize ?? Math.max(...sizes), tq, offset, window);
   const n = ks.length;
-  const cut = (t: Tensor, blk: Block) => (blk.size === t.shape[2] ? t : t.narrow(2, blk.local, blk.size));
+  const blockSize = options.blockSize ?? Math.max(tq, ...sizes);
+  // Query tiles of blockSize, each with the key blocks it reads.
+  const tiles = Array.from({ length: Math.ceil(tq / blockSize) }, (_, i) => {
+    const start = i * blockSize, size = Math.min(blockSize, tq - start);
+    return { start, size, blocks: visibleBlocks(sizes, blockSize, size, offset + start, window) };
+  });
+  type Tile = (typeof tiles)[number];
+  const cut = (t: Tensor, at: number, size: number) => (size === t.shape[2] ? t : t.narrow(2, at, size));
+  // A tile's rows, grouped: [B, Hq, Tq, ·] → [B, Hkv, G·tile, ·].
+  const rows = (t: Tensor, tile: Tile) => cut(t, tile.start, tile.size).reshape([b, hkv, group * tile.size, -1]);
 
-  // Scores of the grouped queries [B, Hkv, G·Tq, D] against a block's keys, masked where needed.
-  const scores = (qg: Tensor, k: Tensor, blk: Block): Tensor => {
-    const s = qg.matmul(cut(k, blk).transpose(-2, -1)).mul(scale);
-    if (!blk.masked) return s;
-    const mask = causalMask(tq, blk.size, offset - blk.start, window, s.dtype, s.backend);
-    return s.reshape([b, hkv, group, tq, blk.size]).add(mask).reshape([b, hkv, rows, blk.size]);
+  // Scores of a tile's grouped queries against a block's keys, masked where needed.
+  const scores = (qg: Tensor, k: Tensor, blk: Block, tile: Tile): Tensor => {
+    const s = qg.matmul(cut(k, blk.local, blk.size).transpose(-2, -1)).mul(scale);
+    const at = offset + tile.start;
+    if (!masked(blk, tile.size, at, window)) return s;
+    const mask = causalMask(tile.size, blk.size, at - blk.start, window, s.dtype, s.backend);
+    return s.reshape([b, hkv, group, tile.size, blk.size]).add(mask).reshape([b, hkv, group * tile.size, blk.size]);
   };
 
   const fn = customFunction((query: Tensor, ...kv: Tensor[]) => {
-    const qg = query.reshape([b, hkv, rows, d]);
     const like = { dtype: query.dtype, backend: query.backend };
-    // A finite floor for the running maximum: a row that sees no key of a block keeps weight 0.
-    let m = full([b, hkv, rows, 1], -1e30, like);
-    let l = full([b, hkv, rows, 1], 0, like);
-    let acc = full([b, hkv, rows, dv], 0, like);
-    for (const blk of blocks) {
-      const next = tidy(() => {
-        const s = scores(qg, kv[blk.input], blk);
-        const top = m.maximum(s.max(-1, true));
-        const p = s.sub(top).exp();
-        const decay = m.sub(top).exp();
-        return [top, l.mul(decay).add(p.sum(-1, true)), acc.mul(decay).add(p.matmul(cut(kv[n + blk.input], blk)))];
-      });
+    const outs: Tensor[] = [], lses: Tensor[] = [];
+    for (const tile of tiles) {
+      const qg = rows(query, tile);
+      const r = group * tile.size;
+      // A finite floor for the running maximum: a row that sees no key of a block keeps weight 0.
+      let m = full([b, hkv, r, 1], -1e30, like);
+      let l = full([b, hkv, r, 1], 0, like);
+      let acc = full([b, hkv, r, dv], 0, like);
+      for (const blk of tile.blocks) {
+        const next = tidy(() => {
+          const s = scores(qg, kv[blk.input], blk, tile);
+          const top = m.maximum(s.max(-1, true));
+          const p = s.sub(top).exp();
+          const decay = m.sub(top).exp();
+          const v = cut(kv[n + blk.input], blk.local, blk.size);
+          return [top, l.mul(decay).add(p.sum(-1, true)), acc.mul(decay).add(p.matmul(v))];
+        });
+        [m, l, acc].forEach((t) => t.dispose());
+        [m, l, acc] = next;
+      }
+      outs.push(acc.div(l).reshape([b, hq, tile.size, dv]));
+      lses.push(m.add(l.log()));
       [m, l, acc].forEach((t) => t.dispose());
-      [m, l, acc] = next;
     }
-    const output = acc.div(l).reshape([b, hq, tq, dv]);
-    const lse = m.add(l.log());
-    return { output, residuals: [query, ...kv, output, lse] };
+    const output = outs.length === 1 ? outs[0] : concat(outs, 2);
+    return { output, residuals: [query, ...kv, output, ...lses] };
   }, (res, g, needs) => {
-    const query = res[0], kv = res.slice(1, 1 + 2 * n), out = res[1 + 2 * n], lse = res[2 + 2 * n];
-    const qg = query.reshape([b, hkv, rows, d]);
-    const dO = g.reshape([b, hkv, rows, dv]);
-    const delta = dO.mul(out.reshape([b, hkv, rows, dv])).sum(-1, true);
-    // Per input: its blocks' gradients (returned), or straight into a leaf's .grad (never while
-    // recording a differentiable backward).
-    const parts: Tensor[][] = kv.map(() => []);
+    const query = res[0], kv = res.slice(1, 1 + 2 * n), out = res[1 + 2 * n], lses = res.slice(2 + 2 * n);
+    // Gradients of the key/value blocks, summed over the query tiles: into a leaf's .grad directly
+    // (never while recording a differentiable backward), or kept by block and joined per input.
     const sink = (i: number) => leafGrads === "accumulate" && !isGradEnabled() && kv[i].node === null;
+    const kept = new Map<string, Tensor>();
     const put = (i: number, blk: Block, grad: Tensor) => {
-      if (!sink(i)) return void parts[i].push(grad);
       const leaf = kv[i];
-      if (!leaf.grad) leaf.grad = blk.size === leaf.shape[2] ? grad : zerosLike(leaf);
-      else if (blk.size === leaf.shape[2]) leaf.grad = leaf.grad.add(grad);
-      if (blk.size === leaf.shape[2]) return;
+      if (!sink(i)) {
+        const key = `${i}:${blk.local}`, prev = kept.get(key);
+        kept.set(key, prev ? prev.add(grad) : grad);
+        return void prev?.dispose();
+      }
+      const whole = blk.size === leaf.shape[2];
+      if (!leaf.grad) leaf.grad = whole ? grad : zerosLike(leaf);
+      else if (whole) leaf.grad = leaf.grad.add(grad);
+      if (whole) return;
       const into = leaf.grad!.narrow(2, blk.local, blk.size);
       into.assign(into.add(grad));
     };
-    let dq: Tensor | null = null;
-    for (const blk of blocks) {
-      const ki = blk.input, vi = n + blk.input;
-      if (!needs[0] && !needs[1 + ki] && !needs[1 + vi]) continue;
-      const [next] = tidy((): [Tensor | null, Tensor[][]] => {
-        const p = scores(qg, kv[ki], blk).sub(lse).exp();
-        if (needs[1 + vi]) put(vi, blk, p.transpose(-2, -1).matmul(dO));
-        if (!needs[0] && !needs[1 + ki]) return [dq, parts];
-        const ds = p.mul(dO.matmul(cut(kv[vi], blk).transpose(-2, -1)).sub(delta)).mul(scale);
-        if (needs[1 + ki]) put(ki, blk, ds.transpose(-2, -1).matmul(qg));
-        if (!needs[0]) return [dq, parts];
-        const part = ds.matmul(cut(kv[ki], blk));
-        return [dq ? dq.add(part) : part, parts];
-      });
-      if (dq && next !== dq) dq.dispose();
-      dq = next;
-    }
+    const dqs: Tensor[] = [];
+    tiles.forEach((tile, t) => {
+      const qg = rows(query, tile), dO = rows(g, tile), lse = lses[t];
+      const delta = dO.mul(rows(out, tile)).sum(-1, true);
+      let dq: Tensor | null = null;
+      for (const blk of tile.blocks) {
+        const ki = blk.input, vi = n + blk.input;
+        if (!needs[0] && !needs[1 + ki] && !needs[1 + vi]) continue;
+        // The kept block gradients are returned too, so the scope keeps them.
+        const [next]: [Tensor | null, Tensor[]] = tidy((): [Tensor | null, Tensor[]] => {
+          const p = scores(qg, kv[ki], blk, tile).sub(lse).exp();
+          if (needs[1 + vi]) put(vi, blk, p.transpose(-2, -1).matmul(dO));
+          if (!needs[0] && !needs[1 + ki]) return [dq, [...kept.values()]];
+          const v = cut(kv[vi], blk.local, blk.size), k = cut(kv[ki], blk.local, blk.size);
+          const ds = p.mul(dO.matmul(v.transpose(-2, -1)).sub(delta)).mul(scale);
+          if (needs[1 + ki]) put(ki, blk, ds.transpose(-2, -1).matmul(qg));
+          if (!needs[0]) return [dq, [...kept.values()]];
+          const part = ds.matmul(k);
+          return [dq ? dq.add(part) : part, [...kept.values()]];
+        });
+        if (dq && next !== dq) dq.dispose();
+        dq = next;
+      }
+      if (needs[0]) dqs.push((dq ?? qg.mul(0)).reshape([b, hq, tile.size, d]));
+    });
     const grads = kv.map((t, i) => {
       if (!needs[1 + i] || sink(i)) return null;
-      // Blocks no query reads get zeros; the rest are joined along the length.
-      const got = parts[i];
-      if (got.length === 0) return null;
-      if (got.length === 1 && got[0].shape[2] === t.shape[2]) return got[0];
-      const mine = blocks.filter((blk) => (i < n ? blk.input === i : blk.input === i - n));
+      // Positions no query reads get zeros; the blocks are joined along the length.
+      const input = i < n ? i : i - n;
+      const read = new Map<number, number>();
+      for (const tile of tiles) for (const blk of tile.blocks) if (blk.input === input) read.set(blk.local, blk.size);
+      const starts = [...read].sort((x, y) => x[0] - y[0]);
+      if (starts.length === 0) return null;
       const pieces: Tensor[] = [];
       let at = 0;
-      mine.forEach((blk, j) => {
-        if (blk.local > at) pieces.push(zerosLike(t.narrow(2, at, blk.local - at)));
-        pieces.push(got[j]);
-        at = blk.local + blk.size;
-      });
+      for (const [local, size] of starts) {
+        if (local > at) pieces.push(zerosLike(t.narrow(2, at, local - at)));
+        pieces.push(kept.get(`${i}:${local}`)!);
+        at = local + size;
+      }
       if (at < t.shape[2]) pieces.push(zerosLike(t.narrow(2, at, t.shape[2] - at)));
-      return concat(pieces, 2);
+      return pieces.length === 1 ? pieces[0] : concat(pieces, 2);
     });
-    return [needs[0] ? (dq ?? query.mul(0)).reshape([b, hq, tq, d]) : null, ...grads];
+    const dq = needs[0] ? (dqs.length === 1 ? dqs[0] : concat(dqs, 2)) : null;
+    return [dq, ...grads];
   });
   return fn(q, ...ks, ...vs).output;
 }
