@@ -186,6 +186,7 @@ function commonFlags(d: ExampleDefaults, spec: { residual?: "stitched" | "expert
       help: "with several processes: split each step's batch (data parallel) or PI-HC-MoE's experts",
     },
     maxSeconds: { type: "number", min: 0, help: "wall-clock budget per method (default none)" },
+    sampledExperts: int(0, "PI-HC-MoE: experts back-propagated per step, drawn and reweighted (0: all)", 0),
     residual: {
       type: "choice",
       choices: ["stitched", "expert"],
@@ -305,6 +306,7 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
       constraint: { ...spec.constraint(o, extra), solver },
       loss: { ...spec.loss, interface: interfaceWeight },
       residual,
+      sampledExperts: kind === "moe" && all.sampledExperts > 0 ? all.sampledExperts : undefined,
     });
     say(`\n== ${method.label}: ${method.model.numParameters()} parameters`);
     const optimizer = new optim.Adam(method.model, {

@@ -306,6 +306,8 @@ export interface MethodOptions<G extends Grid = Grid> {
   residual?: "expert" | "stitched";
   /** Raise when an expert solve does not converge (default false: report it). */
   strict?: boolean;
+  /** `"moe"`: back-propagate this many experts per step, drawn and reweighted without bias (default all). */
+  sampledExperts?: number;
 }
 
 /**
@@ -426,6 +428,7 @@ class HardConstraintMethod implements TrainingMethod {
       points: options.points ?? 256,
       seed: options.seed ?? 0,
       strict: options.strict,
+      sampledExperts: options.sampledExperts,
     });
     this.label = kind === "hard" ? methodLabel("hard") : methodLabel("moe", experts);
   }
@@ -439,7 +442,7 @@ class HardConstraintMethod implements TrainingMethod {
     const out = this.moe.lossAndBackward(phi, batch.u0, this.moe.samplePoints(step), (u, experts) => {
       const t = pdeLoss(this.problem, this.grid, u, batch.u0, weights, own ? experts : undefined);
       return { loss: t.loss, metrics: { residual: t.pde, interface: t.interface } };
-    }, options);
+    }, { sampling: this.moe.expertSampling(step), ...options });
     return {
       loss: out.loss,
       residual: out.metrics.residual,
@@ -464,6 +467,7 @@ class HardConstraintMethod implements TrainingMethod {
       basis: layer.n,
       experts: this.moe.router.parts,
       pointsPerExpert: this.moe.points,
+      sampledExperts: this.moe.sampledExperts,
       initialCondition: layer.initialCondition,
       mollifierScale: layer.mollifierScale,
       meanFree: layer.meanFree,

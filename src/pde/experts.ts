@@ -47,6 +47,7 @@ import {
   tidy,
 } from "../tensor/mod.ts";
 import { independentBackward } from "../local/independent.ts";
+import type { PieceSampling } from "../local/sampling.ts";
 import type { LeastSquaresResult } from "../solve/least_squares.ts";
 import type { AxisName, Grid } from "./grid.ts";
 import type { BasisFeatures, RowLayout } from "./constraint_rows.ts";
@@ -270,6 +271,13 @@ export interface MixtureOfExpertsOptions<G extends Grid = Grid> {
   seed?: number;
   /** Raise an `ExpertSolveError` when any expert solve does not converge (default false: report it). */
   strict?: boolean;
+  /**
+   * Back-propagate only this many of the K experts per step, drawn uniformly by
+   * {@link MixtureOfExperts.expertSampling} (SpaCO's reweighting: each drawn expert's gradient × K/t, an
+   * exactly unbiased estimate). Every expert is still solved (the loss needs the whole u); the
+   * experts' implicit backward passes are what is saved. Default: all.
+   */
+  sampledExperts?: number;
 }
 
 /**
@@ -316,6 +324,12 @@ export interface MoEStepOptions {
   /** Called as each part of the step ends, in order. */
   onPhase?: (phase: MoEPhase) => void;
   /**
+   * Back-propagate a drawn subset of the experts (of this process's, when sharded), each scaled by
+   * 1/π: an unbiased estimate of the gradient (`local.independentBackward`'s sampling). Default:
+   * every expert.
+   */
+  sampling?: PieceSampling;
+  /**
    * Solve and back-propagate only some experts here, the others' coefficients coming from
    * `gather` (experts sharded over processes, as the reference code shards the expert axis over
    * devices): the loss is then the whole loss, and the gradients are this process's experts'
@@ -360,6 +374,8 @@ export interface MoEStep {
   u: Tensor;
   /** The expert solves. */
   solve: SolveSummary;
+  /** The experts back-propagated (all of this process's, unless `sampling` drew some). */
+  backpropagated: number[];
 }
 
 /**
@@ -387,6 +403,8 @@ export class MixtureOfExperts<G extends Grid = Grid> {
   readonly seed: number;
   /** Whether a non-converged expert solve raises. */
   readonly strict: boolean;
+  /** Experts back-propagated per step (null: all). */
+  readonly sampledExperts: number | null;
 
   /** A mixture; see {@link MixtureOfExpertsOptions}. */
   constructor(options: MixtureOfExpertsOptions<G>) {
@@ -413,6 +431,14 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     this.points = options.points;
     this.seed = options.seed ?? 0;
     this.strict = options.strict ?? false;
+    const t = options.sampledExperts ?? null;
+    if (t !== null && !(Number.isInteger(t) && t >= 1 && t <= this.router.count)) {
+      throw new ArgumentError(
+        op,
+        `sampledExperts must be an integer in 1..${this.router.count} (the experts), got ${t}`,
+      );
+    }
+    this.sampledExperts = t;
     const m = options.points;
     if (!Number.isInteger(m) || m < 1) throw new ArgumentError(op, `points must be a positive integer, got ${m}`);
     if (m < layer.n) {
@@ -591,6 +617,25 @@ export class MixtureOfExperts<G extends Grid = Grid> {
   }
 
   /**
+   * The draw of step `step` (0-based) when `sampledExperts` is set: t of the K experts uniformly,
+   * seeded by the mixture's seed and the step (a resumed run draws what an uninterrupted one would);
+   * undefined when every expert is back-propagated. Pass it as `sampling` to {@link MixtureOfExperts.lossAndBackward}.
+   *
+   * @example
+   * ```ts
+   * import { HardConstraint, Heat1D, MixtureOfExperts } from "./mod.ts";
+   * const heat = new Heat1D();
+   * const constraint = new HardConstraint({ problem: heat, grid: heat.grid({ nt: 17, nx: 32 }), basis: 8 });
+   * const moe = new MixtureOfExperts({ constraint, experts: [1, 4], points: 32, sampledExperts: 2 });
+   * moe.expertSampling(0); // { mode: "fixed", count: 2, seed: … }
+   * ```
+   */
+  expertSampling(step: number): PieceSampling | undefined {
+    if (this.sampledExperts === null) return undefined;
+    return { mode: "fixed", count: this.sampledExperts, seed: streamSeed([this.seed, step, 0x5eed]) };
+  }
+
+  /**
    * One training step's forward and backward: the basis features (graph from `phi`), ONE batched
    * solve of every expert, the stitched u, the loss and ū = ∂L/∂u, then each expert's implicit
    * backward alone through `independentBackward`, and the summed gradient once through the graph of
@@ -676,6 +721,7 @@ export class MixtureOfExperts<G extends Grid = Grid> {
     const u = head.u.detach();
     phase("head");
     // The experts' backward passes, one at a time, on the shared feature fields.
+    let experts: number[] = [];
     if (phi.requiresGrad && ubar) {
       const shared: Tensor[] = [];
       const slot = (x: Tensor) => {
@@ -691,16 +737,14 @@ export class MixtureOfExperts<G extends Grid = Grid> {
         const wk = layer.adjointNode(params, wStar.narrow(0, e * b, b));
         return layer.expertField(f, wk, whole).mul(ubar.narrow(0, e, 1).squeeze(0)).sum();
       });
-      independentBackward(shared, pieces, {
-        onPiece: (r) => {
-          if (r.index === pieces.length - 1) phase("experts");
-        },
-      });
+      const { backpropagated } = independentBackward(shared, pieces, { sampling: options.sampling });
+      phase("experts");
+      experts = backpropagated.map((i) => mine[i]);
     }
     phase("upstream");
     ubar?.dispose();
     if (options.shard) wStar.dispose();
-    return { loss, metrics, u, solve };
+    return { loss, metrics, u, solve, backpropagated: experts };
   }
 
   /** The experts solved here: all, or a shard's (checked). */
