@@ -166,6 +166,49 @@ export interface OptimPrimitives {
 }
 
 /**
+ * The Fourier layer's per-mode complex channel mixing in one pass instead of a gather, a batched
+ * product and a scatter (geometry, layout and arithmetic in `spectral_defs.ts`). Optional on
+ * {@link Backend}; the tensor-level ops (`ops_spectral.ts`) compose them from other primitives
+ * where it is missing.
+ */
+export interface SpectralPrimitives {
+  /**
+   * `x` `[B, 2, S, C]` mixed by `weight` `[2^(d−1), I, O, ...modes, 2]` into a new contiguous
+   * `[B, 2, S, C']` of `dtype`: per slot, `x·W` (C = I, C' = O) or, with `adjoint`, `x·Wᴴ`
+   * (C = O, C' = I). Views are contiguous, of `dtype` (float32 or float64).
+   */
+  spectralMix(x: View, weight: View, modes: readonly number[], adjoint: boolean, dtype: DType): DeviceBuffer;
+  /**
+   * `Σ_batch conj(a) ⊗ d` per slot, laid out as a weight `[2^(d−1), A, D, ...modes, 2]`, from
+   * `a` `[B, 2, S, A]` and `d` `[B, 2, S, D]` (contiguous, of `dtype`).
+   */
+  spectralWeightGrad(a: View, d: View, modes: readonly number[], dtype: DType): DeviceBuffer;
+}
+
+/**
+ * Counters a backend that queues work on a device keeps from its start (see
+ * {@link Backend.deviceCounts}): what the primitives cost there.
+ *
+ * @example
+ * ```ts
+ * import type { DeviceCounts } from "./backend.ts";
+ * const perStep = (c: DeviceCounts, steps: number) => (c.launches + c.libraryCalls) / steps;
+ * ```
+ */
+export interface DeviceCounts {
+  /** Kernels of our own launched. */
+  readonly launches: number;
+  /** Calls into vendor libraries (cuBLAS, cuFFT), each one or more kernels. */
+  readonly libraryCalls: number;
+  /** Device-side copies and fills done by the driver (memcpy, memset). */
+  readonly copies: number;
+  /** Host-to-device uploads. */
+  readonly uploads: number;
+  /** Waits for the device (stream synchronisations: every host read is one). */
+  readonly syncs: number;
+}
+
+/**
  * Explicit boundary rows of a {@link BandedOperator} as a dense block: `rows` × `cols`
  * coefficients, row-major in `values`.
  *
@@ -320,6 +363,11 @@ export interface Backend {
   readonly optim?: OptimPrimitives;
   /** Fused language-model primitives (optional: see `FusedPrimitives` in fused_primitives.ts). */
   readonly fused?: FusedPrimitives;
+  /** Fused Fourier-layer primitives (optional: see {@link SpectralPrimitives}). */
+  readonly spectral?: SpectralPrimitives;
+
+  /** The device's counters since the backend started (optional: a backend that queues work has them). */
+  deviceCounts?(): DeviceCounts;
 
   /** Memory statistics. */
   memory(): MemoryStats;

@@ -18,6 +18,7 @@ import type {
   MemoryStats,
   OptimPrimitives,
   ReduceOp,
+  SpectralPrimitives,
   UnaryOp,
   View,
 } from "../../tensor/backend.ts";
@@ -42,6 +43,7 @@ import { gatherInto, scatterAddInto } from "./indexing.ts";
 import { CpuLinalg } from "./linalg.ts";
 import { matmulBatch } from "./matmul.ts";
 import { HostFused } from "./fused.ts";
+import { CpuSpectral } from "./spectral.ts";
 import { CpuOptim } from "./optim.ts";
 import { fillRandom } from "./random.ts";
 import { argReduceInto, cumsumInto, reducedShape, reduceInto, softmaxInto } from "./reduce.ts";
@@ -92,6 +94,8 @@ export class CpuBackend implements Backend {
   readonly optim: OptimPrimitives = new CpuOptim();
   /** The language-model primitives on the host (see `fused.ts`). */
   readonly fused: FusedPrimitives = new HostFused(this);
+  /** The Fourier layer's fused channel mixing (see `spectral.ts`). */
+  readonly spectral: SpectralPrimitives = new CpuSpectral((data, dtype) => this.#finish(data, dtype));
 
   /** Creates a CPU backend with empty memory statistics. */
   constructor() {

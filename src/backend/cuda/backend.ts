@@ -22,10 +22,12 @@ import type {
   BandedOperator,
   BinaryOp,
   DeviceBuffer,
+  DeviceCounts,
   LinalgPrimitives,
   MemoryStats,
   OptimPrimitives,
   ReduceOp,
+  SpectralPrimitives,
   UnaryOp,
   View,
 } from "../../tensor/backend.ts";
@@ -52,6 +54,7 @@ import { matmul } from "./matmul.ts";
 import { adam, optimKernelNames } from "./optim.ts";
 import type { KernelParams } from "./params.ts";
 import { argReduce, cumsum, reduce, reduceKernelNames, softmax } from "./reduce.ts";
+import { spectralKernelNames, spectralMix, spectralWeightGrad } from "./spectral.ts";
 import { stencil, stencilKernelNames } from "./stencil.ts";
 import {
   arange,
@@ -155,6 +158,11 @@ export class CudaBackend implements Backend {
   };
   /** Fused language-model primitives (kernels/attention.cu, norms.cu, rotary.cu, swiglu.cu, cross_entropy.cu). */
   readonly fused: FusedPrimitives;
+  /** The Fourier layer's fused channel mixing (kernels/spectral.cu). */
+  readonly spectral: SpectralPrimitives = {
+    spectralMix: (x, weight, modes, adjoint, dtype) => spectralMix(this.#dev, x, weight, modes, adjoint, dtype),
+    spectralWeightGrad: (a, d, modes, dtype) => spectralWeightGrad(this.#dev, a, d, modes, dtype),
+  };
   readonly #dev: CudaDevice;
 
   /** Opens the driver, the device's primary context, a stream, and NVRTC. */
@@ -333,6 +341,11 @@ export class CudaBackend implements Backend {
     this.#dev.synchronize();
   }
 
+  /** Launches, library calls, driver copies, uploads and stream synchronisations since the backend opened. */
+  deviceCounts(): DeviceCounts {
+    return { ...this.#dev.counts };
+  }
+
   /** Low-level handles (benchmarks, interop). */
   get raw(): CudaRaw {
     const dev = this.#dev;
@@ -412,6 +425,7 @@ export function cudaKernelNames(): Map<KernelFamily, string[]> {
     stencilKernelNames(),
     optimKernelNames(),
     fusedKernelNames(),
+    spectralKernelNames(),
   ];
   for (const part of parts) {
     for (const [family, names] of Object.entries(part) as [KernelFamily, string[]][]) {

@@ -39,6 +39,7 @@ export const KERNEL_FAMILIES = [
   "swiglu",
   "cross_entropy",
   "ssm_scan",
+  "spectral",
 ] as const;
 
 /**
@@ -79,6 +80,7 @@ export const KERNEL_PARTS: Readonly<Record<KernelFamily, number>> = {
   swiglu: 1,
   cross_entropy: 1,
   ssm_scan: 1,
+  spectral: 1,
 };
 
 /**

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Backend, DeviceBuffer, View } from "../../tensor/backend.ts";
+import type { Backend, DeviceBuffer, DeviceCounts, View } from "../../tensor/backend.ts";
 import type { DType } from "../../tensor/dtype.ts";
 import { ArgumentError, DeviceError } from "../../tensor/errors.ts";
 import { CachingAllocator } from "./allocator.ts";
@@ -142,6 +142,14 @@ export class CudaDevice {
   readonly stream: Deno.PointerValue;
   /** The parameter block the next launch passes. */
   readonly params: KernelParams = new KernelParams();
+  /** What was queued and waited for since the device opened (the backend's `deviceCounts`). */
+  readonly counts: { -readonly [K in keyof DeviceCounts]: number } = {
+    launches: 0,
+    libraryCalls: 0,
+    copies: 0,
+    uploads: 0,
+    syncs: 0,
+  };
   /** Device ordinal. */
   readonly ordinal: number;
   /** Device name, compute capability, memory and multiprocessor count. */
@@ -296,6 +304,7 @@ export class CudaDevice {
       );
       this.#sharedRaised.add(fn);
     }
+    this.counts.launches++;
     const status = this.drv.sym.cuLaunchKernel(
       fn,
       blocks,
@@ -320,6 +329,7 @@ export class CudaDevice {
 
   /** The cuBLAS library and this device's handle, bound to the stream (created at first use). */
   blas(): { lib: Cublas; handle: Deno.PointerValue } {
+    this.counts.libraryCalls++;
     if (!this.#cublas) {
       const lib = loadCublas();
       this.#cublas = { lib, handle: lib.create(this.stream) };
@@ -329,6 +339,7 @@ export class CudaDevice {
 
   /** The cuFFT library and a plan cache on the stream (created at first use). */
   fft(): { lib: Cufft; plans: FftPlanCache } {
+    this.counts.libraryCalls++;
     if (!this.#cufft) {
       const lib = loadCufft();
       this.#cufft = { lib, plans: new FftPlanCache(lib, this.stream) };
@@ -376,6 +387,7 @@ export class CudaDevice {
 
   /** Waits for every queued launch and copy. */
   synchronize(): void {
+    this.counts.syncs++;
     const s = this.drv.sym.cuStreamSynchronize(this.stream);
     if (s !== 0) this.drv.check("cuStreamSynchronize", s);
   }

@@ -117,6 +117,7 @@ export function copyRaw(dev: CudaDevice, src: Raw, dst: Raw, scale = 1): void {
   if (n === 0) return;
   if (scale === 1 && isContiguous(src.shape, src.strides) && isContiguous(dst.shape, dst.strides)) {
     if (src.dtype === dst.dtype) {
+      dev.counts.copies++;
       dev.drv.check(
         "cuMemcpyDtoDAsync_v2",
         dev.drv.sym.cuMemcpyDtoDAsync_v2(
@@ -163,6 +164,7 @@ export function copyRaw(dev: CudaDevice, src: Raw, dst: Raw, scale = 1): void {
  */
 export function memset0(dev: CudaDevice, ptr: number, bytes: number): void {
   if (bytes > 0) {
+    dev.counts.copies++;
     dev.drv.check("cuMemsetD8Async", dev.drv.sym.cuMemsetD8Async(BigInt(ptr), 0, BigInt(bytes), dev.stream));
   }
 }
@@ -180,6 +182,7 @@ export function fill(dev: CudaDevice, buf: CudaBuffer, value: number): void {
   const n = buf.size;
   if (n === 0) return;
   const ptr = BigInt(buf.ptr);
+  if (buf.dtype !== "float64") dev.counts.copies++;
   switch (buf.dtype) {
     case "float32":
       f32Scratch[0] = value;
@@ -248,6 +251,7 @@ export function fromHost(dev: CudaDevice, data: HostArray | readonly number[], d
   }
   const buf = dev.newBuffer(arr.length, dtype);
   if (arr.length > 0) {
+    dev.counts.uploads++;
     dev.drv.check(
       "cuMemcpyHtoDAsync_v2",
       dev.drv.sym.cuMemcpyHtoDAsync_v2(BigInt(buf.ptr), arr, BigInt(buf.bytes), dev.stream),
