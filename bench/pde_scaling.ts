@@ -11,16 +11,34 @@
  *
  * Flags: --problem ds|ns|heat, --experts (list of K), --points (list of total M), --nx, --nt,
  * --basis, --width, --modes, --layers, --fc, --batch, --reps, --warmup, --maxiter, --dtype, --recompute
- * (activation checkpointing of the Fourier layers), --residual stitched|expert and --interface W (how
+ * (activation checkpointing of the Fourier layers), --spectral dft|fft (the Fourier layers by
+ * truncated DFTs and the fused mixing, or by full FFTs: the new and the old path), --precision
+ * full|mixed (mixed: the network in float32, TF32 on a GPU, the solve in --dtype), --residual stitched|expert and --interface W (how
  * the loss takes the PDE residual; default stitched, as the recorded tables; the diffusion–sorption
  * example trains with `--residual expert --interface 100`). The problems are set up as the examples
  * set them.
  * K experts split the first space axis (1D) or x then y (2D: 2 = 1×2×1, 4 = 1×2×2, 8 = 2×2×2).
  *
+ * After the timed steps one more step runs under a `BackendCounter` (untimed): "prims / step" is the
+ * primitives the step asks of the backend (each at least one GPU launch), "LM prims / iter" those of
+ * one solver iteration, "reads / step" its host reads (each a wait for the device); on CUDA,
+ * "launches / syncs" is the device's own count (kernels + library calls, stream synchronisations).
+ *
  * @module
  */
 
-import { type DType, memory, pde, resetPeakMemory, tidy, train } from "../mod.ts";
+import {
+  BackendCounter,
+  type BackendCounts,
+  type DType,
+  getDefaultBackend,
+  memory,
+  pde,
+  resetPeakMemory,
+  subtractCounts,
+  tidy,
+  train,
+} from "../mod.ts";
 import { LevenbergMarquardt } from "../src/solve/mod.ts";
 
 const flags = train.parseFlags(
@@ -41,6 +59,13 @@ const flags = train.parseFlags(
     maxiter: { type: "integer", default: 50, min: 1, help: "Levenberg–Marquardt iteration limit" },
     dtype: { type: "choice", choices: ["float32", "float64"], default: "float64", help: "compute dtype" },
     recompute: { type: "boolean", help: "activation checkpointing of the Fourier layers" },
+    spectral: { type: "choice", choices: ["dft", "fft"], default: "dft", help: "how the Fourier layers compute" },
+    precision: {
+      type: "choice",
+      choices: ["full", "mixed"],
+      default: "full",
+      help: "mixed: the network in float32/TF32",
+    },
     residual: { type: "choice", choices: ["stitched", "expert"], default: "stitched", help: "PI-HC-MoE's residual" },
     interface: { type: "number", default: 0, min: 0, help: "weight of the interface term (with --residual expert)" },
   },
@@ -55,6 +80,11 @@ const batch = flags.batch;
 const reps = flags.reps;
 const warmup = flags.warmup;
 const basis = flags.basis;
+const mixed = flags.precision === "mixed";
+if (mixed) {
+  const backend = getDefaultBackend() as { allowTF32?: boolean };
+  if ("allowTF32" in backend) backend.allowTF32 = true;
+}
 
 let problem: pde.PdeProblem;
 let data: pde.Dataset;
@@ -97,12 +127,13 @@ const MiB = 2 ** 20;
 console.log(
   `# PI-HC-MoE scaling: ${problem.name}, grid ${grid.shape.join("×")}, batch ${batch}, N = ${basis}, ${dtype}, ` +
     `${residual} residual${interfaceWeight ? `, interface weight ${interfaceWeight}` : ""}, ` +
+    `spectral ${flags.spectral}, precision ${flags.precision}${flags.recompute ? ", recompute" : ""}, ` +
     `median of ${reps} (after ${warmup} warm-up)\n`,
 );
 console.log(
-  "| K | split | M total | M / expert | step s | solve + implicit bwd s | share | inference s | LM iters | peak MiB | speed-up vs K=1 (train / infer) |",
+  "| K | split | M total | M / expert | step s | solve + implicit bwd s | share | inference s | LM iters | peak MiB | speed-up vs K=1 (train / infer) | prims / step | LM prims / iter | reads / step | launches / syncs |",
 );
-console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const m of points) {
   let base: { step: number; infer: number } | null = null;
   for (const k of experts) {
@@ -111,7 +142,9 @@ for (const m of points) {
     const region = Math.min(...new pde.Router(grid, parts).regions.map((r) => r.reduce((s, [a, b]) => s * (b - a), 1)));
     if (per > region || per < basis) {
       console.log(
-        `| ${k} | ${parts.join("×")} | ${m} | ${per} | — (an expert's box holds ${region} points) | | | | | | |`,
+        `| ${k} | ${
+          parts.join("×")
+        } | ${m} | ${per} | — (an expert's box holds ${region} points) | | | | | | | | | | |`,
       );
       continue;
     }
@@ -126,7 +159,9 @@ for (const m of points) {
         modes: flags.modes,
         layers: flags.layers,
         fc: flags.fc,
-        dtype,
+        dtype: mixed ? "float32" : dtype,
+        outputDtype: dtype,
+        spectral: flags.spectral,
         checkpoint: flags.recompute,
       },
       constraint: {
@@ -160,6 +195,7 @@ for (const m of points) {
       infer.push(di);
       iters.push(st.solverIterations ?? 0);
     }
+    const counts = countStep(method, warmup + reps);
     method.model.zeroGrad();
     const step = median(steps);
     const c = median(core);
@@ -169,7 +205,32 @@ for (const m of points) {
     console.log(
       `| ${k} | ${parts.join("×")} | ${m} | ${per} | ${step.toFixed(3)} | ${c.toFixed(3)} | ${
         ((100 * c) / step).toFixed(0)
-      }% | ${inf.toFixed(3)} | ${median(iters).toFixed(1)} | ${(memory().peak / MiB).toFixed(0)} | ${speed} |`,
+      }% | ${inf.toFixed(3)} | ${median(iters).toFixed(1)} | ${
+        (memory().peak / MiB).toFixed(0)
+      } | ${speed} | ${counts} |`,
     );
   }
+}
+
+/** One more step, untimed, under a backend counter: the count columns of the table. */
+function countStep(method: pde.TrainingMethod, stepIndex: number): string {
+  const counter = new BackendCounter().start();
+  let before = counter.read();
+  let solve: BackendCounts | null = null;
+  const st = tidy(() => {
+    method.model.zeroGrad();
+    const s = method.lossAndGrad({ u0: data.u0, u: data.u }, stepIndex, {
+      onPhase: (p) => {
+        const now = counter.read();
+        if (p === "solve") solve = subtractCounts(now, before);
+        before = now;
+      },
+    });
+    method.model.parameters()[0].grad?.toTypedArray();
+    return s;
+  });
+  const c = counter.stop();
+  const perIteration = solve && st.solverIterations ? (solve as BackendCounts).primitives / st.solverIterations : NaN;
+  const device = c.device ? `${c.device.launches + c.device.libraryCalls} / ${c.device.syncs}` : "—";
+  return `${c.primitives} | ${perIteration.toFixed(0)} | ${c.hostReads} | ${device}`;
 }

@@ -14,13 +14,26 @@
  * `--residual expert`: the weight of the term making neighbouring experts' fields meet), `--recompute`
  * (activation checkpointing of the Fourier layers: less memory, one more forward pass of compute),
  * `--nproc N` (N processes, one per GPU, started by the launcher) with `--parallel batch|experts`
- * (each step's batch split over them, or PI-HC-MoE's experts).
+ * (each step's batch split over them, or PI-HC-MoE's experts), `--precision full|mixed` (mixed: the
+ * network in float32, TF32 matrix products on a GPU, the solve and the loss in `--dtype`),
+ * `--spectral dft|fft` (how the Fourier layers compute).
  *
  * @module
  */
 
 import { join } from "node:path";
-import { ArgumentError, dist, type DType, memory, optim, pde, type Tensor, train, viz } from "../mod.ts";
+import {
+  ArgumentError,
+  dist,
+  type DType,
+  getDefaultBackend,
+  memory,
+  optim,
+  pde,
+  type Tensor,
+  train,
+  viz,
+} from "../mod.ts";
 import { LevenbergMarquardt } from "../src/solve/mod.ts";
 
 /** Sizes an example starts from (each overridable by a flag). */
@@ -178,6 +191,18 @@ function commonFlags(d: ExampleDefaults, spec: { residual?: "stitched" | "expert
     checkpointEvery: int(50, "checkpoint every this many steps (and at the end)", 0),
     resume: { type: "boolean", help: "continue each method from its newest checkpoint" },
     recompute: { type: "boolean", help: "recompute the Fourier layers in backward (less memory)" },
+    precision: {
+      type: "choice",
+      choices: ["full", "mixed"],
+      default: "full",
+      help: "full: everything in --dtype; mixed: the network in float32 (TF32 on a GPU), solve and loss in --dtype",
+    },
+    spectral: {
+      type: "choice",
+      choices: ["dft", "fft"],
+      default: "dft",
+      help: "Fourier layers by truncated DFTs and the fused mixing, or by full FFTs",
+    },
     nproc: int(1, "processes (one per GPU); more than 1 restarts this script under the launcher"),
     parallel: {
       type: "choice",
@@ -201,6 +226,12 @@ function commonFlags(d: ExampleDefaults, spec: { residual?: "stitched" | "expert
       } with --residual expert, else 0)`,
     },
   } as const;
+}
+
+/** Lets float32 matrix products use TF32 tensor cores where the backend can (the CUDA backend's `allowTF32`). */
+function allowTF32(): void {
+  const backend = getDefaultBackend() as { allowTF32?: boolean };
+  if ("allowTF32" in backend) backend.allowTF32 = true;
 }
 
 function methods(spec: string): pde.MethodKind[] {
@@ -279,11 +310,15 @@ export async function runExample<G extends pde.Grid, const X extends train.FlagS
     modes: o.modes,
     layers: o.layers,
     fc: o.fc,
-    dtype: o.dtype,
+    dtype: all.precision === "mixed" ? "float32" : o.dtype,
+    outputDtype: o.dtype,
+    spectral: all.spectral,
     seed,
     checkpoint: all.recompute,
     ...(spec.network ?? {}),
   };
+  // Mixed precision: float32 matrix products on TF32 tensor cores where the backend has them.
+  if (all.precision === "mixed") allowTF32();
   const solver = new LevenbergMarquardt({ atol: o.tol, rtol: o.tol, maxSteps: o.maxiter });
   const results: Record<string, unknown> = {};
   const summary: Record<string, string | number>[] = [];

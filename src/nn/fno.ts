@@ -13,11 +13,13 @@
 
 import {
   ArgumentError,
+  cacheConstant,
   checkpoint,
   concat,
   fmtShape,
   Generator,
   linspace,
+  noGrad,
   ShapeError,
   type Tensor,
   zeros,
@@ -26,7 +28,7 @@ import { activation, type ActivationLike } from "./activation.ts";
 import { ModuleList } from "./containers.ts";
 import { type LayerOptions, Linear } from "./linear.ts";
 import { Module } from "./module.ts";
-import { SpectralConv } from "./spectral.ts";
+import { SpectralConv, type SpectralMethod } from "./spectral.ts";
 
 /**
  * Options of {@link FNO}.
@@ -84,6 +86,11 @@ export interface FNOOptions extends LayerOptions {
    * Default false.
    */
   checkpoint?: boolean;
+  /**
+   * How the Fourier layers compute: truncated DFTs by matrix products and the fused mixing
+   * (`"dft"`, default), or full FFTs and a block matrix product (`"fft"`); see `spectral.ts`.
+   */
+  spectral?: SpectralMethod;
 }
 
 function positiveInt(op: string, what: string, n: number): number {
@@ -213,12 +220,13 @@ export class FNO extends Module {
 
     const generator = options.generator ?? new Generator(options.seed ?? 0);
     const layer = { generator, dtype: options.dtype, backend: options.backend };
+    const conv = { ...layer, method: options.spectral };
     const w = this.width;
     this.lift = this.module("lift", new Linear(this.inChannels + (this.coordinates ? dims : 0), w, layer));
     const spectral: SpectralConv[] = [];
     const pointwise: Linear[] = [];
     for (let i = 0; i < layers; i++) {
-      spectral.push(new SpectralConv(w, w, this.modes, layer));
+      spectral.push(new SpectralConv(w, w, this.modes, conv));
       pointwise.push(new Linear(w, w, layer));
     }
     this.spectral = this.module("spectral", new ModuleList(spectral));
@@ -258,6 +266,21 @@ export class FNO extends Module {
     }
   }
 
+  readonly #coordinateCache = new Map<object, Map<string, Tensor>>();
+
+  /** The grid coordinates for `grid` in `like`'s dtype and backend, made once (a cached constant). */
+  #coordinates(grid: readonly number[], like: Tensor): Tensor {
+    let byKey = this.#coordinateCache.get(like.backend);
+    if (!byKey) this.#coordinateCache.set(like.backend, byKey = new Map());
+    const key = `${grid.join("x")}:${like.dtype}`;
+    let c = byKey.get(key);
+    if (!c || c.disposed) {
+      c = cacheConstant(noGrad(() => gridCoordinates(grid, { dtype: like.dtype, backend: like.backend })));
+      byKey.set(key, c);
+    }
+    return c;
+  }
+
   /** Maps `[batch, ...grid, inChannels]` to the basis `[batch, ...grid, outChannels]`. */
   forward(x: Tensor): Tensor {
     this.#checkInput(x.shape);
@@ -265,7 +288,7 @@ export class FNO extends Module {
     const grid = x.shape.slice(1, 1 + d);
     let h = x;
     if (this.coordinates) {
-      const c = gridCoordinates(grid, { dtype: x.dtype, backend: x.backend });
+      const c = this.#coordinates(grid, x);
       h = concat([h, c.expand([x.shape[0], ...grid, d])], d + 1);
     }
     h = this.lift.forward(h);

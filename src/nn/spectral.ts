@@ -10,15 +10,24 @@
  * gives 2^(d−1) corner blocks of modes with their own weights; the last axis is the half spectrum
  * of the real transform and keeps `0 … m−1`.
  *
- * The complex product is one batched real matmul over all kept modes: the input modes are laid
- * out as `[modes, batch, 2·in]` (real parts, then imaginary parts) and the weights as the real
- * block matrix `[[Wr, Wi], [−Wi, Wr]]` of shape `[modes, 2·in, 2·out]`.
+ * Two ways to compute it, with the same result (to rounding) and the same weights:
+ *
+ * - `"dft"` (default): the kept frequencies only, as truncated DFTs by matrix products, one per
+ *   grid axis each way (the real transform of the last axis keeps m bins out of n/2 + 1, each full
+ *   axis then 2m rows of what is left), and the per-mode channel mixing as one fused primitive
+ *   (`spectralMix`). Seven primitives per 3-D layer; each pass after the first reads only the kept
+ *   modes, so a layer moves about two passes over its input and output.
+ * - `"fft"`: the whole spectrum by `rfftn` and `irfftn`, the kept corner blocks gathered by
+ *   slices and concatenations, and the mixing as one batched real product with the block matrix
+ *   `[[Wr, Wi], [−Wi, Wr]]` (the composition the fused path was checked against).
  *
  * @module
  */
 
 import {
   ArgumentError,
+  type Backend,
+  cacheConstant,
   concat,
   type DType,
   fmtShape,
@@ -27,7 +36,9 @@ import {
   matmul,
   rfftn,
   ShapeError,
+  spectralMix,
   type Tensor,
+  tensor,
   zeros,
 } from "../tensor/mod.ts";
 import { uniform } from "./init.ts";
@@ -45,11 +56,35 @@ import { Module } from "./module.ts";
  * ```
  */
 export interface SpectralConvOptions extends LayerOptions {
+  /** How the layer transforms (see the module notes). Default `"dft"`. */
+  method?: SpectralMethod;
   /**
    * Scale of the initial weights: real and imaginary parts are drawn from U(0, scale), as in the
    * FNO reference. Default `1 / (inChannels · outChannels)`.
    */
   scale?: number;
+}
+
+/**
+ * How a spectral convolution computes: `"dft"` (truncated DFTs by matrix products and the fused
+ * mixing) or `"fft"` (full FFTs, gathers and a block matrix product). See the module notes.
+ *
+ * @example
+ * ```ts
+ * import type { SpectralMethod } from "./spectral.ts";
+ * const method: SpectralMethod = "fft"; // the composition of the full transforms
+ * ```
+ */
+export type SpectralMethod = "dft" | "fft";
+
+/** The spectral methods, for validation and flags. */
+const METHODS: readonly SpectralMethod[] = ["dft", "fft"];
+
+function checkMethod(op: string, method: unknown): SpectralMethod {
+  if (!METHODS.includes(method as SpectralMethod)) {
+    throw new ArgumentError(op, `method must be "dft" or "fft", got ${JSON.stringify(method)}`);
+  }
+  return method as SpectralMethod;
 }
 
 function checkPositiveInt(op: string, what: string, n: number): void {
@@ -85,12 +120,118 @@ function padAlong(x: Tensor, axis: number, n: number, after: boolean): Tensor {
 }
 
 /**
+ * The truncated DFT of one grid axis of length `n` keeping `m` modes, as the real matrices the
+ * `"dft"` path multiplies by (see the module notes):
+ *
+ * - the last axis (`full` false), real in and complex out: `forward` `[2m, n]` (rows: real parts
+ *   of bins 0 … m−1, then imaginary parts) and `inverse` `[n, 2m]`, which weighs each bin as
+ *   `irfft` does (1 for the zero and Nyquist bins, 2 for the others) and divides by n;
+ * - a full axis, complex both ways: `forward` `[2·2m, 2n]` with rows (part, slot) and columns
+ *   (point, part), slots 0 … m−1 the frequencies 0 … m−1 and slots m … 2m−1 the frequencies
+ *   −m … −1, and `inverse` `[2n, 2·2m]` (dividing by n).
+ *
+ * Frequencies the axis does not have (n < 2m on a full axis, m > n/2 + 1 bins on the last) get
+ * zero rows and columns: they count as zero, as in the `"fft"` path. Made once per size, dtype
+ * and backend (cached constants).
+ */
+function truncatedDft(n: number, m: number, full: boolean, dtype: DType, backend: Backend): {
+  forward: Tensor;
+  inverse: Tensor;
+} {
+  const key = `${full ? "c" : "r"}${n}:${m}:${dtype}`;
+  let byKey = dftCache.get(backend);
+  if (!byKey) dftCache.set(backend, byKey = new Map());
+  const hit = byKey.get(key);
+  if (hit && !hit.forward.disposed && !hit.inverse.disposed) return hit;
+  const angle = (f: number, x: number) => (2 * Math.PI * ((f * x) % n)) / n;
+  let fwd: Float64Array, inv: Float64Array, fShape: number[], iShape: number[];
+  if (!full) {
+    const keep = Math.min(m, Math.floor(n / 2) + 1);
+    fwd = new Float64Array(2 * m * n);
+    inv = new Float64Array(n * 2 * m);
+    for (let k = 0; k < keep; k++) {
+      const weight = k === 0 || (n % 2 === 0 && k === n / 2) ? 1 : 2;
+      for (let y = 0; y < n; y++) {
+        const c = Math.cos(angle(k, y)), sn = Math.sin(angle(k, y));
+        fwd[k * n + y] = c;
+        fwd[(m + k) * n + y] = -sn;
+        inv[y * 2 * m + k] = (weight * c) / n;
+        inv[y * 2 * m + m + k] = (-weight * sn) / n;
+      }
+    }
+    fShape = [2 * m, n];
+    iShape = [n, 2 * m];
+  } else {
+    const lo = Math.min(m, Math.ceil(n / 2));
+    const hi = Math.min(m, Math.floor(n / 2));
+    const slots = 2 * m;
+    fwd = new Float64Array(2 * slots * 2 * n);
+    inv = new Float64Array(2 * n * 2 * slots);
+    for (let s = 0; s < slots; s++) {
+      const j = s % m;
+      const f = s < m ? (j < lo ? j : -1) : (j >= m - hi ? n - m + j : -1);
+      if (f < 0) continue;
+      for (let x = 0; x < n; x++) {
+        const c = Math.cos(angle(f, x)), sn = Math.sin(angle(f, x));
+        // forward rows (part, slot), columns (point, part): re = Σ zr·c + zi·s, im = Σ zi·c − zr·s
+        const re = s * 2 * n, im = (slots + s) * 2 * n;
+        fwd[re + 2 * x] = c;
+        fwd[re + 2 * x + 1] = sn;
+        fwd[im + 2 * x] = -sn;
+        fwd[im + 2 * x + 1] = c;
+        // inverse rows (point, part), columns (part, slot): zr = (Σ Xr·c − Xi·s)/n, zi = (Σ Xi·c + Xr·s)/n
+        const zr = 2 * x * 2 * slots, zi = (2 * x + 1) * 2 * slots;
+        inv[zr + s] = c / n;
+        inv[zr + slots + s] = -sn / n;
+        inv[zi + s] = sn / n;
+        inv[zi + slots + s] = c / n;
+      }
+    }
+    fShape = [2 * slots, 2 * n];
+    iShape = [2 * n, 2 * slots];
+  }
+  const upload = (v: Float64Array, shape: number[]) =>
+    cacheConstant(tensor(dtype === "float64" ? v : new Float32Array(v), { shape, dtype, backend }));
+  const made = { forward: upload(fwd, fShape), inverse: upload(inv, iShape) };
+  byKey.set(key, made);
+  return made;
+}
+
+const dftCache = new Map<Backend, Map<string, { forward: Tensor; inverse: Tensor }>>();
+
+/**
+ * The `"dft"` path: truncated DFTs by matrix products (last axis first, then the full axes from
+ * the last to the first), the fused mixing, and the inverse DFTs in reverse order. Each product
+ * is one batched matmul of a constant matrix and a contiguous view; the spectrum between them is
+ * `[B, 2, S, channels]` (see `spectralMix`).
+ */
+function dftPath(x: Tensor, weight: Tensor, grid: readonly number[], modes: readonly number[]): Tensor {
+  const d = grid.length;
+  const [batch] = x.shape;
+  const cin = weight.shape[1], cout = weight.shape[2];
+  const mats = grid.map((n, a) => truncatedDft(n, modes[a], a < d - 1, x.dtype, x.backend));
+  const lead = (a: number) => batch * grid.slice(0, a).reduce((p, q) => p * q, 1);
+  let h = matmul(mats[d - 1].forward, x.reshape([lead(d - 1), grid[d - 1], cin]));
+  for (let a = d - 2; a >= 0; a--) {
+    h = matmul(mats[a].forward, h.reshape([lead(a), 2 * grid[a], h.size / (lead(a) * 2 * grid[a])]));
+  }
+  const slots = h.size / (2 * batch * cin);
+  h = spectralMix(h.reshape([batch, 2, slots, cin]), weight);
+  for (let a = 0; a < d - 1; a++) {
+    h = matmul(mats[a].inverse, h.reshape([lead(a), 4 * modes[a], h.size / (lead(a) * 4 * modes[a])]));
+  }
+  h = matmul(mats[d - 1].inverse, h.reshape([lead(d - 1), 2 * modes[d - 1], cout]));
+  return h.reshape([batch, ...grid, cout]);
+}
+
+/**
  * The spectral convolution as a function of its input and weight (the weight of a
  * {@link SpectralConv}, shaped as {@link spectralWeightShape}; the modes are read from it).
  *
  * `x` is `[batch, ...grid, in]` with d grid axes; the result is `[batch, ...grid, out]`. Where a grid
  * axis is too short for its modes (fewer than 2m points on a full axis, fewer than m bins on the
  * last axis) the missing frequencies count as zero, so one set of weights serves every resolution.
+ * `options.method` picks how it is computed (module notes; default `"dft"`).
  *
  * @example
  * ```ts
@@ -98,9 +239,10 @@ function padAlong(x: Tensor, axis: number, n: number, after: boolean): Tensor {
  * import { randn } from "../tensor/mod.ts";
  * const w = randn(spectralWeightShape(3, 5, [4, 4]), { seed: 0 }).mul(0.1);
  * spectralConv(randn([2, 16, 12, 3], { seed: 1 }), w).shape; // [2, 16, 12, 5]
+ * spectralConv(randn([2, 16, 12, 3], { seed: 1 }), w, { method: "fft" }).shape; // the same, by full FFTs
  * ```
  */
-export function spectralConv(x: Tensor, weight: Tensor): Tensor {
+export function spectralConv(x: Tensor, weight: Tensor, options: { method?: SpectralMethod } = {}): Tensor {
   const op = "spectralConv";
   const d = weight.ndim - 4;
   if (d < 1 || weight.shape[weight.ndim - 1] !== 2 || weight.shape[0] !== 2 ** (d - 1)) {
@@ -109,7 +251,7 @@ export function spectralConv(x: Tensor, weight: Tensor): Tensor {
       `weight must be [2^(d−1), in, out, ...modes(d), 2], got ${fmtShape(weight.shape)}`,
     );
   }
-  const [corners, cin, cout] = weight.shape;
+  const cin = weight.shape[1];
   const modes = weight.shape.slice(3, 3 + d);
   if (x.ndim !== d + 2 || x.shape[x.ndim - 1] !== cin) {
     throw new ShapeError(
@@ -118,9 +260,17 @@ export function spectralConv(x: Tensor, weight: Tensor): Tensor {
     );
   }
   x.sameBackend(op, weight);
-  const batch = x.shape[0];
+  const method = checkMethod(op, options.method ?? "dft");
   const grid = x.shape.slice(1, 1 + d);
-  if (grid.some((n) => n === 0) || batch === 0) throw new ShapeError(op, `empty input ${fmtShape(x.shape)}`);
+  if (grid.some((n) => n === 0) || x.shape[0] === 0) throw new ShapeError(op, `empty input ${fmtShape(x.shape)}`);
+  return method === "dft" ? dftPath(x, weight, grid, modes) : fftPath(x, weight, grid, modes);
+}
+
+/** The `"fft"` path: full transforms, the kept corner blocks gathered, one block-matrix product. */
+function fftPath(x: Tensor, weight: Tensor, grid: readonly number[], modes: readonly number[]): Tensor {
+  const d = grid.length;
+  const [corners, cin, cout] = weight.shape;
+  const batch = x.shape[0];
   const axes = grid.map((_, i) => i + 1);
   const last = d; // tensor axis of the last grid axis
   const mLast = modes[d - 1];
@@ -174,7 +324,7 @@ export function spectralConv(x: Tensor, weight: Tensor): Tensor {
   }
   // Last axis: the kept bins; irfftn counts the missing higher bins as zero.
   if (keepLast < mLast) out = out.narrow(last, 0, keepLast);
-  return irfftn(out, axes, grid);
+  return irfftn(out, axes, [...grid]);
 }
 
 /**
@@ -205,6 +355,8 @@ export class SpectralConv extends Module {
   readonly modes: readonly number[];
   /** The complex weight `[2^(d−1), in, out, ...modes, 2]`. */
   readonly weight: Tensor;
+  /** How the layer computes (see the module notes). */
+  readonly method: SpectralMethod;
 
   /** A spectral convolution from `inChannels` to `outChannels` keeping `modes[i]` frequencies on grid axis i. */
   constructor(inChannels: number, outChannels: number, modes: readonly number[], options: SpectralConvOptions = {}) {
@@ -221,6 +373,7 @@ export class SpectralConv extends Module {
     this.inChannels = inChannels;
     this.outChannels = outChannels;
     this.modes = [...modes];
+    this.method = checkMethod("SpectralConv", options.method ?? "dft");
     const scale = options.scale ?? 1 / (inChannels * outChannels);
     const dtype: DType = options.dtype ?? "float32";
     const generator = options.generator ?? new Generator(options.seed ?? 0);
@@ -243,7 +396,7 @@ export class SpectralConv extends Module {
 
   /** Applies the layer to `[batch, ...grid, inChannels]`. */
   forward(x: Tensor): Tensor {
-    return spectralConv(x, this.weight);
+    return spectralConv(x, this.weight, { method: this.method });
   }
 
   /** `SpectralConv(in → out, modes [..])`. */

@@ -29,6 +29,7 @@
  */
 
 import { FNO } from "../nn/fno.ts";
+import type { SpectralMethod } from "../nn/spectral.ts";
 import { Module } from "../nn/module.ts";
 import type { ActivationLike } from "../nn/activation.ts";
 import { ArgumentError, type DType, fmtShape, noGrad, ShapeError, type Tensor } from "../tensor/mod.ts";
@@ -92,6 +93,14 @@ export interface PdeNetworkOptions {
   seed?: number;
   /** Recompute each Fourier layer in the backward pass instead of keeping its activations (default false). */
   checkpoint?: boolean;
+  /**
+   * The dtype of the network's output (default: `dtype`). With `dtype: "float32"` and
+   * `outputDtype: "float64"` the network runs in float32 (TF32 matrix products on a GPU that
+   * allows them) and the solve, the residual and the loss stay in float64: mixed precision.
+   */
+  outputDtype?: DType;
+  /** How the Fourier layers compute (`"dft"`, default, or `"fft"`; see `nn.SpectralConv`). */
+  spectral?: SpectralMethod;
 }
 
 /**
@@ -116,6 +125,8 @@ export class PdeNetwork extends Module {
   readonly channels: number;
   /** The FNO. */
   readonly fno: FNO;
+  /** The dtype of the output (the network's own, or the one it is cast to: mixed precision). */
+  readonly outputDtype: DType;
 
   /** A network on `grid` with `channels` outputs per point. */
   constructor(grid: Grid, channels: number, options: PdeNetworkOptions = {}) {
@@ -137,10 +148,12 @@ export class PdeNetwork extends Module {
         activateLast: options.activateLast,
         coordinates: true,
         checkpoint: options.checkpoint,
+        spectral: options.spectral,
         dtype: options.dtype ?? "float64",
         seed: options.seed ?? 0,
       }),
     );
+    this.outputDtype = options.outputDtype ?? options.dtype ?? "float64";
   }
 
   /** `u0` `[B, ...space]` → `[B, ...grid, channels]`. */
@@ -155,7 +168,8 @@ export class PdeNetwork extends Module {
     }
     const dtype = this.fno.lift.weight.dtype;
     const x = (u0.dtype === dtype ? u0 : u0.cast(dtype)).unsqueeze(1).expand([u0.shape[0], grid.t.n, ...space]);
-    return this.fno.forward(x.unsqueeze(-1));
+    const out = this.fno.forward(x.unsqueeze(-1));
+    return out.dtype === this.outputDtype ? out : out.cast(this.outputDtype);
   }
 }
 
