@@ -97,6 +97,7 @@ const HELPERS = new Set([
   "checkShape",
   "checkTensor",
   "checkTensors",
+  "coalesce",
   "contiguousStrides",
   "describe",
   "fmtShape",

@@ -34,6 +34,7 @@ import {
   Generator,
   irfftn,
   matmul,
+  promoteTypes,
   rfftn,
   ShapeError,
   spectralMix,
@@ -263,7 +264,16 @@ export function spectralConv(x: Tensor, weight: Tensor, options: { method?: Spec
   const method = checkMethod(op, options.method ?? "dft");
   const grid = x.shape.slice(1, 1 + d);
   if (grid.some((n) => n === 0) || x.shape[0] === 0) throw new ShapeError(op, `empty input ${fmtShape(x.shape)}`);
-  return method === "dft" ? dftPath(x, weight, grid, modes) : fftPath(x, weight, grid, modes);
+  if (method === "fft") return fftPath(x, weight, grid, modes);
+  // The DFT matrices and the fused mixing take one dtype: the promoted one (a float64 input to a
+  // float32 layer computes in float64, as the elementwise ops and matmul do).
+  const dtype = promoteTypes(x.dtype, weight.dtype);
+  return dftPath(
+    x.dtype === dtype ? x : x.cast(dtype),
+    weight.dtype === dtype ? weight : weight.cast(dtype),
+    grid,
+    modes,
+  );
 }
 
 /** The `"fft"` path: full transforms, the kept corner blocks gathered, one block-matrix product. */
