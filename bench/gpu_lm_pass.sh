@@ -12,6 +12,7 @@
 #   bench/gpu_lm_pass.sh step       # Llama-3.2-1B training step vs PyTorch eager (about 2–3 min)
 #   bench/gpu_lm_pass.sh scale      # Llama-3-8B + LoRA: full, checkpoint, SeCO, SpaCO at 16K–64K and
 #                                   # the longest that trains, PyTorch (transformers) then ours (≤ 8.5 min)
+#   bench/gpu_lm_pass.sh ssm        # bench/ssm_adjoint.ts (SSM_ARGS: its flags) where the tree has it
 #
 # TINY=1 runs every part at a tiny size (a check of the pass on any machine: with
 # PATCHWORK_BACKEND=cpu and PYTHON naming a python3 with torch, no GPU is needed).
@@ -38,7 +39,7 @@ else
   scale_args=(--shape llama-3-8b)
 fi
 work=$(mktemp -d)
-[ $# -gt 0 ] || { echo "usage: bench/gpu_lm_pass.sh tests|attention|step|scale …" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: bench/gpu_lm_pass.sh tests|attention|step|scale|ssm …" >&2; exit 2; }
 device=$({
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
   echo "commit $(git rev-parse HEAD 2>/dev/null || echo unknown), $(date -u +%FT%TZ)"
@@ -112,8 +113,18 @@ for part in "$@"; do
       run $((ob + 60)) scale.log deno run -A bench/lm_chunked_scale.ts "${scale_args[@]}" --lengths "$lengths" \
         --methods "$methods" --longest --budget "$ob" --torch "$out/scale.jsonl" --json "$out/scale.jsonl"
       ;;
+    ssm)
+      # The state-space model's gradients (backprop, adjoint sharding) against T: bench/ssm_adjoint.ts
+      # with the flags in SSM_ARGS (its own defaults without them).
+      read -ra ssm_args <<<"${SSM_ARGS:-}"
+      if [ -f bench/ssm_adjoint.ts ]; then
+        run 540 ssm.log deno run -A bench/ssm_adjoint.ts "${ssm_args[@]}"
+      else
+        echo "bench/ssm_adjoint.ts is not in this tree" | tee -a "$out/ssm.log"
+      fi
+      ;;
     *)
-      echo "unknown part $part (tests, attention, step or scale)" >&2
+      echo "unknown part $part (tests, attention, step, scale or ssm)" >&2
       exit 2
       ;;
   esac

@@ -15,7 +15,7 @@
 //     --ref out/attention_case.safetensors --json out/attn.jsonl
 //   deno run -A bench/lm_attention.ts --shape tiny        # the same on the CPU at a tiny size
 
-import { type DType, nn, noGrad, randn, type Tensor, tidy, train, vjp } from "../mod.ts";
+import { type DType, getDefaultBackend, nn, noGrad, randn, type Tensor, tidy, train, vjp } from "../mod.ts";
 import {
   appendJsonLine,
   deviceLine,
@@ -37,6 +37,7 @@ const flags = train.parseFlags(
     cases: { type: "string", help: "'L' (square) or 'QxK' (Q queries after K keys), comma-separated" },
     dtype: { type: "choice", choices: ["bfloat16", "float32"], help: "dtype (default bfloat16; tiny float32)" },
     reps: { type: "integer", default: 10, min: 1, help: "timed runs per measurement (median)" },
+    maxSeconds: { type: "number", default: 20, min: 0, help: "fewer runs where they would take longer" },
     warmup: { type: "integer", default: 3, min: 0, help: "untimed runs first" },
     implementation: { type: "choice", choices: ["auto", "fused", "composed"], default: "auto", help: "attention" },
     torch: { type: "string", help: "PyTorch's JSON lines (bench/torch_attention.py --json)" },
@@ -50,6 +51,8 @@ const shape = SHAPES[flags.shape];
 const dtype = (flags.dtype ?? shape.dtype) as DType;
 const { heads, kvHeads, headDim } = shape;
 const implementation = flags.implementation;
+// What "auto" runs: the backend's fused kernels where it prefers them.
+const used = implementation === "auto" ? (getDefaultBackend().fused?.preferred ? "fused" : "composed") : implementation;
 const attend = (q: Tensor, k: Tensor, v: Tensor) =>
   nn.scaledDotProductAttention(q, k, v, { causal: true, implementation });
 const torchRows = readJsonLines(flags.torch).filter((r) => r.impl === "torch");
@@ -81,8 +84,9 @@ for (const text of (flags.cases ?? shape.cases).split(",")) {
       const [, back] = vjp(attend, q, k, v);
       back(dout);
     });
-  const fwd = medianSeconds(forward, flags.reps, flags.warmup) * 1e3;
-  const fb = medianSeconds(both, flags.reps, flags.warmup) * 1e3;
+  const f = medianSeconds(forward, flags.reps, flags.warmup, flags.maxSeconds);
+  const b = medianSeconds(both, flags.reps, flags.warmup, flags.maxSeconds);
+  const fwd = f.seconds * 1e3, fb = b.seconds * 1e3;
   [q, k, v, dout].forEach((t) => t.dispose());
   const flops = 4 * heads * headDim * causalPairs(lq, lk);
   const tf = flops / fwd / 1e9, tfb = (3.5 * flops) / fb / 1e9;
@@ -91,14 +95,15 @@ for (const text of (flags.cases ?? shape.cases).split(",")) {
   );
   const tFwd = theirs?.fwd_ms as number | undefined, tFb = theirs?.fwd_bwd_ms as number | undefined;
   console.log(
-    `| patchwork (${implementation}) | ${lq} × ${lk} | ${fwd.toFixed(3)} | ${fb.toFixed(3)} | ${tf.toFixed(1)} | ` +
-      `${tfb.toFixed(1)} | ${((100 * tfb) / PEAK_TFLOPS).toFixed(1)}% | ${tFb?.toFixed(3) ?? "—"} | ` +
+    `| patchwork (${used}) | ${lq} × ${lk} | ${fwd.toFixed(3)} | ${fb.toFixed(3)} | ${tf.toPrecision(3)} | ` +
+      `${tfb.toPrecision(3)} | ${((100 * tfb) / PEAK_TFLOPS).toPrecision(3)}% | ${tFb?.toFixed(3) ?? "—"} | ` +
       `${ratio(fwd, tFwd)} | ${ratio(fb, tFb)} |`,
   );
   appendJsonLine(flags.json, {
     impl: "patchwork",
-    implementation,
+    implementation: used,
     dtype,
+    reps: [f.reps, b.reps],
     queries: lq,
     keys: lk,
     heads,

@@ -23,10 +23,20 @@ export function timed<T>(fn: () => T): { seconds: number; value: T } {
   return { seconds: (performance.now() - t0) / 1000, value };
 }
 
-/** Median seconds of `reps` runs of `fn` after `warmup` runs. */
-export function medianSeconds(fn: () => void, reps: number, warmup: number): number {
-  for (let i = 0; i < warmup; i++) timed(fn);
-  return median(Array.from({ length: reps }, () => timed(fn).seconds));
+/**
+ * Median seconds of up to `reps` runs of `fn` after `warmup` runs (one at least), fewer runs when
+ * they would take more than `maxSeconds` together (judged by the last warm-up); and how many ran.
+ */
+export function medianSeconds(
+  fn: () => void,
+  reps: number,
+  warmup: number,
+  maxSeconds = Infinity,
+): { seconds: number; reps: number } {
+  let last = 0;
+  for (let i = 0; i < Math.max(1, warmup); i++) last = timed(fn).seconds;
+  const n = Math.max(1, Math.min(reps, Math.floor(maxSeconds / Math.max(last, 1e-9))));
+  return { seconds: median(Array.from({ length: n }, () => timed(fn).seconds)), reps: n };
 }
 
 /** Peak bytes of the program's tensors while `fn` runs (the backend's statistic), and its result. */

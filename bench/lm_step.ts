@@ -20,6 +20,7 @@ const flags = train.parseFlags(
     batch: { type: "integer", default: 1, min: 1, help: "rows per step" },
     steps: { type: "integer", default: 10, min: 1, help: "timed steps (median)" },
     warmup: { type: "integer", default: 3, min: 0, help: "untimed steps first" },
+    maxSeconds: { type: "number", default: 150, min: 0, help: "stop timing steps after this long (2 at least)" },
     dtype: { type: "choice", choices: ["bfloat16", "float32"], default: "bfloat16", help: "parameter dtype" },
     sliceSize: { type: "integer", default: 8192, min: 1, help: "vocabulary rows per slice of the loss" },
     torch: { type: "string", help: "PyTorch's JSON lines (bench/torch_train_step.py --json)" },
@@ -61,10 +62,12 @@ const losses: number[] = [];
 for (let i = 0; i < flags.warmup; i++) losses.push(timed(() => step(i)).value);
 resetPeakMemory();
 const times: number[] = [];
+const began = performance.now();
 for (let i = flags.warmup; i < flags.warmup + flags.steps; i++) {
   const { seconds, value } = timed(() => step(i));
   times.push(seconds);
   losses.push(value);
+  if (times.length >= 2 && (performance.now() - began) / 1000 > flags.maxSeconds) break;
 }
 const peakGiB = memory().peak / 2 ** 30;
 const seconds = median(times);
@@ -95,6 +98,7 @@ appendJsonLine(flags.json, {
   batch,
   seq,
   seconds,
+  steps: times.length,
   tokens_per_s: tokensPerS,
   peak_gib: peakGiB,
   losses: losses.slice(0, 3),
