@@ -2,7 +2,7 @@
 // timing with the device drained at both ends, medians, and the JSON lines that carry PyTorch's
 // figures (bench/torch_*.py) and ours into one table.
 
-import { getDefaultBackend, memory, resetPeakMemory } from "../mod.ts";
+import { getDefaultBackend, OutOfMemoryError } from "../mod.ts";
 
 /** The H200 SXM's dense bfloat16 rate by its datasheet (TFLOP/s). */
 export const PEAK_TFLOPS = 989;
@@ -39,13 +39,6 @@ export function medianSeconds(
   return { seconds: median(Array.from({ length: n }, () => timed(fn).seconds)), reps: n };
 }
 
-/** Peak bytes of the program's tensors while `fn` runs (the backend's statistic), and its result. */
-export function peakOf<T>(fn: () => T): { peak: number; value: T } {
-  resetPeakMemory();
-  const value = fn();
-  return { peak: memory().peak, value };
-}
-
 /** The backend in words, for the tables' headers. */
 export function deviceLine(): string {
   const b = getDefaultBackend() as { name: string; description?: string };
@@ -73,9 +66,12 @@ export function ratio(a: number | undefined, b: number | undefined): string {
   return a !== undefined && b !== undefined && b > 0 ? (a / b).toFixed(2) : "—";
 }
 
-/** Whether an error is the device running out of memory. */
+/**
+ * Whether an error is the device running out of memory: the allocator's error, or a library's
+ * failed allocation of its own workspace (cuBLAS, cuFFT, cuSOLVER).
+ */
 export function outOfMemory(e: unknown): boolean {
-  return e instanceof Error && (e.name === "OutOfMemoryError" || /out of (device )?memory/i.test(e.message));
+  return e instanceof OutOfMemoryError || (e instanceof Error && /OUT_OF_MEMORY|ALLOC_FAILED/.test(e.message));
 }
 
 /** Whether a JSON row has every one of `fields` equal. */

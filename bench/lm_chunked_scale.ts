@@ -19,8 +19,8 @@
 //     --json out/seco.jsonl
 //   deno run -A bench/lm_chunked_scale.ts --shape tiny --lengths 256,512 --warmup-len 128   # CPU check
 
-import { Generator, lm, memory, nn, optim, OutOfMemoryError, resetPeakMemory, tensor, tidy, train } from "../mod.ts";
-import { appendJsonLine, deviceLine, readJsonLines, rowMatches, timed } from "./lm_bench_util.ts";
+import { Generator, lm, memory, nn, optim, resetPeakMemory, tensor, tidy, train } from "../mod.ts";
+import { appendJsonLine, deviceLine, outOfMemory, readJsonLines, rowMatches, timed } from "./lm_bench_util.ts";
 
 const flags = train.parseFlags(
   {
@@ -150,7 +150,7 @@ function attempt(m: Method, length: number): { seconds: number; peak: number; lo
     const { seconds, value } = timed(() => iteration(m, length));
     return { seconds, peak: memory().peak / 2 ** 30, loss: value };
   } catch (e) {
-    if (e instanceof OutOfMemoryError) return null;
+    if (outOfMemory(e)) return null;
     throw e;
   }
 }
@@ -188,3 +188,7 @@ methods.forEach((m, n) => {
   }
   console.log(`longest trained by ${m.name}: ${ok || "none"}${failed ? "" : " (no out-of-memory reached)"}`);
 });
+console.log(
+  "paper (Li et al. 2025, Llama-3-8B + LoRA on one 24 GB RTX 3090): 16K tokens trained; " +
+    "SeCO[256] ≈ 23 s/iteration, SpaCO[256] ≈ 8.5 s/iteration at ~15K tokens",
+);
