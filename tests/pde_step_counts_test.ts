@@ -9,9 +9,9 @@ import { LevenbergMarquardt } from "../src/solve/mod.ts";
 
 /** Primitives and host reads per phase of the step (fno forward inside "features"). */
 const PINS = {
-  features: { primitives: 70, hostReads: 4 }, // network forward (2 Fourier layers), basis fields; the points drawn
+  features: { primitives: 66, hostReads: 0 }, // network forward (2 Fourier layers), basis fields; points drawn on the host
   head: { primitives: 139, hostReads: 2 }, // every expert's field, the stitched u, the loss and ū; loss and metric
-  experts: { primitives: 1017, hostReads: 16 }, // 4 implicit backward passes, 4 reads each
+  experts: { primitives: 997, hostReads: 8 }, // 4 implicit backward passes, 2 reads each (loss, singular check)
   upstream: { primitives: 124, hostReads: 0 }, // the features' and the network's backward (with recompute)
 };
 /** Primitives of the batched Levenberg–Marquardt solve per iteration (mean over the problems). */

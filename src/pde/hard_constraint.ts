@@ -56,7 +56,7 @@
 
 import { ArgumentError, fmtShape, full, ShapeError, type Tensor, tensor } from "../tensor/mod.ts";
 import { ImplicitAdjoint } from "../solve/adjoint.ts";
-import { implicitSolution, leastSquares, type LeastSquaresResult } from "../solve/least_squares.ts";
+import { implicitNode, leastSquares, type LeastSquaresResult } from "../solve/least_squares.ts";
 import type { BasisResidual } from "../solve/residual.ts";
 import { GaussNewton, type LeastSquaresSolver, LevenbergMarquardt } from "../solve/solvers.ts";
 import {
@@ -407,10 +407,10 @@ export class HardConstraint<G extends Grid = Grid> {
         "needs an implicit adjoint (the layer's adjoint is unrolled)",
       );
     }
-    return implicitSolution(this.rows.residual, wStar, params, {
+    return implicitNode(this.rows.residual, wStar, params, {
       adjoint: this.adjoint,
       regularization: this.solver.regularization,
-    }).value;
+    });
   }
 
   /**

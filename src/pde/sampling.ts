@@ -7,8 +7,8 @@
  * expert); {@link initialPoints} and {@link boundaryPoints} give the fixed point sets of the initial
  * time slice and of the walls; {@link gatherPoints} picks a field's values at a point set.
  *
- * The random stream is the tensor layer's counter-based generator, so a seed gives the same points
- * on every backend.
+ * The random stream is the tensor layer's counter-based generator (Philox), computed on the host, so
+ * a seed gives the same points on every backend and drawing them waits for no device.
  *
  * @module
  */
@@ -18,12 +18,12 @@ import {
   type Backend,
   fmtShape,
   Generator,
-  rand,
   reshape,
   ShapeError,
   type Tensor,
   tensor,
 } from "../tensor/mod.ts";
+import { fillRandom } from "../backend/cpu/random.ts";
 import type { AxisName, Grid } from "./grid.ts";
 
 /** A half-open index range `[start, stop)` along one axis. */
@@ -115,7 +115,9 @@ export class PointSampler {
       throw new ArgumentError("PointSampler", `cannot draw ${m} distinct points from a box of ${this.size}`);
     }
     // Sparse Fisher–Yates: a partial shuffle of 0..size−1 that stores only the displaced entries.
-    const u = rand([m], { generator: this.#generator, dtype: "float64", backend: this.#backend }).toTypedArray();
+    // The stream's uniforms drawn here, bit for bit what `rand` gives on any backend: no device work, no read.
+    const u = new Float64Array(m);
+    fillRandom("uniform", u, this.#generator.seed, this.#generator.take(m));
     const moved = new Map<number, number>();
     const picked = new Int32Array(m);
     for (let i = 0; i < m; i++) {

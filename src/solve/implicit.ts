@@ -16,11 +16,11 @@ import { stack } from "../tensor/ops_shape.ts";
 import type { ImplicitAdjoint } from "./adjoint.ts";
 import { mapTensors, type Problem, tensorsOf, unitRows } from "./evaluate.ts";
 import { constantMatrix } from "./internal.ts";
-import { STATUS, type Status } from "./iterate.ts";
+import type { Status } from "./iterate.ts";
 import { regularizedFactor, type RegularizedFactorization } from "./linear_solver.ts";
 
 /** Statuses whose solution is differentiated (the others get a zero gradient). */
-const OK = new Set<Status>(["converged", "max_steps", "stalled"]);
+export const OK_STATUS: ReadonlySet<Status> = new Set<Status>(["converged", "max_steps", "stalled"]);
 
 /** Whether the graph of `out` reads tensors that require grad other than through `stops`. */
 function readsOtherTensors(out: Tensor, stops: Set<Tensor>): boolean {
@@ -40,36 +40,36 @@ function readsOtherTensors(out: Tensor, stops: Set<Tensor>): boolean {
 /**
  * The solution `wStar` as a tensor whose backward pass is the implicit adjoint of
  * `min_w ½‖r(w; θ)‖²` at w* (see `mod.ts`): one solve of the adjoint system with the adjoint's
- * linear solver, then one VJP of the residual. Problems whose status is not "converged",
- * "max_steps" or "stalled" get a zero gradient; `report` receives the adjoint system's
- * `[regularized; singular]` flags (2·B numbers, on the host) at each backward pass.
+ * linear solver, then one VJP of the residual. `atStar` gives J*ᵀJ* and `ok` `[B]`, made only when a
+ * node is recorded: problems where `ok` is 0 (a status not in {@link OK_STATUS}) get a zero
+ * gradient. `report`, when given, receives the adjoint system's
+ * `[regularized; singular]` flags (2·B numbers, read to the host) at each backward pass — without
+ * it the backward pass reads nothing.
  *
  * @example
  * ```ts
  * import { implicitValue } from "./implicit.ts";
- * // const w = implicitValue(problem, new ImplicitAdjoint(), wStar, jtjStar, status, relReg, (f) => {});
+ * // const w = implicitValue(problem, new ImplicitAdjoint(), wStar, () => ({ jtj, ok }), relReg, (f) => {});
  * ```
  */
 export function implicitValue<P>(
   pb: Problem<P>,
   adjoint: ImplicitAdjoint,
   wStar: Tensor,
-  jtjStar: Tensor,
-  status: Int32Array,
+  atStar: () => { jtj: Tensor; ok: Tensor },
   relRegSolver: number,
-  report: (flags: Float64Array) => void,
+  report: ((flags: Float64Array) => void) | null,
 ): Tensor {
   const targets = tensorsOf(pb.params).filter((t) => t.requiresGrad);
   const out = wStar.detach();
   if (targets.length === 0 || !isGradEnabled()) return out;
-  const okHost = Float64Array.from(status, (c) => (OK.has(STATUS[c]) ? 1 : 0));
-  const ok = Tensor.fromBuffer(wStar.backend.fromHost(okHost, wStar.dtype), [okHost.length], wStar.dtype);
+  const { jtj: jtjStar, ok } = atStar();
   const relReg = adjoint.regularization ?? relRegSolver;
   const { b, n, params } = pb;
   const backward = (wbar: Tensor, needs: readonly boolean[]): (Tensor | null)[] => {
     const outer = isGradEnabled();
     // The report's flags are read to the host (a few bytes, beside the factorisation's own read), so
-    // nothing of this pass outlives it on the device.
+    // nothing of this pass outlives it on the device; without a report nothing is read.
     const done = tidy((): { grads: (Tensor | null)[]; flags: Float64Array | null } => {
       const okRows = ok.reshape([b, 1]).gt(0);
       const wb = noGrad(() => where(okRows, wbar, 0));
@@ -137,10 +137,12 @@ export function implicitValue<P>(
       }
       return {
         grads: targets.map((_, i) => (needs[i] ? gs[i] : null)),
-        flags: noGrad(() => stack([fac.regularized, fac.singular]).cast("float64").toTypedArray() as Float64Array),
+        flags: report
+          ? noGrad(() => stack([fac.regularized, fac.singular]).cast("float64").toTypedArray() as Float64Array)
+          : null,
       };
     });
-    if (done.flags) report(done.flags);
+    if (done.flags) report?.(done.flags);
     return done.grads;
   };
   return record("leastSquares", out, targets, [wStar, jtjStar, ok], backward);

@@ -13,14 +13,24 @@
  */
 
 import { noGrad } from "../tensor/autograd.ts";
+import { tidy } from "../tensor/storage.ts";
+import { stack } from "../tensor/ops_shape.ts";
 import { ArgumentError, DTypeError, ShapeError } from "../tensor/errors.ts";
 import { fmtShape } from "../tensor/shape.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { type Adjoint, ImplicitAdjoint } from "./adjoint.ts";
 import { SolverError } from "./errors.ts";
-import { type JacobianOption, mapTensors, type Problem, type ResidualFn, tensorsOf } from "./evaluate.ts";
+import {
+  evaluate,
+  halfSquaredNorm,
+  type JacobianOption,
+  mapTensors,
+  type Problem,
+  type ResidualFn,
+  tensorsOf,
+} from "./evaluate.ts";
 import { AbstractGaussNewton, defaultRegularization } from "./gauss_newton.ts";
-import { implicitValue } from "./implicit.ts";
+import { implicitValue, OK_STATUS } from "./implicit.ts";
 import { linalgOf } from "./internal.ts";
 import { iterate, STATUS, type Status } from "./iterate.ts";
 import { BasisResidual } from "./residual.ts";
@@ -107,62 +117,8 @@ export function leastSquares<P>(
   const op = "leastSquares";
   const solver = options.solver ?? new LevenbergMarquardt();
   const adjoint = options.adjoint ?? new ImplicitAdjoint();
-  if (!(solver instanceof AbstractGaussNewton)) {
-    throw new ArgumentError(op, "solver must be a LevenbergMarquardt or GaussNewton instance");
-  }
-  if (adjoint?.kind !== "implicit" && adjoint?.kind !== "unrolled") {
-    throw new ArgumentError(op, "adjoint must be an ImplicitAdjoint or UnrolledAdjoint instance");
-  }
-  if (!(w0 instanceof Tensor)) throw new ArgumentError(op, "w0 must be a Tensor");
-  if (w0.ndim !== 2) throw new ShapeError(op, `w0 must be [B, N] (B problems, N unknowns), got ${fmtShape(w0.shape)}`);
-  if (w0.dtype !== "float32" && w0.dtype !== "float64") {
-    throw new DTypeError(op, `w0 must be float32 or float64, got ${w0.dtype}`);
-  }
-  linalgOf(op, w0);
-  const basis = residual instanceof BasisResidual ? residual : null;
-  if (!basis && typeof residual !== "function") {
-    throw new ArgumentError(op, "residual must be a function (w, params) => Tensor or a BasisResidual");
-  }
-  const [b, n] = w0.shape;
-  const unrolled = adjoint.kind === "unrolled";
-  if (unrolled && !solver.linearSolver.differentiable) {
-    throw new ArgumentError(
-      op,
-      `the ${solver.linearSolver.kind} linear solver is not recorded for autodiff; use the implicit adjoint`,
-    );
-  }
-  const pb: Problem<P> = {
-    residual: basis ? (w, p) => basis.residual(w, p) : residual as ResidualFn<P>,
-    basis,
-    params,
-    jacobian: options.jacobian ?? "forward",
-    b,
-    n,
-    dtype: w0.dtype,
-    gramShape: solver.linearSolver.shape(b, n),
-    feats: null,
-    differentiable: unrolled,
-    leaves: [],
-  };
-  const relReg = solver.regularization ?? defaultRegularization(n, w0.dtype);
-  for (const t of tensorsOf(params)) w0.sameBackend(op, t);
-  // The implicit adjoint iterates on constants: the residual sees detached parameters, so the
-  // internal Jacobian passes never walk into (or record onto) the caller's graph.
-  const loopProblem: Problem<P> = unrolled ? pb : { ...pb, params: mapTensors(params, (t) => t.detach()) };
-  const feats = basis
-    ? (unrolled ? basis.features(params, n) : noGrad(() => basis.features(loopProblem.params, n)))
-    : null;
-  loopProblem.feats = feats;
-  if (feats) {
-    for (const phi of feats) {
-      w0.sameBackend(op, phi);
-      if (phi.ndim === 3 && phi.shape[0] !== b) {
-        throw new ShapeError(op, `feature of shape ${fmtShape(phi.shape)} does not match B = ${b} problems`);
-      }
-      if (phi.dtype !== w0.dtype) throw new DTypeError(op, `features are ${phi.dtype} but w0 is ${w0.dtype}`);
-    }
-  }
-
+  const { pb, loopProblem, relReg } = prepare(op, residual, w0, params, solver, adjoint, options.jacobian);
+  const [b] = w0.shape;
   const loop = iterate(solver, loopProblem, w0);
   // The iteration's own autodiff leaves (for an untracked w0) take no gradient from here on.
   for (const leaf of loopProblem.leaves) leaf.requiresGrad = false;
@@ -179,10 +135,14 @@ export function leastSquares<P>(
   const status = row(0).map((c) => STATUS[c] ?? "nonfinite");
   let reportFlags: Float64Array | null = null;
   let value: Tensor;
-  if (unrolled) {
+  if (pb.differentiable) {
     value = loop.w;
   } else {
-    value = implicitValue(pb, adjoint as ImplicitAdjoint, loop.w, loop.jtj, loop.status, relReg, (f) => {
+    const atStar = () => {
+      const okHost = Float64Array.from(loop.status, (c) => (OK_STATUS.has(STATUS[c]) ? 1 : 0));
+      return { jtj: loop.jtj, ok: Tensor.fromBuffer(w0.backend.fromHost(okHost, w0.dtype), [b], w0.dtype) };
+    };
+    value = implicitValue(pb, adjoint as ImplicitAdjoint, loop.w, atStar, relReg, (f) => {
       reportFlags = f;
     });
     // Without a node no backward pass will read them.
@@ -263,4 +223,117 @@ export function implicitSolution<P>(
   if (!(wStar instanceof Tensor)) throw new ArgumentError("implicitSolution", "wStar must be a Tensor");
   const solver = new LevenbergMarquardt({ maxSteps: 0, regularization: options.regularization });
   return leastSquares(residual, wStar.detach(), params, { solver, adjoint, jacobian: options.jacobian });
+}
+
+/**
+ * The node of {@link implicitSolution} alone: `wStar` `[B, N]` unchanged in value, whose backward
+ * pass is the implicit adjoint at w*, without the diagnostics (no residual norms, no status, no
+ * adjoint report), so nothing is read to the host but the one number the adjoint's factorisation
+ * reads (whether any problem needs the Tikhonov fallback) — a step that gives each of many pieces
+ * its own node waits for the device once per piece, not three times. As there, a problem whose
+ * residual or Jacobian at w* is not finite gets a zero gradient.
+ *
+ * @example
+ * ```ts
+ * import { implicitNode, leastSquares } from "./mod.ts";
+ * import { noGrad, tensor, type Tensor } from "../tensor/mod.ts";
+ * const y = tensor([[1, 2, 3]], { dtype: "float64" }).requireGrad();
+ * const r = (w: Tensor, p: { y: Tensor }) => w.mul(w).sub(p.y); // w² = y
+ * const wStar = noGrad(() => leastSquares(r, tensor([[1, 1, 1]], { dtype: "float64" }), { y }).value);
+ * implicitNode(r, wStar, { y }).sum().backward(); // y.grad ≈ 1 / (2√y)
+ * ```
+ */
+export function implicitNode<P>(
+  residual: ResidualFn<P> | BasisResidual<P>,
+  wStar: Tensor,
+  params: P,
+  options: ImplicitSolutionOptions<P> = {},
+): Tensor {
+  const op = "implicitNode";
+  const adjoint = options.adjoint ?? new ImplicitAdjoint();
+  if (adjoint?.kind !== "implicit") {
+    throw new ArgumentError(op, "adjoint must be an ImplicitAdjoint instance (nothing to unroll)");
+  }
+  if (!(wStar instanceof Tensor)) throw new ArgumentError(op, "wStar must be a Tensor");
+  const solver = new LevenbergMarquardt({ maxSteps: 0, regularization: options.regularization });
+  const w = wStar.detach();
+  const { pb, loopProblem, relReg } = prepare(op, residual, w, params, solver, adjoint, options.jacobian);
+  const atStar = () =>
+    noGrad(() =>
+      tidy(() => {
+        const ev = evaluate(loopProblem, w);
+        // The solver's start tests: a finite cost, Σ JᵀJ and Σ Jᵀr (1 where all three are).
+        const probe = stack([halfSquaredNorm(ev.r), ev.jtj.sum([1, 2]), ev.jtr.sum(-1)]);
+        return { jtj: ev.jtj, ok: probe.sub(probe).eq(0).cast(w.dtype).min(0) };
+      })
+    );
+  return implicitValue(pb, adjoint, w, atStar, relReg, null);
+}
+
+/** The checked problem of a solve from `w0` (and its detached copy the implicit adjoint iterates on). */
+function prepare<P>(
+  op: string,
+  residual: ResidualFn<P> | BasisResidual<P>,
+  w0: Tensor,
+  params: P,
+  solver: LeastSquaresSolver,
+  adjoint: Adjoint,
+  jacobian: JacobianOption<P> | undefined,
+): { pb: Problem<P>; loopProblem: Problem<P>; relReg: number } {
+  if (!(solver instanceof AbstractGaussNewton)) {
+    throw new ArgumentError(op, "solver must be a LevenbergMarquardt or GaussNewton instance");
+  }
+  if (adjoint?.kind !== "implicit" && adjoint?.kind !== "unrolled") {
+    throw new ArgumentError(op, "adjoint must be an ImplicitAdjoint or UnrolledAdjoint instance");
+  }
+  if (!(w0 instanceof Tensor)) throw new ArgumentError(op, "w0 must be a Tensor");
+  if (w0.ndim !== 2) throw new ShapeError(op, `w0 must be [B, N] (B problems, N unknowns), got ${fmtShape(w0.shape)}`);
+  if (w0.dtype !== "float32" && w0.dtype !== "float64") {
+    throw new DTypeError(op, `w0 must be float32 or float64, got ${w0.dtype}`);
+  }
+  linalgOf(op, w0);
+  const basis = residual instanceof BasisResidual ? residual : null;
+  if (!basis && typeof residual !== "function") {
+    throw new ArgumentError(op, "residual must be a function (w, params) => Tensor or a BasisResidual");
+  }
+  const [b, n] = w0.shape;
+  const unrolled = adjoint.kind === "unrolled";
+  if (unrolled && !solver.linearSolver.differentiable) {
+    throw new ArgumentError(
+      op,
+      `the ${solver.linearSolver.kind} linear solver is not recorded for autodiff; use the implicit adjoint`,
+    );
+  }
+  const pb: Problem<P> = {
+    residual: basis ? (w, p) => basis.residual(w, p) : residual as ResidualFn<P>,
+    basis,
+    params,
+    jacobian: jacobian ?? "forward",
+    b,
+    n,
+    dtype: w0.dtype,
+    gramShape: solver.linearSolver.shape(b, n),
+    feats: null,
+    differentiable: unrolled,
+    leaves: [],
+  };
+  const relReg = solver.regularization ?? defaultRegularization(n, w0.dtype);
+  for (const t of tensorsOf(params)) w0.sameBackend(op, t);
+  // The implicit adjoint iterates on constants: the residual sees detached parameters, so the
+  // internal Jacobian passes never walk into (or record onto) the caller's graph.
+  const loopProblem: Problem<P> = unrolled ? pb : { ...pb, params: mapTensors(params, (t) => t.detach()) };
+  const feats = basis
+    ? (unrolled ? basis.features(params, n) : noGrad(() => basis.features(loopProblem.params, n)))
+    : null;
+  loopProblem.feats = feats;
+  if (feats) {
+    for (const phi of feats) {
+      w0.sameBackend(op, phi);
+      if (phi.ndim === 3 && phi.shape[0] !== b) {
+        throw new ShapeError(op, `feature of shape ${fmtShape(phi.shape)} does not match B = ${b} problems`);
+      }
+      if (phi.dtype !== w0.dtype) throw new DTypeError(op, `features are ${phi.dtype} but w0 is ${w0.dtype}`);
+    }
+  }
+  return { pb, loopProblem, relReg };
 }
