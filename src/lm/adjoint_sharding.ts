@@ -47,6 +47,7 @@ import {
   noGrad,
   NonFiniteError,
   type Tensor,
+  tensor,
   tidy,
   zeros,
 } from "../tensor/mod.ts";
@@ -205,6 +206,16 @@ function launchPlan(length: number, window: number, batch: number, rows: number)
   return launches;
 }
 
+/** The rows (b·T + i) of a launch's steps, in the order of its cotangents: by segment, then sequence, then step. */
+function stepIndex(segments: readonly Segment[], batch: number, length: number): Int32Array {
+  const out = new Int32Array(batch * segments.reduce((n, s) => n + s.count, 0));
+  let k = 0;
+  for (const { start, count } of segments) {
+    for (let b = 0; b < batch; b++) for (let i = start; i < start + count; i++) out[k++] = b * length + i;
+  }
+  return out;
+}
+
 /** Rows `[B·n, ...]` of a `[B, n, ...]` tensor. */
 function rows(x: Tensor): Tensor {
   return x.reshape([x.shape[0] * x.shape[1], ...x.shape.slice(2)]);
@@ -269,7 +280,9 @@ function layerVJPs(p: LayerPass): VJPCount {
         return rows(m.narrow(1, start, count));
       })
     );
-    const span = (t: Tensor) => concat(segments.map(({ start, count }) => rows(t.narrow(1, start, count))));
+    // The launch's inputs picked by one index (one scatter in the backward, whatever the segments).
+    const picked = tensor(stepIndex(segments, batch, length), { dtype: "int32", backend: x.backend });
+    const span = (t: Tensor) => t.reshape([batch * length, t.shape[2]]).indexSelect(0, picked);
     const xr = input(span(x));
     const mu = concat(cot);
     count.a += xr.shape[0];
