@@ -8,6 +8,7 @@ import { expF64x2, logF64x2 } from "../src/backend/cpu/wasm/vmath.ts";
 import { heapAddress, heapAlloc, heapFree, heapMemory, heapStats } from "../src/backend/cpu/heap.ts";
 import { matmulBatch } from "../src/backend/cpu/matmul.ts";
 import { rfftInto } from "../src/backend/cpu/fft_ops.ts";
+import { copyStrided } from "../src/backend/cpu/elementwise.ts";
 import { stencilInto } from "../src/backend/cpu/stencil.ts";
 import { hasSimd } from "../src/backend/cpu/wasm/elementwise.ts";
 import { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "../src/tensor/op_defs.ts";
@@ -662,6 +663,37 @@ Deno.test("elementwise: SIMD binary ops match their definitions bit for bit, on 
       }
       cpu.free(a.buffer);
       cpu.free(bias.buffer);
+    }
+  }
+});
+
+Deno.test("copy: SIMD strided copies (transposes, padded rows, reversed axes) move every element's bits", () => {
+  for (const C of [Float32Array, Float64Array, Int32Array]) {
+    for (const shape of [[70001], [37, 1001], [5, 6, 7], [3, 4, 5, 6]]) {
+      const size = numel(shape);
+      const src = heapAlloc(C, size, false);
+      for (let i = 0; i < size; i++) src[i] = i * 3 + 1;
+      // Read the source through a reversed permutation of its axes, with the first axis reversed.
+      const perm = shape.map((_, d) => shape.length - 1 - d);
+      const rm = rowMajor(shape);
+      const viewShape = perm.map((p) => shape[p]);
+      const viewStrides = perm.map((p, d) => (d === 0 ? -rm[p] : rm[p]));
+      const offset = (viewShape[0] - 1) * rm[perm[0]];
+      const dst = heapAlloc(C, size, false).fill(0);
+      copyStrided(
+        { data: src, offset, strides: viewStrides },
+        { data: dst, offset: 0, strides: rowMajor(viewShape) },
+        viewShape,
+      );
+      const idx = new Array(viewShape.length).fill(0);
+      for (let i = 0; i < size; i++) {
+        let at = offset;
+        idx.forEach((v, d) => (at += v * viewStrides[d]));
+        if (dst[i] !== src[at]) assert.fail(`${C.name} ${shape}: element ${i} is ${dst[i]}, want ${src[at]}`);
+        for (let d = idx.length - 1; d >= 0 && ++idx[d] === viewShape[d]; d--) idx[d] = 0;
+      }
+      heapFree(src);
+      heapFree(dst);
     }
   }
 });

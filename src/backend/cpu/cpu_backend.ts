@@ -1,5 +1,7 @@
 /**
- * The CPU backend: every primitive of the `Backend` interface in TypeScript on typed arrays.
+ * The CPU backend: every primitive of the `Backend` interface on typed arrays that live in one
+ * shared WebAssembly heap (`heap.ts`); the hot loops run as WebAssembly SIMD kernels on every
+ * thread (`threads.ts`, `wasm/`), the rest in TypeScript.
  *
  * float32, float64 and int32 buffers are `Float32Array`, `Float64Array` and `Int32Array`;
  * bfloat16 buffers are `Uint16Array` raw bits, widened to float32 for arithmetic and rounded
@@ -48,6 +50,7 @@ import { CpuOptim } from "./optim.ts";
 import { fillRandom } from "./random.ts";
 import { argReduceInto, cumsumInto, reducedShape, reduceInto, softmaxInto } from "./reduce.ts";
 import { stencilInto } from "./stencil.ts";
+import { threadCount } from "./threads.ts";
 import { Odometer, spanOf } from "./strided.ts";
 import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 
@@ -99,9 +102,8 @@ export class CpuBackend implements Backend {
 
   /** Creates a CPU backend with empty memory statistics. */
   constructor() {
-    const threads = typeof navigator !== "undefined" ? navigator.hardwareConcurrency : undefined;
     const where = typeof Deno !== "undefined" ? `${Deno.build.arch}-${Deno.build.os}` : "unknown platform";
-    this.description = `CPU (TypeScript on typed arrays, ${where}${threads ? `, ${threads} hardware threads` : ""})`;
+    this.description = `CPU (WebAssembly SIMD kernels on ${threadCount()} threads, ${where})`;
   }
 
   #wrap(dtype: DType, data: StorageArray): CpuBuffer {

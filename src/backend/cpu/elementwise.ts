@@ -18,7 +18,7 @@
 import { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "../../tensor/op_defs.ts";
 import { fromBFloat16Bits, toBFloat16Bits } from "../../tensor/dtype.ts";
 import type { NumArray, Operand, StorageArray } from "./buffer.ts";
-import { simdBinary, simdUnary } from "./elementwise_simd.ts";
+import { simdBinary, simdCopy, simdUnary } from "./elementwise_simd.ts";
 import { linePlan } from "./strided.ts";
 import { contiguousStrides } from "../../tensor/shape.ts";
 
@@ -418,6 +418,7 @@ function copyLine(s: StorageArray, so: number, ss: number, d: StorageArray, dO: 
  * ```
  */
 export function copyStrided(src: StorageWindow, dst: StorageWindow, shape: readonly number[]): void {
+  if (simdCopy(src, dst, shape)) return;
   const plan = linePlan(shape, [dst.strides, src.strides], [dst.offset, src.offset]);
   const pos = plan.walker.pos;
   const [ds, ss] = plan.inner;

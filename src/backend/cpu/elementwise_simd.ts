@@ -11,6 +11,7 @@
 import type { BinaryOp, UnaryOp } from "../../tensor/op_defs.ts";
 import { coalesce, contiguousStrides, sizeOf } from "../../tensor/shape.ts";
 import type { NumArray, Operand } from "./buffer.ts";
+import type { StorageWindow } from "./elementwise.ts";
 import { heapAddress, heapFree, heapTemp } from "./heap.ts";
 import { runKernel, threadCount } from "./threads.ts";
 import { CHUNK, hasSimd } from "./wasm/elementwise.ts";
@@ -135,5 +136,34 @@ export function simdBinary(op: BinaryOp, a: Operand, b: Operand, shape: readonly
   if (aa < 0 || ba < 0) return false;
   const args = [aa, r.row[1] * E, r.step[1] * E, ba, r.row[2] * E, r.step[2] * E, heapAddress(out), r.rows, r.n];
   run(`binary_${op}_${lane}`, args, r.rows, r.n);
+  return true;
+}
+
+/**
+ * Copies `src` over `shape` into `dst` on the copy kernel when both hold the same element type
+ * of 4 or 8 bytes in the heap and the merged axes number at most three; false (nothing written)
+ * otherwise.
+ *
+ * @example
+ * ```ts
+ * import { simdCopy } from "./elementwise_simd.ts";
+ * import { heapAlloc } from "./heap.ts";
+ * const a = heapAlloc(Float32Array, 6, true), b = heapAlloc(Float32Array, 6, false);
+ * simdCopy({ data: a, offset: 0, strides: [1, 2] }, { data: b, offset: 0, strides: [3, 1] }, [2, 3]); // a transpose
+ * ```
+ */
+export function simdCopy(src: StorageWindow, dst: StorageWindow, shape: readonly number[]): boolean {
+  const E = dst.data.BYTES_PER_ELEMENT;
+  if (src.data.constructor !== dst.data.constructor || (E !== 4 && E !== 8) || sizeOf(shape) === 0) return false;
+  const [sa, da] = [heapAddress(src.data), heapAddress(dst.data)];
+  if (sa < 0 || da < 0) return false;
+  const c = coalesce(shape, [[...dst.strides], [...src.strides]]);
+  const d = c.shape.length;
+  if (d > 3) return false;
+  const dims = [...new Array(3 - d).fill(1), ...c.shape];
+  const [ds, ss] = c.strides.map((st) => [...new Array(3 - d).fill(0), ...st].map((x) => x * E));
+  const [planes, rows, n] = dims;
+  const args = [sa + src.offset * E, ...ss, da + dst.offset * E, ...ds, planes, rows, n];
+  runKernel(`copy_b${E}`, args, jobsOf(planes * rows, n), threadCount() > 1 && planes * rows * n >= PARALLEL_ELEMENTS);
   return true;
 }

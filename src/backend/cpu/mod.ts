@@ -1,5 +1,6 @@
 /**
- * The CPU backend: TypeScript on typed arrays, the default everywhere.
+ * The CPU backend, the default everywhere: typed arrays in a shared WebAssembly heap, SIMD
+ * kernels on every thread.
  *
  * @example
  * ```ts

@@ -401,6 +401,7 @@ export class Fn {
     /** Truncates an f64 (exact for integers up to 2^53). */
     trunc_f64_s: (a: Expr) => this.#un("f64", 0xb0, a),
     load: (addr: Expr, offset = 0) => this.#load(0x29, 3, addr, offset),
+    store: (addr: Expr, value: Expr, offset = 0) => this.#store("i64", 0x37, 3, addr, value, offset),
   };
 
   /** f32 instructions. */

@@ -178,6 +178,57 @@ function wide(f: Fn, e: Expr): Expr {
 }
 
 /**
+ * The copy kernels `copy_b4` and `copy_b8` (elements of 4 or 8 bytes, bits unchanged): planes ×
+ * rows × n elements, each of source and destination with its own plane, row and element strides
+ * (bytes). Arguments: src, its three strides, dst, its three strides, planes, rows, n. A job is a
+ * block of rows (of any plane) or a chunk of a long row; contiguous rows copy whole vectors.
+ */
+function addCopyKernels(m: Module): void {
+  for (const bytes of [4, 8]) {
+    const V = 16 / bytes;
+    kernel(m, `copy_b${bytes}`, (f, args, job) => {
+      const [planes, rows, n, r, i, plane, row] = f.locals("i32", 7);
+      const [src, dst, ss, ds] = f.locals("i64", 4);
+      f.set(planes, args.i32(8));
+      f.set(rows, f.i32.mul(planes, args.i32(9)));
+      f.set(n, args.i32(10));
+      f.set(ss, args.i64(3));
+      f.set(ds, args.i64(7));
+      const { r0, r1, e0, e1 } = jobRange(f, job, rows, n);
+      const load = (p: Expr) => (bytes === 4 ? f.i32.load(p) : f.i64.load(p));
+      const store = (p: Expr, v: Expr) => (bytes === 4 ? f.i32.store(p, v) : f.i64.store(p, v));
+      f.for(r, r0, r1, 1, () => {
+        f.set(plane, f.i32.div_s(r, args.i32(9)));
+        f.set(row, f.i32.rem_s(r, args.i32(9)));
+        const at = (base: number, s: number) =>
+          f.i64.add(
+            f.i64.add(
+              f.i64.add(args.i64(base), f.i64.mul(wide(f, plane), args.i64(s))),
+              f.i64.mul(wide(f, row), args.i64(s + 1)),
+            ),
+            f.i64.mul(wide(f, e0), args.i64(s + 2)),
+          );
+        f.set(src, at(0, 1));
+        f.set(dst, at(4, 5));
+        f.set(i, e0);
+        f.if(f.i32.and(f.i64.eq(ss, bytes), f.i64.eq(ds, bytes)), () => {
+          f.for(i, e0, f.i32.sub(e1, V - 1), V, () => {
+            f.v128.store(dst, f.v128.load(src));
+            f.set(src, f.i64.add(src, 16));
+            f.set(dst, f.i64.add(dst, 16));
+          });
+        });
+        f.for(i, i, e1, 1, () => {
+          store(dst, load(src));
+          f.set(src, f.i64.add(src, ss));
+          f.set(dst, f.i64.add(dst, ds));
+        });
+      });
+    });
+  }
+}
+
+/**
  * Adds the elementwise kernels to `m`. Unary arguments: x, x's row stride, out, rows, n,
  * scratch. Binary arguments: a, a's row stride and element stride, b, b's row stride and element
  * stride, out, rows, n, scratch (addresses and strides in bytes; an element stride is 0 or the
@@ -193,6 +244,7 @@ function wide(f: Fn, e: Expr): Expr {
  * ```
  */
 export function addElementwiseKernels(m: Module): void {
+  addCopyKernels(m);
   for (const t of [F32, F64]) {
     const E = t.bytes, L = 16 / E;
     for (const [op, form] of Object.entries(UNARY) as [UnaryOp, UnaryForm][]) {
