@@ -2,7 +2,9 @@
  * Fused optimiser updates of the CPU backend ({@link OptimPrimitives}). Each element goes
  * through the composite update's operations in the same order, and float32 results are rounded
  * after every operation (constants first rounded to float32) as the elementwise kernels round
- * them, so the fused and the composite update agree bit for bit on this backend.
+ * them, so the fused and the composite update agree bit for bit on this backend. Parameters,
+ * gradients and moments of one dtype in the heap run on the SIMD kernels of `wasm/optim.ts` (on
+ * every thread for larger tensors); a bfloat16 gradient or copy runs the loop here.
  *
  * @module
  */
@@ -11,6 +13,12 @@ import type { AdamHyperparameters, OptimPrimitives, View } from "../../tensor/ba
 import { fromBFloat16Bits, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { checkAdamOperands } from "../adam_operands.ts";
 import { bufferOf } from "./buffer.ts";
+import { heapAddress } from "./heap.ts";
+import { runKernel, threadCount } from "./threads.ts";
+import { CHUNK } from "./wasm/elementwise.ts";
+
+/** Below this many elements an update stays on one thread. */
+const PARALLEL_ELEMENTS = 1 << 16;
 
 const identity = (x: number): number => x;
 
@@ -65,6 +73,15 @@ export class CpuOptim implements OptimPrimitives {
     const cb1 = r(b1), c1b1 = r(1 - b1), cb2 = r(b2), c1b2 = r(1 - b2);
     const cbc2 = r(Math.sqrt(bc2)), ceps = r(eps), cstep = r(lr / bc1);
     const po = param.offset, go = grad.offset, mo = expAvg.offset, vo = expAvgSq.offset;
+    const at = [p, gd, m, v].map((a) => heapAddress(a));
+    if (!low && !gBits && n > 0 && at.every((a) => a >= 0)) {
+      const E = p.BYTES_PER_ELEMENT;
+      const args = [at[0] + po * E, at[1] + go * E, at[2] + mo * E, at[3] + vo * E, n];
+      args.push(l2, decay, cb1, c1b1, cb2, c1b2, cbc2, ceps, cstep, l2 !== 0 ? 1 : 0);
+      const kernel = `adam_${dtype === "float32" ? "f32" : "f64"}`;
+      runKernel(kernel, args, Math.ceil(n / CHUNK), threadCount() > 1 && n >= PARALLEL_ELEMENTS);
+      return;
+    }
     const lo = copyTo ? copyTo.offset : 0;
     for (let i = 0; i < n; i++) {
       const theta = p[po + i];

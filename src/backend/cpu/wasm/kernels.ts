@@ -9,6 +9,7 @@ import { Module } from "./asm.ts";
 import { addElementwiseKernels } from "./elementwise.ts";
 import { addFftKernels } from "./fft.ts";
 import { addMatmulKernels } from "./matmul.ts";
+import { addOptimKernels } from "./optim.ts";
 import { addReduceKernels } from "./reduce.ts";
 import { addStencilKernels } from "./stencil.ts";
 
@@ -35,6 +36,7 @@ export function kernelModule(): { module: WebAssembly.Module; names: string[] } 
   addFftKernels(m);
   addStencilKernels(m);
   addElementwiseKernels(m);
+  addOptimKernels(m);
   const module = new WebAssembly.Module(m.encode() as Uint8Array<ArrayBuffer>);
   const names = WebAssembly.Module.exports(module).map((e) => e.name);
   compiled = { module, names };
