@@ -330,12 +330,8 @@ export class CpuBackend implements Backend {
       throw new DTypeError("scatterAdd", `index must be int32, got ${index.buffer.dtype}`);
     }
     const size = sizeOf(shape);
-    const int = dtype === "int32";
-    const acc = int ? new Int32Array(size) : new Float64Array(size);
-    scatterAddInto(shape, axis, operandOf(index, "scatterAdd"), operandOf(src, "scatterAdd"), index.shape, acc, int);
-    if (int || dtype === "float64") return this.#wrap(dtype, acc);
-    const out = allocCompute(dtype, size);
-    out.set(acc);
+    const out = (dtype === "bfloat16" ? allocCompute(dtype, size).fill(0) : allocStorage(dtype, size)) as NumArray;
+    scatterAddInto(shape, axis, operandOf(index, "scatterAdd"), operandOf(src, "scatterAdd"), index.shape, out);
     return this.#finish(out, dtype);
   }
 

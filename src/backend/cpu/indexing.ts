@@ -73,30 +73,22 @@ export function gatherInto(
   }
 }
 
+/** Fewer contributions than an output's size over this accumulate in a map of the elements they touch. */
+const SPARSE = 4;
+
 /**
- * Zeroes `acc` (contiguous, shaped `shape`) and adds `src[p]` into `acc[p with coordinate axis
- * replaced by index[p]]` for every position p of `indexShape` (src is read at the same
- * positions). With `int`, sums wrap like C int32.
- *
- * @example
- * ```ts
- * import { scatterAddInto } from "./indexing.ts";
- * const acc = new Float64Array(2);
- * const index = { data: new Int32Array([1, 1, 0]), offset: 0, strides: [1] };
- * const src = { data: new Float32Array([1, 2, 3]), offset: 0, strides: [1] };
- * scatterAddInto([2], 0, index, src, [3], acc, false); // acc = [3, 3]
- * ```
+ * Calls `add(t, value)` for every position p of `indexShape`, in order: `t` the flat position of
+ * p with coordinate `axis` replaced by index[p] in a contiguous array shaped `shape`, `value`
+ * src[p]. Throws the op's range error for an index outside `[0, shape[axis])`.
  */
-export function scatterAddInto(
+function eachTarget(
   shape: readonly number[],
   axis: number,
   index: Operand,
   src: Operand,
   indexShape: readonly number[],
-  acc: NumArray,
-  int: boolean,
+  add: (t: number, value: number) => void,
 ): void {
-  acc.fill(0);
   const extent = shape[axis];
   const accStrides = contiguousStrides(shape);
   const accAxisStride = accStrides[axis];
@@ -130,10 +122,46 @@ export function scatterAddInto(
     for (let k = 0; k < n; k++, f++, ii += is, si += ss, ai += as) {
       const v = id[ii];
       if (!(v >= 0 && v < extent)) throw rangeError("scatterAdd", v, f, axis, extent);
-      const t = ai + v * accAxisStride;
-      if (int) acc[t] = (acc[t] + sd[si]) | 0;
-      else acc[t] += sd[si];
+      add(ai + v * accAxisStride, sd[si]);
     }
     w.next();
   }
+}
+
+/**
+ * Adds `src[p]` into `out[p with coordinate axis replaced by index[p]]` for every position p of
+ * `indexShape` (src is read at the same positions); `out` (contiguous, shaped `shape`) comes
+ * zeroed. int32 sums wrap like C int32; float32 sums are taken in float64 and rounded once, in a
+ * map of the touched elements when they are few (an embedding's gradient: a few rows of a large
+ * table), else in a dense float64 array.
+ *
+ * @example
+ * ```ts
+ * import { scatterAddInto } from "./indexing.ts";
+ * const out = new Float32Array(2);
+ * const index = { data: new Int32Array([1, 1, 0]), offset: 0, strides: [1] };
+ * const src = { data: new Float32Array([1, 2, 3]), offset: 0, strides: [1] };
+ * scatterAddInto([2], 0, index, src, [3], out); // out = [3, 3]
+ * ```
+ */
+export function scatterAddInto(
+  shape: readonly number[],
+  axis: number,
+  index: Operand,
+  src: Operand,
+  indexShape: readonly number[],
+  out: NumArray,
+): void {
+  const walk = (add: (t: number, value: number) => void) => eachTarget(shape, axis, index, src, indexShape, add);
+  if (out instanceof Int32Array) return walk((t, value) => (out[t] = (out[t] + value) | 0));
+  if (out instanceof Float64Array) return walk((t, value) => (out[t] += value));
+  if (indexShape.reduce((a, b) => a * b, 1) * SPARSE < out.length) {
+    const sums = new Map<number, number>();
+    walk((t, value) => sums.set(t, (sums.get(t) ?? 0) + value));
+    for (const [t, sum] of sums) out[t] = sum;
+    return;
+  }
+  const acc = new Float64Array(out.length);
+  walk((t, value) => (acc[t] += value));
+  out.set(acc);
 }
