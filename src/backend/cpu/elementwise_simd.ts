@@ -14,7 +14,7 @@ import type { NumArray, Operand } from "./buffer.ts";
 import type { StorageWindow } from "./elementwise.ts";
 import { heapAddress, heapFree, heapTemp } from "./heap.ts";
 import { runKernel, threadCount } from "./threads.ts";
-import { CHUNK, hasSimd } from "./wasm/elementwise.ts";
+import { CHUNK, hasSimd, simdLimit } from "./wasm/elementwise.ts";
 
 /** Below this many elements a call stays on one thread. */
 const PARALLEL_ELEMENTS = 1 << 16;
@@ -76,19 +76,20 @@ function jobsOf(rows: number, n: number): number {
   return n > CHUNK ? rows * Math.ceil(n / CHUNK) : Math.ceil(rows / Math.max(1, Math.floor(CHUNK / Math.max(n, 1))));
 }
 
-function run(kernel: string, args: number[], rows: number, n: number): void {
+/** Runs the kernel; returns the largest |x| its jobs reported (see `simdLimit`), or 0. */
+function run(kernel: string, args: number[], rows: number, n: number): number {
   const jobs = jobsOf(rows, n);
-  runKernel(
-    kernel,
-    [...args, scratchFor(jobs).byteOffset + 32],
-    jobs,
-    threadCount() > 1 && rows * n >= PARALLEL_ELEMENTS,
-  );
+  const cells = scratchFor(jobs);
+  runKernel(kernel, [...args, cells.byteOffset + 32], jobs, threadCount() > 1 && rows * n >= PARALLEL_ELEMENTS);
+  let largest = 0;
+  for (let j = 0; j < jobs; j++) largest = Math.max(largest, cells[4 + 4 * j + 2], cells[4 + 4 * j + 3]);
+  return largest;
 }
 
 /**
- * `op(x)` into the contiguous `out` on the SIMD kernel; false (nothing written) where it does not
- * apply.
+ * `op(x)` into the contiguous `out` on the SIMD kernel; false where it does not apply (nothing
+ * written) or where x reaches beyond the kernel's range (sin, cos of huge arguments: `out` then
+ * holds partial results for the caller to overwrite).
  *
  * @example
  * ```ts
@@ -106,8 +107,9 @@ export function simdUnary(op: UnaryOp, x: Operand, shape: readonly number[], out
   if (!r || r.step[1] !== 1) return false;
   const E = out.BYTES_PER_ELEMENT;
   const args = [heapAddress(x.data) + x.offset * E, r.row[1] * E, heapAddress(out), r.rows, r.n];
-  run(`unary_${op}_${lane}`, args, r.rows, r.n);
-  return true;
+  const largest = run(`unary_${op}_${lane}`, args, r.rows, r.n);
+  const limit = simdLimit(op);
+  return limit === undefined || largest <= limit;
 }
 
 /**

@@ -17,15 +17,19 @@
 import type { BinaryOp, UnaryOp } from "../../../tensor/op_defs.ts";
 import type { Expr, Fn, Local, Module } from "./asm.ts";
 import { F32, F64, kernel, type Lane, loadWide, storeWide } from "./kernel.ts";
-import { expF64x2, logF64x2, sigmoidF64x2, tanhF64x2 } from "./vmath.ts";
+import { expF64x2, logF64x2, sigmoidF64x2, SIN_COS_LIMIT, sinCosF64x2, tanhF64x2 } from "./vmath.ts";
 
 /** Elements one job covers (whole rows, or a chunk of a longer row). */
 export const CHUNK = 16384;
 
-/** A vector form: on the element type's own lanes, or on float64 lanes for either type. */
+/**
+ * A vector form: on the element type's own lanes, or on float64 lanes for either type; a wide
+ * form with a `limit` is meaningful only for |x| up to it (the kernel reports each job's largest
+ * |x|, see {@link simdLimit}).
+ */
 type UnaryForm =
   | { readonly own: (f: Fn, t: Lane, x: Expr) => Expr }
-  | { readonly wide: (f: Fn, x: Expr, out: Local, single: boolean) => void };
+  | { readonly wide: (f: Fn, x: Expr, out: Local, single: boolean) => void; readonly limit?: number };
 
 /** The lanewise op of `t` by name (`add` → `f32x4.add` or `f64x2.add`). */
 function lanes(f: Fn, t: Lane): Fn["f32x4"] | Fn["f64x2"] {
@@ -64,6 +68,8 @@ const UNARY: Partial<Record<UnaryOp, UnaryForm>> = {
   log: { wide: logF64x2 },
   tanh: { wide: tanhF64x2 },
   sigmoid: { wide: sigmoidF64x2 },
+  sin: { wide: (f, x, out) => sinCosF64x2(f, x, out, false), limit: SIN_COS_LIMIT },
+  cos: { wide: (f, x, out) => sinCosF64x2(f, x, out, true), limit: SIN_COS_LIMIT },
   silu: {
     wide: (f, x, out, single) => {
       const v = f.local("v128");
@@ -139,11 +145,33 @@ export function hasSimd(kind: "unary" | "binary", op: string): boolean {
   return kind === "unary" ? op in UNARY : op in BINARY;
 }
 
-/** `value(v)` applied to one 16-byte vector of `t` at `src`, stored at `dst`. */
-function applyVector(f: Fn, t: Lane, form: UnaryForm, src: Expr, dst: Expr): void {
+/**
+ * The largest |x| a unary op's SIMD kernel computes correctly, where it has one: after such a
+ * kernel, 16 bytes into each job's 32 bytes of scratch, two float64 lanes hold the largest |x|
+ * the job read (NaN ignored); where one exceeds the limit the caller computes the op another way.
+ *
+ * @example
+ * ```ts
+ * import { simdLimit } from "./elementwise.ts";
+ * simdLimit("sin"); // 823549.6...
+ * simdLimit("exp"); // undefined
+ * ```
+ */
+export function simdLimit(op: string): number | undefined {
+  const form = UNARY[op as UnaryOp];
+  return form && "wide" in form ? form.limit : undefined;
+}
+
+/**
+ * `value(v)` applied to one 16-byte vector of `t` at `src`, stored at `dst`; with `largest`, the
+ * lanes' |x| folded into it.
+ */
+function applyVector(f: Fn, t: Lane, form: UnaryForm, src: Expr, dst: Expr, largest: Local | null): void {
   if ("own" in form) return f.v128.store(dst, form.own(f, t, f.v128.load(src)));
-  const outs = loadWide(f, t, src, 0).map((x) => {
-    const y = f.local("v128");
+  const outs = loadWide(f, t, src, 0).map((e) => {
+    const x = f.local("v128"), y = f.local("v128");
+    f.set(x, e);
+    if (largest) f.set(largest, f.f64x2.pmax(largest, f.f64x2.abs(x))); // a NaN |x| leaves it
     form.wide(f, x, y, t.name === "f32");
     return y;
   });
@@ -255,17 +283,20 @@ export function addElementwiseKernels(m: Module): void {
         f.set(n, args.i32(4));
         const { r0, r1, e0, e1 } = jobRange(f, job, rows, n);
         f.set(tmp, f.i64.add(args.i64(5), wide(f, f.i32.shl(job, 5)))); // the job's scratch (32 bytes)
+        const largest = "wide" in form && form.limit !== undefined ? f.local("v128") : null;
+        if (largest) f.set(largest, f.vconst("f64x2", 0));
         f.for(r, r0, r1, 1, () => {
           f.set(x, f.i64.add(f.i64.add(args.i64(0), f.i64.mul(wide(f, r), args.i64(1))), wide(f, f.i32.mul(e0, E))));
           f.set(o, f.i64.add(args.i64(2), f.i64.mul(f.i64.add(f.i64.mul(wide(f, r), wide(f, n)), wide(f, e0)), E)));
           f.for(i, e0, f.i32.sub(e1, L - 1), L, () => {
-            applyVector(f, t, form, x, o);
+            applyVector(f, t, form, x, o, largest);
             f.set(x, f.i64.add(x, 16));
             f.set(o, f.i64.add(o, 16));
           });
           // The tail (fewer than one vector) through the job's scratch vector.
           const tail = f.local("i32");
           f.set(tail, f.i32.and(f.i32.sub(e1, e0), L - 1));
+          if (largest) f.v128.store(tmp, f.vconst("f64x2", 0)); // no stale lanes in the fold
           f.for(
             i,
             0,
@@ -274,7 +305,7 @@ export function addElementwiseKernels(m: Module): void {
             () =>
               t.store(f, f.i64.add(tmp, wide(f, f.i32.mul(i, E))), t.load(f, f.i64.add(x, wide(f, f.i32.mul(i, E))))),
           );
-          applyVector(f, t, form, tmp, tmp);
+          applyVector(f, t, form, tmp, tmp, largest);
           f.for(
             i,
             0,
@@ -284,6 +315,7 @@ export function addElementwiseKernels(m: Module): void {
               t.store(f, f.i64.add(o, wide(f, f.i32.mul(i, E))), t.load(f, f.i64.add(tmp, wide(f, f.i32.mul(i, E))))),
           );
         });
+        if (largest) f.v128.store(tmp, largest, 16);
       });
     }
     for (const [op, fn] of Object.entries(BINARY) as [BinaryOp, (f: Fn, t: Lane, a: Expr, b: Expr) => Expr][]) {

@@ -235,3 +235,92 @@ export function logF64x2(f: Fn, x: Expr, out: Local): void {
   f.set(out, f.v128.bitselect(c(Infinity), out, f.f64x2.eq(v, c(Infinity))));
   f.set(out, f.v128.bitselect(out, v, f.f64x2.eq(v, v))); // NaN in, NaN out
 }
+
+/** π/2 in four parts (fdlibm's pio2_1, pio2_2, pio2_3 of 33 bits each, then pio2_3t): k·part is exact for |k| < 2^20. */
+const PIO2 = [
+  1.57079632673412561417e+00,
+  6.07710050630396597660e-11,
+  2.02226624871116645580e-21,
+  8.47842766036889956997e-32,
+];
+
+/** fdlibm's __kernel_sin and __kernel_cos coefficients (|r| ≤ π/4). */
+const SIN = [
+  -1.66666666666666324348e-01,
+  8.33333333332248946124e-03,
+  -1.98412698298579493134e-04,
+  2.75573137070700676789e-06,
+  -2.50507602534068634195e-08,
+  1.58969099521155010221e-10,
+];
+const COS = [
+  4.16666666666666019037e-02,
+  -1.38888888888741095749e-03,
+  2.48015872894767294178e-05,
+  -2.75573143513906633035e-07,
+  2.08757232129817482790e-09,
+  -1.13596475577881948265e-11,
+];
+
+/**
+ * Arguments of sin and cos up to this magnitude are reduced here (the quadrant count stays below
+ * 2^19, so its products with the parts of π/2 are exact); a caller computes larger ones (and ±∞)
+ * another way.
+ */
+export const SIN_COS_LIMIT = 2 ** 19 * (Math.PI / 2);
+
+/**
+ * Emits `out = sin(x)` (or `cos(x)`) on float64 lanes, fdlibm's algorithm vectorised for
+ * |x| ≤ {@link SIN_COS_LIMIT}: x = k·π/2 + (r + y) with π/2 in four parts and r + y a
+ * double-double, then __kernel_sin or __kernel_cos of (r, y) by the quadrant k mod 4 (within
+ * 1 ulp). NaN stays NaN and sin keeps the sign of ±0; lanes beyond the limit hold no meaningful
+ * value.
+ *
+ * @example
+ * ```ts
+ * import { Module } from "./asm.ts";
+ * import { sinCosF64x2 } from "./vmath.ts";
+ * const m = new Module();
+ * m.func("sin2", ["f64"], ["f64"], (f, [x]) => {
+ *   const y = f.local("v128");
+ *   sinCosF64x2(f, f.f64x2.splat(x), y, false);
+ *   f.push(f.f64x2.extract_lane(y, 0), "f64");
+ * });
+ * ```
+ */
+export function sinCosF64x2(f: Fn, x: Expr, out: Local, cos: boolean): void {
+  const [v, k, y1, w, r, e, y, z, q, s, cs] = f.locals("v128", 11);
+  const c = (value: number) => f.vconst("f64x2", value);
+  const L = f.f64x2;
+  f.set(v, x);
+  f.set(k, L.nearest(L.mul(v, c(2 / Math.PI))));
+  f.set(y1, L.sub(v, L.mul(k, c(PIO2[0])))); // exact
+  f.set(w, L.mul(k, c(PIO2[1]))); // exact
+  // r + e = y1 − w exactly (two-sum), then the last parts into the tail.
+  f.set(r, L.sub(y1, w));
+  f.set(e, L.sub(r, y1));
+  f.set(e, L.add(L.sub(y1, L.sub(r, e)), L.sub(L.neg(w), e)));
+  f.set(e, L.sub(L.sub(e, L.mul(k, c(PIO2[2]))), L.mul(k, c(PIO2[3]))));
+  f.set(y, L.add(r, e)); // renormalise: r ← r + e, y ← the part of e it lost
+  f.set(e, L.sub(e, L.sub(y, r)));
+  f.set(r, y);
+  f.set(y, e);
+  f.set(z, L.mul(r, r));
+  // __kernel_sin(r, y): r − ((z·(y/2 − v·p) − y) − v·S1), v = z·r, p = S2 + z·(S3 + …).
+  const p = polynomial(f, z, SIN.slice(1));
+  f.set(e, L.mul(z, r));
+  f.set(
+    s,
+    L.sub(r, L.sub(L.sub(L.mul(z, L.sub(L.mul(c(0.5), y), L.mul(e, p))), y), L.mul(e, c(SIN[0])))),
+  );
+  // __kernel_cos(r, y): w + (((1 − w) − z/2) + (z·p − r·y)), w = 1 − z/2, p = z·(C1 + z·(C2 + …)).
+  const pc = L.mul(z, polynomial(f, z, COS));
+  f.set(w, L.sub(c(1), L.mul(c(0.5), z)));
+  f.set(cs, L.add(w, L.add(L.sub(L.sub(c(1), w), L.mul(c(0.5), z)), L.sub(L.mul(z, pc), L.mul(r, y)))));
+  // The quadrant (k + 1 for cos) mod 4: odd quadrants take the other kernel, quadrants 2 and 3 flip the sign.
+  f.set(q, cos ? L.add(k, c(1)) : k);
+  f.set(q, L.sub(q, L.mul(c(4), L.floor(L.mul(q, c(0.25))))));
+  f.set(out, f.v128.bitselect(cs, s, L.eq(L.sub(q, L.mul(c(2), L.floor(L.mul(q, c(0.5))))), c(1))));
+  f.set(out, f.v128.xor(out, f.v128.and(L.ge(q, c(2)), c(-0))));
+  if (!cos) f.set(out, f.v128.bitselect(v, out, L.eq(v, c(0)))); // sin(±0) = ±0
+}
