@@ -262,3 +262,39 @@ export function ipow(a: number, b: number): number {
   }
   return result;
 }
+
+/**
+ * The coefficients of {@link erf} by interval (fdlibm's s_erf.c), for vector forms of it that
+ * compute the same function: `PP`/`QQ` below 0.84375 (in x², constant terms first, `QQ[0]` = 1),
+ * `PA`/`QA` below 1.25 (in |x| − 1), `RA`/`SA` below `BREAK_2857` and `RB`/`SB` below 6 (in
+ * 1/x²), and `ERX`.
+ *
+ * @example
+ * ```ts
+ * import { ERF_COEFFICIENTS } from "./math.ts";
+ * ERF_COEFFICIENTS.QQ[0]; // 1
+ * ```
+ */
+export const ERF_COEFFICIENTS: {
+  readonly ERX: number;
+  readonly BREAK_2857: number;
+  readonly PP: readonly number[];
+  readonly QQ: readonly number[];
+  readonly PA: readonly number[];
+  readonly QA: readonly number[];
+  readonly RA: readonly number[];
+  readonly SA: readonly number[];
+  readonly RB: readonly number[];
+  readonly SB: readonly number[];
+} = {
+  ERX,
+  BREAK_2857,
+  PP: [PP0, PP1, PP2, PP3, PP4],
+  QQ: [1, QQ1, QQ2, QQ3, QQ4, QQ5],
+  PA: [PA0, PA1, PA2, PA3, PA4, PA5, PA6],
+  QA: [1, QA1, QA2, QA3, QA4, QA5, QA6],
+  RA: [RA0, RA1, RA2, RA3, RA4, RA5, RA6, RA7],
+  SA: [1, SA1, SA2, SA3, SA4, SA5, SA6, SA7, SA8],
+  RB: [RB0, RB1, RB2, RB3, RB4, RB5, RB6],
+  SB: [1, SB1, SB2, SB3, SB4, SB5, SB6, SB7],
+};

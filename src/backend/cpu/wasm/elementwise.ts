@@ -17,7 +17,7 @@
 import type { BinaryOp, UnaryOp } from "../../../tensor/op_defs.ts";
 import type { Expr, Fn, Local, Module } from "./asm.ts";
 import { F32, F64, kernel, type Lane, loadWide, storeWide } from "./kernel.ts";
-import { expF64x2, logF64x2, sigmoidF64x2, SIN_COS_LIMIT, sinCosF64x2, tanhF64x2 } from "./vmath.ts";
+import { erfF64x2, expF64x2, logF64x2, sigmoidF64x2, SIN_COS_LIMIT, sinCosF64x2, tanhF64x2 } from "./vmath.ts";
 
 /** Elements one job covers (whole rows, or a chunk of a longer row). */
 export const CHUNK = 16384;
@@ -54,6 +54,12 @@ function geluTanhInner(f: Fn, x: Local, out: Local, single: boolean): void {
   tanhF64x2(f, f.f64x2.mul(c(f, GELU_C), f.f64x2.add(x, cube)), out, single);
 }
 
+/** `out = 1 + erf(x/√2)`, the erf GELU's inner term, as `src/tensor/math.ts` writes it. */
+function geluInner(f: Fn, x: Local, out: Local): void {
+  erfF64x2(f, f.f64x2.mul(x, c(f, Math.SQRT1_2)), out);
+  f.set(out, f.f64x2.add(c(f, 1), out));
+}
+
 /** The unary ops with a vector form. */
 const UNARY: Partial<Record<UnaryOp, UnaryForm>> = {
   neg: { own: (f, t, x) => lanes(f, t).neg(x) },
@@ -68,6 +74,30 @@ const UNARY: Partial<Record<UnaryOp, UnaryForm>> = {
   log: { wide: logF64x2 },
   tanh: { wide: tanhF64x2 },
   sigmoid: { wide: sigmoidF64x2 },
+  erf: { wide: (f, x, out) => erfF64x2(f, x, out) },
+  gelu: {
+    wide: (f, x, out) => {
+      // 0.5·x·(1 + erf(x/√2))
+      const v = f.local("v128");
+      f.set(v, x);
+      geluInner(f, v, out);
+      f.set(out, f.f64x2.mul(f.f64x2.mul(c(f, 0.5), v), out));
+    },
+  },
+  gelu_grad: {
+    // Its two terms cancel near x = −0.75: e^(−x²/2) in full precision even for float32.
+    wide: (f, x, out) => {
+      // 0.5·(1 + erf(x/√2)) + x·(1/√(2π))·e^(−x²/2)
+      const v = f.local("v128"), e = f.local("v128");
+      f.set(v, x);
+      geluInner(f, v, out);
+      expF64x2(f, f.f64x2.mul(f.f64x2.mul(c(f, -0.5), v), v), e);
+      f.set(
+        out,
+        f.f64x2.add(f.f64x2.mul(c(f, 0.5), out), f.f64x2.mul(f.f64x2.mul(v, c(f, 1 / Math.sqrt(2 * Math.PI))), e)),
+      );
+    },
+  },
   sin: { wide: (f, x, out) => sinCosF64x2(f, x, out, false), limit: SIN_COS_LIMIT },
   cos: { wide: (f, x, out) => sinCosF64x2(f, x, out, true), limit: SIN_COS_LIMIT },
   silu: {

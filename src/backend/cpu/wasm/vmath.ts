@@ -13,6 +13,7 @@
  * @module
  */
 
+import { ERF_COEFFICIENTS } from "../../../tensor/math.ts";
 import type { Expr, Fn, Local } from "./asm.ts";
 
 const LOG2E = 1.4426950408889634;
@@ -323,4 +324,60 @@ export function sinCosF64x2(f: Fn, x: Expr, out: Local, cos: boolean): void {
   f.set(out, f.v128.bitselect(cs, s, L.eq(L.sub(q, L.mul(c(2), L.floor(L.mul(q, c(0.5))))), c(1))));
   f.set(out, f.v128.xor(out, f.v128.and(L.ge(q, c(2)), c(-0))));
   if (!cos) f.set(out, f.v128.bitselect(v, out, L.eq(v, c(0)))); // sin(±0) = ±0
+}
+
+/**
+ * Emits `out = erf(x)` on float64 lanes: `src/tensor/math.ts`'s erf (fdlibm's) with every
+ * interval computed and the lane's own selected — x + x·P(x²)/Q(x²) below 0.84375, ±(erx +
+ * P(|x| − 1)/Q(|x| − 1)) below 1.25, ±(1 − e^(−z² − 0.5625 + (z − |x|)(z + |x|) + R/S)/|x|) below
+ * 6 (z: |x| with its low 32 bits cleared; R/S in 1/x² by two coefficient sets split at
+ * 1/0.35), ±1 beyond; NaN stays NaN.
+ *
+ * @example
+ * ```ts
+ * import { Module } from "./asm.ts";
+ * import { erfF64x2 } from "./vmath.ts";
+ * const m = new Module();
+ * m.func("erf2", ["f64"], ["f64"], (f, [x]) => {
+ *   const y = f.local("v128");
+ *   erfF64x2(f, f.f64x2.splat(x), y);
+ *   f.push(f.f64x2.extract_lane(y, 0), "f64");
+ * });
+ * ```
+ */
+export function erfF64x2(f: Fn, x: Expr, out: Local): void {
+  const K = ERF_COEFFICIENTS;
+  const [v, ax, z, s, near, far, big, e1, e2, zz] = f.locals("v128", 10);
+  const c = (value: number) => f.vconst("f64x2", value);
+  const L = f.f64x2;
+  const ratio = (t: Local, p: readonly number[], q: readonly number[]) =>
+    L.div(polynomial(f, t, p), polynomial(f, t, q));
+  f.set(v, x);
+  f.set(ax, L.abs(v));
+  f.set(z, L.mul(v, v));
+  const small = L.add(v, L.mul(v, ratio(z, K.PP, K.QQ)));
+  f.set(s, L.sub(ax, c(1)));
+  f.set(near, L.add(c(K.ERX), ratio(s, K.PA, K.QA)));
+  // 1.25 ≤ |x| < 6: one rational function in 1/x² whose coefficients depend on the lane.
+  f.set(s, L.div(c(1), L.mul(ax, ax)));
+  f.set(big, L.lt(ax, c(K.BREAK_2857)));
+  const pick = (a: readonly number[], b: readonly number[]) =>
+    a.map((value, i) => f.v128.bitselect(c(value), c(b[i] ?? 0), big));
+  const horner = (coefficients: Expr[]) => {
+    const p = f.local("v128");
+    f.set(p, coefficients[coefficients.length - 1]);
+    for (let i = coefficients.length - 2; i >= 0; i--) f.set(p, L.relaxed_madd(p, s, coefficients[i]));
+    return p;
+  };
+  const rs = L.div(horner(pick(K.RA, K.RB)), horner(pick(K.SA, K.SB)));
+  f.set(zz, f.v128.and(ax, f.vconst("i64x2", -(1n << 32n))));
+  expF64x2(f, L.sub(L.neg(L.mul(zz, zz)), c(0.5625)), e1);
+  expF64x2(f, L.add(L.mul(L.sub(zz, ax), L.add(zz, ax)), rs), e2);
+  f.set(far, L.sub(c(1), L.div(L.mul(e1, e2), ax)));
+  // The magnitude for |x| ≥ 0.84375, signed as x; below, the small form (signed by itself).
+  f.set(far, f.v128.bitselect(far, c(1), L.lt(ax, c(6))));
+  f.set(far, f.v128.bitselect(near, far, L.lt(ax, c(1.25))));
+  f.set(far, f.v128.or(far, f.v128.and(v, c(-0))));
+  f.set(out, f.v128.bitselect(small, far, L.lt(ax, c(0.84375))));
+  f.set(out, f.v128.bitselect(out, v, L.eq(v, v))); // NaN in, NaN out
 }

@@ -1,10 +1,12 @@
-// The CPU backend's sin and cos on their SIMD kernels against Math.sin and Math.cos: arguments of
-// every magnitude up to the kernels' range, next to multiples of π/2 (where the reduction
-// cancels), and beyond the range (where the backend computes them another way).
+// The CPU backend's vectorised sin, cos and erf against scalar implementations: Math.sin and
+// Math.cos for arguments of every magnitude up to the kernels' range, next to multiples of π/2
+// (where the reduction cancels) and beyond the range (where the backend computes them another
+// way); erf against the scalar fdlibm erf at the bounds of its intervals and in the subnormals.
 
 import assert from "node:assert/strict";
 import { CpuBackend } from "../src/backend/cpu/mod.ts";
 import { simdLimit } from "../src/backend/cpu/wasm/elementwise.ts";
+import { erf } from "../src/tensor/math.ts";
 import { rng } from "./helpers.ts";
 
 const cpu = new CpuBackend();
@@ -58,5 +60,30 @@ Deno.test("sin, cos: SIMD kernels within 1 ulp of Math.sin and Math.cos up to th
         cpu.free(x.buffer);
       }
     }
+  }
+});
+
+Deno.test("erf: SIMD kernel within 1 ulp of the scalar erf on both sides of each interval's bounds, tiny and huge", () => {
+  const bounds = [0, 2 ** -1022, 2 ** -28, 0.84375, 1.25, 1 / 0.35, 6];
+  const xs: number[] = [5e-324, -1e-310, 1e300, Infinity, -Infinity, NaN];
+  const scratch = new Float64Array(1), bits = new BigInt64Array(scratch.buffer);
+  for (const b of bounds) {
+    for (let d = -40; d <= 40; d++) {
+      scratch[0] = b;
+      bits[0] += BigInt(d * (b === 0 ? 1 : 1e6));
+      xs.push(scratch[0], -scratch[0]);
+    }
+  }
+  for (const dtype of ["float32", "float64"] as const) {
+    const round = dtype === "float32" ? Math.fround : (v: number) => v;
+    const x = { buffer: cpu.fromHost(xs, dtype), shape: [xs.length], strides: [1], offset: 0 };
+    const stored = cpu.toHost(x);
+    const got = cpu.toHost({ buffer: cpu.unary("erf", x, dtype), shape: [xs.length], strides: [1], offset: 0 });
+    for (let i = 0; i < xs.length; i++) {
+      const want = round(erf(stored[i]));
+      const d = ulpsIn(dtype, got[i], want);
+      if (d > 1) assert.fail(`erf ${dtype}(${stored[i]}) = ${got[i]}, the scalar erf gives ${want} (${d} ulp)`);
+    }
+    cpu.free(x.buffer);
   }
 });
