@@ -1,11 +1,12 @@
 // The CPU backend's fused Adam(W) update on its SIMD kernels, against the update written out here
-// element by element (float32 rounded after every operation, as the composite update rounds it).
+// element by element (float32 rounded after every operation, as the composite update rounds it;
+// bfloat16 gradients widened and copies rounded by the dtype module's scalar conversions).
 
 import assert from "node:assert/strict";
 import { CpuBackend } from "../src/backend/cpu/mod.ts";
 import { heapAddress } from "../src/backend/cpu/heap.ts";
 import type { AdamHyperparameters, View } from "../src/tensor/backend.ts";
-import type { DType } from "../src/tensor/dtype.ts";
+import { type DType, fromBFloat16Bits, toBFloat16Bits } from "../src/tensor/dtype.ts";
 import { bufferOf } from "../src/backend/cpu/buffer.ts";
 import { rng } from "./helpers.ts";
 
@@ -75,6 +76,49 @@ Deno.test("adam: SIMD fused update (one thread and all, vector body and tail) ma
         }
         for (const view of views) cpu.free(view.buffer);
       }
+    }
+  }
+});
+
+Deno.test("adam: SIMD fused update of float32 parameters with a bfloat16 gradient and a bfloat16 copy, bit for bit", () => {
+  const h: AdamHyperparameters = {
+    lr: 2e-2,
+    beta1: 0.9,
+    beta2: 0.99,
+    eps: 1e-8,
+    weightDecay: 0.05,
+    decoupled: true,
+    step: 4,
+  };
+  for (const [gradDtype, copy] of [["bfloat16", true], ["bfloat16", false], ["float32", true]] as const) {
+    for (const n of [5, 70001]) {
+      const grads = values(n, 2, 0.1).map((x) => fromBFloat16Bits(toBFloat16Bits(x)));
+      const host = [values(n, 1, 1), grads, values(n, 3, 0.01), values(n, 4, 1e-4, true)].map((x) =>
+        x.map(Math.fround)
+      );
+      const views = host.map((x, k): View => ({
+        buffer: cpu.fromHost(x, k === 1 ? gradDtype : "float32"),
+        shape: [n],
+        strides: [1],
+        offset: 0,
+      }));
+      const low: View | null = copy
+        ? { buffer: cpu.fromHost(new Uint16Array(n + 3), "bfloat16"), shape: [n], strides: [1], offset: 3 }
+        : null;
+      const [p, g, m, v] = views;
+      cpu.optim.adam(p, g, m, v, low, h);
+      const [pr, gr, mr, vr] = host;
+      reference(pr, gr, mr, vr, h, Math.fround);
+      const got = cpu.toHost(p);
+      const bits = low ? bufferOf(low.buffer, "test").data as Uint16Array : null;
+      for (let i = 0; i < n; i++) {
+        if (!Object.is(got[i], pr[i])) assert.fail(`${gradDtype} grad, n=${n}: param[${i}] = ${got[i]}, want ${pr[i]}`);
+        if (bits && bits[3 + i] !== toBFloat16Bits(pr[i])) {
+          assert.fail(`${gradDtype} grad, n=${n}: copy[${i}] = ${bits[3 + i]}, want ${toBFloat16Bits(pr[i])}`);
+        }
+      }
+      if (bits) assert.deepEqual([...bits.slice(0, 3)], [0, 0, 0], "nothing written before the copy's offset");
+      for (const view of [...views, ...(low ? [low] : [])]) cpu.free(view.buffer);
     }
   }
 });

@@ -4,7 +4,8 @@
  * after every operation (constants first rounded to float32) as the elementwise kernels round
  * them, so the fused and the composite update agree bit for bit on this backend. Parameters,
  * gradients and moments of one dtype in the heap run on the SIMD kernels of `wasm/optim.ts` (on
- * every thread for larger tensors); a bfloat16 gradient or copy runs the loop here.
+ * every thread for larger tensors; float32 ones also with a bfloat16 gradient or copy); float64
+ * parameters with a bfloat16 copy run the loop here.
  *
  * @module
  */
@@ -74,15 +75,17 @@ export class CpuOptim implements OptimPrimitives {
     const cbc2 = r(Math.sqrt(bc2)), ceps = r(eps), cstep = r(lr / bc1);
     const po = param.offset, go = grad.offset, mo = expAvg.offset, vo = expAvgSq.offset;
     const at = [p, gd, m, v].map((a) => heapAddress(a));
-    if (!low && !gBits && n > 0 && at.every((a) => a >= 0)) {
+    const lo = copyTo ? copyTo.offset : 0;
+    const copyAt = !low ? 0 : heapAddress(low) < 0 ? -1 : heapAddress(low) + 2 * lo;
+    if (n > 0 && at.every((a) => a >= 0) && copyAt >= 0 && (dtype === "float32" || (!low && !gBits))) {
       const E = p.BYTES_PER_ELEMENT;
-      const args = [at[0] + po * E, at[1] + go * E, at[2] + mo * E, at[3] + vo * E, n];
+      const args = [at[0] + po * E, at[1] + go * gd.BYTES_PER_ELEMENT, at[2] + mo * E, at[3] + vo * E, n];
       args.push(l2, decay, cb1, c1b1, cb2, c1b2, cbc2, ceps, cstep, l2 !== 0 ? 1 : 0);
+      args.push(gd.BYTES_PER_ELEMENT, copyAt, low ? 1 : 0);
       const kernel = `adam_${dtype === "float32" ? "f32" : "f64"}`;
       runKernel(kernel, args, Math.ceil(n / CHUNK), threadCount() > 1 && n >= PARALLEL_ELEMENTS);
       return;
     }
-    const lo = copyTo ? copyTo.offset : 0;
     for (let i = 0; i < n; i++) {
       const theta = p[po + i];
       let g = gBits ? fromBFloat16Bits(gd[go + i]) : gd[go + i];

@@ -476,6 +476,12 @@ export class Fn {
       this.simd(0x0a);
       memarg(this.code, 3, offset);
     },
+    /** Loads one 16-bit value into every lane. */
+    load16_splat: (addr: Expr, offset = 0): Emit => () => {
+      this.emit(addr, "i64");
+      this.simd(0x08);
+      memarg(this.code, 1, offset);
+    },
     /** Loads 64 bits into the low half, zeroing the high half. */
     load64_zero: (addr: Expr, offset = 0): Emit => () => {
       this.emit(addr, "i64");
@@ -488,6 +494,14 @@ export class Fn {
       this.emit(value, "v128");
       this.simd(0x5b);
       memarg(this.code, 3, offset);
+      this.code.push(lane);
+    },
+    /** Stores lane `lane` (16 bits). */
+    store16_lane: (addr: Expr, value: Expr, lane: number, offset = 0): void => {
+      this.emit(addr, "i64");
+      this.emit(value, "v128");
+      this.simd(0x59);
+      memarg(this.code, 1, offset);
       this.code.push(lane);
     },
     /** Stores lane `lane` (32 bits). */
@@ -619,9 +633,22 @@ export class Fn {
       this.emit(b, "i32");
       this.simd(0xab);
     },
+    shr_u: (a: Expr, b: Expr): Emit => () => {
+      this.emit(a, "v128");
+      this.emit(b, "i32");
+      this.simd(0xad);
+    },
+    /** The four low uint16 lanes zero-extended. */
+    extend_low_i16x8_u: (a: Expr) => this.#sun(0xa9, "v128", a),
     /** float64 lanes to int32 (saturating), upper two lanes zero. */
     trunc_sat_f64x2_s_zero: (a: Expr) => this.#sun(0xfc, "v128", a),
     trunc_sat_f32x4_s: (a: Expr) => this.#sun(0xf8, "v128", a),
+  };
+
+  /** i16x8 instructions. */
+  readonly i16x8 = {
+    /** The int32 lanes of a then b, each saturated to uint16. */
+    narrow_i32x4_u: (a: Expr, b: Expr) => this.#sbin(0x86, "v128", a, b),
   };
 
   /** i64x2 instructions. */
