@@ -34,6 +34,8 @@
  *     --grad-len 4096 --grad-chunk 128 --draws 32
  *   PATCHWORK_BACKEND=cuda deno run -A bench/lm_chunked.ts --part effectiveness --preset llama-3.2-1b \
  *     --dtype bfloat16 --seq-len 4096 --eff-chunk 128 --batch 4 --steps 500 --lr 3e-4
+ *
+ * bench/lm_chunked_scale.ts times the same methods at the paper's scale beside PyTorch's SeCO.
  */
 
 import { Generator, getDefaultBackend, itemSize, lm, memory, nn, optim, resetPeakMemory, train, viz } from "../mod.ts";
