@@ -38,7 +38,8 @@
  * bench/lm_chunked_scale.ts times the same methods at the paper's scale beside PyTorch's SeCO.
  */
 
-import { Generator, getDefaultBackend, itemSize, lm, memory, nn, optim, resetPeakMemory, train, viz } from "../mod.ts";
+import { Generator, itemSize, lm, memory, nn, optim, resetPeakMemory, train, viz } from "../mod.ts";
+import { deviceLine, timed } from "./lm_bench_util.ts";
 
 const flags = train.parseFlags(
   {
@@ -70,7 +71,6 @@ const flags = train.parseFlags(
 );
 
 const MiB = 2 ** 20;
-const backend = getDefaultBackend();
 const dtype = flags.dtype;
 const shape = lm.preset(flags.preset);
 
@@ -92,17 +92,11 @@ function optimizer(model: lm.LlamaForCausalLM, lr: optim.LearningRate): optim.Ad
   return new optim.AdamW(trained(model), { lr, betas: [0.9, 0.95], weightDecay: 0.05 });
 }
 
-function spaco(t: number, compensation: "unbiased" | "paper"): lm.ChunkedOptions {
-  return { method: "spaco", spacoChunks: Math.max(1, Math.round(t)), compensation };
-}
+/** SpaCO's t for k chunks: k/f rounded, one at least. */
+const sampled = (k: number, f: number) => Math.max(1, Math.round(k / f));
 
-/** Seconds of `fn`, the device's queue drained before and after. */
-function timed(fn: () => void): number {
-  backend.synchronize();
-  const t0 = performance.now();
-  fn();
-  backend.synchronize();
-  return (performance.now() - t0) / 1000;
+function spaco(t: number, compensation: "unbiased" | "paper"): lm.ChunkedOptions {
+  return { method: "spaco", spacoChunks: t, compensation };
 }
 
 function describe(model: lm.LlamaForCausalLM): string {
@@ -110,7 +104,7 @@ function describe(model: lm.LlamaForCausalLM): string {
   const lora = flags.loraR > 0 ? `LoRA r = ${flags.loraR} on q_proj, v_proj` : "all weights trained";
   return `${flags.preset} Llama (${c.numHiddenLayers} layers, width ${c.hiddenSize}, ${c.numAttentionHeads} heads / ` +
     `${c.numKeyValueHeads} key-value heads, vocabulary ${c.vocabSize}, ${model.numParameters()} parameters), ` +
-    `${dtype}, ${lora}, AdamW, backend ${backend.name}`;
+    `${dtype}, ${lora}, AdamW; ${deviceLine()}`;
 }
 
 async function memoryPart(): Promise<void> {
@@ -135,7 +129,7 @@ async function memoryPart(): Promise<void> {
       ["full", { method: "full" }],
       ["checkpoint", { method: "checkpoint" }],
       ["seco", { method: "seco" }],
-      [`spaco t=${Math.max(1, Math.round(k / 8))}`, spaco(k / 8, "unbiased")],
+      [`spaco t=${sampled(k, 8)}`, spaco(sampled(k, 8), "unbiased")],
     ];
     for (const [name, o] of methods) {
       let best = Infinity, peak = 0, base = 0;
@@ -144,10 +138,8 @@ async function memoryPart(): Promise<void> {
           opt.zeroGrad();
           base = memory().current; // weights and optimiser state
           resetPeakMemory();
-          best = Math.min(
-            best,
-            timed(() => (lm.chunkedGradients(model, [seq], { ...o, chunkSize: flags.chunk }), opt.step())),
-          );
+          const step = () => (lm.chunkedGradients(model, [seq], { ...o, chunkSize: flags.chunk }), opt.step());
+          best = Math.min(best, timed(step).seconds);
           peak = memory().peak - base;
         }
       } catch (e) {
@@ -216,13 +208,13 @@ async function gradientPart(): Promise<void> {
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const compensation of ["unbiased", "paper"] as const) {
     for (const f of [4, 8, 16]) {
-      const t = Math.max(1, Math.round(k / f));
+      const t = sampled(k, f);
       const generator = new Generator(1);
       const mean = new Float64Array(exact.length);
       const draws: Float64Array[] = [];
       let seconds = 0;
       for (let d = 0; d < flags.draws; d++) {
-        seconds += timed(() => draws.push(gradient({ ...spaco(t, compensation), generator })));
+        seconds += timed(() => draws.push(gradient({ ...spaco(t, compensation), generator }))).seconds;
         draws[d].forEach((x, i) => (mean[i] += x / flags.draws));
       }
       const errors = draws.map((g) => distance(g, exact) / norm);
@@ -271,7 +263,7 @@ async function effectivenessPart(): Promise<void> {
   }]];
   for (const compensation of ["unbiased", "paper"] as const) {
     for (const f of [4, 8, 16]) {
-      runs.push([`SpaCO t = k/${f} = ${Math.round(k / f)}, ${compensation}`, spaco(k / f, compensation)]);
+      runs.push([`SpaCO t = k/${f} = ${sampled(k, f)}, ${compensation}`, spaco(sampled(k, f), compensation)]);
     }
   }
   const unigram = lm.unigramCrossEntropy(corpus.train, corpus.validation, tokenizer.vocabSize);
@@ -307,7 +299,7 @@ async function effectivenessPart(): Promise<void> {
         losses.push(lm.chunkedGradients(model, [batch], { ...o, chunkSize: flags.effChunk, generator }).loss);
         optim.clipGradNorm(trained(model), 1);
         opt.step();
-      });
+      }).seconds;
     }
     evaluate(flags.steps);
     const tail = losses.slice(-Math.max(1, Math.round(flags.steps / 10)));
