@@ -15,7 +15,7 @@ const PINS = {
   upstream: { primitives: 124, hostReads: 0 }, // the features' and the network's backward (with recompute)
 };
 /** Primitives of the batched Levenberg–Marquardt solve per iteration (mean over the problems). */
-const SOLVE_PRIMITIVES_PER_ITERATION = 130;
+const SOLVE_PRIMITIVES_PER_ITERATION = 121;
 
 Deno.test("a PI-HC-MoE Navier–Stokes step: primitives and host reads per phase are pinned", () => {
   const ns = new pde.NavierStokes2D({ preset: "pihcmoe" });

@@ -27,6 +27,7 @@ import {
   mapTensors,
   type Problem,
   type ResidualFn,
+  stackFeatures,
   tensorsOf,
 } from "./evaluate.ts";
 import { AbstractGaussNewton, defaultRegularization } from "./gauss_newton.ts";
@@ -117,9 +118,19 @@ export function leastSquares<P>(
   const op = "leastSquares";
   const solver = options.solver ?? new LevenbergMarquardt();
   const adjoint = options.adjoint ?? new ImplicitAdjoint();
-  const { pb, loopProblem, relReg } = prepare(op, residual, w0, params, solver, adjoint, options.jacobian);
+  const { pb, loopProblem, relReg } = prepare(
+    op,
+    residual,
+    w0,
+    params,
+    solver,
+    adjoint,
+    options.jacobian,
+    solver.maxSteps > 0,
+  );
   const [b] = w0.shape;
   const loop = iterate(solver, loopProblem, w0);
+  if (!pb.differentiable) loopProblem.stacked?.dispose();
   // The iteration's own autodiff leaves (for an untracked w0) take no gradient from here on.
   for (const leaf of loopProblem.leaves) leaf.requiresGrad = false;
   const iterations = loop.iterations;
@@ -257,7 +268,7 @@ export function implicitNode<P>(
   if (!(wStar instanceof Tensor)) throw new ArgumentError(op, "wStar must be a Tensor");
   const solver = new LevenbergMarquardt({ maxSteps: 0, regularization: options.regularization });
   const w = wStar.detach();
-  const { pb, loopProblem, relReg } = prepare(op, residual, w, params, solver, adjoint, options.jacobian);
+  const { pb, loopProblem, relReg } = prepare(op, residual, w, params, solver, adjoint, options.jacobian, false);
   const atStar = () =>
     noGrad(() =>
       tidy(() => {
@@ -270,7 +281,10 @@ export function implicitNode<P>(
   return implicitValue(pb, adjoint, w, atStar, relReg, null);
 }
 
-/** The checked problem of a solve from `w0` (and its detached copy the implicit adjoint iterates on). */
+/**
+ * The checked problem of a solve from `w0` (and its detached copy the implicit adjoint iterates on);
+ * a structured residual's features are stacked for the iterations when there will be some.
+ */
 function prepare<P>(
   op: string,
   residual: ResidualFn<P> | BasisResidual<P>,
@@ -279,6 +293,7 @@ function prepare<P>(
   solver: LeastSquaresSolver,
   adjoint: Adjoint,
   jacobian: JacobianOption<P> | undefined,
+  iterates: boolean,
 ): { pb: Problem<P>; loopProblem: Problem<P>; relReg: number } {
   if (!(solver instanceof AbstractGaussNewton)) {
     throw new ArgumentError(op, "solver must be a LevenbergMarquardt or GaussNewton instance");
@@ -314,6 +329,7 @@ function prepare<P>(
     dtype: w0.dtype,
     gramShape: solver.linearSolver.shape(b, n),
     feats: null,
+    stacked: null,
     differentiable: unrolled,
     leaves: [],
   };
@@ -334,6 +350,7 @@ function prepare<P>(
       }
       if (phi.dtype !== w0.dtype) throw new DTypeError(op, `features are ${phi.dtype} but w0 is ${w0.dtype}`);
     }
+    if (iterates) loopProblem.stacked = unrolled ? stackFeatures(feats, b) : noGrad(() => stackFeatures(feats, b));
   }
   return { pb, loopProblem, relReg };
 }

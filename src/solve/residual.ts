@@ -6,9 +6,10 @@
  *     r = F(Φ_1·w, …, Φ_K·w; θ)   (row i of r reads row i of each u_k only)
  *     J = Σ_k diag(∂F/∂u_k)·Φ_k,  then JᵀJ and Jᵀr by two batched matmuls
  *
- * so J costs K elementwise products with Φ and one reverse pass of F (or none, with
- * `derivative`), instead of N forward passes. Derivative features (u_x = Φ_x·w, a finite-difference
- * stencil applied to Φ, boundary rows) are just more features.
+ * so J costs one reverse pass of F (or none, with `derivative`) and a product with Φ, instead of N
+ * forward passes; `leastSquares` stacks the K features once per solve, so each iteration forms every
+ * u_k by one matmul and J by one batched product per row. Derivative features (u_x = Φ_x·w, a
+ * finite-difference stencil applied to Φ, boundary rows) are just more features.
  *
  * @module
  */
