@@ -22,10 +22,16 @@
  *   deno run -A bench/ssm_adjoint.ts --part training --runs out/ssm_runs/backprop,out/ssm_runs/w16 \
  *     --html out/ssm_training.html
  *
- * On a GPU (the same tables; memory is the device's bytes), T up to 64K:
+ * On a GPU (the same tables; memory is the device's bytes), T up to 64K, alone or in the GPU pass:
  *
  *   PATCHWORK_BACKEND=cuda deno run -A bench/ssm_adjoint.ts \
- *     --lengths 1024,2048,4096,8192,16384,32768,65536 --max-quadratic 16384 --rows 262144
+ *     --lengths 1024,2048,4096,8192,16384,32768,65536 --max-quadratic 32768 --rows 65536
+ *   SSM_ARGS="--lengths 1024,2048,4096,8192,16384,32768,65536 --max-quadratic 32768 --rows 65536" \
+ *     bench/gpu_lm_pass.sh ssm
+ *
+ * `--rows` sets the trade: a launch's buffers grow with it (about 0.9 GiB at 262144 rows on an
+ * H200, where T = 4096 took 0.42 s for adjoint sharding) and the launches fall with it; the
+ * sharded forms' memory falls below backprop's only once T is large against the rows.
  *
  * @module
  */
