@@ -4,11 +4,11 @@
  * markdown table of throughputs and ratios (patchwork's speed over the other's: above 1 is
  * faster).
  *
- * Cases: square matrix products 256–2048 (float32, float64), add and exp on 2^24 float32 (in
- * GB/s of traffic, beside a memory copy of the same bytes measured in the same run), softmax
- * over the last axis of 4096 × 4096 float32, an rFFT along the first grid axis of an FNO layer's
- * channels-last activations [4, 64, 64, 64] float32, and a periodic 3-point Laplacian along the
- * last axis of 2048 × 2048 float64. Each figure is the best of its timed repetitions (the cores
+ * Cases: square matrix products 256–2048 (float32, float64), add, exp and a sum of 2^24 float32
+ * (in GB/s of traffic, beside a memory copy measured in the same run), softmax over the last
+ * axis of 4096 × 4096 float32, an rFFT along the first grid axis of an FNO layer's channels-last
+ * activations [4, 64, 64, 64] float32, and a periodic 3-point Laplacian along the last axis of
+ * 2048 × 2048 float64. Each figure is the best of its timed repetitions (the cores
  * are shared: the best is the least disturbed); the three libraries are timed case by case,
  * one after the other.
  *
@@ -169,6 +169,23 @@ function cases(): Case[] {
     numpy: `exp float32 ${m}`,
   });
   list.push({
+    op: "sum (all elements)",
+    dtype: "float32",
+    shape: `2^24`,
+    unit: "GB/s",
+    work: 4 * m,
+    reps: 5,
+    patchwork: () => {
+      const x = random([m], "float32", 1);
+      return pw(() => cpu.reduce("sum", x, [0], "float32"));
+    },
+    jax: () => {
+      const a = jaxRandom([m], "float32");
+      return async () => (await jnp.sum(a.ref).blockUntilReady()).dispose();
+    },
+    numpy: `sum float32 ${m}`,
+  });
+  list.push({
     op: "softmax (last axis)",
     dtype: "float32",
     shape: "4096×4096",
@@ -256,6 +273,9 @@ for line in sys.stdin:
     elif op == "add":
         a = rng.standard_normal(n).astype(dtype); b = rng.standard_normal(n).astype(dtype)
         ms = best(lambda: a + b, 5)
+    elif op == "sum":
+        a = rng.standard_normal(n).astype(dtype)
+        ms = best(lambda: a.sum(), 5)
     elif op == "exp":
         a = rng.standard_normal(n).astype(dtype)
         ms = best(lambda: np.exp(a), 5)
