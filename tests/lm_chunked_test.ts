@@ -121,6 +121,26 @@ Deno.test("SeCO, full and per-layer checkpointing equal one plain backward pass:
   }
 });
 
+Deno.test("SeCO and SpaCO over many chunks (the forward pass reads the cache in blocks of several chunks), with and without a sliding window, equal one plain backward pass", () => {
+  for (const window of [null, 37]) {
+    const model = new lm.LlamaForCausalLM(smallConfig({ slidingWindow: window }), { seed: 4, ...f64 });
+    // 27 chunks of 8: the last reads 26 chunks before it, in blocks of 8 chunks and a partial one.
+    const seqs = sequences(2, 213, model.config.vocabSize, 9);
+    const want = plainGradient(model, seqs);
+    const { loss } = model.loss(seqs.map((r) => r.slice(0, -1)), seqs.map((r) => r.slice(1)), { reduction: "sum" });
+    const r = lm.chunkedBackward(model, seqs, { method: "seco", chunkSize: 8 });
+    assert.equal(r.chunks, 27);
+    assert(
+      Math.abs(r.lossSum - loss.item()) <= 1e-12 * loss.item(),
+      `window ${window}: loss ${r.lossSum} vs ${loss.item()}`,
+    );
+    assertGradsClose(takeGrads(model), want, 1e-10, `seco, window ${window}`);
+    // Every chunk drawn: SpaCO's factors are all 1 and its gradient is SeCO's.
+    lm.chunkedBackward(model, seqs, { method: "spaco", chunkSize: 8, spacoChunks: 27 });
+    assertGradsClose(takeGrads(model), want, 1e-10, `spaco t = k, window ${window}`);
+  }
+});
+
 Deno.test("SeCO equals one plain backward pass with LoRA adapters (and a last chunk shorter than the others)", () => {
   const model = new lm.LlamaForCausalLM(smallConfig(), { seed: 2, ...f64 });
   nn.applyLora(model, { r: 4, alpha: 8, targets: ["q_proj", "v_proj", "down_proj"] });

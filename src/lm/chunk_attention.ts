@@ -170,9 +170,9 @@ export function blockAttention(
   // A tile's rows, grouped: [B, Hq, Tq, ·] → [B, Hkv, G·tile, ·].
   const rows = (t: Tensor, tile: Tile) => cut(t, tile.start, tile.size).reshape([b, hkv, group * tile.size, -1]);
 
-  // Scores of a tile's grouped queries against a block's keys, masked where needed.
-  const scores = (qg: Tensor, k: Tensor, blk: Block, tile: Tile): Tensor => {
-    const s = qg.matmul(cut(k, blk.local, blk.size).transpose(-2, -1)).mul(scale);
+  // Scores of a tile's grouped queries, already scaled, against a block's keys, masked where needed.
+  const scores = (qs: Tensor, k: Tensor, blk: Block, tile: Tile): Tensor => {
+    const s = qs.matmul(cut(k, blk.local, blk.size).transpose(-2, -1));
     const at = offset + tile.start;
     if (!masked(blk, tile.size, at, window)) return s;
     const mask = causalMask(tile.size, blk.size, at - blk.start, window, s.dtype, s.backend);
@@ -183,7 +183,8 @@ export function blockAttention(
     const like = { dtype: query.dtype, backend: query.backend };
     const outs: Tensor[] = [], lses: Tensor[] = [];
     for (const tile of tiles) {
-      const qg = rows(query, tile);
+      // The scale on the queries, once, rather than on every block's scores.
+      const qs = rows(query, tile).mul(scale);
       const r = group * tile.size;
       // A finite floor for the running maximum: a row that sees no key of a block keeps weight 0.
       let m = full([b, hkv, r, 1], -1e30, like);
@@ -191,7 +192,7 @@ export function blockAttention(
       let acc = full([b, hkv, r, dv], 0, like);
       for (const blk of tile.blocks) {
         const next = tidy(() => {
-          const s = scores(qg, kv[blk.input], blk, tile);
+          const s = scores(qs, kv[blk.input], blk, tile);
           const top = m.maximum(s.max(-1, true));
           const p = s.sub(top).exp();
           const decay = m.sub(top).exp();
@@ -203,7 +204,7 @@ export function blockAttention(
       }
       outs.push(acc.div(l).reshape([b, hq, tile.size, dv]));
       lses.push(m.add(l.log()));
-      [m, l, acc].forEach((t) => t.dispose());
+      [m, l, acc, qs].forEach((t) => t.dispose());
     }
     const output = outs.length === 1 ? outs[0] : concat(outs, 2);
     return { output, residuals: [query, ...kv, output, ...lses] };
@@ -229,7 +230,7 @@ export function blockAttention(
     };
     const dqs: Tensor[] = [];
     tiles.forEach((tile, t) => {
-      const qg = rows(query, tile), dO = rows(g, tile), lse = lses[t];
+      const qg = rows(query, tile), qs = qg.mul(scale), dO = rows(g, tile), lse = lses[t];
       const delta = dO.mul(rows(out, tile)).sum(-1, true);
       let dq: Tensor | null = null;
       for (const blk of tile.blocks) {
@@ -237,7 +238,7 @@ export function blockAttention(
         if (!needs[0] && !needs[1 + ki] && !needs[1 + vi]) continue;
         // The kept block gradients are returned too, so the scope keeps them.
         const [next]: [Tensor | null, Tensor[]] = tidy((): [Tensor | null, Tensor[]] => {
-          const p = scores(qg, kv[ki], blk, tile).sub(lse).exp();
+          const p = scores(qs, kv[ki], blk, tile).sub(lse).exp();
           if (needs[1 + vi]) put(vi, blk, p.transpose(-2, -1).matmul(dO));
           if (!needs[0] && !needs[1 + ki]) return [dq, [...kept.values()]];
           const v = cut(kv[vi], blk.local, blk.size), k = cut(kv[ki], blk.local, blk.size);

@@ -10,10 +10,11 @@
  * - `full`: one graph over the whole sequence, one backward pass (attention in key blocks of the
  *   chunk size, so its memory grows linearly with the length, as flash attention's);
  * - `checkpoint`: the same with each decoder layer recomputed in the backward pass;
- * - `seco`: forward every chunk without recording, keeping its keys and values; then for chunks
- *   k … 1 rebuild the chunk's graph on the detached cache of the chunks before it and
- *   back-propagate its loss plus the relayed gradient of its own keys and values. Exact; memory
- *   holds one chunk's graph, the cache and the cache's gradient;
+ * - `seco`: forward every chunk without recording, writing its keys and values into one buffer per
+ *   layer and reading the positions before it in blocks of several chunks; then for chunks
+ *   k … 1 rebuild the chunk's graph on the detached cache of the chunks before it (one block per
+ *   chunk) and back-propagate its loss plus the relayed gradient of its own keys and values.
+ *   Exact; memory holds one chunk's graph, the cache and the cache's gradient;
  * - `spaco`: the same forward, then the backward for `spacoChunks` = t of the k chunks, drawn
  *   uniformly, with the factors of `compensation` (`"unbiased"`: exactly unbiased whenever
  *   t ≥ layers + 1; `"paper"`: the paper's Algorithm 2, relayed gradients × min(k/t, cap),
@@ -25,7 +26,7 @@
  * @module
  */
 
-import { ArgumentError, type Generator, noGrad, NonFiniteError, type Tensor, tidy } from "../tensor/mod.ts";
+import { ArgumentError, type Generator, noGrad, NonFiniteError, type Tensor, tidy, zeros } from "../tensor/mod.ts";
 import { Dropout } from "../nn/mod.ts";
 import { type PieceSampling, sequentialBackward } from "../local/mod.ts";
 import { blockAttention } from "./chunk_attention.ts";
@@ -119,6 +120,55 @@ function sampling(op: string, o: ChunkedOptions, chunks: number): PieceSampling 
 /** What a chunk hands on: its keys and values, per layer (a tree of tensors for the engine). */
 type ChunkState = { keys: Tensor; values: Tensor }[];
 
+/**
+ * Key blocks of the forward pass, in chunks: a chunk reads the cache before it in blocks of this
+ * many chunks' positions — fewer, larger products and elementwise passes than one block per chunk,
+ * while one block's scores stay below what a rebuilt chunk's graph holds. The backward pass reads
+ * the cache chunk by chunk (one chunk's scores at a time, each chunk's keys and values a leaf).
+ */
+const FORWARD_BLOCK_CHUNKS = 8;
+
+/**
+ * The keys and values of the forward pass, one buffer per layer for the whole sequence
+ * (`[batch, kvHeads, length, headDim]`, allocated at the first chunk's write): each chunk writes
+ * its own in place, reads the positions before it as one view, and hands on views of its own
+ * positions — no copy of the cache as it grows, and no cache twice in memory.
+ */
+class ForwardCache {
+  readonly #length: number;
+  readonly #layers: ChunkState = [];
+
+  constructor(length: number) {
+    this.#length = length;
+  }
+
+  /**
+   * Writes a chunk's keys and values at `start`; returns the layer's positions before it (none at
+   * the first chunk) and the chunk's own, as blocks for {@link blockAttention}: only the chunk's
+   * own block needs the causal mask.
+   */
+  write(layer: number, start: number, keys: Tensor, values: Tensor): { keys: Tensor[]; values: Tensor[] } {
+    const [b, h, n] = keys.shape;
+    const like = (t: Tensor) => zeros([b, h, this.#length, t.shape[3]], { dtype: t.dtype, backend: t.backend }).keep();
+    const buf = this.#layers[layer] ??= { keys: like(keys), values: like(values) };
+    buf.keys.narrow(2, start, n).assign(keys);
+    buf.values.narrow(2, start, n).assign(values);
+    const blocks = (t: Tensor) => (start === 0 ? [] : [t.narrow(2, 0, start)]).concat(t.narrow(2, start, n));
+    return { keys: blocks(buf.keys), values: blocks(buf.values) };
+  }
+
+  /** A layer's positions `start … start + n − 1`, as views. */
+  chunk(layer: number, start: number, n: number): { keys: Tensor; values: Tensor } {
+    const buf = this.#layers[layer];
+    return { keys: buf.keys.narrow(2, start, n), values: buf.values.narrow(2, start, n) };
+  }
+
+  /** Drops the buffers (views handed on keep their storage alive). */
+  dispose(): void {
+    for (const { keys, values } of this.#layers) [keys, values].forEach((t) => t.dispose());
+  }
+}
+
 /** The mask streams of the model's active dropouts. */
 function dropoutStreams(model: LlamaForCausalLM): Generator[] {
   return [...model.modules()].filter((m): m is Dropout => m instanceof Dropout && m.training && m.p > 0)
@@ -163,6 +213,7 @@ export function chunkedBackward(
   if (!(Number.isFinite(scale) && scale > 0)) throw new ArgumentError(op, `scale must be positive, got ${scale}`);
   const window = model.config.slidingWindow;
   const lossOptions = { reduction: "sum" as const, sliceSize: options.sliceSize };
+  const cache = new ForwardCache(length);
   const check = (value: number) => {
     if (!Number.isFinite(value)) throw new NonFiniteError(op, `the loss is ${value}; no gradient was added`);
     return value;
@@ -189,20 +240,29 @@ export function chunkedBackward(
     let end: number[] = [];
     const piece = (past: readonly ChunkState[], i: number) => {
       // A rebuilt chunk draws the dropout masks of its forward pass.
-      if (offsets[i]) streams.forEach((g, j) => (g.offset = offsets[i][j]));
-      else offsets[i] = streams.map((g) => g.offset);
+      const first = !offsets[i];
+      if (first) offsets[i] = streams.map((g) => g.offset);
+      else streams.forEach((g, j) => (g.offset = offsets[i][j]));
       const start = i * c, n = Math.min(c, length - start);
-      const attention: AttentionFunction = (q, k, v, layer) =>
-        blockAttention(q, [...past.map((p) => p[layer].keys), k], [...past.map((p) => p[layer].values), v], {
-          window,
-          leafGrads: "accumulate",
-        });
-      const { loss, cache } = model.loss(all.narrow(1, start, n), all.narrow(1, start + 1, n), {
+      const attention: AttentionFunction = first
+        ? (q, k, v, layer) => {
+          const { keys, values } = cache.write(layer, start, k, v);
+          return blockAttention(q, keys, values, { window, blockSize: FORWARD_BLOCK_CHUNKS * c });
+        }
+        : (q, k, v, layer) =>
+          blockAttention(q, [...past.map((p) => p[layer].keys), k], [...past.map((p) => p[layer].values), v], {
+            window,
+            leafGrads: "accumulate",
+          });
+      const out = model.loss(all.narrow(1, start, n), all.narrow(1, start + 1, n), {
         ...lossOptions,
         position: start,
         attention,
       });
-      return { loss: loss.mul(scale), state: cache.map(({ keys, values }) => ({ keys, values })) };
+      const state = first
+        ? out.cache.map((_, layer) => cache.chunk(layer, start, n))
+        : out.cache.map(({ keys, values }) => ({ keys, values }));
+      return { loss: out.loss.mul(scale), state };
     };
     const { losses, backpropagated } = sequentialBackward(chunks, piece, {
       sampling: draw,
@@ -220,6 +280,7 @@ export function chunkedBackward(
     throw e;
   } finally {
     all.dispose();
+    cache.dispose();
   }
 }
 
