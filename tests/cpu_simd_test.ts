@@ -667,33 +667,39 @@ Deno.test("elementwise: SIMD binary ops match their definitions bit for bit, on 
   }
 });
 
-Deno.test("copy: SIMD strided copies (transposes, padded rows, reversed axes) move every element's bits", () => {
+Deno.test("copy: strided copies (transposes, every other element, padded rows, reversed axes) move every element's bits", () => {
   for (const C of [Float32Array, Float64Array, Int32Array]) {
     for (const shape of [[70001], [37, 1001], [5, 6, 7], [3, 4, 5, 6]]) {
-      const size = numel(shape);
-      const src = heapAlloc(C, size, false);
-      for (let i = 0; i < size; i++) src[i] = i * 3 + 1;
-      // Read the source through a reversed permutation of its axes, with the first axis reversed.
-      const perm = shape.map((_, d) => shape.length - 1 - d);
-      const rm = rowMajor(shape);
-      const viewShape = perm.map((p) => shape[p]);
-      const viewStrides = perm.map((p, d) => (d === 0 ? -rm[p] : rm[p]));
-      const offset = (viewShape[0] - 1) * rm[perm[0]];
-      const dst = heapAlloc(C, size, false).fill(0);
-      copyStrided(
-        { data: src, offset, strides: viewStrides },
-        { data: dst, offset: 0, strides: rowMajor(viewShape) },
-        viewShape,
-      );
-      const idx = new Array(viewShape.length).fill(0);
-      for (let i = 0; i < size; i++) {
-        let at = offset;
-        idx.forEach((v, d) => (at += v * viewStrides[d]));
-        if (dst[i] !== src[at]) assert.fail(`${C.name} ${shape}: element ${i} is ${dst[i]}, want ${src[at]}`);
-        for (let d = idx.length - 1; d >= 0 && ++idx[d] === viewShape[d]; d--) idx[d] = 0;
+      for (const read of ["transposed", "every other"]) {
+        const size = numel(shape);
+        const src = heapAlloc(C, size, false);
+        for (let i = 0; i < size; i++) src[i] = i * 3 + 1;
+        // A reversed permutation of the source's axes (left to the loop: a cache line apart), or every other
+        // element of its last axis (the copy kernel); the first axis reversed in both.
+        const rm = rowMajor(shape);
+        const last = shape.length - 1;
+        const halve = (p: number) => read === "every other" && p === last;
+        const perm = read === "transposed" ? shape.map((_, d) => last - d) : shape.map((_, d) => d);
+        const viewShape = perm.map((p) => (halve(p) ? Math.ceil(shape[p] / 2) : shape[p]));
+        const viewStrides = perm.map((p, d) => (d === 0 ? -1 : 1) * rm[p] * (halve(p) ? 2 : 1));
+        const offset = (viewShape[0] - 1) * rm[perm[0]] * (halve(perm[0]) ? 2 : 1);
+        const count = numel(viewShape);
+        const dst = heapAlloc(C, count, false).fill(0);
+        copyStrided(
+          { data: src, offset, strides: viewStrides },
+          { data: dst, offset: 0, strides: rowMajor(viewShape) },
+          viewShape,
+        );
+        const idx = new Array(viewShape.length).fill(0);
+        for (let i = 0; i < count; i++) {
+          let at = offset;
+          idx.forEach((v, d) => (at += v * viewStrides[d]));
+          if (dst[i] !== src[at]) assert.fail(`${C.name} ${shape} ${read}: element ${i} is ${dst[i]}, want ${src[at]}`);
+          for (let d = idx.length - 1; d >= 0 && ++idx[d] === viewShape[d]; d--) idx[d] = 0;
+        }
+        heapFree(src);
+        heapFree(dst);
       }
-      heapFree(src);
-      heapFree(dst);
     }
   }
 });
