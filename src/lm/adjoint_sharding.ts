@@ -139,15 +139,37 @@ export interface SSMBackwardResult {
   vjps: VJPCount[];
 }
 
-/** The stored forward pass: each layer's input stream y_{k−1} and states h_k, and y_K. */
-interface Trace {
+/**
+ * The stored forward pass of {@link ssmTrace}: each layer's input stream y_{k−1} and states h_k, and y_K.
+ *
+ * @example
+ * ```ts
+ * import type { SSMTrace } from "./adjoint_sharding.ts";
+ * const depth = (t: SSMTrace) => t.inputs.length; // K
+ * ```
+ */
+export interface SSMTrace {
+  /** y_{k−1} `[B, T, P]`, the stream entering layer k (index k − 1). */
   inputs: Tensor[];
+  /** h_k `[B, T, N]`, layer k's states (index k − 1). */
   states: Tensor[];
+  /** y_K `[B, T, P]`. */
   residual: Tensor;
 }
 
-/** The forward pass without recording, block by block along time (the state carried). */
-function trace(model: SSMForCausalLM, tokens: Tensor, block: number): Trace {
+/**
+ * The forward pass of `model` on int32 `tokens` `[B, T]` without recording, `block` steps at a
+ * time along each layer (the state carried), keeping what {@link ssmLayerBackward} needs.
+ *
+ * @example
+ * ```ts
+ * import { ssmTrace } from "./adjoint_sharding.ts";
+ * import { SSM_PRESETS, SSMForCausalLM } from "./ssm.ts";
+ * const model = new SSMForCausalLM(SSM_PRESETS.tiny);
+ * ssmTrace(model, model.tokens([[1, 2, 3]]), 256).states.length; // 2
+ * ```
+ */
+export function ssmTrace(model: SSMForCausalLM, tokens: Tensor, block: number): SSMTrace {
   return noGrad(() => {
     const inputs: Tensor[] = [], states: Tensor[] = [];
     let y = model.embed_tokens.forward(tokens);
@@ -299,9 +321,21 @@ function layerVJPs(p: LayerPass): VJPCount {
 
 /**
  * The loss of y_K block by block along time: its sum, ∂(scale·loss)/∂y_K, and the final norm's and
- * Ω's gradients — added to their `.grad` only once every block's loss is known to be finite.
+ * Ω's gradients — added to their `.grad` only once every block's loss is known to be finite
+ * (`check` sees each block's sum and the total, and throws to stop).
+ *
+ * @example
+ * ```ts
+ * import { ssmHead, ssmTrace } from "./adjoint_sharding.ts";
+ * import { SSM_PRESETS, SSMForCausalLM } from "./ssm.ts";
+ * const model = new SSMForCausalLM(SSM_PRESETS.tiny);
+ * const all = model.tokens([[1, 2, 3, 4]]);
+ * const stored = ssmTrace(model, all.narrow(1, 0, 3), 256);
+ * const { delta } = ssmHead(model, stored.residual, all.narrow(1, 1, 3), 256, 1 / 3, { reduction: "sum" }, (v) => v);
+ * delta.shape; // [1, 3, 32]: ∂l/∂y_K
+ * ```
  */
-function head(
+export function ssmHead(
   model: SSMForCausalLM,
   residual: Tensor,
   targets: Tensor,
@@ -331,6 +365,67 @@ function head(
   check(lossSum);
   params.forEach((p, i) => p.accumulateGrad(sums![i]));
   return { lossSum, delta: concat(deltas, 1) };
+}
+
+/**
+ * Options of {@link ssmLayerBackward}.
+ *
+ * @example
+ * ```ts
+ * import type { SSMLayerPass } from "./adjoint_sharding.ts";
+ * const o: SSMLayerPass = { window: 16, piecesPerLaunch: 4096, blockSize: 256, exact: true };
+ * ```
+ */
+export interface SSMLayerPass {
+  /** T̄: the VJPs kept per output step (the length for all of them). */
+  window: number;
+  /** VJPs through 𝒜 and ℬ per batched launch. */
+  piecesPerLaunch: number;
+  /** Time steps per launch of 𝒞's VJPs. */
+  blockSize: number;
+  /** Also carry the cotangent into the layer's input stream (`adjoint-exact`, `truncated`). */
+  exact: boolean;
+}
+
+/**
+ * One layer's share of {@link ssmBackward}: adds the VJPs of its networks, for the cotangent
+ * `delta` = ∂l/∂y_k on its output, into their `.grad`; with `exact`, also its norm's gradient and
+ * the cotangent of its input stream ∂l/∂y_{k−1} = δ + (through the layer), returned as `delta`
+ * (else `delta` comes back unchanged). `input` and `states` are the layer's from {@link ssmTrace}.
+ *
+ * @example
+ * ```ts
+ * import { ssmHead, ssmLayerBackward, ssmTrace } from "./adjoint_sharding.ts";
+ * import { SSM_PRESETS, SSMForCausalLM } from "./ssm.ts";
+ * const model = new SSMForCausalLM(SSM_PRESETS.tiny);
+ * const all = model.tokens([[1, 2, 3, 4]]);
+ * const s = ssmTrace(model, all.narrow(1, 0, 3), 256);
+ * const { delta } = ssmHead(model, s.residual, all.narrow(1, 1, 3), 256, 1 / 3, { reduction: "sum" }, (v) => v);
+ * const pass = { window: 3, piecesPerLaunch: 4096, blockSize: 256, exact: true };
+ * const below = ssmLayerBackward(model.layers.at(1), s.inputs[1], s.states[1], delta, pass);
+ * below.vjps.a; // 6 = 3·4/2
+ * ```
+ */
+export function ssmLayerBackward(
+  layer: SSMLayer,
+  input: Tensor,
+  states: Tensor,
+  delta: Tensor,
+  pass: SSMLayerPass,
+): { delta: Tensor; vjps: VJPCount } {
+  const { window, piecesPerLaunch: rows, blockSize: block, exact } = pass;
+  let vjps: VJPCount | undefined;
+  const next = tidy(() => {
+    const x = noGrad(() => layer.norm.forward(input));
+    if (exact) x.requireGrad();
+    vjps = layerVJPs({ layer, x, h: states, delta, window, rows, block, exact });
+    if (!exact) return delta;
+    // Through the layer's norm into y_{k−1}, beside the residual path.
+    const yl = input.detach().requireGrad();
+    gradients([layer.norm.forward(yl)], [x.grad!], "leaves");
+    return delta.add(yl.grad!);
+  });
+  return { delta: next, vjps: vjps! };
 }
 
 /**
@@ -390,30 +485,21 @@ export function ssmBackward(
       return { lossSum, tokens: batch * length, vjps: [] };
     }
     return tidy(() => {
-      const stored = trace(model, tokens, block);
-      const { lossSum, delta: top } = head(model, stored.residual, targets, block, scale, lossOptions, check);
+      const stored = ssmTrace(model, tokens, block);
+      const { lossSum, delta: top } = ssmHead(model, stored.residual, targets, block, scale, lossOptions, check);
       const exact = method !== "adjoint";
       let delta = top;
       const vjps: VJPCount[] = [];
       const layers = [...model.layers];
       for (let k = layers.length - 1; k >= 0; k--) {
-        const layer = layers[k];
-        const y = stored.inputs[k];
-        const next: Tensor = tidy(() => {
-          const x = noGrad(() => layer.norm.forward(y));
-          if (exact) x.requireGrad();
-          vjps[k] = layerVJPs({ layer, x, h: stored.states[k], delta, window, rows: rowsPerLaunch, block, exact });
-          if (!exact) return delta;
-          // Through the layer's norm into y_{k−1}, beside the residual path.
-          const yl = y.detach().requireGrad();
-          gradients([layer.norm.forward(yl)], [x.grad!], "leaves");
-          return delta.add(yl.grad!);
-        });
+        const pass = { window, piecesPerLaunch: rowsPerLaunch, blockSize: block, exact };
+        const next = ssmLayerBackward(layers[k], stored.inputs[k], stored.states[k], delta, pass);
+        vjps[k] = next.vjps;
         // Layer k's stored input and states are no longer needed.
-        y.dispose();
+        stored.inputs[k].dispose();
         stored.states[k].dispose();
-        if (next !== delta) delta.dispose();
-        delta = next;
+        if (next.delta !== delta) delta.dispose();
+        delta = next.delta;
       }
       model.embed_tokens.forward(tokens).backward(delta);
       return { lossSum, tokens: batch * length, vjps };

@@ -28,5 +28,6 @@ export * from "./chunked.ts";
 export * from "./ssm_scan.ts";
 export * from "./ssm.ts";
 export * from "./adjoint_sharding.ts";
+export * from "./sharded_adjoint.ts";
 export * from "./data.ts";
 export * from "./ssm_checkpoint.ts";
