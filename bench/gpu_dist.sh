@@ -9,10 +9,13 @@
 #                                # PyTorch's all-reduce in the same call, nccl-tests' all_reduce_perf if present
 #   bench/gpu_dist.sh scaling    # throughput on 1 and on all GPUs (the same batch per GPU): the Navier–Stokes
 #                                # PI-HC-MoE step at the paper's sizes and a chunk-wise (SeCO) Llama-3.2-1B step
+#   bench/gpu_dist.sh adjoint    # adjoint sharding of the SSM language model on 1 and on all GPUs (the same rows
+#                                # on every GPU, K/Υ layers each): the paper's form and the exact form
 #
 # NVLink multicast stays off (NCCL_NVLS_ENABLE=0 and friends): it can take the host's shared GPUs out of
 # service. NCCL is the library PyTorch ships (the nvidia-nccl wheel) unless PATCHWORK_NCCL names one.
-# Sizes: NS_BATCH (per GPU, default 2), LM_ROWS (per GPU, default 1), LM_SEQ (4096), LM_CHUNK (512).
+# Sizes: NS_BATCH (per GPU, default 2), LM_ROWS (per GPU, default 1), LM_SEQ (4096), LM_CHUNK (512);
+# SSM_SEQ (adjoint: tokens per row, default 2048), SSM_DEPTH (layers, default 8: a multiple of the GPUs).
 set -uo pipefail
 part=${1:-all}
 out=${OUT:-out/gpu_dist}
@@ -78,17 +81,35 @@ scaling() {
   grep -E "s/step|exit" "$out/scaling.log"
 }
 
+adjoint() {
+  local ssm="--task ssm --preset small --depth ${SSM_DEPTH:-8} --seq ${SSM_SEQ:-2048} --rows 1 --pieces 262144"
+  ssm="$ssm --reps 3 --warmup 1 --json $out/scaling.jsonl"
+  # This part's records replace those of an earlier run of it.
+  [ -f "$out/scaling.jsonl" ] && { grep -v '"task":"ssm ' "$out/scaling.jsonl" >"$out/scaling.tmp"; mv "$out/scaling.tmp" "$out/scaling.jsonl"; }
+  {
+    for grad in adjoint adjoint-exact; do
+      for n in 1 "$gpus"; do
+        deno task launch --nproc "$n" bench/dist_scaling.ts $ssm --grad $grad
+        echo "ssm $grad on $n exit $?"
+      done
+    done
+  } >"$out/adjoint.log" 2>&1
+  grep -E "s/step|exit" "$out/adjoint.log"
+}
+
 case "$part" in
   tests) tests ;;
   bandwidth) bandwidth ;;
   scaling) scaling ;;
+  adjoint) adjoint ;;
   all)
     tests
     bandwidth
     scaling
+    adjoint
     ;;
   *)
-    echo "unknown part $part (tests, bandwidth, scaling or all)" >&2
+    echo "unknown part $part (tests, bandwidth, scaling, adjoint or all)" >&2
     exit 2
     ;;
 esac
