@@ -107,6 +107,15 @@ function describe(model: lm.LlamaForCausalLM): string {
     `${dtype}, ${lora}, AdamW; ${deviceLine()}`;
 }
 
+/** The 1-, 5- and 15-minute load averages (Linux), or a dash: the cores may be shared. */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(", ");
+  } catch {
+    return "—";
+  }
+}
+
 async function memoryPart(): Promise<void> {
   const longest = Math.max(...flags.lengths);
   const model = makeModel(longest);
@@ -114,7 +123,9 @@ async function memoryPart(): Promise<void> {
   const gradBytes = trained(model).reduce((a, p) => a + bytes * p.size, 0);
   const kv = (l: number) => c.numHiddenLayers * 2 * c.numKeyValueHeads * c.headDim * l * bytes;
   const corpus = await lm.loadCorpus("brown", new lm.ByteTokenizer(), { seqLen: longest });
-  console.log(`memory and time per step: ${describe(model)}; batch 1, chunk ${flags.chunk}\n`);
+  console.log(
+    `memory and time per step: ${describe(model)}; batch 1, chunk ${flags.chunk}; load average ${loadAverage()}\n`,
+  );
   console.log("| L | method | peak MiB | beyond weights+grads+Adam+KV+KV-grad, MiB | s/step | tokens/s |");
   console.log("|---|---|---|---|---|---|");
   const opt = optimizer(model, 1e-5);
@@ -165,7 +176,8 @@ async function memoryPart(): Promise<void> {
     `\nSeCO's memory beyond weights, gradients, optimiser state, K/V and K/V gradients varies by ` +
       `${(100 * spread).toFixed(1)}% across L (goal ≤ 10%); SeCO/full time by L: ` +
       `${flags.lengths.map((l) => ratio("seco", "full", l)).join(", ")} (goal ≤ 1.4); ` +
-      `SpaCO (t = k/8)/SeCO time at L = ${longest}: ${ratio("spaco", "seco", longest)} (goal ≤ 0.4)`,
+      `SpaCO (t = k/8)/SeCO time at L = ${longest}: ${ratio("spaco", "seco", longest)} (goal ≤ 0.4); ` +
+      `load average at the end ${loadAverage()}`,
   );
 }
 
