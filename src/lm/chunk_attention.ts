@@ -15,7 +15,6 @@ import {
   concat,
   customFunction,
   fmtShape,
-  full,
   isGradEnabled,
   ShapeError,
   type Tensor,
@@ -180,28 +179,28 @@ export function blockAttention(
   };
 
   const fn = customFunction((query: Tensor, ...kv: Tensor[]) => {
-    const like = { dtype: query.dtype, backend: query.backend };
     const outs: Tensor[] = [], lses: Tensor[] = [];
     for (const tile of tiles) {
       // The scale on the queries, once, rather than on every block's scores.
       const qs = rows(query, tile).mul(scale);
-      const r = group * tile.size;
-      // A finite floor for the running maximum: a row that sees no key of a block keeps weight 0.
-      let m = full([b, hkv, r, 1], -1e30, like);
-      let l = full([b, hkv, r, 1], 0, like);
-      let acc = full([b, hkv, r, dv], 0, like);
+      // The running maximum, sum and output; the first block starts them (no rescaling).
+      let running: [Tensor, Tensor, Tensor] | null = null;
       for (const blk of tile.blocks) {
-        const next = tidy(() => {
+        const next: [Tensor, Tensor, Tensor] = tidy(() => {
           const s = scores(qs, kv[blk.input], blk, tile);
-          const top = m.maximum(s.max(-1, true));
+          // A finite floor for the maximum: a row that sees no key of a block keeps weight 0.
+          const top = running ? running[0].maximum(s.max(-1, true)) : s.max(-1, true).maximum(-1e30);
           const p = s.sub(top).exp();
-          const decay = m.sub(top).exp();
           const v = cut(kv[n + blk.input], blk.local, blk.size);
+          if (!running) return [top, p.sum(-1, true), p.matmul(v)];
+          const [m, l, acc] = running, decay = m.sub(top).exp();
           return [top, l.mul(decay).add(p.sum(-1, true)), acc.mul(decay).add(p.matmul(v))];
         });
-        [m, l, acc].forEach((t) => t.dispose());
-        [m, l, acc] = next;
+        running?.forEach((t) => t.dispose());
+        running = next;
       }
+      // Query i reads key offset + i at least: every tile has a block.
+      const [m, l, acc] = running!;
       outs.push(acc.div(l).reshape([b, hq, tile.size, dv]));
       lses.push(m.add(l.log()));
       [m, l, acc, qs].forEach((t) => t.dispose());
