@@ -9,6 +9,10 @@
  * state, the key/value cache and its gradient — what SeCO keeps flat. A row that fails (out of
  * memory) says so and the others go on.
  *
+ * Part `time`: full backprop, SeCO and SpaCO (t = k/8) timed in turn, round after round (the
+ * fastest of each kept), so that the ratios hold on shared cores; SeCO's forward pass — what
+ * SpaCO keeps whole — timed on its own.
+ *
  * Part `gradient`: at one length, SeCO's gradient against full backprop's, then `--draws` SpaCO
  * estimates for t = k/4, k/8, k/16 with each compensation: their mean error and cosine against the
  * exact gradient, the relative variance E‖ĝ − g‖²/‖g‖², and the error of their mean over its
@@ -22,6 +26,7 @@
  * CPU (bench/RESULTS.md):
  *
  *   deno run -A bench/lm_chunked.ts --part memory
+ *   deno run -A bench/lm_chunked.ts --part time
  *   deno run -A bench/lm_chunked.ts --part gradient
  *   deno run -A bench/lm_chunked.ts --part effectiveness
  *
@@ -45,7 +50,7 @@ const flags = train.parseFlags(
   {
     part: {
       type: "choice",
-      choices: ["memory", "gradient", "effectiveness", "all"],
+      choices: ["memory", "time", "gradient", "effectiveness", "all"],
       default: "all",
       help: "what to measure",
     },
@@ -55,6 +60,8 @@ const flags = train.parseFlags(
     lengths: { type: "integers", default: [1024, 2048, 4096, 8192, 16384], min: 2, help: "memory: lengths" },
     chunk: { type: "integer", default: 128, min: 1, help: "memory: tokens per chunk" },
     repeats: { type: "integer", default: 2, min: 1, help: "memory: timed steps per row below 8K (fastest kept)" },
+    timeLengths: { type: "integers", default: [1024, 2048, 4096], min: 2, help: "time: lengths" },
+    rounds: { type: "integer", default: 6, min: 1, help: "time: rounds of the three methods (fastest kept)" },
     gradLen: { type: "integer", default: 1024, min: 2, help: "gradient: sequence length" },
     gradChunk: { type: "integer", default: 32, min: 1, help: "gradient: tokens per chunk" },
     draws: { type: "integer", default: 24, min: 2, help: "gradient: SpaCO draws per setting" },
@@ -179,6 +186,57 @@ async function memoryPart(): Promise<void> {
       `SpaCO (t = k/8)/SeCO time at L = ${longest}: ${ratio("spaco", "seco", longest)} (goal ≤ 0.4); ` +
       `load average at the end ${loadAverage()}`,
   );
+}
+
+/**
+ * Full backprop, SeCO and SpaCO (t = k/8) timed in turn, round after round, so that the load of
+ * shared cores weighs on each alike; the fastest of each, and SeCO's forward pass (the part SpaCO
+ * keeps whole) on its own.
+ */
+async function timePart(): Promise<void> {
+  const longest = Math.max(...flags.timeLengths);
+  const model = makeModel(longest);
+  const corpus = await lm.loadCorpus("brown", new lm.ByteTokenizer(), { seqLen: longest });
+  console.log(
+    `\ngradient time, the methods in turn (fastest of ${flags.rounds} rounds after one): ${describe(model)}; ` +
+      `batch 1, chunk ${flags.chunk}; load average ${loadAverage()}\n`,
+  );
+  console.log("| L | full s | full's forward s | SeCO s | SeCO's forward s | SpaCO s | SeCO/full | SpaCO/SeCO |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const length of flags.timeLengths) {
+    const seq = [Array.from(corpus.train.get(0).subarray(0, length + 1))];
+    const k = Math.ceil(length / flags.chunk);
+    const methods: [string, lm.ChunkedOptions][] = [
+      ["full", { method: "full" }],
+      ["seco", { method: "seco" }],
+      ["spaco", spaco(sampled(k, 8), "unbiased")],
+    ];
+    const best = new Map<string, number>();
+    const keep = (key: string, seconds: number) => best.set(key, Math.min(best.get(key) ?? Infinity, seconds));
+    for (let r = 0; r <= flags.rounds; r++) {
+      for (const [name, o] of methods) {
+        // The forward pass ends with the last chunk's (full backprop: its one graph's).
+        const last = o.method === "full" ? 0 : k - 1;
+        let forward = 0;
+        const t0 = performance.now();
+        const onChunk = ({ index, phase }: { index: number; phase: string }) => {
+          if (phase === "forward" && index === last) forward = (performance.now() - t0) / 1000;
+        };
+        const { seconds } = timed(() => lm.chunkedBackward(model, seq, { ...o, chunkSize: flags.chunk, onChunk }));
+        model.zeroGrad();
+        if (r === 0) continue; // warm-up
+        keep(name, seconds);
+        keep(`${name} forward`, forward);
+      }
+    }
+    const s = (key: string) => best.get(key)!;
+    console.log(
+      `| ${length} | ${s("full").toFixed(3)} | ${s("full forward").toFixed(3)} | ${s("seco").toFixed(3)} | ` +
+        `${s("seco forward").toFixed(3)} | ${s("spaco").toFixed(3)} | ${(s("seco") / s("full")).toFixed(2)} | ` +
+        `${(s("spaco") / s("seco")).toFixed(2)} |`,
+    );
+  }
+  console.log(`\nload average at the end ${loadAverage()}`);
 }
 
 /** The trained parameters' gradients as one float64 vector, cleared. */
@@ -333,5 +391,6 @@ async function effectivenessPart(): Promise<void> {
 }
 
 if (flags.part === "memory" || flags.part === "all") await memoryPart();
+if (flags.part === "time" || flags.part === "all") await timePart();
 if (flags.part === "gradient" || flags.part === "all") await gradientPart();
 if (flags.part === "effectiveness" || flags.part === "all") await effectivenessPart();
