@@ -28,10 +28,12 @@ import { blockColumns, MB, scratchBytes } from "./wasm/matmul.ts";
 /** Element arrays the kernel reads and writes (all three arguments share one type). */
 type FloatArray = Float32Array | Float64Array;
 
+/** Lines of a packed micro-panel (rows of A, columns of B): the micro-tile is 4 × 4. */
+const PANEL = 4;
 /** Rows of the micro-tile. */
-const MR = 4;
+const MR = PANEL;
 /** Columns of the micro-tile. */
-const NR = 4;
+const NR = PANEL;
 /** Depth of a packed block (a 4-wide micro-panel of it is 8 KiB of float64, resident in L1). */
 const KC = 256;
 /** Rows of a packed block of A (MC × KC float64 = 256 KiB, resident in L2). */
@@ -165,10 +167,10 @@ function blockedMatmul(
     for (let p0 = 0; p0 < k; p0 += KC) {
       const kc = Math.min(KC, k - p0);
       const accumulate = p0 > 0;
-      packPanelB(b, bOffset + p0 * bRowStride + j0 * bColStride, bRowStride, bColStride, kc, nc, pb);
+      packPanels(b, bOffset + p0 * bRowStride + j0 * bColStride, bColStride, bRowStride, nc, kc, pb);
       for (let i0 = 0; i0 < m; i0 += MC) {
         const mc = Math.min(MC, m - i0);
-        packBlockA(a, aOffset + i0 * aRowStride + p0 * aColStride, aRowStride, aColStride, mc, kc, pa);
+        packPanels(a, aOffset + i0 * aRowStride + p0 * aColStride, aRowStride, aColStride, mc, kc, pa);
         for (let jr = 0; jr < nc; jr += NR) {
           const bi = jr * kc; // (jr / NR) * kc * NR
           const cols = Math.min(NR, nc - jr);
@@ -184,56 +186,38 @@ function blockedMatmul(
 }
 
 /**
- * Packs an mc × kc block of A (element (i, p) at `src[base + i*rs + p*cs]`) as consecutive
- * MR-row micro-panels, each stored p-major (MR values per p), zero-padding the last panel.
+ * Packs `width` lines of `depth` elements (element (i, p) at `src[base + i*ls + p*ds]`) as
+ * consecutive 4-line micro-panels, each stored p-major (4 values per p), zero-padding the last
+ * panel: an mc × kc block of A (lines are rows, MR of them a panel) or a kc × nc panel of B (lines
+ * are columns, NR of them a panel).
  */
-function packBlockA(src: FloatArray, base: number, rs: number, cs: number, mc: number, kc: number, dst: Float64Array) {
+function packPanels(
+  src: FloatArray,
+  base: number,
+  ls: number,
+  ds: number,
+  width: number,
+  depth: number,
+  dst: Float64Array,
+) {
   let d = 0;
-  for (let ir = 0; ir < mc; ir += MR) {
-    const r0 = base + ir * rs;
-    if (mc - ir >= MR) {
-      for (let p = 0; p < kc; p++) {
-        const s = r0 + p * cs;
+  for (let i0 = 0; i0 < width; i0 += PANEL) {
+    const l0 = base + i0 * ls;
+    if (width - i0 >= PANEL) {
+      for (let p = 0; p < depth; p++) {
+        const s = l0 + p * ds;
         dst[d] = src[s];
-        dst[d + 1] = src[s + rs];
-        dst[d + 2] = src[s + 2 * rs];
-        dst[d + 3] = src[s + 3 * rs];
-        d += MR;
+        dst[d + 1] = src[s + ls];
+        dst[d + 2] = src[s + 2 * ls];
+        dst[d + 3] = src[s + 3 * ls];
+        d += PANEL;
       }
     } else {
-      const rows = mc - ir;
-      for (let p = 0; p < kc; p++) {
-        const s = r0 + p * cs;
-        for (let ii = 0; ii < MR; ii++) dst[d + ii] = ii < rows ? src[s + ii * rs] : 0;
-        d += MR;
-      }
-    }
-  }
-}
-
-/**
- * Packs a kc × nc panel of B (element (p, j) at `src[base + p*rs + j*cs]`) as consecutive
- * NR-column micro-panels, each stored p-major (NR values per p), zero-padding the last panel.
- */
-function packPanelB(src: FloatArray, base: number, rs: number, cs: number, kc: number, nc: number, dst: Float64Array) {
-  let d = 0;
-  for (let jr = 0; jr < nc; jr += NR) {
-    const c0 = base + jr * cs;
-    if (nc - jr >= NR) {
-      for (let p = 0; p < kc; p++) {
-        const s = c0 + p * rs;
-        dst[d] = src[s];
-        dst[d + 1] = src[s + cs];
-        dst[d + 2] = src[s + 2 * cs];
-        dst[d + 3] = src[s + 3 * cs];
-        d += NR;
-      }
-    } else {
-      const cols = nc - jr;
-      for (let p = 0; p < kc; p++) {
-        const s = c0 + p * rs;
-        for (let jj = 0; jj < NR; jj++) dst[d + jj] = jj < cols ? src[s + jj * cs] : 0;
-        d += NR;
+      const lines = width - i0;
+      for (let p = 0; p < depth; p++) {
+        const s = l0 + p * ds;
+        for (let ii = 0; ii < PANEL; ii++) dst[d + ii] = ii < lines ? src[s + ii * ls] : 0;
+        d += PANEL;
       }
     }
   }
