@@ -10,7 +10,7 @@
 import type { NumArray, Operand } from "./buffer.ts";
 import { fftKernel } from "./fft.ts";
 import { simdFft } from "./fft_simd.ts";
-import { axisLines } from "./strided.ts";
+import { axisLines, type LinePlan } from "./strided.ts";
 import { contiguousStrides } from "../../tensor/shape.ts";
 
 /**
@@ -35,24 +35,18 @@ export function fftInto(x: Operand, shape: readonly number[], axis: number, inve
   const n = plan.n;
   if (simdFft(x, { mode: inverse ? "inverse" : "forward", n, len: n, plan, xt, ot }, out)) return;
   const [xs, os] = plan.inner;
-  const re = new Float64Array(n);
-  const im = new Float64Array(n);
   const d = x.data;
-  const pos = plan.walker.pos;
-  for (let l = 0; l < plan.count; l++) {
-    let j = pos[0];
+  eachLine(plan, n, inverse, (re, im, j) => {
     for (let k = 0; k < n; k++, j += xs) {
       re[k] = d[j];
       im[k] = d[j + xt];
     }
-    fftKernel(re, im, inverse);
-    let i = pos[1];
+  }, (re, im, i) => {
     for (let k = 0; k < n; k++, i += os) {
       out[i] = re[k];
       out[i + ot] = im[k];
     }
-    plan.walker.next();
-  }
+  });
 }
 
 /**
@@ -78,22 +72,16 @@ export function rfftInto(x: Operand, shape: readonly number[], axis: number, out
   const ot = oStrides[rank];
   if (simdFft(x, { mode: "rfft", n, len: n, plan, xt: 0, ot }, out)) return;
   const [xs, os] = plan.inner;
-  const re = new Float64Array(n);
-  const im = new Float64Array(n);
   const d = x.data;
-  const pos = plan.walker.pos;
-  for (let l = 0; l < plan.count; l++) {
-    let j = pos[0];
+  eachLine(plan, n, false, (re, im, j) => {
     for (let k = 0; k < n; k++, j += xs) re[k] = d[j];
     im.fill(0);
-    fftKernel(re, im, false);
-    let i = pos[1];
+  }, (re, im, i) => {
     for (let k = 0; k < h; k++, i += os) {
       out[i] = re[k];
       out[i + ot] = im[k];
     }
-    plan.walker.next();
-  }
+  });
 }
 
 /**
@@ -124,14 +112,10 @@ export function irfftInto(x: Operand, shape: readonly number[], axis: number, n:
   const plan = axisLines(outShape, axis, [x.strides.slice(0, rank), oStrides], [x.offset, 0]);
   if (simdFft(x, { mode: "irfft", n, len: use, plan, xt, ot: 0 }, out)) return;
   const [xs, os] = plan.inner;
-  const re = new Float64Array(n);
-  const im = new Float64Array(n);
   const d = x.data;
-  const pos = plan.walker.pos;
-  for (let l = 0; l < plan.count; l++) {
+  eachLine(plan, n, true, (re, im, j) => {
     re.fill(0);
     im.fill(0);
-    let j = pos[0];
     for (let k = 0; k < use; k++, j += xs) {
       re[k] = d[j];
       im[k] = d[j + xt];
@@ -142,9 +126,29 @@ export function irfftInto(x: Operand, shape: readonly number[], axis: number, n:
       re[n - k] = re[k];
       im[n - k] = -im[k];
     }
-    fftKernel(re, im, true);
-    let i = pos[1];
+  }, (re, _im, i) => {
     for (let k = 0; k < n; k++, i += os) out[i] = re[k];
+  });
+}
+
+/**
+ * The scalar path: for each line of `plan`, `load` fills the n-point float64 scratch from the
+ * input at offset `j`, the 1-D kernel transforms it, and `store` writes it to the output at `i`.
+ */
+function eachLine(
+  plan: LinePlan,
+  n: number,
+  inverse: boolean,
+  load: (re: Float64Array, im: Float64Array, j: number) => void,
+  store: (re: Float64Array, im: Float64Array, i: number) => void,
+): void {
+  const re = new Float64Array(n);
+  const im = new Float64Array(n);
+  const pos = plan.walker.pos;
+  for (let l = 0; l < plan.count; l++) {
+    load(re, im, pos[0]);
+    fftKernel(re, im, inverse);
+    store(re, im, pos[1]);
     plan.walker.next();
   }
 }
