@@ -133,36 +133,52 @@ export function triangularSolveInPlace(
   lower: boolean,
   unitDiagonal: boolean,
 ): void {
-  if (lower) {
-    for (let i = 0; i < n; i++) {
-      const xi = i * k;
-      const ti = i * n;
-      for (let p = 0; p < i; p++) {
-        const c = t[ti + p];
-        if (c === 0) continue;
-        const xp = p * k;
-        for (let j = 0; j < k; j++) x[xi + j] -= c * x[xp + j];
-      }
-      if (!unitDiagonal) {
-        const d = t[ti + i];
-        for (let j = 0; j < k; j++) x[xi + j] /= d;
-      }
+  substitute(t, x, n, k, lower, unitDiagonal, false);
+}
+
+/**
+ * {@link triangularSolveInPlace} with the triangle of `t` read as stored, or (`transposed`) as
+ * its transpose: element (i, p) at `t[p*n + i]`, so an upper-triangular `t` solves as lower.
+ */
+function substitute(
+  t: Float64Array,
+  x: Float64Array,
+  n: number,
+  k: number,
+  lower: boolean,
+  unitDiagonal: boolean,
+  transposed: boolean,
+): void {
+  const rs = transposed ? 1 : n, cs = transposed ? n : 1;
+  // Rows in the order their unknowns become known: top down for lower, bottom up for upper.
+  for (let r = 0; r < n; r++) {
+    const i = lower ? r : n - 1 - r;
+    const xi = i * k;
+    const ti = i * rs;
+    // The known unknowns of row i: those before i (lower), after it (upper).
+    const [p0, p1] = lower ? [0, i] : [i + 1, n];
+    for (let p = p0; p < p1; p++) {
+      const c = t[ti + p * cs];
+      if (c === 0) continue;
+      const xp = p * k;
+      for (let j = 0; j < k; j++) x[xi + j] -= c * x[xp + j];
     }
-  } else {
-    for (let i = n - 1; i >= 0; i--) {
-      const xi = i * k;
-      const ti = i * n;
-      for (let p = i + 1; p < n; p++) {
-        const c = t[ti + p];
-        if (c === 0) continue;
-        const xp = p * k;
-        for (let j = 0; j < k; j++) x[xi + j] -= c * x[xp + j];
-      }
-      if (!unitDiagonal) {
-        const d = t[ti + i];
-        for (let j = 0; j < k; j++) x[xi + j] /= d;
-      }
+    if (!unitDiagonal) {
+      const d = t[i * (n + 1)];
+      for (let j = 0; j < k; j++) x[xi + j] /= d;
     }
+  }
+}
+
+/** Exchanges rows `i` and `p` (of `width` elements) of the row-major `x`. */
+function swapRows(x: Float64Array, i: number, p: number, width: number): void {
+  if (i === p) return;
+  const xi = i * width;
+  const xp = p * width;
+  for (let j = 0; j < width; j++) {
+    const t = x[xi + j];
+    x[xi + j] = x[xp + j];
+    x[xp + j] = t;
   }
 }
 
@@ -192,15 +208,7 @@ export function luInPlace(a: Float64Array, n: number, pivots: Int32Array, offset
       }
     }
     pivots[offset + k] = p + 1;
-    if (p !== k) {
-      const rk = k * n;
-      const rp = p * n;
-      for (let j = 0; j < n; j++) {
-        const t = a[rk + j];
-        a[rk + j] = a[rp + j];
-        a[rp + j] = t;
-      }
-    }
+    swapRows(a, k, p, n);
     const rk = k * n;
     const akk = a[rk + k];
     if (akk === 0) {
@@ -241,44 +249,16 @@ export function luSolveInPlace(
   k: number,
   transpose: boolean,
 ): void {
-  const swap = (i: number, p: number) => {
-    if (i === p) return;
-    const xi = i * k;
-    const xp = p * k;
-    for (let j = 0; j < k; j++) {
-      const t = x[xi + j];
-      x[xi + j] = x[xp + j];
-      x[xp + j] = t;
-    }
-  };
   if (!transpose) {
-    for (let i = 0; i < n; i++) swap(i, pivots[offset + i] - 1);
-    triangularSolveInPlace(lu, x, n, k, true, true);
-    triangularSolveInPlace(lu, x, n, k, false, false);
+    for (let i = 0; i < n; i++) swapRows(x, i, pivots[offset + i] - 1, k);
+    substitute(lu, x, n, k, true, true, false);
+    substitute(lu, x, n, k, false, false, false);
     return;
   }
   // aᵀ = Uᵀ·Lᵀ·P: solve Uᵀy = b (forward), Lᵀz = y (backward, unit), x = Pᵀz.
-  for (let i = 0; i < n; i++) {
-    const xi = i * k;
-    for (let p = 0; p < i; p++) {
-      const c = lu[p * n + i];
-      if (c === 0) continue;
-      const xp = p * k;
-      for (let j = 0; j < k; j++) x[xi + j] -= c * x[xp + j];
-    }
-    const d = lu[i * n + i];
-    for (let j = 0; j < k; j++) x[xi + j] /= d;
-  }
-  for (let i = n - 1; i >= 0; i--) {
-    const xi = i * k;
-    for (let p = i + 1; p < n; p++) {
-      const c = lu[p * n + i];
-      if (c === 0) continue;
-      const xp = p * k;
-      for (let j = 0; j < k; j++) x[xi + j] -= c * x[xp + j];
-    }
-  }
-  for (let i = n - 1; i >= 0; i--) swap(i, pivots[offset + i] - 1);
+  substitute(lu, x, n, k, true, false, true);
+  substitute(lu, x, n, k, false, true, true);
+  for (let i = n - 1; i >= 0; i--) swapRows(x, i, pivots[offset + i] - 1, k);
 }
 
 /**
