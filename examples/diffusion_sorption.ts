@@ -39,7 +39,7 @@
  */
 
 import { pde } from "../mod.ts";
-import { dataFlags, readSplit, runExample, view1D } from "./pde_runner.ts";
+import { dataFlags, ONE_D_DEFAULTS, readSplit, runExample, view1D } from "./pde_runner.ts";
 
 const ds = new pde.DiffusionSorption();
 const T = 500;
@@ -65,25 +65,12 @@ await runExample({
     ...dataFlags("PDEBench's 1D_diff-sorp_NA_NA.h5"),
   },
   defaults: {
-    method: "all",
+    ...ONE_D_DEFAULTS,
     experts: "1x4",
     points: 256,
     steps: 200,
-    basis: 16,
-    width: 16,
-    modes: 8,
-    layers: 3,
-    fc: 32,
-    batch: 4,
-    lr: 3e-3,
-    train: 32,
-    test: 16,
     nt: 26,
     nx: 64,
-    maxiter: 50,
-    tol: 1e-6,
-    logEvery: 25,
-    dtype: "float64",
   },
   data: (o, { data, testData }) =>
     data

@@ -15,7 +15,7 @@
  */
 
 import { pde } from "../mod.ts";
-import { runExample, view1D } from "./pde_runner.ts";
+import { ONE_D_DEFAULTS, runExample, view1D } from "./pde_runner.ts";
 
 const heat = new pde.Heat1D({ kappa: 0.02, modes: 4 });
 
@@ -24,25 +24,12 @@ await runExample({
   title: "Heat equation u_t = 0.02 u_xx",
   problem: heat,
   defaults: {
-    method: "all",
+    ...ONE_D_DEFAULTS,
     experts: "2x1",
     points: 128,
     steps: 150,
-    basis: 16,
-    width: 16,
-    modes: 8,
-    layers: 3,
-    fc: 32,
-    batch: 4,
-    lr: 3e-3,
-    train: 32,
-    test: 16,
     nt: 21,
     nx: 32,
-    maxiter: 50,
-    tol: 1e-6,
-    logEvery: 25,
-    dtype: "float64",
   },
   data: (o) => ({
     train: heat.generateDataset({ n: o.train, nt: o.nt, nx: o.nx, seed: 0, dtype: o.dtype }),

@@ -70,6 +70,24 @@ export interface ExampleDefaults {
   dtype: DType;
 }
 
+/** The network and training sizes of the 1-D examples (heat, diffusion–sorption) on the CPU. */
+export const ONE_D_DEFAULTS = {
+  method: "all",
+  basis: 16,
+  width: 16,
+  modes: 8,
+  layers: 3,
+  fc: 32,
+  batch: 4,
+  lr: 3e-3,
+  train: 32,
+  test: 16,
+  maxiter: 50,
+  tol: 1e-6,
+  logEvery: 25,
+  dtype: "float64",
+} as const satisfies Partial<ExampleDefaults>;
+
 /** A 2-D view of a solution for the report. */
 export interface FieldView {
   /** The field, rows along the plot's y axis. */
