@@ -92,40 +92,61 @@ function jaxRandom(shape: number[], dtype: "float32" | "float64"): jnp.Array {
   return jnp.array(data).reshape(shape);
 }
 
+/**
+ * A case on `inputs` arrays of standard normals of `shape`: `run` on patchwork's (seeds 1, 2, …),
+ * `jaxRun` on jax-js's (each passed as a new reference), one result each.
+ */
+function onInputs(
+  c: Omit<Case, "patchwork" | "jax">,
+  shape: number[],
+  inputs: number,
+  run: (x: View[]) => DeviceBuffer,
+  jaxRun: (a: jnp.Array[]) => jnp.Array,
+): Case {
+  const seeds = Array.from({ length: inputs }, (_, i) => i + 1);
+  return {
+    ...c,
+    patchwork: () => {
+      const xs = seeds.map((seed) => random(shape, c.dtype, seed));
+      return pw(() => run(xs));
+    },
+    jax: () => {
+      const as = seeds.map(() => jaxRandom(shape, c.dtype));
+      return async () => (await jaxRun(as.map((a) => a.ref)).blockUntilReady()).dispose();
+    },
+  };
+}
+
 function cases(): Case[] {
   const list: Case[] = [];
   for (const dtype of ["float32", "float64"] as const) {
     for (const n of [256, 512, 1024, 2048]) {
-      list.push({
-        op: "matmul",
-        dtype,
-        shape: `${n}×${n}×${n}`,
-        unit: "GFLOP/s",
-        work: 2 * n ** 3,
-        reps: n >= 2048 ? 2 : 5,
-        patchwork: () => {
-          const a = random([n, n], dtype, 1), b = random([n, n], dtype, 2);
-          return pw(() => cpu.matmul(a, b, dtype));
+      list.push(onInputs(
+        {
+          op: "matmul",
+          dtype,
+          shape: `${n}×${n}×${n}`,
+          unit: "GFLOP/s",
+          work: 2 * n ** 3,
+          reps: n >= 2048 ? 2 : 5,
+          skipJax: dtype === "float64" && n > 512
+            ? "jax-js multiplies float64 without SIMD (0.3 GFLOP/s): minutes"
+            : undefined,
+          numpy: `matmul ${dtype} ${n}`,
         },
-        jax: () => {
-          const a = jaxRandom([n, n], dtype), b = jaxRandom([n, n], dtype);
-          return async () => (await jnp.matmul(a.ref, b.ref).blockUntilReady()).dispose();
-        },
-        skipJax: dtype === "float64" && n > 512
-          ? "jax-js multiplies float64 without SIMD (0.3 GFLOP/s): minutes"
-          : undefined,
-        numpy: `matmul ${dtype} ${n}`,
-      });
+        [n, n],
+        2,
+        ([a, b]) => cpu.matmul(a, b, dtype),
+        ([a, b]) => jnp.matmul(a, b),
+      ));
     }
   }
   const m = 1 << 24;
+  const stream = { dtype: "float32", shape: "2^24", unit: "GB/s", reps: 5 } as const;
   list.push({
+    ...stream,
     op: "copy (memory bandwidth)",
-    dtype: "float32",
-    shape: `2^24`,
-    unit: "GB/s",
     work: 2 * 4 * m,
-    reps: 5,
     patchwork: () => {
       // The same bytes copied by the engine's memcpy (TypedArray.prototype.set), one thread.
       const x = random([m], "float32", 1), y = random([m], "float32", 2);
@@ -134,74 +155,42 @@ function cases(): Case[] {
     },
     numpy: `copy float32 ${m}`,
   });
-  list.push({
-    op: "add",
-    dtype: "float32",
-    shape: `2^24`,
-    unit: "GB/s",
-    work: 3 * 4 * m,
-    reps: 5,
-    patchwork: () => {
-      const x = random([m], "float32", 1), y = random([m], "float32", 2);
-      return pw(() => cpu.binary("add", x, y, [m], "float32"));
+  list.push(onInputs(
+    { ...stream, op: "add", work: 3 * 4 * m, numpy: `add float32 ${m}` },
+    [m],
+    2,
+    ([x, y]) => cpu.binary("add", x, y, [m], "float32"),
+    ([a, b]) => jnp.add(a, b),
+  ));
+  list.push(onInputs(
+    { ...stream, op: "exp", work: 2 * 4 * m, numpy: `exp float32 ${m}` },
+    [m],
+    1,
+    ([x]) => cpu.unary("exp", x, "float32"),
+    ([a]) => jnp.exp(a),
+  ));
+  list.push(onInputs(
+    { ...stream, op: "sum (all elements)", work: 4 * m, numpy: `sum float32 ${m}` },
+    [m],
+    1,
+    ([x]) => cpu.reduce("sum", x, [0], "float32"),
+    ([a]) => jnp.sum(a),
+  ));
+  list.push(onInputs(
+    {
+      op: "softmax (last axis)",
+      dtype: "float32",
+      shape: "4096×4096",
+      unit: "ms",
+      work: 0,
+      reps: 5,
+      numpy: "softmax float32 4096",
     },
-    jax: () => {
-      const a = jaxRandom([m], "float32"), b = jaxRandom([m], "float32");
-      return async () => (await jnp.add(a.ref, b.ref).blockUntilReady()).dispose();
-    },
-    numpy: `add float32 ${m}`,
-  });
-  list.push({
-    op: "exp",
-    dtype: "float32",
-    shape: `2^24`,
-    unit: "GB/s",
-    work: 2 * 4 * m,
-    reps: 5,
-    patchwork: () => {
-      const x = random([m], "float32", 1);
-      return pw(() => cpu.unary("exp", x, "float32"));
-    },
-    jax: () => {
-      const a = jaxRandom([m], "float32");
-      return async () => (await jnp.exp(a.ref).blockUntilReady()).dispose();
-    },
-    numpy: `exp float32 ${m}`,
-  });
-  list.push({
-    op: "sum (all elements)",
-    dtype: "float32",
-    shape: `2^24`,
-    unit: "GB/s",
-    work: 4 * m,
-    reps: 5,
-    patchwork: () => {
-      const x = random([m], "float32", 1);
-      return pw(() => cpu.reduce("sum", x, [0], "float32"));
-    },
-    jax: () => {
-      const a = jaxRandom([m], "float32");
-      return async () => (await jnp.sum(a.ref).blockUntilReady()).dispose();
-    },
-    numpy: `sum float32 ${m}`,
-  });
-  list.push({
-    op: "softmax (last axis)",
-    dtype: "float32",
-    shape: "4096×4096",
-    unit: "ms",
-    work: 0,
-    reps: 5,
-    patchwork: () => {
-      const x = random([4096, 4096], "float32", 1);
-      return pw(() => cpu.softmax(x, 1, false, "float32"));
-    },
-    jax: () => {
-      const a = jaxRandom([4096, 4096], "float32");
-      return async () => (await nn.softmax(a.ref, -1).blockUntilReady()).dispose();
-    },
-    numpy: "softmax float32 4096",
-  });
+    [4096, 4096],
+    1,
+    ([x]) => cpu.softmax(x, 1, false, "float32"),
+    ([a]) => nn.softmax(a, -1),
+  ));
   list.push({
     op: "rfft (FNO layer, axis 1)",
     dtype: "float32",
