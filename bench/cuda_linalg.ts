@@ -13,19 +13,14 @@ import { createCudaBackend, type CudaBackend, type CudaBuffer } from "../src/bac
 import { CUBLAS_DIAG, CUBLAS_OP, CUBLAS_SIDE } from "../src/backend/cuda/cublas.ts";
 import { CUBLAS_FILL, type Cusolver, loadCusolver } from "../src/backend/cuda/cusolver.ts";
 import type { DeviceBuffer, View } from "../src/tensor/backend.ts";
+import { contiguousStrides } from "../src/tensor/shape.ts";
 import { uniformStream as rng } from "../src/train/random.ts";
 
 const g: CudaBackend = await createCudaBackend();
 const REPS = 50;
 
 function view(buf: DeviceBuffer, shape: readonly number[]): View {
-  const strides: number[] = [];
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    strides[d] = acc;
-    acc *= shape[d];
-  }
-  return { buffer: buf, shape, strides, offset: 0 };
+  return { buffer: buf, shape, strides: contiguousStrides(shape), offset: 0 };
 }
 
 function median(xs: number[]): number {

@@ -7,19 +7,14 @@
 import { createCudaBackend, type CudaBackend } from "../src/backend/cuda/mod.ts";
 import { CUBLAS_COMPUTE, CUBLAS_GEMM_DEFAULT, CUBLAS_OP, CUDA_R } from "../src/backend/cuda/cublas.ts";
 import type { DeviceBuffer, View } from "../src/tensor/backend.ts";
+import { contiguousStrides } from "../src/tensor/shape.ts";
 import type { DType } from "../src/tensor/dtype.ts";
 
 const g: CudaBackend = await createCudaBackend();
 const N = Number(Deno.env.get("PATCHWORK_BENCH_ELEMENTS") ?? 256 * 2 ** 20);
 
 function view(buf: DeviceBuffer, shape: readonly number[]): View {
-  const strides: number[] = [];
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    strides[d] = acc;
-    acc *= shape[d];
-  }
-  return { buffer: buf, shape, strides, offset: 0 };
+  return { buffer: buf, shape, strides: contiguousStrides(shape), offset: 0 };
 }
 
 function median(xs: number[]): number {
