@@ -115,7 +115,9 @@ export function choleskyInPlace(a: Float64Array, n: number): number {
 
 /**
  * Solves `t·x = b` in place for the n × n row-major triangular `t` and the n × k row-major `x`
- * (holding b on entry). Only the named triangle of `t` is read.
+ * (holding b on entry). Only the named triangle of `t` is read. With `transposed`, `t` is read as
+ * its transpose (element (i, p) at `t[p*n + i]`), so the upper triangle of the stored `t` solves
+ * as `lower` and the lower as upper.
  *
  * @example
  * ```ts
@@ -123,6 +125,8 @@ export function choleskyInPlace(a: Float64Array, n: number): number {
  * const t = new Float64Array([2, 0, 1, 4]);
  * const x = new Float64Array([2, 9]);
  * triangularSolveInPlace(t, x, 2, 1, true, false); // x = [1, 2]
+ * const y = new Float64Array([4, 4]);
+ * triangularSolveInPlace(t, y, 2, 1, false, false, true); // tᵀ·y = [4, 4]: y = [1.5, 1]
  * ```
  */
 export function triangularSolveInPlace(
@@ -132,22 +136,7 @@ export function triangularSolveInPlace(
   k: number,
   lower: boolean,
   unitDiagonal: boolean,
-): void {
-  substitute(t, x, n, k, lower, unitDiagonal, false);
-}
-
-/**
- * {@link triangularSolveInPlace} with the triangle of `t` read as stored, or (`transposed`) as
- * its transpose: element (i, p) at `t[p*n + i]`, so an upper-triangular `t` solves as lower.
- */
-function substitute(
-  t: Float64Array,
-  x: Float64Array,
-  n: number,
-  k: number,
-  lower: boolean,
-  unitDiagonal: boolean,
-  transposed: boolean,
+  transposed = false,
 ): void {
   const rs = transposed ? 1 : n, cs = transposed ? n : 1;
   // Rows in the order their unknowns become known: top down for lower, bottom up for upper.
@@ -251,13 +240,13 @@ export function luSolveInPlace(
 ): void {
   if (!transpose) {
     for (let i = 0; i < n; i++) swapRows(x, i, pivots[offset + i] - 1, k);
-    substitute(lu, x, n, k, true, true, false);
-    substitute(lu, x, n, k, false, false, false);
+    triangularSolveInPlace(lu, x, n, k, true, true);
+    triangularSolveInPlace(lu, x, n, k, false, false);
     return;
   }
   // aᵀ = Uᵀ·Lᵀ·P: solve Uᵀy = b (forward), Lᵀz = y (backward, unit), x = Pᵀz.
-  substitute(lu, x, n, k, true, false, true);
-  substitute(lu, x, n, k, false, true, true);
+  triangularSolveInPlace(lu, x, n, k, true, false, true);
+  triangularSolveInPlace(lu, x, n, k, false, true, true);
   for (let i = n - 1; i >= 0; i--) swapRows(x, i, pivots[offset + i] - 1, k);
 }
 
