@@ -3,12 +3,11 @@
 // must give the same logits and parameter gradients in float64.
 
 import assert from "node:assert/strict";
-import { defaultDevice, init, nn as jnn, numpy as np, valueAndGrad } from "@jax-js/jax";
+import { defaultDevice, init, nn as jnn, numpy as np } from "@jax-js/jax";
 import { lm, nn } from "../mod.ts";
 import { assertRelClose, smallConfig } from "./lm_helpers.ts";
+import { assertLossAndGradients, jaxCrossEntropy, jaxLayers, type Params } from "./lm_jax_helpers.ts";
 import { randomData } from "./helpers.ts";
-
-type Params = Record<string, np.Array>;
 
 // jax-js's default (wasm) device evaluates exp and log in float64 to about 1e-7 only; its "cpu"
 // device uses JavaScript's Math and is exact to rounding.
@@ -47,14 +46,7 @@ function jaxLogits(c: lm.LlamaConfig, p: Params, ids: number[][]): np.Array {
     const [i, j] = [Math.floor(k / t), k % t];
     return j <= i && (c.slidingWindow === null || i - j < c.slidingWindow) ? 0 : -Infinity;
   });
-  const linear = (x: np.Array, name: string) => {
-    const y = np.matmul(x, p[`${name}.weight`].transpose());
-    return p[`${name}.bias`] ? y.add(p[`${name}.bias`]) : y;
-  };
-  const rmsNorm = (x: np.Array, name: string) => {
-    const ms = np.mean(np.square(x.ref), -1, { keepdims: true });
-    return x.div(np.sqrt(ms.add(c.rmsNormEps))).mul(p[`${name}.weight`]);
-  };
+  const { linear, rmsNorm } = jaxLayers(p, c.rmsNormEps);
   const rope = (x: np.Array) => {
     const half = hd / 2;
     const rotated = np.concatenate([x.ref.slice([], [], [], [half, hd]).neg(), x.ref.slice([], [], [], [0, half])], 3);
@@ -86,9 +78,7 @@ function jaxLogits(c: lm.LlamaConfig, p: Params, ids: number[][]): np.Array {
 }
 
 function jaxLoss(c: lm.LlamaConfig, p: Params, ids: number[][], targets: number[][]): np.Array {
-  const logp = jnn.logSoftmax(jaxLogits(c, p, ids), -1);
-  const idx = np.array(Int32Array.from(targets.flat()), { dtype: np.int32 }).reshape([ids.length, ids[0].length, 1]);
-  return np.takeAlongAxis(logp, idx, 2).mean().neg();
+  return jaxCrossEntropy(jaxLogits(c, p, ids), targets);
 }
 
 function check(config: lm.LlamaConfig, seed: number): void {
@@ -102,13 +92,7 @@ function check(config: lm.LlamaConfig, seed: number): void {
   const targets = [0, 1].map((r) => randomData(9, seed + 10 + r, 0, config.vocabSize).map(Math.floor));
   const theirs = jaxLogits(config, params(), ids);
   assertRelClose(model.forward(ids).logits, theirs.dataSync() as Float64Array, 1e-12, "logits");
-  const [value, grads] = valueAndGrad((p: Params) => jaxLoss(config, p, ids, targets))(params());
-  const ours = model.loss(ids, targets, { sliceSize: 16 }).loss;
-  assertRelClose([ours.item()], value.dataSync() as Float64Array, 1e-12, "loss");
-  ours.backward();
-  for (const [name, p] of model.namedParameters()) {
-    assertRelClose(p.grad!, (grads as Params)[name].dataSync() as Float64Array, 1e-10, `gradient of ${name}`);
-  }
+  assertLossAndGradients(model, ids, targets, 16, (p) => jaxLoss(config, p, ids, targets), params);
 }
 
 Deno.test("jax-js Llama (GQA, sliding window): same logits and parameter gradients in float64", () => {

@@ -4,7 +4,7 @@
 // the kernel compiled by nvcc, and bad input.
 
 import assert from "node:assert/strict";
-import { defaultDevice, init, nn as jnn, numpy as np, valueAndGrad } from "@jax-js/jax";
+import { defaultDevice, init, nn as jnn, numpy as np } from "@jax-js/jax";
 import {
   ArgumentError,
   concat,
@@ -22,6 +22,7 @@ import {
 import { linearScanHost } from "../src/backend/cpu/ssm_scan.ts";
 import { fusedKernelNames } from "../src/backend/cuda/fused.ts";
 import { assertRelClose, microSSMConfig } from "./lm_helpers.ts";
+import { assertLossAndGradients, jaxCrossEntropy, jaxLayers, type Params } from "./lm_jax_helpers.ts";
 import { assertClose, assertRaises, randomData } from "./helpers.ts";
 
 const f64 = { dtype: "float64" } as const;
@@ -124,20 +125,11 @@ Deno.test("SSMLayer: gradients of the input, the initial state and every paramet
   );
 });
 
-type Params = Record<string, np.Array>;
-
 /** The model of src/lm/ssm.ts written again in jax-js, the recurrence a loop over the steps. */
 function jaxLoss(c: lm.SSMConfig, p: Params, ids: number[][], targets: number[][]): np.Array {
   const [b, t] = [ids.length, ids[0].length];
   const { hiddenSize: d, stateSize: n } = c;
-  const linear = (x: np.Array, name: string) => {
-    const y = np.matmul(x, p[`${name}.weight`].transpose());
-    return p[`${name}.bias`] ? y.add(p[`${name}.bias`]) : y;
-  };
-  const rmsNorm = (x: np.Array, name: string) => {
-    const ms = np.mean(np.square(x.ref), -1, { keepdims: true });
-    return x.div(np.sqrt(ms.add(c.rmsNormEps))).mul(p[`${name}.weight`]);
-  };
+  const { linear, rmsNorm } = jaxLayers(p, c.rmsNormEps);
   const tokenIds = np.array(Int32Array.from(ids.flat()), { dtype: np.int32 });
   let y = np.take(p["embed_tokens.weight"], tokenIds, 0).reshape([b, t, d]);
   for (let k = 0; k < c.numLayers; k++) {
@@ -157,10 +149,7 @@ function jaxLoss(c: lm.SSMConfig, p: Params, ids: number[][], targets: number[][
     h.dispose();
     y = y.add(np.matmul(cm, np.stack(hs, 1).reshape([b, t, n, 1])).reshape([b, t, d]));
   }
-  const logits = np.matmul(rmsNorm(y, "norm"), p["lm_head.weight"].transpose());
-  const logp = jnn.logSoftmax(logits, -1);
-  const idx = np.array(Int32Array.from(targets.flat()), { dtype: np.int32 }).reshape([b, t, 1]);
-  return np.takeAlongAxis(logp, idx, 2).mean().neg();
+  return jaxCrossEntropy(np.matmul(rmsNorm(y, "norm"), p["lm_head.weight"].transpose()), targets);
 }
 
 Deno.test("jax-js SSM: same loss and parameter gradients in float64 (2 layers, batch 2)", () => {
@@ -174,13 +163,7 @@ Deno.test("jax-js SSM: same loss and parameter gradients in float64 (2 layers, b
     ) as Params;
   const ids = [0, 1].map((r) => randomData(7, 20 + r, 0, config.vocabSize).map(Math.floor));
   const targets = [0, 1].map((r) => randomData(7, 30 + r, 0, config.vocabSize).map(Math.floor));
-  const [value, grads] = valueAndGrad((p: Params) => jaxLoss(config, p, ids, targets))(params());
-  const ours = model.loss(ids, targets, { sliceSize: 4 }).loss;
-  assertRelClose([ours.item()], value.dataSync() as Float64Array, 1e-12, "loss");
-  ours.backward();
-  for (const [name, p] of model.namedParameters()) {
-    assertRelClose(p.grad!, (grads as Params)[name].dataSync() as Float64Array, 1e-10, `gradient of ${name}`);
-  }
+  assertLossAndGradients(model, ids, targets, 4, (p) => jaxLoss(config, p, ids, targets), params);
 });
 
 Deno.test("SSMForCausalLM: run block by block with the state carried, the logits equal one run (float64)", () => {
