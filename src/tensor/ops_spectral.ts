@@ -86,11 +86,7 @@ function spectralOf(t: Tensor): SpectralPrimitives | undefined {
  */
 export function spectralMix(x: Tensor, weight: Tensor, options: { adjoint?: boolean } = {}): Tensor {
   const op = "spectralMix";
-  checkTensor(op, "x", x);
-  checkTensor(op, "weight", weight);
-  sameBackend(op, x, weight);
-  const modes = weightModes(op, weight);
-  const adjoint = options.adjoint ?? false;
+  const { modes, adjoint } = mixArguments(op, x, weight, options);
   const [, wi, wo] = weight.shape;
   const cin = adjoint ? wo : wi, cout = adjoint ? wi : wo;
   const slots = spectralSlots(modes);
@@ -105,6 +101,19 @@ export function spectralMix(x: Tensor, weight: Tensor, options: { adjoint?: bool
     needs[0] ? spectralMix(g, wc, { adjoint: !adjoint }) : null,
     needs[1] ? (adjoint ? spectralWeightGrad(g, xc, modes) : spectralWeightGrad(xc, g, modes)) : null,
   ]);
+}
+
+/** The checked operands of {@link spectralMix} and {@link spectralMixComposed}: the weight's modes, and adjoint or not. */
+function mixArguments(
+  op: string,
+  x: Tensor,
+  weight: Tensor,
+  options: { adjoint?: boolean },
+): { modes: number[]; adjoint: boolean } {
+  checkTensor(op, "x", x);
+  checkTensor(op, "weight", weight);
+  sameBackend(op, x, weight);
+  return { modes: weightModes(op, weight), adjoint: options.adjoint ?? false };
 }
 
 /**
@@ -214,11 +223,7 @@ function fromSlots(y: Tensor, c: number): Tensor {
  */
 export function spectralMixComposed(x: Tensor, weight: Tensor, options: { adjoint?: boolean } = {}): Tensor {
   const op = "spectralMixComposed";
-  checkTensor(op, "x", x);
-  checkTensor(op, "weight", weight);
-  sameBackend(op, x, weight);
-  const modes = weightModes(op, weight);
-  const adjoint = options.adjoint ?? false;
+  const { modes, adjoint } = mixArguments(op, x, weight, options);
   let { wr, wi } = slotWeights(weight, modes);
   if (adjoint) {
     // Wᴴ: transposed, imaginary part negated.
