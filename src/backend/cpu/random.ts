@@ -116,32 +116,15 @@ export function fillRandom(kind: "uniform" | "normal", out: NumArray, seed: numb
   const key0 = seed % TWO32 | 0;
   const key1 = Math.floor(seed / TWO32) % TWO32 | 0;
   const normal = kind === "normal";
+  const block = new Uint32Array(4);
   let ctr0 = offset % TWO32 | 0;
   let ctr1 = Math.floor(offset / TWO32) | 0;
   const n = out.length;
   for (let i = 0; i < n; i++) {
-    let c0 = ctr0;
-    let c1 = ctr1;
-    let c2 = 0;
-    let c3 = 0;
-    let k0 = key0;
-    let k1 = key1;
-    // Ten rounds; the key bump after the last round is unused (so nine bumps take effect).
-    for (let r = 0; r < 10; r++) {
-      const hi0 = mulhi(M0L, M0H, c0);
-      const lo0 = Math.imul(M0, c0);
-      const hi1 = mulhi(M1L, M1H, c2);
-      const lo1 = Math.imul(M1, c2);
-      c0 = hi1 ^ c1 ^ k0;
-      c1 = lo1;
-      c2 = hi0 ^ c3 ^ k1;
-      c3 = lo0;
-      k0 = (k0 + W0) | 0;
-      k1 = (k1 + W1) | 0;
-    }
-    const u1 = ((c0 >>> 0) + 0.5) * INV_TWO32;
+    philox4x32_10(ctr0, ctr1, 0, 0, key0, key1, block);
+    const u1 = (block[0] + 0.5) * INV_TWO32;
     if (normal) {
-      const u2 = ((c1 >>> 0) + 0.5) * INV_TWO32;
+      const u2 = (block[1] + 0.5) * INV_TWO32;
       out[i] = Math.sqrt(-2 * Math.log(u1)) * Math.cos(TWO_PI * u2);
     } else {
       out[i] = u1;
