@@ -83,7 +83,11 @@ Deno.test("truncated: equal to the exact form once the window covers the sequenc
   const errors = [1, 2, 4, 8, 16, 40].map((w) =>
     relDiff(flat(gradientsOf(m, seqs, { method: "truncated", window: w }).grads), flat(exact))
   );
-  assert.ok(errors[4] === 0 && errors[5] === 0, `T̄ ≥ T: ${errors}`);
+  // The same sums in the same order on the CPU: bit-equal. A GPU backend scatters the embedding's
+  // gradient with atomic adds, whose order (and so the last bits, float64) varies from run to run.
+  const equalBits = m.embed_tokens.weight.backend.name === "cpu";
+  const same = (e: number) => equalBits ? e === 0 : e <= 1e-14;
+  assert.ok(same(errors[4]) && same(errors[5]), `T̄ ≥ T: ${errors}`);
   // Not monotone at the smallest windows (dropping a term can cancel another's error), but falling
   // once the window spans the decays' memory.
   const shown = errors.map((e) => e.toExponential(2)).join(", ");

@@ -138,3 +138,28 @@ Deno.test("config errors name the field: unknown architecture, missing or bad va
   bad({ ...LLAMA2_7B, eos_token_id: 40000 }, "eosTokenIds holds 40000");
   bad({ ...QWEN25_05B, use_sliding_window: true }, "use_sliding_window");
 });
+
+Deno.test("transformers 5's rope_parameters (theta, type and scaling in one object) read as the older fields do", () => {
+  const sizes = {
+    model_type: "llama",
+    vocab_size: 256,
+    hidden_size: 64,
+    intermediate_size: 96,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+  };
+  const scaling = { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 };
+  const older = lm.configFromHF({ ...sizes, rope_theta: 500000, rope_scaling: { rope_type: "llama3", ...scaling } });
+  const newer = lm.configFromHF({ ...sizes, rope_parameters: { rope_theta: 500000, rope_type: "llama3", ...scaling } });
+  assert.deepEqual(newer, older);
+  assert.equal(newer.ropeTheta, 500000);
+  const plain = lm.configFromHF({ ...sizes, rope_parameters: { rope_theta: 1e6, rope_type: "default" } });
+  assert.equal(plain.ropeTheta, 1e6);
+  assert.equal(plain.ropeScaling, null);
+  assert.throws(() => lm.configFromHF({ ...sizes, rope_parameters: 5 }), /rope_parameters must be an object/);
+  assert.throws(
+    () => lm.configFromHF({ ...sizes, rope_parameters: { rope_theta: "big" } }),
+    /rope_theta.*must be a number/,
+  );
+});

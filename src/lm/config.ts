@@ -309,6 +309,13 @@ export function configFromHF(json: Json): LlamaConfig {
     throw new ConfigError("config", "use_sliding_window: true is not supported for qwen2");
   }
   const num = (k: string, d?: unknown) => field(json, k, "number", d) as number;
+  // transformers 5 writes the rotary settings as one object (rope_parameters: rope_theta, rope_type
+  // and the scaling's fields); earlier versions wrote rope_theta and rope_scaling beside the rest.
+  const rp = json.rope_parameters;
+  if (rp !== undefined && rp !== null && (typeof rp !== "object" || Array.isArray(rp))) {
+    throw new ConfigError("config", `rope_parameters must be an object, got ${JSON.stringify(rp)}`);
+  }
+  const ropeParameters = (rp ?? null) as Json | null;
   const bool = (k: string, d: boolean) => field(json, k, "boolean", d) as boolean;
   const hidden = num("hidden_size");
   const heads = num("num_attention_heads");
@@ -325,8 +332,10 @@ export function configFromHF(json: Json): LlamaConfig {
     headDim: num("head_dim", Math.floor(hidden / heads)),
     maxPositionEmbeddings: num("max_position_embeddings", 2048),
     rmsNormEps: num("rms_norm_eps", 1e-6),
-    ropeTheta: num("rope_theta", 10000),
-    ropeScaling: ropeScalingFromHF(json.rope_scaling),
+    ropeTheta: ropeParameters === null
+      ? num("rope_theta", 10000)
+      : field(ropeParameters, "rope_theta", "number", json.rope_theta ?? 10000) as number,
+    ropeScaling: ropeScalingFromHF(json.rope_scaling ?? ropeParameters),
     attentionBias: qwen || bool("attention_bias", false),
     outputBias: !qwen && bool("attention_bias", false),
     mlpBias: bool("mlp_bias", false),
