@@ -1,15 +1,16 @@
 /**
  * The machinery the language-model training scripts (`train_chunked_lm.ts`, `train_ssm_lm.ts`)
  * share: their data, optimiser and loop flags; the corpus with its held-out sequences and the
- * unigram baseline; AdamW with warm-up and cosine decay; the training loop's wiring (progress line,
- * evaluation, checkpoints, `--resume`, metrics.jsonl and TensorBoard events, a clean exit on
- * divergence); and the closing lines with report.html. A script keeps what is its own: the model,
- * how a step computes its gradient, and what else it saves.
+ * unigram baseline; AdamW with warm-up and cosine decay; `--nproc` (data parallelism over
+ * processes); the training loop's wiring (progress line, evaluation, checkpoints, `--resume`,
+ * metrics.jsonl and TensorBoard events, a clean exit on divergence); and the closing lines with
+ * report.html. A script keeps what is its own: the model, how a step computes its gradient, and
+ * what else it saves.
  *
  * @module
  */
 
-import { type dist, lm, optim, train, viz } from "../mod.ts";
+import { dist, lm, type nn, optim, train, viz } from "../mod.ts";
 
 type Integer = { type: "integer"; default: number; min: number; help: string };
 type Num = { type: "number"; default: number; min: number; help: string };
@@ -33,6 +34,7 @@ export type LMTrainingFlagSpecs = {
   resume: { type: "boolean"; help: string };
   out: { type: "string"; default: string; help: string };
   seed: Integer;
+  nproc: Integer;
 };
 
 /** The values of {@link LMTrainingFlagSpecs}. */
@@ -73,6 +75,7 @@ export function lmTrainingFlags(d: LMTrainingDefaults): LMTrainingFlagSpecs {
     resume: { type: "boolean", help: "continue from the newest checkpoint in --out" },
     out: { type: "string", default: d.out, help: "output folder" },
     seed: { type: "integer", default: 0, min: 0, help: d.seedHelp },
+    nproc: { type: "integer", default: 1, min: 1, help: "processes (one per GPU), each taking a share of every batch" },
   };
 }
 
@@ -104,6 +107,67 @@ export function lmOptimizer(parameters: optim.Params, flags: LMTrainingFlags): o
   });
 }
 
+/**
+ * The processes of a run with `--nproc N`: started by hand with N > 1, the script runs again under
+ * the launcher as N processes (`dist.launchOrJoin`); each takes an equal share of every
+ * micro-batch's rows, the gradients are averaged over them before the optimiser step, and rank 0
+ * alone prints, records and checkpoints. With one process every method passes through.
+ */
+export class LMRanks {
+  /** The group, or null for one process. */
+  readonly group: dist.ProcessGroup | null;
+  /** Whether this process prints and writes (rank 0, or the only one). */
+  readonly main: boolean;
+  #parallel: dist.DataParallel | null = null;
+
+  private constructor(group: dist.ProcessGroup | null) {
+    this.group = group;
+    this.main = (group?.rank ?? 0) === 0;
+  }
+
+  /** What a script does first: relaunches itself as `--nproc` processes, or joins their group. */
+  static async join(flags: LMTrainingFlags): Promise<LMRanks> {
+    return new LMRanks(await dist.launchOrJoin(flags.nproc));
+  }
+
+  /** The number of processes. */
+  get size(): number {
+    return this.group?.size ?? 1;
+  }
+
+  /** Prints on rank 0 alone. */
+  say(message: string): void {
+    if (this.main) console.log(message);
+  }
+
+  /** Averages the gradients of `model`'s trainable parameters from now on; rank 0's weights go to every rank. */
+  wrap(model: nn.Module): void {
+    if (this.group) this.#parallel = new dist.DataParallel(model, this.group);
+  }
+
+  /** This rank's rows of a micro-batch (all of them in one process); the batch must split equally. */
+  share<T>(rows: readonly T[]): T[] {
+    return this.#parallel ? rows.slice(...this.#parallel.share(rows.length, { even: true })) : [...rows];
+  }
+
+  /**
+   * At the end of a step's backward passes: averages the gradients over the ranks, and turns this
+   * rank's mean loss and item count into the whole batch's. A parameter that no rank gave a
+   * gradient (the adjoint form's norm weights) keeps none, so the optimiser skips it as it does in
+   * one process instead of decaying it; one without a gradient on some ranks only counts as zeros there.
+   */
+  reduce(loss: number, items: number): { loss: number; items: number } {
+    const p = this.#parallel;
+    if (!p) return { loss, items };
+    const reached = p.group.allReduceNumbers(p.parameters.map((t) => t.grad ? 1 : 0), "max");
+    p.reduceGradients();
+    p.parameters.forEach((t, i) => {
+      if (reached[i] === 0) t.grad = null;
+    });
+    return { loss: p.mean(loss), items: items * p.group.size };
+  }
+}
+
 /** What a script hands {@link trainLM}: its model, optimiser, step and evaluation. */
 export interface LMTrainingRun<S extends train.StepOutcome> {
   model: train.TrainLoopOptions<S>["model"];
@@ -116,13 +180,15 @@ export interface LMTrainingRun<S extends train.StepOutcome> {
   /** The unigram model's held-out loss. */
   unigram: number;
   states?: train.TrainLoopOptions<S>["states"];
-  group?: dist.ProcessGroup | null;
+  /** The processes of `--nproc`; after the loop, ranks other than 0 leave the group and exit. */
+  ranks: LMRanks;
 }
 
 /**
  * The training loop with the flags' steps, time budget, clipping, logging, evaluation and
  * checkpoints in `--out`, writing metrics.jsonl and tensorboard/ there; on NaN or divergence it
- * prints why and exits with status 1, the last good checkpoint staying current.
+ * prints why and exits with status 1, the last good checkpoint staying current. Only rank 0
+ * returns: the group is destroyed and the other ranks exit with status 0.
  */
 export async function trainLM<S extends train.StepOutcome>(
   flags: LMTrainingFlags,
@@ -130,7 +196,8 @@ export async function trainLM<S extends train.StepOutcome>(
 ): Promise<train.TrainLoopResult> {
   const out = (name: string) => `${flags.out}/${name}`;
   const unigram = run.unigram;
-  return await train.trainLoop({
+  const group = run.ranks.group;
+  const result = await train.trainLoop({
     model: run.model,
     optimizer: run.optimizer,
     steps: flags.steps,
@@ -150,12 +217,15 @@ export async function trainLM<S extends train.StepOutcome>(
     resume: flags.resume,
     states: run.states,
     writers: [new train.JsonLinesWriter(out("metrics.jsonl")), new train.TensorBoardWriter(out("tensorboard"))],
-    group: run.group ?? undefined,
+    group: group ?? undefined,
   }).catch((e) => {
     if (!(e instanceof train.TrainingDivergedError)) throw e;
     console.error(e.message); // NaN or divergence: the last good checkpoint stays current
     Deno.exit(1);
   });
+  await group?.destroy();
+  if (!run.ranks.main) Deno.exit(0);
+  return result;
 }
 
 /**

@@ -11,8 +11,8 @@
  * adapter, optimiser, step, random streams; `--resume` continues exactly) and report.html to `--out`.
  */
 
-import { dist, Generator, lm, nn, train } from "../mod.ts";
-import { finishLM, lmOptimizer, lmTrainingFlags, loadTrainingData, trainLM } from "./lm_script.ts";
+import { Generator, lm, nn, train } from "../mod.ts";
+import { finishLM, lmOptimizer, LMRanks, lmTrainingFlags, loadTrainingData, trainLM } from "./lm_script.ts";
 
 const flags = train.parseFlags(
   {
@@ -30,7 +30,6 @@ const flags = train.parseFlags(
     loraR: { type: "integer", default: 8, min: 0, help: "LoRA rank with --model (0: full fine-tuning)" },
     loraAlpha: { type: "number", default: 16, min: 0, help: "LoRA alpha" },
     loraTargets: { type: "string", default: "q_proj,v_proj", help: "LoRA target projections" },
-    nproc: { type: "integer", default: 1, min: 1, help: "processes (one per GPU), each taking a share of every batch" },
     ...lmTrainingFlags({
       length: "L",
       seqLen: 1024,
@@ -48,8 +47,7 @@ const flags = train.parseFlags(
 );
 
 // Several processes: relaunched under the launcher; rank 0 alone prints and writes.
-const group = await dist.launchOrJoin(flags.nproc);
-const say = (group?.rank ?? 0) === 0 ? console.log : () => {};
+const ranks = await LMRanks.join(flags);
 
 // The model and its tokenizer: a checkpoint folder (LoRA), or a preset shape from scratch.
 const presets = { tiny: "tiny", "0.5b": "qwen2.5-0.5b", "1b": "llama-3.2-1b", "8b": "llama-3-8b" } as const;
@@ -74,7 +72,7 @@ const saved = lora
 const { corpus, heldOut, unigram } = await loadTrainingData(flags, tokenizer);
 const k = Math.ceil(flags.seqLen / flags.chunk), t = flags.spacoChunks ?? Math.max(1, Math.round(k / 8));
 const spaco = flags.method === "spaco";
-say(
+ranks.say(
   `${model.numParameters({ trainableOnly: true })} trained parameters; ${corpus.train.length} training and ` +
     `${corpus.validation.length} held-out sequences of ${flags.seqLen} tokens; ${flags.method}${
       spaco ? `, ${t} of ${k} chunks` : ""
@@ -93,29 +91,26 @@ const random: train.Resumable<number[]> = {
 const options: lm.ChunkedOptions = { method: flags.method, chunkSize: flags.chunk };
 if (spaco) Object.assign(options, { spacoChunks: t, compensation: flags.compensation, generator: draws });
 
-const parallel = group && new dist.DataParallel(model, group); // gradients averaged over the ranks
+ranks.wrap(model); // gradients averaged over the ranks
 const result = await trainLM(flags, {
   model: saved,
   optimizer,
   step: (s) => {
-    const micro = Array.from({ length: flags.gradAccum }, (_, m) => {
-      const rows = lm.batchAt(corpus.train, flags.batch, flags.seed, s * flags.gradAccum + m);
-      return parallel ? rows.slice(...parallel.share(rows.length, { even: true })) : rows;
-    });
+    const micro = Array.from(
+      { length: flags.gradAccum },
+      (_, m) => ranks.share(lm.batchAt(corpus.train, flags.batch, flags.seed, s * flags.gradAccum + m)),
+    );
     const r = lm.chunkedGradients(model, micro, options);
-    parallel?.reduceGradients();
-    const [loss, tokens] = parallel ? [parallel.mean(r.loss), r.tokens * parallel.group.size] : [r.loss, r.tokens];
-    return { loss, items: tokens, sums: { msPerChunk: (1000 * r.seconds) / r.chunks, lr: optimizer.lr } };
+    const { loss, items } = ranks.reduce(r.loss, r.tokens);
+    return { loss, items, sums: { msPerChunk: (1000 * r.seconds) / r.chunks, lr: optimizer.lr } };
   },
   valLoss: () => lm.evaluateLoss(model, heldOut, { chunkSize: flags.chunk }),
   parts: (r) => [`${r.msPerChunk.toFixed(1)} ms/chunk`],
   unigram,
   states: { random },
-  group,
+  ranks,
 });
 
-await group?.destroy();
-if ((group?.rank ?? 0) !== 0) Deno.exit(0);
 if (lora) await lm.saveAdapter(model, `${flags.out}/adapter`, { baseModel: flags.model });
 await finishLM(flags, result, unigram, {
   title: "Chunk-wise language-model training",

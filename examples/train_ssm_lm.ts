@@ -16,7 +16,7 @@
  */
 
 import { ArgumentError, lm, noGrad, tidy, train } from "../mod.ts";
-import { finishLM, lmOptimizer, lmTrainingFlags, loadTrainingData, trainLM } from "./lm_script.ts";
+import { finishLM, lmOptimizer, LMRanks, lmTrainingFlags, loadTrainingData, trainLM } from "./lm_script.ts";
 
 const flags = train.parseFlags(
   {
@@ -51,33 +51,42 @@ if (flags.window !== undefined && !truncates) {
 }
 const window = flags.grad === "truncated" ? flags.window ?? Math.max(1, Math.round(flags.seqLen / 8)) : flags.window;
 
+// Several processes: relaunched under the launcher; rank 0 alone prints and writes.
+const ranks = await LMRanks.join(flags);
+
 // Bytes joined with EOS → sequences of T + 1.
 const tokenizer = new lm.ByteTokenizer();
 const { corpus, heldOut, unigram } = await loadTrainingData(flags, tokenizer);
 const config = lm.ssmConfig({ ...lm.SSM_PRESETS[flags.config], vocabSize: tokenizer.vocabSize });
 const model = new lm.SSMForCausalLM(config, { seed: flags.seed, dtype: flags.dtype });
-console.log(
+ranks.say(
   `${model.numParameters()} parameters (K ${config.numLayers}, P ${config.hiddenSize}, N ${config.stateSize}); ` +
     `${corpus.train.length} training and ${corpus.validation.length} held-out sequences of ${flags.seqLen} tokens; ` +
     `${flags.grad}${window ? `, T̄ = ${window}` : ""}; the unigram model's held-out loss: ${unigram.toFixed(4)}`,
 );
 
 const optimizer = lmOptimizer(model.parameters(), flags);
-const tokensPerStep = flags.gradAccum * flags.batch * flags.seqLen;
 const options: lm.SSMBackwardOptions = { method: flags.grad, window, piecesPerLaunch: flags.pieces };
+ranks.wrap(model); // gradients averaged over the ranks
 
 const result = await trainLM(flags, {
   model,
   optimizer,
   step: (s) => {
+    // This rank's rows of each micro-batch; the gradient of its mean loss, averaged over the ranks.
+    const micro = Array.from(
+      { length: flags.gradAccum },
+      (_, m) => ranks.share(lm.batchAt(corpus.train, flags.batch, flags.seed, s * flags.gradAccum + m)),
+    );
+    const tokens = micro.length * micro[0].length * flags.seqLen;
     let lossSum = 0, vjps = 0;
-    for (let m = 0; m < flags.gradAccum; m++) {
-      const batch = lm.batchAt(corpus.train, flags.batch, flags.seed, s * flags.gradAccum + m);
-      const r = lm.ssmBackward(model, batch, { ...options, scale: 1 / tokensPerStep });
+    for (const batch of micro) {
+      const r = lm.ssmBackward(model, batch, { ...options, scale: 1 / tokens });
       lossSum += r.lossSum;
       vjps += r.vjps.reduce((a, v) => a + v.a + v.b + v.c, 0);
     }
-    return { loss: lossSum / tokensPerStep, items: tokensPerStep, sums: { vjps, lr: optimizer.lr } };
+    const { loss, items } = ranks.reduce(lossSum / tokens, tokens);
+    return { loss, items, sums: { vjps: vjps * ranks.size, lr: optimizer.lr } }; // the whole batch's VJPs
   },
   valLoss: () => {
     const losses = heldOut.map((seq) =>
@@ -87,6 +96,7 @@ const result = await trainLM(flags, {
   },
   parts: (r) => [`${train.sci(r.vjps)} VJPs`],
   unigram,
+  ranks,
 });
 
 await lm.saveSSM(model, `${flags.out}/model`);

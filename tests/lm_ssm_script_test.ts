@@ -1,9 +1,11 @@
 // examples/train_ssm_lm.ts run as a user runs it: an interrupted and resumed run gives the losses
 // of an uninterrupted one bit for bit; --grad reaches the gradient (adjoint-exact trains as backprop
-// does, in float64; the paper's form does not); the model folder it writes loads back.
+// does, in float64; the paper's form does not); the model folder it writes loads back; --nproc 2
+// (each process half of every micro-batch) follows the one-process run of the same batch.
 
 import assert from "node:assert/strict";
 import { lm, nn } from "../mod.ts";
+import { assertClose } from "./helpers.ts";
 import { assertResumeExact, records, runScript, textFile } from "./script_helpers.ts";
 
 const common = (data: string) => [
@@ -51,4 +53,27 @@ Deno.test("train_ssm_lm.ts --grad: adjoint-exact trains as backprop does (float6
 Deno.test("train_ssm_lm.ts: --window with a gradient that has none is an error naming the flag", async () => {
   const text = await runScript("train_ssm_lm.ts", ["--grad=backprop", "--window=4", "--steps=1"], true);
   assert.match(text, /--window applies to --grad truncated or adjoint, not backprop/);
+});
+
+Deno.test("train_ssm_lm.ts --nproc 2: two processes, each half of every batch, follow one process (float64)", async () => {
+  const args = [...common(await textFile(60)), "--batch=4", "--grad-accum=2", "--dtype=float64", "--steps=3"];
+  for (const grad of lm.SSM_GRADIENT_METHODS) {
+    const run = async (nproc: number) => {
+      const out = await Deno.makeTempDir();
+      const text = await runScript("train_ssm_lm.ts", [...args, `--grad=${grad}`, `--nproc=${nproc}`, `--out=${out}`]);
+      const params = [...(await lm.loadSSM(`${out}/model`)).stateDict()].map(([k, v]) => [k, v.toArray()] as const);
+      return { text, records: await records(out), params };
+    };
+    const one = await run(1), two = await run(2);
+    assert.match(two.text, /\[rank0\]: step 3\/3 /);
+    assert.doesNotMatch(two.text, /\[rank1\]: (step|validation|wrote)/, "rank 1 prints nothing");
+    // The whole batch's VJPs: each process did half of them (the same count twice would be the whole batch each).
+    assert.deepEqual(two.records.map((r) => r.vjps), one.records.map((r) => r.vjps), `${grad}: VJPs`);
+    const losses = (rs: typeof one.records) => rs.map((r) => [r.loss, r.valLoss ?? 0]).flat();
+    assertClose(losses(two.records), losses(one.records), { rtol: 1e-12 }, `${grad}: losses`);
+    assert.deepEqual(two.params.map(([k]) => k), one.params.map(([k]) => k));
+    two.params.forEach(([k, v], i) => assertClose(v, one.params[i][1], { rtol: 1e-12, scale: "max" }, `${grad}: ${k}`));
+  }
+  const odd = await runScript("train_ssm_lm.ts", [...args, "--batch=3", "--nproc=2"], true);
+  assert.match(odd, /3 items do not split equally over 2 ranks; use a batch divisible by 2/);
 });
