@@ -50,7 +50,17 @@ const flags = train.parseFlags(
     chunk: { type: "integer", default: 64, min: 1, help: "lm: chunk size" },
     method: { type: "choice", choices: [...lm.CHUNK_METHODS], default: "seco", help: "lm: gradient method" },
     rows: { type: "integer", default: 4, min: 1, help: "lm: rows per step over all ranks; ssm: rows of every rank" },
-    grad: { type: "choice", choices: ["adjoint", "adjoint-exact"], default: "adjoint", help: "ssm: gradient method" },
+    grad: {
+      type: "choice",
+      choices: ["adjoint", "adjoint-exact", "truncated"],
+      default: "adjoint",
+      help: "ssm: gradient method",
+    },
+    window: {
+      type: "integer",
+      min: 1,
+      help: "ssm: T̄, the VJPs kept per step (truncated: required; adjoint: optional)",
+    },
     depth: { type: "integer", min: 1, help: "ssm: layers K (default the preset's; a multiple of the ranks)" },
     pieces: { type: "integer", default: 4096, min: 1, help: "ssm: VJPs per batched launch" },
     dtype: { type: "choice", choices: ["float32", "float64", "bfloat16"], help: "dtype (ns float64, lm float32)" },
@@ -142,7 +152,7 @@ function ssmSetup(): { model: dist.DataParallel; step: () => number; items: stri
     { length: flags.rows },
     (_, r) => Array.from({ length: flags.seq + 1 }, (_, i) => (r * 7919 + i * 104729) % config.vocabSize),
   );
-  const options = { method: flags.grad as lm.SSMGradientMethod, piecesPerLaunch: flags.pieces };
+  const options = { method: flags.grad as lm.SSMGradientMethod, window: flags.window, piecesPerLaunch: flags.pieces };
   return {
     model: new dist.DataParallel(model, group),
     opt: new optim.AdamW(model.parameters(), { lr: 1e-4 }),

@@ -21,12 +21,15 @@
  *      down through the layers above its block by back-propagation through their scans (only the
  *      input cotangent, O(T) per layer, no parameter gradient), then through its own layers by
  *      their VJPs; rank 0 ends at the embedding. The gradient equals full back-propagation.
+ *    - `truncated` (window T̄): the same, carrying down what the layers above give their inputs
+ *      through their VJPs with window T̄. Those VJPs at one step i share the input x[i], so their
+ *      input cotangent is one VJP with the summed cotangent Σ_{d<T̄} (C[i+d]ᵀδ[i+d]) ⊙ a[i+d] ⋯
+ *      a[i+1]: T̄ elementwise passes and one pass through the layer, not its T̄·T VJPs.
  *
  * The parameter gradients of each layer live on its owner, the embedding's on rank 0, the head's
  * on the last rank; {@link gatherSSMGradients} copies every owner's to every rank (one broadcast
- * per rank), for an optimiser step that is the same everywhere. `truncated` is not sharded: its
- * cotangent below a layer comes from that layer's windowed VJPs, so a rank would have to compute
- * every layer above its own.
+ * per rank), for an optimiser step that is the same everywhere. The gradients are those of
+ * {@link ssmBackward} with the same method, whatever the number of ranks.
  *
  * The model must hold the same parameters on every rank (build it from one seed, or broadcast rank
  * 0's with `dist.DataParallel`).
@@ -39,6 +42,7 @@ import {
   checkInteger,
   checkOptions,
   concat,
+  fullLike,
   gradients,
   noGrad,
   NonFiniteError,
@@ -54,11 +58,12 @@ import {
   type SSMBackwardResult,
   ssmHead,
   ssmLayerBackward,
+  type SSMTrace,
   ssmTrace,
   type VJPCount,
 } from "./adjoint_sharding.ts";
 import type { TokenInput } from "./llama.ts";
-import type { SSMForCausalLM } from "./ssm.ts";
+import type { SSMForCausalLM, SSMLayer } from "./ssm.ts";
 
 /**
  * What a rank owns in {@link shardedSSMBackward}.
@@ -133,8 +138,8 @@ export interface ShardedSSMBackwardResult extends SSMBackwardResult {
 /**
  * Adjoint sharding over the ranks of `group` (see the module comment): accumulates into the
  * `.grad` of the parameters this rank owns the gradient of `scale` × Σ token cross-entropy of
- * `sequences` (the same on every rank) by `method` `adjoint` or `adjoint-exact`; the options are
- * {@link ssmBackward}'s. On one rank it is `ssmBackward`. Every rank must call it at the same point.
+ * `sequences` (the same on every rank) by `method` `adjoint` (the default), `adjoint-exact` or
+ * `truncated`; the options are {@link ssmBackward}'s. On one rank it is `ssmBackward`. Every rank must call it at the same point.
  *
  * @example
  * ```ts
@@ -160,28 +165,30 @@ export function shardedSSMBackward(
   const op = "shardedSSMBackward";
   checkOptions(op, options, ["method", "window", "piecesPerLaunch", "blockSize", "scale", "sliceSize"]);
   const method = options.method ?? "adjoint";
-  if (method !== "adjoint" && method !== "adjoint-exact") {
+  if (method === "backprop") {
     throw new ArgumentError(
       op,
-      `method "${method}" is not sharded over ranks; use "adjoint" (the paper's form, with a window if wanted) or ` +
-        `"adjoint-exact"`,
+      `method "backprop" is one graph through every layer; shard "adjoint", "adjoint-exact" or "truncated"`,
     );
   }
   const numLayers = model.layers.length;
   const shard = ssmLayerShard(numLayers, group.rank, group.size);
   if (group.size === 1) return { ...ssmBackward(model, sequences, { ...options, method }), shard };
-  // The single-process checks, without its work: a zero-length window runs nothing.
+  // ssmBackward's checks, before any collective: every rank refuses alike.
   const all = model.tokens(sequences);
   const [batch, width] = all.shape;
   if (width < 2) throw new ArgumentError(op, `sequences need at least 2 tokens (inputs and their next), got ${width}`);
   const length = width - 1;
-  if (options.window !== undefined && method !== "adjoint") {
-    throw new ArgumentError(op, `window applies to method "adjoint", not "${method}"`);
+  if (method === "truncated" && options.window === undefined) {
+    throw new ArgumentError(op, `method "truncated" needs a window (the VJPs kept per step, T̄)`);
+  }
+  if (options.window !== undefined && method === "adjoint-exact") {
+    throw new ArgumentError(op, `window applies to methods "truncated" and "adjoint", not "${method}"`);
   }
   const window = options.window === undefined ? length : checkInteger(op, "window", options.window, { min: 1 });
   const block = checkInteger(op, "blockSize", options.blockSize ?? 256, { min: 1 });
   const rows = checkInteger(op, "piecesPerLaunch", options.piecesPerLaunch ?? 4096, { min: 1 });
-  const pass = { window, piecesPerLaunch: rows, blockSize: block, exact: method === "adjoint-exact" };
+  const pass = { window, piecesPerLaunch: rows, blockSize: block, exact: method !== "adjoint" };
   const scale = options.scale ?? 1 / (batch * length);
   const lossOptions = { reduction: "sum" as const, sliceSize: options.sliceSize };
   const check = (value: number) => {
@@ -208,7 +215,8 @@ export function shardedSSMBackward(
       group.broadcast(top, group.size - 1);
       // From here on, no collective: this rank's layers from ∂l/∂y_K alone.
       const [first, end] = shard.layers;
-      let delta = pass.exact ? carryDown(model, stored, top, end) : top;
+      const through = method === "truncated" ? windowedCotangent(window) : scanCotangent;
+      let delta = pass.exact ? carryDown(model, stored, top, end, through) : top;
       for (let k = end - 1; k >= first; k--) {
         const next = ssmLayerBackward(model.layers.at(k), stored.inputs[k], stored.states[k], delta, pass);
         vjps[k] = next.vjps;
@@ -223,29 +231,72 @@ export function shardedSSMBackward(
   }
 }
 
+/** The cotangent of a layer's input stream y_{k−1} from that of its output, δ, given its input and states. */
+type Through = (layer: SSMLayer, input: Tensor, states: Tensor, delta: Tensor) => Tensor;
+
 /**
- * ∂l/∂y_end from ∂l/∂y_K: back-propagation through layers K … end + 1 for their input cotangent
- * only (each layer's scan re-run with recording; no parameter gradient is added).
+ * ∂l/∂y_end from ∂l/∂y_K: `through` each of layers K … end + 1 in turn, for their input cotangent
+ * only (no parameter gradient is added).
  */
-function carryDown(model: SSMForCausalLM, stored: { inputs: Tensor[] }, top: Tensor, end: number): Tensor {
+function carryDown(model: SSMForCausalLM, stored: SSMTrace, top: Tensor, end: number, through: Through): Tensor {
   let delta = top;
   for (let k = model.layers.length - 1; k >= end; k--) {
-    const next: Tensor = tidy(() => {
-      const y = stored.inputs[k].detach().requireGrad();
-      const [dy] = gradients([model.layers.at(k).forward(y).output], [delta], [y]) as Tensor[];
-      return dy;
-    });
+    const next: Tensor = tidy(() => through(model.layers.at(k), stored.inputs[k], stored.states[k], delta));
     if (delta !== top) delta.dispose();
     delta = next;
   }
   return delta;
 }
 
+/** The exact form's: back-propagation through the layer (its scan re-run with recording). */
+const scanCotangent: Through = (layer, input, _states, delta) => {
+  const y = input.detach().requireGrad();
+  return (gradients([layer.forward(y).output], [delta], [y]) as Tensor[])[0];
+};
+
+/**
+ * The truncated form's: what its VJPs with window T̄ add into the layer's input, in one pass.
+ * Every VJP through 𝒜 and ℬ at step i has the same input x[i], so their sum is one VJP with the
+ * summed cotangent M[i] = Σ_{d<T̄} (C[i+d]ᵀδ[i+d]) ⊙ a[i+d] ⋯ a[i+1] (T̄ elementwise passes, the
+ * running product of {@link ssmLayerBackward}'s diagonals); 𝒞's are one VJP with δ.
+ */
+function windowedCotangent(window: number): Through {
+  return (layer, input, states, delta) => {
+    const mixer = layer.mixer;
+    const [batch, length, n] = states.shape;
+    const y = input.detach().requireGrad();
+    const x = layer.norm.forward(y);
+    // The states' cotangent C[t]ᵀδ[t], then its running products down the diagonals d < T̄, summed.
+    const hc = states.detach().requireGrad();
+    const v = (gradients([mixer.readout(x.detach(), hc)], [delta], [hc]) as Tensor[])[0];
+    const { sum, before } = noGrad(() => {
+      const a = mixer.decay(x);
+      let m = v, sum = v;
+      for (let d = 1; d < Math.min(window, length); d++) {
+        const [stepped, added] = tidy(() => {
+          const stepped = m.narrow(1, 1, length - d).mul(a.narrow(1, 1, length - d));
+          return [stepped, concat([sum.narrow(1, 0, length - d).add(stepped), sum.narrow(1, length - d, d)], 1)];
+        });
+        if (m !== v) m.dispose();
+        if (sum !== v) sum.dispose();
+        m = stepped;
+        sum = added;
+      }
+      const first = zeros([batch, 1, n], { dtype: states.dtype, backend: states.backend });
+      return { sum, before: length === 1 ? first : concat([first, states.narrow(1, 0, length - 1)], 1) };
+    });
+    const state = mixer.decay(x).mul(before).add(mixer.drive(x)).mul(sum).sum();
+    const out = mixer.readout(x, states).mul(delta).sum();
+    const [dy] = gradients([state.add(out)], [fullLike(out, 1)], [y]) as Tensor[];
+    return delta.add(dy);
+  };
+}
+
 /**
  * Copies each parameter's gradient from the rank that owns it (see {@link ssmLayerShard}) to every
  * rank: after it every trainable parameter has on every rank the gradient {@link ssmBackward}
  * would have given (a parameter without a gradient on its owner gets zeros). One broadcast per
- * rank, of its owned gradients packed into one buffer per dtype run. Every rank must call it.
+ * rank, of its owned gradients packed into one buffer per dtype. Every rank must call it.
  *
  * @example
  * ```ts

@@ -2,11 +2,11 @@
 // argument) over the ranks for each case of ssm_setup.ts, the group wrapped to log every collective
 // it is asked for. Per case: the loss, the VJP counts, which gradients this rank held after the
 // backward, the collectives of the backward and of the gather, and every gradient after the gather;
-// written to $DIST_OUT/rank<R>.json.
+// written to $DIST_OUT/rank<R>.json; then what a non-finite loss did.
 
 import { initBackend } from "../../src/backend/select.ts";
 import { initProcessGroup, type ProcessGroup } from "../../src/dist/mod.ts";
-import { lm } from "../../mod.ts";
+import { lm, noGrad, NonFiniteError } from "../../mod.ts";
 import { namedGradients, SSM_CASES, ssmModel, ssmSequences } from "./ssm_setup.ts";
 
 await initBackend();
@@ -42,5 +42,15 @@ for (const { name, options } of SSM_CASES) {
     grads: namedGradients(model),
   };
 }
+// A non-finite loss (Ω poisoned) on the head's rank stops every rank before any gradient is added.
+const poisoned = ssmModel(numLayers);
+noGrad(() => poisoned.lm_head.weight.assign(NaN));
+try {
+  lm.shardedSSMBackward(logged, poisoned, ssmSequences());
+  out.nonFinite = "no error";
+} catch (e) {
+  out.nonFinite = e instanceof NonFiniteError ? "NonFiniteError" : String(e);
+}
+out.nonFiniteHeld = Object.values(namedGradients(poisoned)).filter((g) => g).length;
 await group.destroy();
 await Deno.writeTextFile(`${Deno.env.get("DIST_OUT")}/rank${group.rank}.json`, JSON.stringify(out));

@@ -10,6 +10,8 @@ export const SSM_CASES: readonly { name: string; options: lm.SSMBackwardOptions 
   { name: "adjoint", options: { method: "adjoint", piecesPerLaunch: 7, blockSize: 4 } },
   { name: "adjoint-window", options: { method: "adjoint", window: 4, piecesPerLaunch: 7, blockSize: 4 } },
   { name: "adjoint-exact", options: { method: "adjoint-exact", piecesPerLaunch: 7, blockSize: 4 } },
+  { name: "truncated", options: { method: "truncated", window: 4, piecesPerLaunch: 7, blockSize: 4 } },
+  { name: "truncated-whole", options: { method: "truncated", window: 10, piecesPerLaunch: 7, blockSize: 4 } },
 ];
 
 /** A K-layer model, the same on every rank. */
