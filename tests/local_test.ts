@@ -42,6 +42,21 @@ Deno.test("independentBackward equals one backward pass through everything", () 
   assertClose(v.grad!, gv, { atol: 1e-10, rtol: 1e-10 });
 });
 
+Deno.test("independentBackward calls onPiecesDone once, after the last drawn piece and before the shared backward", () => {
+  for (const sampling of [undefined, { mode: "fixed" as const, count: 2, seed: 3 }]) {
+    const w = randn([3], { ...f64, seed: 1 }).requireGrad();
+    const events: string[] = [];
+    local.independentBackward([w.mul(2)], [0, 1, 2].map(() => ([p]: Tensor[]) => p.square().sum()), {
+      sampling,
+      onPiece: ({ index }) => events.push(`piece ${index}`),
+      onPiecesDone: () => events.push(`done, w.grad ${w.grad === null ? "unset" : "set"}`),
+    });
+    assert.equal(events.length, (sampling?.count ?? 3) + 1);
+    assert.equal(events.at(-1), "done, w.grad unset");
+    assert.ok(w.grad !== null, "the shared backward ran after it");
+  }
+});
+
 Deno.test("independentBackward stops on a non-finite loss before touching gradients", () => {
   const w = randn([3], { ...f64, seed: 4 }).requireGrad();
   assert.throws(

@@ -34,6 +34,8 @@ export interface IndependentOptions {
   onPiece?: (report: PieceReport) => void;
   /** Run a drawn subset of the pieces, each scaled by 1/π (unbiased); default: every piece. */
   sampling?: PieceSampling;
+  /** Called once the pieces are done, before the summed gradient goes through the shared graph. */
+  onPiecesDone?: () => void;
 }
 
 /** What {@link independentBackward} did. */
@@ -101,6 +103,7 @@ export function independentBackward(
     }
     options.onPiece?.({ index, loss: losses[index] });
   }
+  options.onPiecesDone?.();
   if (total !== null) {
     const sum: Tensor[] = total;
     const live = shared.filter((s) => s.requiresGrad);

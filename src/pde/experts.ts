@@ -738,20 +738,10 @@ export class MixtureOfExperts<G extends Grid = Grid> {
         return layer.expertField(f, wk, whole).mul(ubar.narrow(0, e, 1).squeeze(0)).sum();
       });
       // The "experts" phase ends with the last piece's backward, before the shared graph's.
-      let ran = 0;
-      const drawn = options.sampling?.mode === "fixed" ? options.sampling.count : null;
-      let ended = false;
       const { backpropagated } = independentBackward(shared, pieces, {
         sampling: options.sampling,
-        onPiece: () => {
-          ran++;
-          if (ran === (drawn ?? pieces.length)) {
-            ended = true;
-            phase("experts");
-          }
-        },
+        onPiecesDone: () => phase("experts"),
       });
-      if (!ended) phase("experts");
       experts = backpropagated.map((i) => mine[i]);
     }
     phase("upstream");
