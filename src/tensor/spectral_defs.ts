@@ -28,6 +28,9 @@
  * @module
  */
 
+import type { DType } from "./dtype.ts";
+import { ArgumentError, DTypeError } from "./errors.ts";
+
 /**
  * Names of the GPU kernels of the spectral mixing (kernels/spectral.cu): `<stem>_<dtype>` for
  * float32 (`f32`) and float64 (`f64`) storage.
@@ -69,6 +72,78 @@ export function slotExtents(modes: readonly number[]): number[] {
  */
 export function spectralSlots(modes: readonly number[]): number {
   return slotExtents(modes).reduce((a, b) => a * b, 1);
+}
+
+/** The sizes of one `spectralMix` (see {@link spectralMixSizes}). */
+export interface SpectralMixSizes {
+  /** Batch rows B. */
+  batch: number;
+  /** Mode slots S. */
+  slots: number;
+  /** Channels read per slot. */
+  cin: number;
+  /** Channels written per slot. */
+  cout: number;
+}
+
+/**
+ * What a backend's `spectralMix` reads and writes, from its operands' shapes: `x` `[B, 2, S, I]`
+ * and the weight `[2^(d−1), I, O, ...modes, 2]` (with `adjoint`, `x` holds O channels and the
+ * result I). Every backend checks its operands here: dtype `float32` or `float64`, S and the
+ * channels fitting `modes` and the weight; otherwise a typed error naming `spectralMix`.
+ *
+ * @example
+ * ```ts
+ * import { spectralMixSizes } from "./spectral_defs.ts";
+ * spectralMixSizes([4, 2, 6, 3], [1, 3, 5, 6, 2], [6], false, "float64"); // { batch: 4, slots: 6, cin: 3, cout: 5 }
+ * ```
+ */
+export function spectralMixSizes(
+  x: readonly number[],
+  weight: readonly number[],
+  modes: readonly number[],
+  adjoint: boolean,
+  dtype: DType,
+): SpectralMixSizes {
+  const op = "spectralMix";
+  floatOutput(op, dtype);
+  const [batch, , slots, cin] = x;
+  const [, wi, wo] = weight;
+  if (slots !== spectralSlots(modes) || cin !== (adjoint ? wo : wi)) {
+    throw new ArgumentError(op, `x [${x}] does not fit weight [${weight}]`);
+  }
+  return { batch, slots, cin, cout: adjoint ? wi : wo };
+}
+
+/**
+ * What a backend's `spectralWeightGrad` reads and writes, from its operands' shapes `a`
+ * `[B, 2, S, A]` and `d` `[B, 2, S, D]`: the sizes and the result's weight shape
+ * `[2^(d−1), A, D, ...modes, 2]`, checked as {@link spectralMixSizes} checks its operands.
+ *
+ * @example
+ * ```ts
+ * import { spectralWeightGradSizes } from "./spectral_defs.ts";
+ * spectralWeightGradSizes([4, 2, 6, 3], [4, 2, 6, 5], [6], "float64").shape; // [1, 3, 5, 6, 2]
+ * ```
+ */
+export function spectralWeightGradSizes(
+  a: readonly number[],
+  d: readonly number[],
+  modes: readonly number[],
+  dtype: DType,
+): { batch: number; slots: number; ca: number; cd: number; shape: number[] } {
+  const op = "spectralWeightGrad";
+  floatOutput(op, dtype);
+  const [batch, , slots, ca] = a;
+  const cd = d[3];
+  if (slots !== spectralSlots(modes) || d[0] !== batch || d[2] !== slots) {
+    throw new ArgumentError(op, `a [${a}] and d [${d}] do not fit modes [${modes}]`);
+  }
+  return { batch, slots, ca, cd, shape: [2 ** (modes.length - 1), ca, cd, ...modes, 2] };
+}
+
+function floatOutput(op: string, dtype: DType): void {
+  if (dtype !== "float32" && dtype !== "float64") throw new DTypeError(op, `${dtype} output; use float32 or float64`);
 }
 
 /**

@@ -9,7 +9,12 @@ import type { DeviceBuffer, SpectralPrimitives, View } from "../../tensor/backen
 import type { DType } from "../../tensor/dtype.ts";
 import { ArgumentError, DTypeError } from "../../tensor/errors.ts";
 import { isContiguous, sizeOf } from "../../tensor/shape.ts";
-import { spectralMixHost, spectralSlots, spectralWeightGradHost } from "../../tensor/spectral_defs.ts";
+import {
+  spectralMixHost,
+  spectralMixSizes,
+  spectralWeightGradHost,
+  spectralWeightGradSizes,
+} from "../../tensor/spectral_defs.ts";
 import { allocCompute, type NumArray, operandOf } from "./buffer.ts";
 
 function contiguousOperand(op: string, name: string, v: View, dtype: DType): { data: NumArray; offset: number } {
@@ -17,10 +22,6 @@ function contiguousOperand(op: string, name: string, v: View, dtype: DType): { d
   if (v.buffer.dtype !== dtype) throw new DTypeError(op, `${name} is ${v.buffer.dtype}, expected ${dtype}`);
   const o = operandOf(v, op);
   return { data: o.data as NumArray, offset: o.offset };
-}
-
-function floatOnly(op: string, dtype: DType): void {
-  if (dtype !== "float32" && dtype !== "float64") throw new DTypeError(op, `${dtype} output; use float32 or float64`);
 }
 
 /**
@@ -49,13 +50,7 @@ export class CpuSpectral implements SpectralPrimitives {
   /** See {@link SpectralPrimitives.spectralMix}. */
   spectralMix(x: View, weight: View, modes: readonly number[], adjoint: boolean, dtype: DType): DeviceBuffer {
     const op = "spectralMix";
-    floatOnly(op, dtype);
-    const [batch, , slots, cin] = x.shape;
-    const [, wi, wo] = weight.shape;
-    if (slots !== spectralSlots(modes) || cin !== (adjoint ? wo : wi)) {
-      throw new ArgumentError(op, `x [${x.shape}] does not fit weight [${weight.shape}]`);
-    }
-    const cout = adjoint ? wi : wo;
+    const { batch, slots, cin, cout } = spectralMixSizes(x.shape, weight.shape, modes, adjoint, dtype);
     const out = allocCompute(dtype, batch * 2 * slots * cout);
     spectralMixHost(
       contiguousOperand(op, "x", x, dtype),
@@ -73,13 +68,8 @@ export class CpuSpectral implements SpectralPrimitives {
   /** See {@link SpectralPrimitives.spectralWeightGrad}. */
   spectralWeightGrad(a: View, d: View, modes: readonly number[], dtype: DType): DeviceBuffer {
     const op = "spectralWeightGrad";
-    floatOnly(op, dtype);
-    const [batch, , slots, ca] = a.shape;
-    const cd = d.shape[3];
-    if (slots !== spectralSlots(modes) || d.shape[0] !== batch || d.shape[2] !== slots) {
-      throw new ArgumentError(op, `a [${a.shape}] and d [${d.shape}] do not fit modes [${modes}]`);
-    }
-    const out = allocCompute(dtype, sizeOf([2 ** (modes.length - 1), ca, cd, ...modes, 2]));
+    const { batch, ca, cd, shape } = spectralWeightGradSizes(a.shape, d.shape, modes, dtype);
+    const out = allocCompute(dtype, sizeOf(shape));
     spectralWeightGradHost(
       contiguousOperand(op, "a", a, dtype),
       contiguousOperand(op, "d", d, dtype),

@@ -9,7 +9,7 @@ import type { View } from "../../tensor/backend.ts";
 import type { DType } from "../../tensor/dtype.ts";
 import { ArgumentError, DTypeError } from "../../tensor/errors.ts";
 import { isContiguous, sizeOf } from "../../tensor/shape.ts";
-import { SPECTRAL_KERNELS, spectralSlots } from "../../tensor/spectral_defs.ts";
+import { SPECTRAL_KERNELS, spectralMixSizes, spectralWeightGradSizes } from "../../tensor/spectral_defs.ts";
 import type { KernelFamily } from "./compiler.ts";
 import { type CudaBuffer, type CudaDevice, SFX } from "./device.ts";
 
@@ -19,10 +19,6 @@ function contiguousPtr(dev: CudaDevice, op: string, name: string, v: View, dtype
   const r = dev.raw(v, op);
   if (r.dtype !== dtype) throw new DTypeError(op, `${name} is ${r.dtype}, expected ${dtype}`);
   return r.ptr;
-}
-
-function floatOnly(op: string, dtype: DType): void {
-  if (dtype !== "float32" && dtype !== "float64") throw new DTypeError(op, `${dtype} output; use float32 or float64`);
 }
 
 /** `struct SpectralModes { u32 d; u32 m[3]; }`. */
@@ -49,13 +45,7 @@ export function spectralMix(
   dtype: DType,
 ): CudaBuffer {
   const op = "spectralMix";
-  floatOnly(op, dtype);
-  const [batch, , slots, cin] = x.shape;
-  const [, wi, wo] = weight.shape;
-  if (slots !== spectralSlots(modes) || cin !== (adjoint ? wo : wi)) {
-    throw new ArgumentError(op, `x [${x.shape}] does not fit weight [${weight.shape}]`);
-  }
-  const cout = adjoint ? wi : wo;
+  const { batch, slots, cin, cout } = spectralMixSizes(x.shape, weight.shape, modes, adjoint, dtype);
   const out = dev.newBuffer(batch * 2 * slots * cout, dtype);
   if (out.size === 0) return out;
   const p = dev.params;
@@ -91,14 +81,9 @@ export function spectralWeightGrad(
   dtype: DType,
 ): CudaBuffer {
   const op = "spectralWeightGrad";
-  floatOnly(op, dtype);
-  const [batch, , slots, ca] = a.shape;
-  const cd = d.shape[3];
-  if (slots !== spectralSlots(modes) || d.shape[0] !== batch || d.shape[2] !== slots) {
-    throw new ArgumentError(op, `a [${a.shape}] and d [${d.shape}] do not fit modes [${modes}]`);
-  }
+  const { batch, slots, ca, cd, shape } = spectralWeightGradSizes(a.shape, d.shape, modes, dtype);
   const nModes = modes.reduce((p, q) => p * q, 1);
-  const out = dev.newBuffer(sizeOf([2 ** (modes.length - 1), ca, cd, nModes, 2]), dtype);
+  const out = dev.newBuffer(sizeOf(shape), dtype);
   if (out.size === 0) return out;
   const p = dev.params;
   p.ptr(0, contiguousPtr(dev, op, "a", a, dtype));
