@@ -18,7 +18,12 @@ import {
   type Tensor,
   tensor,
 } from "../mod.ts";
-import { slotWeightIndex, spectralSlots } from "../src/tensor/spectral_defs.ts";
+import {
+  slotWeightIndex,
+  spectralMixSizes,
+  spectralSlots,
+  spectralWeightGradSizes,
+} from "../src/tensor/spectral_defs.ts";
 import { assertClose, assertRaises, randomData } from "./helpers.ts";
 
 const f64 = { dtype: "float64" } as const;
@@ -149,4 +154,32 @@ Deno.test("spectralMix: bad operands are typed errors naming the op and the shap
     const v = { buffer: x.storage.buffer, shape: [3, 2, 12, 2], strides: [1, 1, 1, 1], offset: 0 };
     assertRaises(() => backend.spectral!.spectralMix(v, v, [2, 3], false, "float64"), ArgumentError, "spectralMix");
   }
+});
+
+Deno.test("a backend's spectral operands: sizes from the shapes, and typed errors for ones that do not fit", () => {
+  // Modes [3, 2] keep 2 corners × 3 × 2 = 12 slots; the weight is [2, I, O, 3, 2, 2].
+  const w = [2, 4, 5, 3, 2, 2];
+  assert.deepEqual(spectralMixSizes([7, 2, 12, 4], w, [3, 2], false, "float32"), {
+    batch: 7,
+    slots: 12,
+    cin: 4,
+    cout: 5,
+  });
+  assert.deepEqual(spectralMixSizes([7, 2, 12, 5], w, [3, 2], true, "float64"), {
+    batch: 7,
+    slots: 12,
+    cin: 5,
+    cout: 4,
+  });
+  assert.deepEqual(spectralWeightGradSizes([7, 2, 12, 4], [7, 2, 12, 5], [3, 2], "float64").shape, w);
+  assert.throws(() => spectralMixSizes([7, 2, 12, 5], w, [3, 2], false, "float64"), /spectralMix.*does not fit/);
+  assert.throws(() => spectralMixSizes([7, 2, 11, 4], w, [3, 2], false, "float64"), /spectralMix.*does not fit/);
+  assert.throws(
+    () => spectralMixSizes([7, 2, 12, 4], w, [3, 2], false, "int32"),
+    /spectralMix.*use float32 or float64/,
+  );
+  assert.throws(
+    () => spectralWeightGradSizes([7, 2, 12, 4], [6, 2, 12, 5], [3, 2], "float64"),
+    /spectralWeightGrad.*do not fit/,
+  );
 });
