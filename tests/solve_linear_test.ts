@@ -258,7 +258,7 @@ Deno.test("NaN / Inf inputs raise NonFiniteError; shapes and dtypes are checked"
   assert.throws(() => solve(tensor([[1, 2, 3], [4, 5, 6]]), tensor([1, 1])), ShapeError);
   assert.throws(() => solve(tensor([[1, 0], [0, 1]]), tensor([1, 1, 1])), ShapeError);
   assert.throws(() => solve(randn([3, 2, 2]), randn([4, 2, 1])), ShapeError);
-  assert.throws(() => lstsq(randn([2, 3]), randn([2])), ShapeError);
+  assert.throws(() => lstsq(randn([2, 3]), randn([3])), ShapeError);
   assert.throws(() => solve(tensor([[1, 0], [0, 1]], { dtype: "int32" }), tensor([1, 1])), DTypeError);
   assert.throws(() => solve(tensor([[1, 0], [0, 1]]), tensor([1, 1]), { regularization: -1 }), ArgumentError);
 });

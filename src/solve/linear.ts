@@ -18,7 +18,9 @@
  *   symmetric gradient, i.e. the derivative along symmetric perturbations; build A symmetric
  *   (e.g. `X·Xᵀ + c·I`) when checking it by finite differences.
  * - `x = argmin ‖A x − b‖² + μ‖x‖²` (`lstsq.ts`): with `z = (AᵀA + μI)⁻¹ x̄` and `r = b − A x`,
- *   `b̄ = A z` and `Ā = r zᵀ − A z xᵀ`.
+ *   `b̄ = A z` and `Ā = r zᵀ − A z xᵀ`. With fewer rows than columns, `x = Aᵀy`,
+ *   `(AAᵀ + μI) y = b` (the minimum-norm solution when μ = 0): with `w = (AAᵀ + μI)⁻¹ A x̄`,
+ *   `b̄ = w` and `Ā = y (x̄ − Aᵀw)ᵀ − w xᵀ` (x̄ − Aᵀw is x̄'s part in A's null space when μ = 0).
  *
  * Failures are typed: a singular or numerically singular matrix (an exactly zero pivot, or a pivot
  * ratio at most n·ε — `min|uᵢᵢ| / max|uᵢᵢ|` for LU, `min Lᵢᵢ² / max Lᵢᵢ²` for Cholesky, the

@@ -11,12 +11,21 @@
  * (`method: "normal"`, G = AᵀA = LLᵀ, Lⱼⱼ = |Rⱼⱼ| in exact arithmetic) the test reads
  * `Lⱼⱼ² ≤ max(m, n)·ε·maxᵢ Lᵢᵢ²`: squaring the condition number loses that much more.
  *
+ * **Fewer equations than unknowns** (m < n). The solutions of A·x = b form an affine space, and
+ * the least-squares answer is its shortest point, `x = Aᵀ(AAᵀ)⁻¹b = A⁺b` (as numpy's `lstsq` and
+ * torch's `driver="gelsd"` return; LAPACK's gels computes it the same way). The rank test and the
+ * factorisation move to the rows: `Aᵀ = Q·R` (an LQ factorisation of A, `A = RᵀQᵀ`), the rows with
+ * |Rⱼⱼ| ≤ rcond·max|Rᵢᵢ| are dependent, and `x = Q·R⁻ᵀb`. With `method: "normal"` the Cholesky
+ * factor is that of AAᵀ. A regularization μ > 0 gives `(AᵀA + μI)⁻¹Aᵀb = Aᵀ(AAᵀ + μI)⁻¹b`, which
+ * is computed in the second form (an m × m factorisation, of `[Aᵀ; √μ I]` with QR).
+ *
  * **Minimum norm** (`minNorm: true`): with S the independent columns, A = A_S·C for the
  * coefficients C `[r, n]` of every column in the basis A_S (C = A_S⁺A). The least-squares
  * solutions are the x with C·x = y, y = A_S⁺b, and the shortest is `x = Cᵀ(CCᵀ)⁻¹y` — A⁺b. Both y
  * and C come from one QR solve of `[A_S; s·E] [y, C] = [b, A; 0, 0]` (E puts a unit on each
  * dropped column so the system keeps full rank), and CCᵀ ⪰ I (C holds an identity on S), so the
- * last solve is well conditioned. Differentiable in A and b (at constant rank).
+ * last solve is well conditioned. Differentiable in A and b (at constant rank). With m < n the
+ * columns are chosen from the QR of A over n − m zero rows (the same column geometry).
  *
  * @module
  */
@@ -58,12 +67,14 @@ export interface LstsqOptions extends SolveOptions {
   method?: "qr" | "normal";
   /**
    * The relative rank cut-off: a column with |Rⱼⱼ| ≤ rcond·max|Rᵢᵢ| counts as dependent (with
-   * `method: "normal"`, Lⱼⱼ² ≤ rcond·max Lᵢᵢ² of AᵀA = LLᵀ). Default max(m, n)·ε of the dtype.
+   * `method: "normal"`, Lⱼⱼ² ≤ rcond·max Lᵢᵢ² of AᵀA = LLᵀ); with m < n, a row (of Aᵀ = QR, or
+   * AAᵀ = LLᵀ). Default max(m, n)·ε of the dtype.
    */
   rcond?: number;
   /**
    * For a rank-deficient A (and μ = 0): return the minimum-norm solution A⁺b (as numpy's `lstsq`
-   * or torch's `driver="gelsd"`) instead of raising a `SingularMatrixError`. Default false.
+   * or torch's `driver="gelsd"`) instead of raising a `SingularMatrixError`. Default false. (An A
+   * with m < n of full row rank needs no option: its solution is the minimum-norm one.)
    */
   minNorm?: boolean;
 }
@@ -90,23 +101,31 @@ function independent(d: Tensor, tol: number): Tensor {
   });
 }
 
-/** R of the thin QR of `a` `[..., m, n]` (not recorded). */
+/**
+ * R `[..., n, n]` of the thin QR of `a` `[..., m, n]` (not recorded); with m < n, of A over n − m
+ * zero rows, whose |Rⱼⱼ| measure the columns of A alike.
+ */
 function rFactor(a: Tensor): Tensor {
-  const n = a.shape[a.ndim - 1];
-  const res = linalgOf("lstsq", a).qr(a, a.dtype);
-  Tensor.fromBuffer(res.q, [...a.shape], a.dtype).dispose();
-  return Tensor.fromBuffer(res.r, [...a.shape.slice(0, -2), n, n], a.dtype);
+  const [m, n] = a.shape.slice(-2);
+  const batch = a.shape.slice(0, -2);
+  const sq = m < n ? concat([a, zeros([...batch, n - m, n], { dtype: a.dtype, backend: a.backend })], -2) : a;
+  const res = linalgOf("lstsq", sq).qr(sq, sq.dtype);
+  Tensor.fromBuffer(res.q, [...sq.shape], sq.dtype).dispose();
+  if (sq !== a) sq.dispose();
+  return Tensor.fromBuffer(res.r, [...batch, n, n], a.dtype);
 }
 
 /**
- * The numerical rank of each matrix of A `[..., m, n]` (m ≥ n), int32 `[...batch]`: the number of
- * columns with |Rⱼⱼ| > rcond·max|Rᵢᵢ| in A = QR (see the module notes). Not differentiable.
+ * The numerical rank of each matrix of A `[..., m, n]`, int32 `[...batch]`: the number of columns
+ * with |Rⱼⱼ| > rcond·max|Rᵢᵢ| in A = QR (see the module notes) — of rows, from Aᵀ = QR, when
+ * m < n. Not differentiable.
  *
  * @example
  * ```ts
  * import { matrixRank } from "./lstsq.ts";
  * import { tensor } from "../tensor/mod.ts";
  * matrixRank(tensor([[1, 2], [2, 4], [3, 6]], { dtype: "float64" })).item(); // 1
+ * matrixRank(tensor([[1, 2, 3], [2, 4, 6]], { dtype: "float64" })).item(); // 1
  * ```
  */
 export function matrixRank(a: Tensor, options: MatrixRankOptions = {}): Tensor {
@@ -115,21 +134,24 @@ export function matrixRank(a: Tensor, options: MatrixRankOptions = {}): Tensor {
     throw new ShapeError(op, `needs a matrix [..., m, n], got ${fmtShape(a.shape)}`);
   }
   const [m, n] = a.shape.slice(-2);
-  if (m < n) throw new ShapeError(op, `needs m ≥ n (pass the transpose), got shape ${fmtShape(a.shape)}`);
   const dtype = solveDType(op, a);
   const tol = cutoff(op, options.rcond, m, n, dtype);
   return tidy(() =>
     noGrad(() => {
       const aa = a.detach().cast(dtype);
-      return independent(diagonalView(rFactor(aa)), tol).sum(-1).cast("int32");
+      return independent(diagonalView(rFactor(m < n ? transpose(aa) : aa)), tol).sum(-1).cast("int32");
     })
   );
 }
 
-// ------------------------------------------------------------------------------- full column rank
+// ------------------------------------------------------------------------------------- full rank
 
 /** A factor of the Gram matrix G = AᵀA + μI: G = RᵀR (QR) or G = LLᵀ (normal equations). */
 type GramFactor = { kind: "qr"; r: Tensor } | { kind: "cholesky"; l: Tensor };
+
+function factorOf(f: GramFactor): Tensor {
+  return f.kind === "qr" ? f.r : f.l;
+}
 
 function rawGramSolve(f: GramFactor, v: Tensor): Tensor {
   return tidy(() => {
@@ -141,7 +163,7 @@ function rawGramSolve(f: GramFactor, v: Tensor): Tensor {
 /** `z = (AᵀA + μI)⁻¹ v`, recorded with inputs A and v (differentiable in both). */
 function gramSolve(a: Tensor, f: GramFactor, v: Tensor): Tensor {
   const z = rawGramSolve(f, v);
-  return record("gramSolve", z, [a, v], [z, f.kind === "qr" ? f.r : f.l], (g, needs) => {
+  return record("gramSolve", z, [a, v], [z, factorOf(f)], (g, needs) => {
     const gv = gramSolve(a, f, g);
     let ga: Tensor | null = null;
     if (needs[0]) {
@@ -152,7 +174,11 @@ function gramSolve(a: Tensor, f: GramFactor, v: Tensor): Tensor {
   });
 }
 
-/** The solve and its rank flags (not yet checked), for full-column-rank A (or μ > 0). */
+/**
+ * The solve and its rank flags (not yet checked), for A of full rank (or μ > 0). With m ≥ n the
+ * factor is of AᵀA + μI and the flags are A's columns; with m < n (`dual`) it is of AAᵀ + μI and
+ * the flags are A's rows (see the module notes).
+ */
 function factorSolve(
   a: Tensor,
   b: Tensor,
@@ -161,29 +187,31 @@ function factorSolve(
   mu: number,
   tol: number,
 ): { x: Tensor; f: GramFactor; keep: Tensor } {
-  const n = a.shape[a.ndim - 1];
+  const dual = a.shape[a.ndim - 2] < a.shape[a.ndim - 1];
   return tidy(() =>
     noGrad(() => {
+      const c = dual ? transpose(a) : a; // G = CᵀC + μI
+      const [rows, n] = c.shape.slice(-2);
       if (method === "qr") {
-        let aa = a;
-        let bb = b;
+        let cc = c;
         if (mu > 0) {
-          const eye = constantMatrix("eye", n, aa.dtype, aa.backend).mul(Math.sqrt(mu));
-          aa = concat([aa, expand(eye, [...batch, n, n])], -2);
-          const k = bb.shape[bb.ndim - 1];
-          bb = concat([bb, zeros([...batch, n, k], { dtype: bb.dtype, backend: bb.backend })], -2);
+          const eye = constantMatrix("eye", n, c.dtype, c.backend).mul(Math.sqrt(mu));
+          cc = concat([c, expand(eye, [...batch, n, n])], -2);
         }
-        const res = linalgOf("lstsq", aa).qr(aa, aa.dtype);
-        const q = Tensor.fromBuffer(res.q, [...batch, aa.shape[aa.ndim - 2], n], aa.dtype);
-        const r = Tensor.fromBuffer(res.r, [...batch, n, n], aa.dtype);
-        const x = rawTriangular(r, matmul(transpose(q), bb), false, false, false);
+        const res = linalgOf("lstsq", cc).qr(cc, cc.dtype);
+        // C = Q₁R with Q₁ the first rows of Q: x = R⁻¹Q₁ᵀb, or with m < n (A = RᵀQ₁ᵀ) x = Q₁R⁻ᵀb.
+        const q = Tensor.fromBuffer(res.q, [...batch, cc.shape[cc.ndim - 2], n], cc.dtype).narrow(-2, 0, rows);
+        const r = Tensor.fromBuffer(res.r, [...batch, n, n], cc.dtype);
+        const x = dual
+          ? matmul(q, rawTriangular(r, b, false, true, false))
+          : rawTriangular(r, matmul(transpose(q), b), false, false, false);
         return { x, f: { kind: "qr", r } as GramFactor, keep: independent(diagonalView(r), tol) };
       }
-      const g = withRegularization(matmul(transpose(a), a), mu);
+      const g = withRegularization(matmul(transpose(c), c), mu);
       const { factor, info } = rawCholesky(g);
       const f: GramFactor = { kind: "cholesky", l: factor };
-      const x = rawGramSolve(f, matmul(transpose(a), b));
-      // Lⱼⱼ² is the pivot of G = AᵀA: the squared condition number loses the square of the cut-off.
+      const x = dual ? matmul(c, rawGramSolve(f, b)) : rawGramSolve(f, matmul(transpose(c), b));
+      // Lⱼⱼ² is the pivot of G = CᵀC: the squared condition number loses the square of the cut-off.
       // Where the factorisation broke down at column info − 1, the columns from there on count as dependent.
       const limit = where(info.gt(0), info.sub(1), n).cast(a.dtype).unsqueeze(-1);
       const before = arange(0, n, 1, { dtype: a.dtype, backend: a.backend }).lt(limit).cast(a.dtype);
@@ -193,13 +221,31 @@ function factorSolve(
   );
 }
 
+/** x of m ≥ n recorded: z = (AᵀA + μI)⁻¹x̄, b̄ = Az, Ā = (b − Ax)zᵀ − Azxᵀ. */
 function recordedSolve(a: Tensor, b: Tensor, x: Tensor, f: GramFactor): Tensor {
-  return record("lstsq", x, [a, b], [x, f.kind === "qr" ? f.r : f.l], (g, needs) => {
+  return record("lstsq", x, [a, b], [x, factorOf(f)], (g, needs) => {
     const z = gramSolve(a, f, g);
     const az = matmul(a, z);
     let ga: Tensor | null = null;
     if (needs[0]) ga = matmul(b.sub(matmul(a, x)), transpose(z)).sub(matmul(az, transpose(x)));
     return [ga, needs[1] ? az : null];
+  });
+}
+
+/**
+ * x = Aᵀy, (AAᵀ + μI)y = b (m < n) recorded: w = (AAᵀ + μI)⁻¹Ax̄, b̄ = w,
+ * Ā = y(x̄ − Aᵀw)ᵀ − wxᵀ (x̄ − Aᵀw is x̄'s part in A's null space when μ = 0).
+ */
+function recordedDualSolve(a: Tensor, b: Tensor, x: Tensor, f: GramFactor): Tensor {
+  return record("lstsq", x, [a, b], [x, factorOf(f)], (g, needs) => {
+    const at = transpose(a);
+    const w = gramSolve(at, f, matmul(a, g));
+    let ga: Tensor | null = null;
+    if (needs[0]) {
+      const y = gramSolve(at, f, b);
+      ga = matmul(y, transpose(g.sub(matmul(at, w)))).sub(matmul(w, transpose(x)));
+    }
+    return [ga, needs[1] ? w : null];
   });
 }
 
@@ -226,11 +272,14 @@ function minimumNorm(a: Tensor, b: Tensor, keep: Tensor, batch: number[]): Tenso
 }
 
 /**
- * Least squares `x = argmin ‖A·x − b‖² + μ‖x‖²` for A `[..., m, n]` with m ≥ n, b `[..., m, k]`
- * (or `[m]`); differentiable in A and b. `method: "qr"` (default) or `"normal"` (Cholesky of
- * AᵀA + μI). A rank-deficient A (numerical rank below n, see the module notes) with μ = 0 raises a
- * `SingularMatrixError` naming the batch entries and their ranks, or with `minNorm: true` gives
- * the minimum-norm solution A⁺b.
+ * Least squares `x = argmin ‖A·x − b‖² + μ‖x‖²` for A `[..., m, n]`, b `[..., m, k]` (or `[m]`);
+ * differentiable in A and b, batched over the leading axes (which broadcast). `method: "qr"`
+ * (default) or `"normal"` (Cholesky of AᵀA + μI). With m < n (fewer equations than unknowns) and
+ * full row rank, the result is the minimum-norm solution `Aᵀ(AAᵀ)⁻¹b` of A·x = b, as numpy's
+ * `lstsq` and torch's gelsd driver give (an LQ factorisation, see the module notes). A
+ * rank-deficient A (numerical rank below min(m, n)) with μ = 0 raises a `SingularMatrixError`
+ * naming the batch entries and their ranks, or with `minNorm: true` gives the minimum-norm
+ * solution A⁺b.
  *
  * @example
  * ```ts
@@ -240,6 +289,8 @@ function minimumNorm(a: Tensor, b: Tensor, keep: Tensor, batch: number[]): Tenso
  * lstsq(a, tensor([1, 1, 3])).toArray(); // [1.333…, 1.333…]
  * const deficient = tensor([[1, 2], [2, 4], [3, 6]], { dtype: "float64" });
  * lstsq(deficient, tensor([1, 0, 0], { dtype: "float64" }), { minNorm: true }).toArray(); // [1/70, 2/70]
+ * // One equation, two unknowns: the shortest x with x₀ + x₁ = 2.
+ * lstsq(tensor([[1, 1]]), tensor([2])).toArray(); // [1, 1]
  * ```
  */
 export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor {
@@ -248,9 +299,6 @@ export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor 
     throw new ShapeError(op, `needs a matrix [..., m, n], got ${fmtShape(a.shape)}`);
   }
   const [m, n] = a.shape.slice(-2);
-  if (m < n) {
-    throw new ShapeError(op, `needs at least as many rows as columns (m ≥ n), got A of shape ${fmtShape(a.shape)}`);
-  }
   const p = prepare(op, a, b, m);
   const method = options.method ?? "qr";
   if (method !== "qr" && method !== "normal") {
@@ -261,6 +309,8 @@ export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor 
     throw new ArgumentError(op, `regularization must be a finite number ≥ 0, got ${mu}`);
   }
   const tol = cutoff(op, options.rcond, m, n, p.a.dtype);
+  const dual = m < n;
+  const full = Math.min(m, n);
   const { x, f, keep } = factorSolve(p.a, p.b, p.batch, method, mu, tol);
   const check = options.check ?? true;
   const ranks = noGrad(() => keep.sum(-1));
@@ -272,31 +322,36 @@ export function lstsq(a: Tensor, b: Tensor, options: LstsqOptions = {}): Tensor 
       ])
     );
   }
-  const deficient = mu === 0 && (check || options.minNorm) ? noGrad(() => ranks.lt(n).max().item()) > 0 : false;
+  const deficient = mu === 0 && (check || options.minNorm) ? noGrad(() => ranks.lt(full).max().item()) > 0 : false;
   if (deficient && options.minNorm) {
-    for (const t of [x, ranks, f.kind === "qr" ? f.r : f.l]) t.dispose();
-    const out = minimumNorm(p.a, p.b, keep, p.batch);
-    keep.dispose();
+    for (const t of [x, ranks, factorOf(f)]) t.dispose();
+    // keep flags rows when m < n; the minimum-norm construction needs the independent columns.
+    const columns = dual ? noGrad(() => tidy(() => independent(diagonalView(rFactor(p.a.detach())), tol))) : keep;
+    if (dual) keep.dispose();
+    const out = minimumNorm(p.a, p.b, columns, p.batch);
+    columns.dispose();
     return finish(out, p.vector);
   }
   if (deficient) {
     const host = ranks.toTypedArray();
-    for (const t of [x, ranks, keep, f.kind === "qr" ? f.r : f.l]) t.dispose();
-    const bad = [...host.keys()].filter((i) => host[i] < n);
+    for (const t of [x, ranks, keep, factorOf(f)]) t.dispose();
+    const bad = [...host.keys()].filter((i) => host[i] < full);
     const where = p.batch.length === 0
       ? "the matrix"
       : `batch entries [${bad.slice(0, 16).join(", ")}] of batch shape ${fmtShape(p.batch)}`;
+    const test = method === "qr"
+      ? `|Rⱼⱼ| ≤ rcond·max|Rᵢᵢ| in ${dual ? "Aᵀ" : "A"} = QR`
+      : `Lⱼⱼ² ≤ rcond·max Lᵢᵢ² in ${dual ? "AAᵀ" : "AᵀA"} = LLᵀ`;
     throw new SingularMatrixError(
       op,
       bad,
       `A is rank deficient: ${where} ha${bad.length === 1 && p.batch.length === 0 ? "s" : "ve"} numerical rank ${
         bad.slice(0, 16).map((i) => host[i]).join(", ")
-      } < n = ${n} (${method === "qr" ? "|Rⱼⱼ| ≤ rcond·max|Rᵢᵢ|" : "Lⱼⱼ² ≤ rcond·max Lᵢᵢ² in AᵀA = LLᵀ"}, rcond = ${
+      } < ${dual ? `m = ${m}` : `n = ${n}`} (${test}, rcond = ${
         tol.toExponential(1)
-      }); pass minNorm: true for the ` +
-        "minimum-norm solution, or a regularization μ > 0",
+      }); pass minNorm: true for the minimum-norm solution, or a regularization μ > 0`,
     );
   }
   for (const t of [ranks, keep]) t.dispose();
-  return finish(recordedSolve(p.a, p.b, x, f), p.vector);
+  return finish((dual ? recordedDualSolve : recordedSolve)(p.a, p.b, x, f), p.vector);
 }

@@ -7,8 +7,9 @@
  * ## Linear algebra (`linear.ts`)
  *
  * `cholesky`, `triangularSolve`, `solve` (LU with partial pivoting, or Cholesky), `choleskySolve`,
- * `lstsq` (QR, or the normal equations with Cholesky; a rank test scaled as LAPACK's, and the
- * minimum-norm solution on request; `lstsq.ts`), `matrixRank`, and the raw `lu` / `luSolve` / `qr`, each
+ * `lstsq` (QR, or the normal equations with Cholesky; a rank test scaled as LAPACK's; with fewer
+ * equations than unknowns the minimum-norm solution through an LQ factorisation, and for a
+ * rank-deficient A on request; `lstsq.ts`), `matrixRank`, and the raw `lu` / `luSolve` / `qr`, each
  * one batched backend call over `[...batch, n, n]` (`Backend.linalg`). The VJP of a solve is a
  * transposed solve with the same factors; see `linear.ts` for every rule. Singular, indefinite
  * and non-finite input raises `SingularMatrixError` / `NonFiniteError` naming the batch entries;
