@@ -199,6 +199,24 @@ Deno.test("the sliced cross-entropy equals the one on full logits, values and gr
   gradcheck((x, y) => lm.linearCrossEntropy(x, y, [1, 8, -100, 0], { sliceSize: 4 }), [h0, w0], { secondOrder: true });
 });
 
+Deno.test("a −∞ logit of a class that is not the target costs nothing, in every cross-entropy and implementation", () => {
+  // h·wᵀ: rows h = (2, 1) and (1, 0); class 2's weight (−∞, 0) gives it the logit −∞ in both rows.
+  const h = tensor([[2, 1], [1, 0]], f64);
+  const w = tensor([[1, 0], [0, 1], [-Infinity, 0]], f64);
+  const t = [0, 1];
+  // By hand: logits (2, 1, −∞) and (1, 0, −∞); loss_r = log Σ e^z − z_target.
+  const want = [Math.log(Math.exp(2) + Math.exp(1)) - 2, Math.log(Math.exp(1) + 1) - 0];
+  for (const implementation of ["composed", "fused"] as const) {
+    for (const sliceSize of [1, 2, 3]) {
+      const got = lm.linearCrossEntropy(h, w, t, { reduction: "none", sliceSize, implementation });
+      assertRelClose(got, want, 1e-15, `${implementation}, slices of ${sliceSize}`);
+    }
+  }
+  assertRelClose(lm.crossEntropy(h.matmul(w.transpose()), t, { reduction: "none" }), want, 1e-15, "crossEntropy");
+  // The target's own −∞ logit makes its loss +∞, as it should.
+  assert.equal(lm.linearCrossEntropy(h, w, [2, 0], { reduction: "none" }).toTypedArray()[0], Infinity);
+});
+
 Deno.test("the sliced cross-entropy holds one slice of logits at a time", () => {
   const [n, d, vocab, slice] = [256, 16, 8192, 256];
   const h = randn([n, d], { seed: 40 }).requireGrad();

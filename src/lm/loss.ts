@@ -23,6 +23,7 @@ import {
   Tensor,
   tensor,
   tidy,
+  where,
   zeros,
 } from "../tensor/mod.ts";
 import { fusedPrimitives, type Implementation } from "../nn/mod.ts";
@@ -207,10 +208,12 @@ export function linearCrossEntropy(
     const size = Math.min(slice, vocab - start);
     return h.matmul(w.narrow(0, start, size).transpose()).cast(acc);
   };
-  const onehot = (start: number, size: number) => {
+  // Where each row's target sits in a slice, as a boolean mask [n, size].
+  const hits = (start: number, size: number) => {
     const cols = tensor(targetColumns(t.ids, start, size), { shape: [n, 1], dtype: "int32", backend });
-    return arange(0, size, 1, { dtype: "int32", backend }).reshape([1, size]).eq(cols).cast(acc);
+    return arange(0, size, 1, { dtype: "int32", backend }).reshape([1, size]).eq(cols);
   };
+  const onehot = (start: number, size: number) => hits(start, size).cast(acc);
   // log Σ_v exp(z_v) per row, slice by slice (differentiable when recorded).
   const logsumexp = (h: Tensor, w: Tensor): Tensor => {
     let m: Tensor | null = null;
@@ -249,7 +252,8 @@ export function linearCrossEntropy(
     let picked: Tensor = zeros([n, 1], { dtype: acc, backend });
     for (const start of starts) {
       const size = Math.min(slice, vocab - start);
-      picked = tidy(() => picked.add(logitsOf(h2, w, start).mul(onehot(start, size)).sum(1, true)));
+      // Selected, not multiplied by the one-hot: a −∞ logit elsewhere in the row must cost nothing.
+      picked = tidy(() => picked.add(where(hits(start, size), logitsOf(h2, w, start), 0).sum(1, true)));
     }
     return [logsumexp(h2, w), picked];
   };
