@@ -48,14 +48,20 @@ function assertGradsClose(got: Float64Array[], want: Float64Array[], tol: number
 }
 
 Deno.test("blockAttention equals scaledDotProductAttention on the joined keys (blocks, GQA, offset, window), gradients included", () => {
-  const cases: [number[], number, number | null, number | undefined][] = [
-    [[5, 3, 4], 4, null, 2],
-    [[12], 12, null, 5],
-    [[12], 12, 3, 4],
-    [[3, 4, 5], 7, 3, 3],
-    [[4, 4, 4], 4, 2, undefined],
+  const cases: [number[], number, number | null, number | undefined, number | undefined][] = [
+    [[5, 3, 4], 4, null, 2, undefined],
+    [[12], 12, null, 5, undefined],
+    [[12], 12, 3, 4, undefined],
+    [[3, 4, 5], 7, 3, 3, undefined],
+    [[4, 4, 4], 4, 2, undefined, undefined],
+    // Runs of unmasked blocks read as one: whole inputs, inputs cut at blockSize, a window.
+    [[4, 4, 4, 4, 3], 3, null, undefined, 8],
+    [[4, 4, 4, 4, 3], 3, null, undefined, 100],
+    [[5, 3, 4, 6], 6, null, 2, 5],
+    [[4, 4, 4, 4, 3], 3, 10, undefined, 8],
+    [[3, 4, 5], 7, null, 3, 6],
   ];
-  for (const [sizes, tq, window, blockSize] of cases) {
+  for (const [sizes, tq, window, blockSize, joinBlocks] of cases) {
     const q = randn([2, 4, tq, 3], { ...f64, seed: 1 }).requireGrad();
     const ks = sizes.map((n, i) => randn([2, 2, n, 3], { ...f64, seed: 10 + i }).requireGrad());
     const vs = sizes.map((n, i) => randn([2, 2, n, 5], { ...f64, seed: 20 + i }).requireGrad());
@@ -66,15 +72,15 @@ Deno.test("blockAttention equals scaledDotProductAttention on the joined keys (b
     want.mul(w).sum().backward();
     const wantGrads = grads();
     all.forEach((t) => t.zeroGrad());
-    const what = `blocks [${sizes}], ${tq} queries, window ${window}, blockSize ${blockSize}`;
-    const got = lm.blockAttention(q, ks, vs, { window, blockSize });
+    const what = `blocks [${sizes}], ${tq} queries, window ${window}, blockSize ${blockSize}, joinBlocks ${joinBlocks}`;
+    const got = lm.blockAttention(q, ks, vs, { window, blockSize, joinBlocks });
     assertRelClose(got, want, 1e-13, what);
     got.mul(w).sum().backward();
     grads().forEach((g, i) => assertRelClose(g, wantGrads[i], 1e-13, `${what}: gradient ${i}`));
     all.forEach((t) => t.zeroGrad());
     // "accumulate": the key/value leaves' gradients are added into what their .grad holds.
     const before = ks.map((k, i) => (k.grad = randn(k.shape, { ...f64, seed: 90 + i })).toTypedArray());
-    lm.blockAttention(q, ks, vs, { window, blockSize, leafGrads: "accumulate" }).mul(w).sum().backward();
+    lm.blockAttention(q, ks, vs, { window, blockSize, joinBlocks, leafGrads: "accumulate" }).mul(w).sum().backward();
     ks.forEach((k, i) => {
       const added = k.grad!.toTypedArray().map((x, j) => x - before[i][j]);
       assertRelClose(added, wantGrads[1 + i], 1e-13, `${what}: accumulated key gradient ${i}`);
@@ -91,6 +97,14 @@ Deno.test("blockAttention's gradients match float64 finite differences", () => {
   const k = [randn([1, 1, 2, 2], { ...f64, seed: 6 }), randn([1, 1, 3, 2], { ...f64, seed: 7 })];
   const v = [randn([1, 1, 2, 3], { ...f64, seed: 8 }), randn([1, 1, 3, 3], { ...f64, seed: 9 })];
   gradcheck((a, k0, k1, v0, v1) => lm.blockAttention(a, [k0, k1], [v0, v1], { blockSize: 2 }).tanh(), [q, ...k, ...v]);
+  // Keys and values read joined: 2 + 3 positions as one block before the queries' own.
+  const q1 = randn([1, 2, 2, 2], { ...f64, seed: 15 });
+  const k3 = [...k, randn([1, 1, 2, 2], { ...f64, seed: 16 })];
+  const v3 = [...v, randn([1, 1, 2, 3], { ...f64, seed: 17 })];
+  gradcheck(
+    (a, k0, k1, k2, v0, v1, v2) => lm.blockAttention(a, [k0, k1, k2], [v0, v1, v2], { joinBlocks: 5 }).tanh(),
+    [q1, ...k3, ...v3],
+  );
 });
 
 Deno.test("blockAttention rejects blocks that do not fit, a bad offset, window, block size or mode", () => {
@@ -103,6 +117,7 @@ Deno.test("blockAttention rejects blocks that do not fit, a bad offset, window, 
   bad(() => lm.blockAttention(q, k, k, { queryOffset: 1 }), "queryOffset 1");
   bad(() => lm.blockAttention(q, k, k, { window: 0 }), "window");
   bad(() => lm.blockAttention(q, k, k, { blockSize: 1.5 }), "blockSize");
+  bad(() => lm.blockAttention(q, k, k, { joinBlocks: 0 }), "joinBlocks must be a positive integer, got 0");
   // deno-lint-ignore no-explicit-any
   bad(() => lm.blockAttention(q, k, k, { leafGrads: "sum" as any }), "leafGrads");
 });
@@ -265,17 +280,18 @@ Deno.test("SeCO's backward pass holds the weights' gradients, the cache, its gra
   const oneChunk = backwardPeak("full", chunk) - weights;
   const bound = (length: number) => weights + 2 * kvBytes(length) + 1.25 * oneChunk;
   const rest: number[] = [];
-  for (const length of [4 * chunk, 16 * chunk]) {
+  // From 8 chunks on, a rebuilt chunk reads its past in blocks of the widest size (4 chunks).
+  for (const length of [8 * chunk, 32 * chunk]) {
     const peak = backwardPeak("seco", length);
     assert(peak <= bound(length), `L = ${length}: SeCO held ${peak} B > bound ${bound(length)} B`);
     rest.push(peak - weights - 2 * kvBytes(length));
   }
   assert(
     Math.abs(rest[1] - rest[0]) <= 0.05 * rest[0],
-    `beyond the cache: ${rest[0]} B at 4 chunks, ${rest[1]} B at 16`,
+    `beyond the cache: ${rest[0]} B at 8 chunks, ${rest[1]} B at 32`,
   );
   // Full backpropagation keeps every chunk's graph: the bound does not hold for it.
-  assert(backwardPeak("full", 16 * chunk) > 3 * bound(16 * chunk));
+  assert(backwardPeak("full", 32 * chunk) > 3 * bound(32 * chunk));
 });
 
 Deno.test("chunkedGradients: micro-batches accumulate to the gradient of their union; evaluateLoss is the forward's loss", () => {
@@ -316,6 +332,42 @@ Deno.test("a non-finite loss raises a NonFiniteError before any gradient is adde
       method,
     );
     assert(model.parameters().every((p) => p.grad === null), `${method}: no gradient`);
+  }
+});
+
+Deno.test("a chunk whose loss only its rebuild computes, found infinite after later chunks added gradients, leaves the gradients as they were", () => {
+  // SeCO's first pass computes only the cache; the loss of each chunk comes from its rebuild, last
+  // chunk first. Here only chunk 0's loss is infinite: the final norm keeps one coordinate i, every
+  // token's embedding is large along i (so the normed hidden state is ≈ +√8 there at every
+  // position), and the head row of token 10 is −1e308 along i — its logit is −∞ everywhere, which
+  // costs nothing where it is not the target and makes the loss +∞ where it is (position 1 only).
+  const model = new lm.LlamaForCausalLM(microConfig({ tieWordEmbeddings: false }), { seed: 5, ...f64 });
+  const i = 3;
+  model.model.norm.weight!.assign(0);
+  model.model.norm.weight!.narrow(0, i, 1).assign(1);
+  model.model.embed_tokens.weight.narrow(1, i, 1).assign(100);
+  const head = model.headWeight.narrow(0, 10, 1);
+  head.assign(0);
+  head.narrow(1, i, 1).assign(-1e308);
+  const clean = sequences(1, 17, 10, 21); // tokens 0…9
+  const poisoned = [clean[0].map((t, p) => (p === 2 ? 10 : t))];
+  for (const method of ["seco", "spaco"] as const) {
+    const o = { method, chunkSize: 4, spacoChunks: method === "spaco" ? 4 : undefined };
+    lm.chunkedBackward(model, clean, { ...o, scale: 1 });
+    const before = model.parameters().map((p) => Float64Array.from(p.grad!.toTypedArray() as Float64Array));
+    const order: number[] = [];
+    assert.throws(
+      () =>
+        lm.chunkedBackward(model, poisoned, {
+          ...o,
+          onChunk: ({ index, phase }) => phase === "backward" && order.push(index),
+        }),
+      (e: Error) => e instanceof NonFiniteError && e.message.includes("no gradient was added"),
+      method,
+    );
+    assert.deepEqual(order, [3, 2, 1], `${method}: chunks 3, 2, 1 were back-propagated before chunk 0's loss`);
+    model.parameters().forEach((p, j) => assert.deepEqual(p.grad!.toTypedArray(), before[j], `${method}: ${j}`));
+    model.zeroGrad();
   }
 });
 

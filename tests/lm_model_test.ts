@@ -173,6 +173,28 @@ Deno.test("chunk by chunk with the cache equals the full forward: logits and wei
   }
 });
 
+Deno.test("keysValues gives forward's cache, every layer, with and without a cache before it", () => {
+  const model = new lm.LlamaForCausalLM(microConfig({ numHiddenLayers: 3 }), { seed: 8, ...f64 });
+  const first = tokens(5, 11, 9), next = tokens(4, 11, 10);
+  const a = model.forward([first]);
+  const kvA = model.keysValues([first]).cache;
+  const b = model.forward([next], { cache: a.cache });
+  const kvB = model.keysValues([next], { cache: a.cache }).cache;
+  for (const [got, want] of [[kvA, a.cache], [kvB, b.cache]]) {
+    assert.equal(got.length, 3);
+    got.forEach((layer, i) => {
+      assert.deepEqual(layer.keys.toTypedArray(), want[i].keys.toTypedArray(), `keys of layer ${i}`);
+      assert.deepEqual(layer.values.toTypedArray(), want[i].values.toTypedArray(), `values of layer ${i}`);
+    });
+  }
+  assert.deepEqual(kvB[2].keys.shape, [1, 1, 9, 4]);
+  throwsWith(
+    () => model.keysValues([first], { checkpointLayers: true } as lm.ForwardOptions),
+    ArgumentError,
+    "checkpointLayers returns no cache",
+  );
+});
+
 Deno.test("the sliced cross-entropy equals the one on full logits, values and gradients", () => {
   const h = randn([2, 5, 6], { ...f64, seed: 30 }).requireGrad();
   const w = randn([23, 6], { ...f64, seed: 31 }).requireGrad();

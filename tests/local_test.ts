@@ -226,3 +226,87 @@ Deno.test("sequentialBackward's backward holds one piece's graph, the states and
   w.zeroGrad();
   assert.equal(memory().current, base, "memory back to its baseline");
 });
+
+Deno.test("a piece may leave its loss to its rebuild: the same gradient and losses as computing it in the forward pass", () => {
+  const toy = attentionToy(41, 4, 2);
+  const want = fullGradient(toy);
+  const wantLosses = (() => {
+    const states: [Tensor, Tensor][][] = [];
+    return Array.from({ length: toy.count }, (_, i) => {
+      const { loss, state } = noGrad(() => toy.piece(states, i));
+      states.push(state);
+      return loss.item();
+    });
+  })();
+  const seen: (number | null)[] = [];
+  const res = local.sequentialBackward(
+    toy.count,
+    (past: readonly [Tensor, Tensor][][], i, call) => {
+      const { loss, state } = toy.piece(past, i);
+      return { loss: call.phase === "forward" && i % 2 === 0 ? null : loss, state };
+    },
+    {
+      parameters: toy.params,
+      onPiece: ({ loss, phase }) => phase === "forward" && seen.push(loss),
+    },
+  );
+  assertClose(takeGrads(toy.params), want, EXACT, "gradient");
+  assertClose(res.losses, wantLosses, EXACT, "losses: the deferred ones from the rebuild");
+  assert.deepEqual(seen.map((l) => l === null), [true, false, true, false], "forward reports a deferred loss as null");
+});
+
+Deno.test("a non-finite loss found in a rebuild restores the parameters' gradients as they were before the call", () => {
+  const toy = attentionToy(43, 4, 2);
+  // Gradients already there (an earlier micro-batch) must come back unchanged, bit for bit.
+  fullLoss(toy).backward();
+  const before = toy.params.map((p) => Float64Array.from(p.grad!.toTypedArray() as Float64Array));
+  const order: number[] = [];
+  assert.throws(
+    () =>
+      local.sequentialBackward(
+        toy.count,
+        (past: readonly [Tensor, Tensor][][], i, call) => {
+          const { loss, state } = toy.piece(past, i);
+          if (call.phase === "forward") return { loss: null, state };
+          return { loss: i === 1 ? loss.mul(NaN) : loss, state };
+        },
+        { parameters: toy.params, onPiece: ({ index, phase }) => phase === "backward" && order.push(index) },
+      ),
+    (e: Error) => e instanceof NonFiniteError && /piece 1 has a non-finite loss/.test(e.message),
+  );
+  assert.deepEqual(order, [3, 2], "pieces 3 and 2 added their gradients before piece 1's loss was seen");
+  toy.params.forEach((p, j) => assert.deepEqual(p.grad!.toTypedArray(), before[j], `parameter ${j}`));
+  // With no gradient before the call, none after it.
+  toy.params.forEach((p) => p.zeroGrad());
+  assert.throws(
+    () =>
+      local.sequentialBackward(toy.count, (past: readonly [Tensor, Tensor][][], i, call) => {
+        const { loss, state } = toy.piece(past, i);
+        return { loss: call.phase === "forward" ? null : i === 0 ? loss.div(0) : loss, state };
+      }, { parameters: toy.params }),
+    NonFiniteError,
+  );
+  assert(toy.params.every((p) => p.grad === null), "no gradient");
+});
+
+Deno.test("a loss left to a rebuild needs the parameters named, and a piece that is not rebuilt must give its loss", () => {
+  const toy = meanToy(47, 3);
+  const deferAll = (past: readonly Tensor[], i: number, call: local.PieceCall) => {
+    const { loss, state } = toy.piece(past, i);
+    return { loss: call.phase === "forward" ? null : loss, state };
+  };
+  assert.throws(
+    () => local.sequentialBackward(3, deferAll),
+    (e: Error) =>
+      e instanceof ArgumentError && /piece 0 left its loss to its rebuild; name .*options\.parameters/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      local.sequentialBackward(3, deferAll, {
+        parameters: toy.params,
+        sampling: { mode: "fixed", count: 1, subset: [2] },
+      }),
+    (e: Error) => e instanceof ArgumentError && /piece 0 is not rebuilt .* must give its loss/.test(e.message),
+  );
+  assert(toy.params.every((p) => p.grad === null), "no gradient");
+});

@@ -45,6 +45,13 @@ export interface BlockAttentionOptions {
    */
   blockSize?: number;
   /**
+   * Read runs of consecutive blocks that no query sees masked as one block of up to this many
+   * positions (the blocks' keys and values joined for it; their gradients split back per block):
+   * fewer, larger products when the cache comes in many small tensors, at the price of one such
+   * block's scores in memory. Default: each block alone.
+   */
+  joinBlocks?: number;
+  /**
    * `"return"` (default): the gradients of the keys and values are returned, as for any op.
    * `"accumulate"`: a key or value tensor that is a leaf of the graph (requires grad, made by no
    * op) receives its gradient straight into `.grad`, added block by block to what is there, and
@@ -55,16 +62,37 @@ export interface BlockAttentionOptions {
   leafGrads?: "return" | "accumulate";
 }
 
-/** A block of keys and values: positions `local … local + size − 1` of input tensor `input`. */
-interface Block {
+/** Positions `local … local + size − 1` of input tensor `input`. */
+interface Part {
   input: number;
   local: number;
-  start: number;
   size: number;
 }
 
-/** The key blocks (inputs cut at `blockSize`) that some of `tq` queries at `offset …` read. */
-function visibleBlocks(sizes: number[], blockSize: number, tq: number, offset: number, window: number | null): Block[] {
+/** A block of keys and values, positions `start … start + size − 1`: one part, or several joined. */
+interface Block {
+  start: number;
+  size: number;
+  parts: Part[];
+}
+
+/** Whether some key of positions `start … start + size − 1` is hidden from some of `tq` queries at `offset …`. */
+function masked(blk: { start: number; size: number }, tq: number, offset: number, window: number | null): boolean {
+  return blk.start + blk.size - 1 > offset || (window !== null && blk.start < offset + tq - window);
+}
+
+/**
+ * The key blocks (inputs cut at `blockSize`) that some of `tq` queries at `offset …` read, runs of
+ * unmasked ones joined up to `join` positions.
+ */
+function visibleBlocks(
+  sizes: number[],
+  blockSize: number,
+  join: number,
+  tq: number,
+  offset: number,
+  window: number | null,
+): Block[] {
   const out: Block[] = [];
   let start = 0;
   sizes.forEach((length, input) => {
@@ -73,16 +101,17 @@ function visibleBlocks(sizes: number[], blockSize: number, tq: number, offset: n
       const first = start + local, last = first + size - 1;
       // Query i (position offset + i) reads keys offset + i − window + 1 … offset + i.
       if (first > offset + tq - 1 || (window !== null && last < offset - window + 1)) continue;
-      out.push({ input, local, start: first, size });
+      const part = { input, local, size }, prev = out.at(-1);
+      const joined = prev && { start: prev.start, size: prev.size + size };
+      if (
+        prev && joined!.size <= join && prev.start + prev.size === first && !masked(joined!, tq, offset, window)
+      ) {
+        out[out.length - 1] = { ...joined!, parts: [...prev.parts, part] };
+      } else out.push({ start: first, size, parts: [part] });
     }
     start += length;
   });
   return out;
-}
-
-/** Whether some key of `blk` is hidden from some of `tq` queries at `offset …`. */
-function masked(blk: Block, tq: number, offset: number, window: number | null): boolean {
-  return blk.start + blk.size - 1 > offset || (window !== null && blk.start < offset + tq - window);
 }
 
 function positiveInteger(op: string, name: string, v: number | null | undefined): void {
@@ -151,6 +180,7 @@ export function blockAttention(
   const window = options.window ?? null;
   positiveInteger(op, "window", window);
   positiveInteger(op, "blockSize", options.blockSize);
+  positiveInteger(op, "joinBlocks", options.joinBlocks);
   const leafGrads = options.leafGrads ?? "return";
   if (leafGrads !== "return" && leafGrads !== "accumulate") {
     throw new ArgumentError(op, `leafGrads must be "return" or "accumulate", got ${JSON.stringify(leafGrads)}`);
@@ -159,19 +189,25 @@ export function blockAttention(
   const group = hq / hkv;
   const n = ks.length;
   const blockSize = options.blockSize ?? Math.max(tq, ...sizes);
+  const join = options.joinBlocks ?? 0;
   // Query tiles of blockSize, each with the key blocks it reads.
   const tiles = Array.from({ length: Math.ceil(tq / blockSize) }, (_, i) => {
     const start = i * blockSize, size = Math.min(blockSize, tq - start);
-    return { start, size, blocks: visibleBlocks(sizes, blockSize, size, offset + start, window) };
+    return { start, size, blocks: visibleBlocks(sizes, blockSize, join, size, offset + start, window) };
   });
   type Tile = (typeof tiles)[number];
   const cut = (t: Tensor, at: number, size: number) => (size === t.shape[2] ? t : t.narrow(2, at, size));
+  // A block of the keys (first = 0) or the values (first = n) among `kv`, its parts joined.
+  const gather = (kv: Tensor[], first: number, blk: Block) => {
+    const parts = blk.parts.map((p) => cut(kv[first + p.input], p.local, p.size));
+    return parts.length === 1 ? parts[0] : concat(parts, 2);
+  };
   // A tile's rows, grouped: [B, Hq, Tq, ·] → [B, Hkv, G·tile, ·].
   const rows = (t: Tensor, tile: Tile) => cut(t, tile.start, tile.size).reshape([b, hkv, group * tile.size, -1]);
 
   // Scores of a tile's grouped queries, already scaled, against a block's keys, masked where needed.
   const scores = (qs: Tensor, k: Tensor, blk: Block, tile: Tile): Tensor => {
-    const s = qs.matmul(cut(k, blk.local, blk.size).transpose(-2, -1));
+    const s = qs.matmul(k.transpose(-2, -1));
     const at = offset + tile.start;
     if (!masked(blk, tile.size, at, window)) return s;
     const mask = causalMask(tile.size, blk.size, at - blk.start, window, s.dtype, s.backend);
@@ -187,11 +223,11 @@ export function blockAttention(
       let running: [Tensor, Tensor, Tensor] | null = null;
       for (const blk of tile.blocks) {
         const next: [Tensor, Tensor, Tensor] = tidy(() => {
-          const s = scores(qs, kv[blk.input], blk, tile);
+          const s = scores(qs, gather(kv, 0, blk), blk, tile);
           // A finite floor for the maximum: a row that sees no key of a block keeps weight 0.
           const top = running ? running[0].maximum(s.max(-1, true)) : s.max(-1, true).maximum(-1e30);
           const p = s.sub(top).exp();
-          const v = cut(kv[n + blk.input], blk.local, blk.size);
+          const v = gather(kv, n, blk);
           if (!running) return [top, p.sum(-1, true), p.matmul(v)];
           const [m, l, acc] = running, decay = m.sub(top).exp();
           return [top, l.mul(decay).add(p.sum(-1, true)), acc.mul(decay).add(p.matmul(v))];
@@ -213,36 +249,48 @@ export function blockAttention(
     // (never while recording a differentiable backward), or kept by block and joined per input.
     const sink = (i: number) => leafGrads === "accumulate" && !isGradEnabled() && kv[i].node === null;
     const kept = new Map<string, Tensor>();
-    const put = (i: number, blk: Block, grad: Tensor) => {
+    // One part's gradient, into input i.
+    const putPart = (i: number, part: Part, grad: Tensor) => {
       const leaf = kv[i];
       if (!sink(i)) {
-        const key = `${i}:${blk.local}`, prev = kept.get(key);
+        const key = `${i}:${part.local}`, prev = kept.get(key);
         kept.set(key, prev ? prev.add(grad) : grad);
         return void prev?.dispose();
       }
-      const whole = blk.size === leaf.shape[2];
+      const whole = part.size === leaf.shape[2];
       if (!leaf.grad) leaf.grad = whole ? grad : zerosLike(leaf);
       else if (whole) leaf.grad = leaf.grad.add(grad);
       if (whole) return;
-      const into = leaf.grad!.narrow(2, blk.local, blk.size);
+      const into = leaf.grad!.narrow(2, part.local, part.size);
       into.assign(into.add(grad));
     };
+    // A block's gradient of the keys (first = 0) or values (first = n), split into its parts.
+    const put = (first: number, blk: Block, grad: Tensor) => {
+      let at = 0;
+      for (const part of blk.parts) {
+        const own = blk.parts.length === 1 ? grad : grad.narrow(2, at, part.size).contiguous();
+        if (needs[1 + first + part.input]) putPart(first + part.input, part, own);
+        at += part.size;
+      }
+    };
+    const needsAny = (first: number, blk: Block) => blk.parts.some((p) => needs[1 + first + p.input]);
     const dqs: Tensor[] = [];
     tiles.forEach((tile, t) => {
       const qg = rows(query, tile), qs = qg.mul(scale), dO = rows(g, tile), lse = lses[t];
       const delta = dO.mul(rows(out, tile)).sum(-1, true);
       let dq: Tensor | null = null;
       for (const blk of tile.blocks) {
-        const ki = blk.input, vi = n + blk.input;
-        if (!needs[0] && !needs[1 + ki] && !needs[1 + vi]) continue;
+        const needK = needsAny(0, blk), needV = needsAny(n, blk);
+        if (!needs[0] && !needK && !needV) continue;
         // The kept block gradients are returned too, so the scope keeps them.
         const [next]: [Tensor | null, Tensor[]] = tidy((): [Tensor | null, Tensor[]] => {
-          const p = scores(qs, kv[ki], blk, tile).sub(lse).exp();
-          if (needs[1 + vi]) put(vi, blk, p.transpose(-2, -1).matmul(dO));
-          if (!needs[0] && !needs[1 + ki]) return [dq, [...kept.values()]];
-          const v = cut(kv[vi], blk.local, blk.size), k = cut(kv[ki], blk.local, blk.size);
+          const k = gather(kv, 0, blk);
+          const p = scores(qs, k, blk, tile).sub(lse).exp();
+          if (needV) put(n, blk, p.transpose(-2, -1).matmul(dO));
+          if (!needs[0] && !needK) return [dq, [...kept.values()]];
+          const v = gather(kv, n, blk);
           const ds = p.mul(dO.matmul(v.transpose(-2, -1)).sub(delta)).mul(scale);
-          if (needs[1 + ki]) put(ki, blk, ds.transpose(-2, -1).matmul(qg));
+          if (needK) put(0, blk, ds.transpose(-2, -1).matmul(qg));
           if (!needs[0]) return [dq, [...kept.values()]];
           const part = ds.matmul(k);
           return [dq ? dq.add(part) : part, [...kept.values()]];
@@ -257,7 +305,9 @@ export function blockAttention(
       // Positions no query reads get zeros; the blocks are joined along the length.
       const input = i < n ? i : i - n;
       const read = new Map<number, number>();
-      for (const tile of tiles) for (const blk of tile.blocks) if (blk.input === input) read.set(blk.local, blk.size);
+      for (const tile of tiles) {
+        for (const blk of tile.blocks) for (const p of blk.parts) if (p.input === input) read.set(p.local, p.size);
+      }
       const starts = [...read].sort((x, y) => x[0] - y[0]);
       if (starts.length === 0) return null;
       const pieces: Tensor[] = [];

@@ -28,7 +28,7 @@
 
 import { ArgumentError, type Generator, noGrad, NonFiniteError, type Tensor, tidy, zeros } from "../tensor/mod.ts";
 import { Dropout } from "../nn/mod.ts";
-import { type PieceSampling, sequentialBackward } from "../local/mod.ts";
+import { type PieceCall, type PieceSampling, sequentialBackward } from "../local/mod.ts";
 import { blockAttention } from "./chunk_attention.ts";
 import type { AttentionFunction, LlamaForCausalLM, TokenInput } from "./llama.ts";
 
@@ -122,11 +122,18 @@ type ChunkState = { keys: Tensor; values: Tensor }[];
 
 /**
  * Key blocks of the forward pass, in chunks: a chunk reads the cache before it in blocks of this
- * many chunks' positions — fewer, larger products and elementwise passes than one block per chunk,
- * while one block's scores stay below what a rebuilt chunk's graph holds. The backward pass reads
- * the cache chunk by chunk (one chunk's scores at a time, each chunk's keys and values a leaf).
+ * many chunks' positions — fewer, larger products and elementwise passes than one block per chunk.
  */
 const FORWARD_BLOCK_CHUNKS = 8;
+
+/**
+ * Key blocks of a rebuilt chunk, in chunks: each earlier chunk's keys and values are a leaf of
+ * their own (their gradient goes to their own buffer), and runs of up to this many are read as
+ * one block ({@link blockAttention}'s `joinBlocks`) — a quarter of the products and elementwise
+ * passes of one block per chunk, for one block's scores of 4 chunks' width in memory: the rebuilt
+ * chunk's graph grows by a constant, whatever the length.
+ */
+const REBUILD_JOIN_CHUNKS = 4;
 
 /**
  * The keys and values of the forward pass, one buffer per layer for the whole sequence
@@ -148,13 +155,20 @@ class ForwardCache {
    * own block needs the causal mask.
    */
   write(layer: number, start: number, keys: Tensor, values: Tensor): { keys: Tensor[]; values: Tensor[] } {
+    const n = keys.shape[2];
+    const buf = this.store(layer, start, keys, values);
+    const blocks = (t: Tensor) => (start === 0 ? [] : [t.narrow(2, 0, start)]).concat(t.narrow(2, start, n));
+    return { keys: blocks(buf.keys), values: blocks(buf.values) };
+  }
+
+  /** Writes a chunk's keys and values at `start`; returns the layer's buffers. */
+  store(layer: number, start: number, keys: Tensor, values: Tensor): { keys: Tensor; values: Tensor } {
     const [b, h, n] = keys.shape;
     const like = (t: Tensor) => zeros([b, h, this.#length, t.shape[3]], { dtype: t.dtype, backend: t.backend }).keep();
     const buf = this.#layers[layer] ??= { keys: like(keys), values: like(values) };
     buf.keys.narrow(2, start, n).assign(keys);
     buf.values.narrow(2, start, n).assign(values);
-    const blocks = (t: Tensor) => (start === 0 ? [] : [t.narrow(2, 0, start)]).concat(t.narrow(2, start, n));
-    return { keys: blocks(buf.keys), values: blocks(buf.values) };
+    return buf;
   }
 
   /** A layer's positions `start … start + n − 1`, as views. */
@@ -238,12 +252,13 @@ export function chunkedBackward(
     const streams = dropoutStreams(model);
     const offsets: number[][] = [];
     let end: number[] = [];
-    const piece = (past: readonly ChunkState[], i: number) => {
+    const piece = (past: readonly ChunkState[], i: number, call: PieceCall) => {
       // A rebuilt chunk draws the dropout masks of its forward pass.
-      const first = !offsets[i];
+      const first = call.phase === "forward";
       if (first) offsets[i] = streams.map((g) => g.offset);
       else streams.forEach((g, j) => (g.offset = offsets[i][j]));
       const start = i * c, n = Math.min(c, length - start);
+      const inputs = all.narrow(1, start, n);
       const attention: AttentionFunction = first
         ? (q, k, v, layer) => {
           const { keys, values } = cache.write(layer, start, k, v);
@@ -253,12 +268,18 @@ export function chunkedBackward(
           blockAttention(q, [...past.map((p) => p[layer].keys), k], [...past.map((p) => p[layer].values), v], {
             window,
             leafGrads: "accumulate",
+            joinBlocks: REBUILD_JOIN_CHUNKS * c,
           });
-      const out = model.loss(all.narrow(1, start, n), all.narrow(1, start + 1, n), {
-        ...lossOptions,
-        position: start,
-        attention,
-      });
+      if (first && call.rebuilt && streams.length === 0) {
+        // The loss comes from the rebuild: only the cache is needed now, not the last layer's
+        // attention and MLP, nor the head. (With dropout the first pass draws every mask the
+        // rebuild replays, so it runs whole.)
+        const kv = model.keysValues(inputs, { position: start, attention }).cache;
+        const last = kv.length - 1;
+        cache.store(last, start, kv[last].keys, kv[last].values);
+        return { loss: null, state: kv.map((_, layer) => cache.chunk(layer, start, n)) };
+      }
+      const out = model.loss(inputs, all.narrow(1, start + 1, n), { ...lossOptions, position: start, attention });
       const state = first
         ? out.cache.map((_, layer) => cache.chunk(layer, start, n))
         : out.cache.map(({ keys, values }) => ({ keys, values }));
@@ -266,6 +287,7 @@ export function chunkedBackward(
     };
     const { losses, backpropagated } = sequentialBackward(chunks, piece, {
       sampling: draw,
+      parameters: model.parameters(),
       onPiece: ({ index, phase }) => {
         if (phase === "forward" && index === chunks - 1) end = streams.map((g) => g.offset);
         options.onChunk?.({ index, phase });

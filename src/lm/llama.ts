@@ -221,18 +221,29 @@ export class LlamaAttention extends Module {
     cache?: LayerCache,
     attention?: (q: Tensor, keys: Tensor, values: Tensor) => Tensor,
   ): { output: Tensor; cache: LayerCache } {
-    const { numAttentionHeads: hq, numKeyValueHeads: hkv, headDim: hd } = this.#config;
+    const { numAttentionHeads: hq, headDim: hd } = this.#config;
     const [b, t] = x.shape;
-    const heads = (y: Tensor, h: number) => y.reshape([b, t, h, hd]).transpose(1, 2);
     const impl = this.#impl;
-    const q = applyRotary(heads(this.q_proj.forward(x), hq), cos, sin, impl);
-    const k = applyRotary(heads(this.k_proj.forward(x), hkv), cos, sin, impl);
-    const next = appendLayerCache(cache, k, heads(this.v_proj.forward(x), hkv));
+    const q = applyRotary(this.#heads(this.q_proj.forward(x), hq), cos, sin, impl);
+    const next = this.keysValues(x, cos, sin, cache);
     const window = this.#config.slidingWindow;
     const a = attention
       ? attention(q, next.keys, next.values)
       : scaledDotProductAttention(q, next.keys, next.values, { causal: true, window, implementation: impl });
     return { output: this.o_proj.forward(a.transpose(1, 2).reshape([b, t, hq * hd])), cache: next };
+  }
+
+  /** The cache extended by the keys (rotated) and values of `x` `[B, T, D]`, without the attention. */
+  keysValues(x: Tensor, cos: Tensor, sin: Tensor, cache?: LayerCache): LayerCache {
+    const hkv = this.#config.numKeyValueHeads;
+    const k = applyRotary(this.#heads(this.k_proj.forward(x), hkv), cos, sin, this.#impl);
+    return appendLayerCache(cache, k, this.#heads(this.v_proj.forward(x), hkv));
+  }
+
+  /** `[B, T, h·headDim]` → `[B, h, T, headDim]`. */
+  #heads(y: Tensor, h: number): Tensor {
+    const [b, t] = y.shape;
+    return y.reshape([b, t, h, this.#config.headDim]).transpose(1, 2);
   }
 }
 
@@ -296,6 +307,11 @@ export class LlamaDecoderLayer extends Module {
     const a = this.self_attn.forward(norm(this.input_layernorm, x, this.#impl), cos, sin, cache, attention);
     const h = x.add(a.output);
     return { output: h.add(this.mlp.forward(norm(this.post_attention_layernorm, h, this.#impl))), cache: a.cache };
+  }
+
+  /** The layer's cache extended by the keys and values of `x` `[B, T, D]`, without its output. */
+  keysValues(x: Tensor, cos: Tensor, sin: Tensor, cache?: LayerCache): LayerCache {
+    return this.self_attn.keysValues(norm(this.input_layernorm, x, this.#impl), cos, sin, cache);
   }
 }
 
@@ -386,6 +402,34 @@ export class LlamaForCausalLM extends Module {
 
   /** The final hidden states `[B, T, hidden]` (after the last norm) and the extended cache. */
   hidden(input: TokenInput, options: ForwardOptions = {}): { hidden: Tensor; cache: KVCache } {
+    const { x, cache } = this.#decode(input, options, false);
+    return { hidden: norm(this.model.norm, x, this.implementation), cache };
+  }
+
+  /**
+   * The cache extended by these tokens' keys and values, every layer's, and no more: the last
+   * layer's queries, attention, output projection and MLP, the final norm and the head — which
+   * only the outputs need — are not computed. What a chunk's first pass needs when its loss is
+   * left to a later pass.
+   *
+   * @example
+   * ```ts
+   * import { LlamaForCausalLM } from "./llama.ts";
+   * import { PRESETS } from "./config.ts";
+   * const model = new LlamaForCausalLM(PRESETS.tiny, { seed: 0 });
+   * const { cache } = model.keysValues([[1, 2, 3, 4]]);
+   * cache[1].keys.shape; // [1, 2, 4, 16]: the last layer's keys, as forward() gives them
+   * ```
+   */
+  keysValues(input: TokenInput, options: Omit<ForwardOptions, "checkpointLayers"> = {}): { cache: KVCache } {
+    if ((options as ForwardOptions).checkpointLayers) {
+      throw new ArgumentError("LlamaForCausalLM.keysValues", "checkpointLayers returns no cache; leave it out");
+    }
+    return { cache: this.#decode(input, options, true).cache };
+  }
+
+  /** The layers on the tokens; `cacheOnly`: the last layer's keys and values only (x: its input). */
+  #decode(input: TokenInput, options: ForwardOptions, cacheOnly: boolean): { x: Tensor; cache: KVCache } {
     const tokens = this.tokens(input);
     const past = checkCache(options.cache, this.config.numHiddenLayers);
     const position = options.position ?? past;
@@ -396,7 +440,12 @@ export class LlamaForCausalLM extends Module {
     const { cos, sin } = rotaryTables(this.config, position, tokens.shape[1], { dtype: w.dtype, backend: w.backend });
     let x = this.model.embed_tokens.forward(tokens);
     const cache: LayerCache[] = [];
-    for (const [i, layer] of [...this.model.layers].entries()) {
+    const layers = [...this.model.layers];
+    for (const [i, layer] of layers.entries()) {
+      if (cacheOnly && i === layers.length - 1) {
+        cache.push(layer.keysValues(x, cos, sin, options.cache?.[i]));
+        break;
+      }
       const attend = options.attention;
       const attention = attend && ((q: Tensor, k: Tensor, v: Tensor) => attend(q, k, v, i));
       if (options.checkpointLayers) {
@@ -407,7 +456,7 @@ export class LlamaForCausalLM extends Module {
       x = out.output;
       cache.push(out.cache);
     }
-    return { hidden: norm(this.model.norm, x, this.implementation), cache };
+    return { x, cache };
   }
 
   /** Logits `[B, T, vocab]` of the tokens and the cache extended by them. */

@@ -19,6 +19,13 @@
  * unbiased for Bernoulli draws, and for fixed-size draws with the default compensation when no
  * gradient path visits more free pieces than are drawn.
  *
+ * A piece that will be rebuilt need not compute its loss in step 1 (only its state is needed
+ * then): it may return `loss: null` there, and its loss is taken from its rebuilt graph. The check
+ * that every loss is finite then happens in step 2, after later pieces added their gradients; with
+ * `parameters` named, those gradients are set aside during step 2 and restored as they were when a
+ * loss turns out non-finite, so that no gradient is ever added from a sequence with a non-finite
+ * loss.
+ *
  * @module
  */
 
@@ -26,23 +33,54 @@ import { ArgumentError, fullLike, gradients, noGrad, NonFiniteError, type Tensor
 import { drawPieces, type PieceFactors, type PieceSampling } from "./sampling.ts";
 import { assertSameTree, type TensorTree, treeLeaves, treeMap } from "./tree.ts";
 
-/** One piece of a sequence: its loss and the state it hands on, from the states before it. */
+/**
+ * Which pass calls a piece: the first, without recording (`"forward"`; `rebuilt`: whether the
+ * piece will be rebuilt for a backward pass — then it may return `loss: null`), or its rebuild for
+ * the backward pass (`"rebuild"`, `rebuilt` true).
+ *
+ * @example
+ * ```ts
+ * import type { PieceCall } from "./sequential.ts";
+ * const call: PieceCall = { phase: "forward", rebuilt: true };
+ * ```
+ */
+export interface PieceCall {
+  /** The first pass or the rebuild. */
+  phase: "forward" | "rebuild";
+  /** Whether the piece is (or will be) rebuilt for a backward pass. */
+  rebuilt: boolean;
+}
+
+/**
+ * One piece of a sequence: its loss and the state it hands on, from the states before it. In the
+ * forward pass of a piece that will be rebuilt, the loss may be `null` (taken from the rebuild).
+ */
 export type SequentialPiece<S extends TensorTree = TensorTree> = (
   previous: readonly S[],
   index: number,
-) => { loss: Tensor; state: S };
+  call: PieceCall,
+) => { loss: Tensor | null; state: S };
 
 /** Options of {@link sequentialBackward}. */
 export interface SequentialOptions {
   /** Back-propagate a drawn subset (SpaCO); default: every piece (SeCO). */
   sampling?: PieceSampling;
-  /** Called after each piece's forward pass and after its backward pass. */
-  onPiece?: (report: { index: number; loss: number; phase: "forward" | "backward" }) => void;
+  /**
+   * The tensors whose `.grad` the backward passes add into (the trained parameters). Needed when a
+   * piece leaves its loss to its rebuild: their gradients are set aside during the backward pass
+   * and restored unchanged if it fails (a non-finite loss, an error), added to on success.
+   */
+  parameters?: readonly Tensor[];
+  /**
+   * Called after each piece's forward pass (`loss`: null when the piece left it to its rebuild)
+   * and after its backward pass.
+   */
+  onPiece?: (report: { index: number; loss: number | null; phase: "forward" | "backward" }) => void;
 }
 
 /** What {@link sequentialBackward} did. */
 export interface SequentialResult {
-  /** Each piece's loss, from the forward pass. */
+  /** Each piece's loss, from the forward pass or, where the forward pass left it, the rebuild. */
   losses: number[];
   /** The pieces that were back-propagated, in the order they ran. */
   backpropagated: number[];
@@ -102,14 +140,15 @@ function backwardPiece<S extends TensorTree>(
   buffers: Buffers[],
   factors: PieceFactors,
   relayTo: ReadonlySet<number>,
-): void {
+): number {
   const own = buffers[i];
   const depths = [...new Set([0, ...own.keys()])].sort((a, b) => a - b);
-  tidy(() => {
+  const value = tidy(() => {
     // Only the states of pieces still to be back-propagated need a gradient.
     const past = states.slice(0, i).map((s, j) => (relayTo.has(j) ? treeMap(s, (t) => t.detach().requireGrad()) : s));
-    const { loss, state } = piece(past, i);
-    scalarLoss(op, loss, i);
+    const { loss, state } = piece(past, i, { phase: "rebuild", rebuilt: true });
+    if (loss === null) throw new ArgumentError(op, `piece ${i} returned no loss when rebuilt for its backward pass`);
+    const value = scalarLoss(op, loss, i);
     assertSameTree(state, states[i], op, `the state of piece ${i}, rebuilt for its backward pass,`);
     const out = treeLeaves(state, op);
     const pastLeaves = past.map((p) => treeLeaves(p, op));
@@ -131,15 +170,36 @@ function backwardPiece<S extends TensorTree>(
       gradients(outputs, cotangents, "leaves", { retainGraph: n < depths.length - 1 });
       pastLeaves.forEach((leaves, j) => relayTo.has(j) && reclaim(buffers[j], into, leaves));
     });
+    return value;
   });
   for (const grads of own.values()) grads.forEach((g) => g?.dispose());
   own.clear();
+  return value;
+}
+
+/**
+ * Takes the parameters' gradients aside; `restore(true)` adds them back into what the backward
+ * passes accumulated, `restore(false)` drops that and puts them back as they were.
+ */
+function setAside(parameters: readonly Tensor[]): (kept: boolean) => void {
+  const aside = parameters.map(takeGrad);
+  return (kept) => {
+    parameters.forEach((p, j) => {
+      const g = aside[j];
+      if (!kept) p.zeroGrad();
+      if (!g) return;
+      if (p.grad) p.accumulateGrad(g);
+      else p.grad = g;
+      g.dispose();
+    });
+  };
 }
 
 /**
  * Runs `count` dependent pieces with SeCO (exact) or SpaCO (sampled) local back-propagation;
- * parameter gradients accumulate into `.grad`. Returns the forward losses. A non-finite loss stops
- * before any gradient is applied; a state that is not a tree of tensors, or whose structure,
+ * parameter gradients accumulate into `.grad`. Returns the losses. A non-finite loss stops
+ * before any gradient is applied (for a loss left to the rebuild: with `parameters` named, whose
+ * gradients are then restored); a state that is not a tree of tensors, or whose structure,
  * shapes or dtypes differ between a piece's forward pass and its rebuilt graph, raises a typed
  * error.
  *
@@ -174,14 +234,35 @@ export function sequentialBackward<S extends TensorTree>(
     throw new ArgumentError(op, `needs a positive number of pieces, got ${count}`);
   }
   const draw = drawPieces(op, count, options.sampling, true);
+  const relayTo = new Set(draw.chosen);
   const states: S[] = [];
   const losses: number[] = [];
+  let deferred = false;
   try {
     for (let i = 0; i < count; i++) {
-      const { loss, state } = tidy(() => noGrad(() => piece(states, i)));
+      const rebuilt = relayTo.has(i);
+      const { loss, state } = tidy(() => noGrad(() => piece(states, i, { phase: "forward", rebuilt })));
       const leaves = treeLeaves(state, op, `the state of piece ${i}`);
       states.push(state);
       leaves.forEach((l) => l.keep());
+      if (loss === null) {
+        if (!rebuilt) {
+          throw new ArgumentError(
+            op,
+            `piece ${i} is not rebuilt for a backward pass, so its forward pass must give its loss`,
+          );
+        }
+        if (!options.parameters) {
+          throw new ArgumentError(
+            op,
+            `piece ${i} left its loss to its rebuild; name the trained tensors in options.parameters, so that a non-finite loss found in the backward pass can restore their gradients`,
+          );
+        }
+        deferred = true;
+        losses.push(NaN);
+        options.onPiece?.({ index: i, loss: null, phase: "forward" });
+        continue;
+      }
       const value = scalarLoss(op, loss, i);
       loss.dispose();
       losses.push(value);
@@ -193,13 +274,16 @@ export function sequentialBackward<S extends TensorTree>(
   }
   const buffers: Buffers[] = states.map(() => new Map());
   const order = [...draw.chosen].reverse();
-  const relayTo = new Set(draw.chosen);
+  const restore = deferred ? setAside(options.parameters!) : null;
+  let done = false;
   try {
     for (const i of order) {
-      backwardPiece(op, piece, i, states, buffers, draw.factors(i), relayTo);
+      losses[i] = backwardPiece(op, piece, i, states, buffers, draw.factors(i), relayTo);
       options.onPiece?.({ index: i, loss: losses[i], phase: "backward" });
     }
+    done = true;
   } finally {
+    restore?.(done);
     for (const b of buffers) for (const grads of b.values()) grads.forEach((g) => g?.dispose());
     states.forEach((s) => treeLeaves(s).forEach((l) => l.dispose()));
   }
