@@ -10,18 +10,21 @@
  * - `full`: one graph over the whole sequence, one backward pass (attention in key blocks of the
  *   chunk size, so its memory grows linearly with the length, as flash attention's);
  * - `checkpoint`: the same with each decoder layer recomputed in the backward pass;
- * - `seco`: forward every chunk without recording, writing its keys and values into one buffer per
- *   layer and reading the positions before it in blocks of several chunks; then for chunks
- *   k … 1 rebuild the chunk's graph on the detached cache of the chunks before it (one block per
- *   chunk) and back-propagate its loss plus the relayed gradient of its own keys and values.
- *   Exact; memory holds one chunk's graph, the cache and the cache's gradient;
- * - `spaco`: the same forward, then the backward for `spacoChunks` = t of the k chunks, drawn
- *   uniformly, with the factors of `compensation` (`"unbiased"`: exactly unbiased whenever
- *   t ≥ layers + 1; `"paper"`: the paper's Algorithm 2, relayed gradients × min(k/t, cap),
- *   biased). The reported loss is always the exact one, from the forward pass.
+ * - `seco`: forward every chunk without recording, computing only its keys and values (not the
+ *   last layer's attention and MLP, nor the head and loss), writing them into one buffer per layer
+ *   and reading the positions before it in blocks of several chunks; then for chunks k … 1
+ *   rebuild the chunk's graph on the detached cache of the chunks before it (runs of 4 chunks per
+ *   key block) and back-propagate its loss plus the relayed gradient of its own keys and values.
+ *   Exact; memory holds one chunk's graph, the cache and the cache's gradient. A chunk's loss
+ *   comes from its rebuild: one found non-finite restores the gradients as they were;
+ * - `spaco`: the same forward, whole (with the loss) for the chunks not drawn, then the backward
+ *   for `spacoChunks` = t of the k chunks, drawn uniformly, with the factors of `compensation`
+ *   (`"unbiased"`: exactly unbiased whenever t ≥ layers + 1; `"paper"`: the paper's Algorithm 2,
+ *   relayed gradients × min(k/t, cap), biased). The reported loss is always the exact one, of
+ *   every chunk.
  *
  * Dropout (LoRA's) draws the same masks when a chunk is rebuilt as in its forward pass, so SeCO
- * stays exact with it.
+ * stays exact with it (the forward pass then runs whole, drawing every mask the rebuild replays).
  *
  * @module
  */
