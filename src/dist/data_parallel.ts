@@ -12,11 +12,17 @@
  * next is being packed (on the CPU the communication thread works beside the main thread; with
  * NCCL the reduction queues on the stream behind the packing kernels).
  *
+ * As with PyTorch's `find_unused_parameters`, a parameter that no rank gave a gradient keeps
+ * none (`.grad === null` on every rank, so the optimiser skips it as it does in one process),
+ * and one that some ranks gave a gradient counts as zeros on the others. Which parameters have
+ * one travels inside the same buckets, one element per parameter after its gradients, so it costs
+ * no collective of its own.
+ *
  * @module
  */
 
 import type { Module } from "../nn/module.ts";
-import { ArgumentError, type DType, noGrad, type Tensor, zeros } from "../tensor/mod.ts";
+import { ArgumentError, type DType, noGrad, type Tensor, tensor, zeros } from "../tensor/mod.ts";
 import type { ProcessGroup, ReduceOp, Work } from "./group.ts";
 import { shareOf } from "./ring.ts";
 
@@ -38,6 +44,11 @@ export interface DataParallelOptions {
   broadcast?: boolean;
 }
 
+/**
+ * Tensors of one dtype laid out in one flat buffer: tensor i at `offsets[i]`, `size` elements in
+ * all. A gradient bucket's buffer has one more element per tensor after them: 1 where the
+ * gradient exists on this rank, 0 where it does not (summed by the reduction).
+ */
 interface Bucket {
   dtype: DType;
   params: Tensor[];
@@ -109,17 +120,17 @@ export class DataParallel {
    * ```
    */
   broadcast(tensors: readonly Tensor[]): void {
-    for (const b of bucketsOf(tensors, 64 * 2 ** 20)) {
-      const flat = this.#pack(b, (p) => p);
+    for (const b of bucketsOf(tensors.filter((t) => t.size > 0), 64 * 2 ** 20)) {
+      const flat = flatOf(b, 0);
+      this.#pack(b, flat, (p) => p);
       this.group.broadcast(flat, 0);
       noGrad(() => b.params.forEach((p, i) => p.assign(flat.narrow(0, b.offsets[i], p.size).reshape(p.shape))));
       flat.dispose();
     }
   }
 
-  /** Copies each tensor `pick(param)` gives (zeros where it gives null) into a flat buffer of `b`. */
-  #pack(b: Bucket, pick: (p: Tensor) => Tensor | null, into?: Tensor): Tensor {
-    const flat = into ?? zeros([b.size], { dtype: b.dtype, backend: b.params[0].backend }).keep();
+  /** Copies each tensor `pick(param)` gives (zeros where it gives null) into `flat` at its offset. */
+  #pack(b: Bucket, flat: Tensor, pick: (p: Tensor) => Tensor | null): void {
     noGrad(() =>
       b.params.forEach((p, i) => {
         const g = pick(p);
@@ -128,14 +139,38 @@ export class DataParallel {
         else slot.assign(0);
       })
     );
-    return flat;
   }
 
   /**
    * Reduces every parameter's gradient across the ranks: the mean (default) or, with `op: "sum"`,
-   * the sum (when the ranks computed parts of one gradient, as sharded experts do). A parameter
-   * without a gradient on a rank counts as zeros there; afterwards every trainable parameter has
-   * one. Every rank must call it at the same point of the step.
+   * the sum (when the ranks computed parts of one gradient, as sharded experts do). Every rank
+   * must call it at the same point of the step.
+   *
+   * A parameter that no rank gave a gradient keeps `grad === null` on every rank, so the optimiser
+   * leaves it and its state alone, as in one process (a layer a rank's step did not use, weights
+   * a gradient method does not reach). One that only some ranks gave a gradient counts as zeros on
+   * the others: with `"avg"` every rank gets the sum of the gradients divided by the number of
+   * ranks, with `"sum"` their sum (PyTorch's DDP with `find_unused_parameters` does the same).
+   * Which parameters have a gradient travels in the buckets beside the gradients, so this needs
+   * no collective of its own; a rank that has every gradient of a bucket reads nothing back, one
+   * that lacks some reads that bucket's presence counts (one number per parameter) once it is
+   * reduced.
+   *
+   * @example
+   * ```ts
+   * import { DataParallel, initProcessGroup } from "./mod.ts";
+   * import { tensor } from "../tensor/mod.ts";
+   * const group = await initProcessGroup();
+   * const used = tensor([1, 2], { requiresGrad: true });
+   * const mine = tensor([3], { requiresGrad: true }); // rank 0's step alone uses it
+   * const unused = tensor([4], { requiresGrad: true });
+   * const dp = new DataParallel([used, mine, unused], group);
+   * const loss = group.rank === 0 ? used.sum().add(mine.mul(6).sum()) : used.sum();
+   * loss.backward();
+   * dp.reduceGradients();
+   * // every rank: used.grad = [1, 1], mine.grad = [6 / group.size], unused.grad === null
+   * await group.destroy();
+   * ```
    */
   reduceGradients(options: { op?: Extract<ReduceOp, "avg" | "sum"> } = {}): void {
     const op = options.op ?? "avg";
@@ -143,15 +178,26 @@ export class DataParallel {
       throw new ArgumentError("reduceGradients", `op must be "avg" or "sum", got ${String(op)}`);
     }
     if (this.group.size === 1) return;
-    const started: [Bucket, Work][] = [];
+    const started: [Bucket, Work, boolean[]][] = [];
     for (const b of this.#buckets) {
-      b.flat = this.#pack(b, (p) => p.grad, b.flat ?? undefined);
-      started.push([b, this.group.allReduceAsync(b.flat, { op })]);
+      const flat = b.flat ??= flatOf(b, b.params.length);
+      const here = b.params.map((p) => p.grad !== null);
+      this.#pack(b, flat, (p) => p.grad);
+      noGrad(() => {
+        const flags = tensor(here.map(Number), { dtype: b.dtype, backend: flat.backend });
+        flat.narrow(0, b.size, here.length).assign(flags);
+        flags.dispose();
+      });
+      started.push([b, this.group.allReduceAsync(flat, { op }), here]);
     }
-    for (const [b, work] of started) {
+    for (const [b, work, here] of started) {
       work.wait();
       const flat = b.flat!;
-      b.params.forEach((p, i) => p.grad = flat.narrow(0, b.offsets[i], p.size).reshape(p.shape));
+      // A gradient here is a gradient somewhere; for the others, the reduced presence counts say.
+      const counts = here.every(Boolean) ? null : flat.narrow(0, b.size, here.length).toTypedArray();
+      b.params.forEach((p, i) => {
+        p.grad = here[i] || counts![i] > 0 ? flat.narrow(0, b.offsets[i], p.size).reshape(p.shape) : null;
+      });
     }
   }
 
@@ -176,12 +222,15 @@ export class DataParallel {
   }
 }
 
-/** Groups `tensors` into buckets of one dtype and about `cap` bytes, last tensors first. */
+/**
+ * Groups `tensors` into buckets of one dtype and about `cap` bytes, last tensors first. The
+ * buckets depend on the tensors alone (not on the rank, the number of ranks or which gradients
+ * exist), so every rank builds the same ones.
+ */
 function bucketsOf(tensors: readonly Tensor[], cap: number): Bucket[] {
   const out: Bucket[] = [];
   const open = new Map<DType, Bucket>();
   for (const p of [...tensors].reverse()) {
-    if (p.shape.some((d) => d === 0)) continue;
     let b = open.get(p.dtype);
     if (!b) {
       b = { dtype: p.dtype, params: [], offsets: [], size: 0, flat: null };
@@ -194,6 +243,11 @@ function bucketsOf(tensors: readonly Tensor[], cap: number): Bucket[] {
     if (b.size * itemBytes(p.dtype) >= cap) open.delete(p.dtype);
   }
   return out;
+}
+
+/** A zeroed flat buffer for bucket `b` with `extra` elements after its tensors' (kept out of `tidy`). */
+function flatOf(b: Bucket, extra: number): Tensor {
+  return zeros([b.size + extra], { dtype: b.dtype, backend: b.params[0].backend }).keep();
 }
 
 function itemBytes(dtype: DType): number {
