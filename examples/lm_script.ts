@@ -153,17 +153,13 @@ export class LMRanks {
   /**
    * At the end of a step's backward passes: averages the gradients over the ranks, and turns this
    * rank's mean loss and item count into the whole batch's. A parameter that no rank gave a
-   * gradient (the adjoint form's norm weights) keeps none, so the optimiser skips it as it does in
-   * one process instead of decaying it; one without a gradient on some ranks only counts as zeros there.
+   * gradient (the adjoint form's norm weights) keeps none, so the optimiser skips it as in one
+   * process (`dist.DataParallel.reduceGradients`).
    */
   reduce(loss: number, items: number): { loss: number; items: number } {
     const p = this.#parallel;
     if (!p) return { loss, items };
-    const reached = p.group.allReduceNumbers(p.parameters.map((t) => t.grad ? 1 : 0), "max");
     p.reduceGradients();
-    p.parameters.forEach((t, i) => {
-      if (reached[i] === 0) t.grad = null;
-    });
     return { loss: p.mean(loss), items: items * p.group.size };
   }
 }
