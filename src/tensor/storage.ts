@@ -8,6 +8,11 @@
  * them. Explicit scopes are what make "only one chunk's activations are alive" a number you can
  * read from `memory().current`.
  *
+ * The safety net costs the garbage collector a weak cell per object, so it is spread only where it
+ * can catch something: an object an open scope holds cannot be collected (the scope holds it) and
+ * will be disposed or handed on when the scope ends, so it is watched only once no scope holds it
+ * — made outside every scope, kept ({@link keep}), or outliving the outermost {@link tidy}.
+ *
  * @module
  */
 
@@ -58,6 +63,12 @@ export interface Disposable {
   readonly disposed: boolean;
   /** Objects this one needs alive (its autodiff inputs and saved values). */
   dependencies(): Iterable<Disposable>;
+  /**
+   * Called when no open scope holds the object any more (it was kept, or it outlived the
+   * outermost `tidy`), so that one the program drops undisposed can be released when the garbage
+   * collector finalises it; called again, it does nothing.
+   */
+  unscoped?(): void;
 }
 
 const finalizer = new FinalizationRegistry<Storage>((storage) => storage.release());
@@ -91,17 +102,20 @@ export function unwatch(owner: object): void {
 const scopes: Set<Disposable>[] = [];
 
 /**
- * Records a newly created object in the innermost open scope, if any.
+ * Records an object in the innermost open scope, if any; returns whether a scope took it (if
+ * none did, the object is on its own and should be watched for collection).
  *
  * @example
  * ```ts
  * import { track } from "./storage.ts";
- * // track(tensor);
+ * // if (!track(tensor)) watchForCollection(tensor, tensor.storage);
  * ```
  */
-export function track(obj: Disposable): void {
+export function track(obj: Disposable): boolean {
   const top = scopes[scopes.length - 1];
-  if (top) top.add(obj);
+  if (!top) return false;
+  top.add(obj);
+  return true;
 }
 
 /**
@@ -120,6 +134,7 @@ export function keep<T extends Disposable>(obj: T): T {
     throw new ArgumentError("keep", `expects a Tensor (or another disposable), got ${describe(obj)}`);
   }
   for (const s of scopes) s.delete(obj);
+  obj.unscoped?.();
   return obj;
 }
 
@@ -189,6 +204,7 @@ export function tidy<T>(fn: () => T): T {
   for (const d of scope) {
     if (live.has(d)) {
       if (parent) parent.add(d);
+      else d.unscoped?.();
     } else {
       d.dispose(live);
     }

@@ -47,6 +47,8 @@ export class Tensor implements View, Disposable {
   retainsGrad = false;
   #grad: Tensor | null = null;
   #disposed = false;
+  /** Whether the garbage collector watches this tensor (see `unscoped`). */
+  #watched = false;
 
   /** Low level: a view of `storage`. Use the creation functions (`tensor`, `zeros`, …) instead. */
   constructor(storage: Storage, shape: Shape, strides: Shape, offset: number, dtype: DType) {
@@ -56,8 +58,7 @@ export class Tensor implements View, Disposable {
     this.offset = offset;
     this.dtype = dtype;
     storage.retain();
-    watchForCollection(this, storage);
-    track(this);
+    if (!track(this)) this.unscoped();
   }
 
   /**
@@ -126,7 +127,7 @@ export class Tensor implements View, Disposable {
   dispose(inUse?: ReadonlySet<Disposable>): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    unwatch(this);
+    if (this.#watched) unwatch(this);
     this.storage.release();
     const g = this.#grad;
     this.#grad = null;
@@ -147,6 +148,22 @@ export class Tensor implements View, Disposable {
    */
   [Symbol.dispose](): void {
     this.dispose();
+  }
+
+  /**
+   * Watches this tensor for garbage collection once no `tidy` scope holds it, so that dropping it
+   * undisposed still releases its storage (called by the scopes; idempotent).
+   *
+   * @example
+   * ```ts
+   * import { zeros } from "./creation.ts";
+   * zeros([3]).unscoped(); // made outside every scope: watched already, so nothing changes
+   * ```
+   */
+  unscoped(): void {
+    if (this.#watched || this.#disposed) return;
+    this.#watched = true;
+    watchForCollection(this, this.storage);
   }
 
   /** Tensors this one's autodiff graph needs alive, and its gradient (used by `tidy`). */
