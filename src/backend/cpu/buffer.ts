@@ -45,6 +45,14 @@ export type NumArray = Float32Array | Float64Array | Int32Array;
  */
 export type StorageArray = NumArray | Uint16Array;
 
+/** An empty array of each dtype: what a freed buffer holds (no element can be written to it). */
+const EMPTY: Readonly<Record<DType, StorageArray>> = {
+  float32: new Float32Array(0),
+  float64: new Float64Array(0),
+  int32: new Int32Array(0),
+  bfloat16: new Uint16Array(0),
+};
+
 /**
  * A CPU buffer: `size` elements of `dtype` in a typed array.
  *
@@ -89,7 +97,7 @@ export class CpuBuffer implements DeviceBuffer {
     if (this.freed) return;
     this.freed = true;
     heapFree(this.data);
-    this.data = allocStorage(this.dtype, 0);
+    this.data = EMPTY[this.dtype];
   }
 }
 

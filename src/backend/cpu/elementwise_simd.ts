@@ -9,11 +9,11 @@
  */
 
 import type { BinaryOp, UnaryOp } from "../../tensor/op_defs.ts";
-import { coalesce, contiguousStrides, sizeOf } from "../../tensor/shape.ts";
+import { coalesce, sizeOf } from "../../tensor/shape.ts";
 import type { NumArray, Operand } from "./buffer.ts";
 import type { StorageWindow } from "./elementwise.ts";
 import { heapAddress, heapFree, heapTemp } from "./heap.ts";
-import { runKernel, threadCount } from "./threads.ts";
+import { kernelIndex, runKernel, threadCount } from "./threads.ts";
 import { CHUNK, hasSimd, simdLimit } from "./wasm/elementwise.ts";
 
 /** Below this many elements a call stays on one thread. */
@@ -25,34 +25,72 @@ function laneOf(out: NumArray): "f32" | "f64" | null {
 }
 
 /**
- * The operands as rows: after merging axes, at most two remain (rows × n), the output's inner
- * stride is 1 and every operand's inner stride is 1 or 0. Returns the row count, n and each
- * operand's row and element strides (in elements), or null.
+ * The operands as rows, written by {@link rowsOf} (reused from call to call, so that the hot path
+ * allocates nothing): `rows` × `n` elements; operand k (0 the output, 1 and 2 the inputs) steps
+ * `row[k]` elements from row to row and `step[k]` (1 or 0) from element to element.
  */
-function rowsOf(
-  shape: readonly number[],
-  strides: number[][],
-): { rows: number; n: number; row: number[]; step: number[] } | null {
-  const c = coalesce(shape, [contiguousStrides(shape), ...strides]);
-  const d = c.shape.length;
-  if (d > 2) return null;
-  const inner = c.strides.map((s) => s[d - 1]);
-  if (inner[0] !== 1 || inner.some((s) => s !== 0 && s !== 1)) return null;
-  const rows = d === 2 ? c.shape[0] : 1;
-  return { rows, n: c.shape[d - 1], row: c.strides.map((s) => (d === 2 ? s[0] : 0)), step: inner };
+const rows = { rows: 0, n: 0, row: [0, 0, 0], step: [0, 0, 0] };
+
+/**
+ * Lays the output (contiguous over `shape`) and the operands of strides `a` and `b` (null for a
+ * unary op) out as rows in {@link rows}: after merging adjacent axes that every operand lays out
+ * contiguously and dropping axes of extent 1 (as `coalesce` does), at most two axes may remain,
+ * and every operand's inner stride must be 1 or 0. False where they do not.
+ */
+function rowsOf(shape: readonly number[], a: readonly number[], b: readonly number[] | null): boolean {
+  let dims = 0, n = 1, count = 1, out = 1;
+  let in0 = 0, in1 = 0, in2 = 0, row0 = 0, row1 = 0, row2 = 0;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const e = shape[d];
+    const s0 = out, s1 = a[d], s2 = b ? b[d] : 0;
+    out *= e;
+    if (e === 1) continue;
+    if (dims === 0) {
+      dims = 1;
+      n = e;
+      in0 = s0;
+      in1 = s1;
+      in2 = s2;
+    } else if (dims === 1 && s0 === in0 * n && s1 === in1 * n && s2 === in2 * n) {
+      n *= e;
+    } else if (dims === 1) {
+      dims = 2;
+      count = e;
+      row0 = s0;
+      row1 = s1;
+      row2 = s2;
+    } else if (s0 === row0 * count && s1 === row1 * count && s2 === row2 * count) {
+      count *= e;
+    } else {
+      return false;
+    }
+  }
+  if (dims === 0 || in0 !== 1 || (in1 !== 0 && in1 !== 1) || (in2 !== 0 && in2 !== 1)) return false;
+  const { row, step } = rows;
+  rows.rows = count;
+  rows.n = n;
+  row[0] = dims === 2 ? row0 : 0;
+  row[1] = dims === 2 ? row1 : 0;
+  row[2] = dims === 2 ? row2 : 0;
+  step[0] = in0;
+  step[1] = in1;
+  step[2] = in2;
+  return true;
 }
 
 /**
  * Scratch kept between calls: two 16-byte cells for constant operands, then 32 bytes per job for
- * the tail of its rows.
+ * the tail of its rows; and a float32 view of the cells.
  */
 let scratch: Float64Array | null = null;
+let cells32: Float32Array | null = null;
 
 function scratchFor(jobs: number): Float64Array {
   const need = 4 + 4 * jobs;
   if (!scratch || scratch.length < need) {
     if (scratch) heapFree(scratch);
     scratch = heapTemp(Float64Array, Math.max(need, 1024), false);
+    cells32 = new Float32Array(scratch.buffer, scratch.byteOffset, 8);
   }
   return scratch;
 }
@@ -65,10 +103,9 @@ function addressOf(x: Operand, single: boolean, E: number, cells: Float64Array, 
   const a = heapAddress(x.data);
   if (a >= 0) return a + x.offset * E;
   if (!single) return -1;
-  const at = cells.byteOffset + 16 * k;
-  if (E === 4) new Float32Array(cells.buffer, at, 1)[0] = x.data[x.offset];
+  if (E === 4) cells32![4 * k] = x.data[x.offset];
   else cells[2 * k] = x.data[x.offset];
-  return at;
+  return cells.byteOffset + 16 * k;
 }
 
 /** Jobs for rows × n elements: whole rows up to CHUNK elements a job, or CHUNK-element pieces of longer rows. */
@@ -76,13 +113,32 @@ function jobsOf(rows: number, n: number): number {
   return n > CHUNK ? rows * Math.ceil(n / CHUNK) : Math.ceil(rows / Math.max(1, Math.floor(CHUNK / Math.max(n, 1))));
 }
 
-/** Runs the kernel; returns the largest |x| its jobs reported (see `simdLimit`), or 0. */
-function run(kernel: string, args: number[], rows: number, n: number): number {
-  const jobs = jobsOf(rows, n);
+/** Kernel indices (see {@linkcode kernelIndex}) by kind and lane, then op: `unary_f32` → `exp` → that of `unary_exp_f32`. */
+const kernels = new Map<string, Map<string, number>>();
+
+/** The index of the kernel `${kind}_${op}_${lane}`, found once. */
+function kernelOf(kind: "unary" | "binary", op: string, lane: "f32" | "f64"): number {
+  const family = kind === "unary"
+    ? (lane === "f32" ? "unary_f32" : "unary_f64")
+    : (lane === "f32" ? "binary_f32" : "binary_f64");
+  let byOp = kernels.get(family);
+  if (!byOp) kernels.set(family, byOp = new Map());
+  let k = byOp.get(op);
+  if (k === undefined) byOp.set(op, k = kernelIndex(`${kind}_${op}_${lane}`));
+  return k;
+}
+
+/**
+ * Runs the kernel on `rows` × `n` elements, its scratch address written into the last argument;
+ * with `limit`, returns the largest |x| its jobs reported (see `simdLimit`), else 0.
+ */
+function run(kernel: number, args: number[], count: number, n: number, limit: boolean): number {
+  const jobs = jobsOf(count, n);
   const cells = scratchFor(jobs);
-  runKernel(kernel, [...args, cells.byteOffset + 32], jobs, threadCount() > 1 && rows * n >= PARALLEL_ELEMENTS);
+  args[args.length - 1] = cells.byteOffset + 32;
+  runKernel(kernel, args, jobs, threadCount() > 1 && count * n >= PARALLEL_ELEMENTS);
   let largest = 0;
-  for (let j = 0; j < jobs; j++) largest = Math.max(largest, cells[4 + 4 * j + 2], cells[4 + 4 * j + 3]);
+  if (limit) { for (let j = 0; j < jobs; j++) largest = Math.max(largest, cells[4 + 4 * j + 2], cells[4 + 4 * j + 3]); }
   return largest;
 }
 
@@ -102,13 +158,12 @@ function run(kernel: string, args: number[], rows: number, n: number): number {
 export function simdUnary(op: UnaryOp, x: Operand, shape: readonly number[], out: NumArray): boolean {
   const lane = laneOf(out);
   if (!lane || !hasSimd("unary", op) || x.data.constructor !== out.constructor || sizeOf(shape) === 0) return false;
-  if (heapAddress(x.data) < 0 || heapAddress(out) < 0) return false;
-  const r = rowsOf(shape, [[...x.strides]]);
-  if (!r || r.step[1] !== 1) return false;
+  const xa = heapAddress(x.data), oa = heapAddress(out);
+  if (xa < 0 || oa < 0 || !rowsOf(shape, x.strides, null) || rows.step[1] !== 1) return false;
   const E = out.BYTES_PER_ELEMENT;
-  const args = [heapAddress(x.data) + x.offset * E, r.row[1] * E, heapAddress(out), r.rows, r.n];
-  const largest = run(`unary_${op}_${lane}`, args, r.rows, r.n);
   const limit = simdLimit(op);
+  const args = [xa + x.offset * E, rows.row[1] * E, oa, rows.rows, rows.n, 0];
+  const largest = run(kernelOf("unary", op, lane), args, rows.rows, rows.n, limit !== undefined);
   return limit === undefined || largest <= limit;
 }
 
@@ -127,17 +182,18 @@ export function simdUnary(op: UnaryOp, x: Operand, shape: readonly number[], out
  */
 export function simdBinary(op: BinaryOp, a: Operand, b: Operand, shape: readonly number[], out: NumArray): boolean {
   const lane = laneOf(out);
-  if (!lane || !hasSimd("binary", op) || sizeOf(shape) === 0 || heapAddress(out) < 0) return false;
+  const oa = heapAddress(out);
+  if (!lane || !hasSimd("binary", op) || sizeOf(shape) === 0 || oa < 0) return false;
   if (a.data.constructor !== out.constructor || b.data.constructor !== out.constructor) return false;
-  const r = rowsOf(shape, [[...a.strides], [...b.strides]]);
-  if (!r || (r.step[1] === 0 && r.step[2] === 0)) return false;
+  if (!rowsOf(shape, a.strides, b.strides) || (rows.step[1] === 0 && rows.step[2] === 0)) return false;
+  const { row, step } = rows;
   const E = out.BYTES_PER_ELEMENT;
-  const single = (k: number) => r.step[k] === 0 && (r.row[k] === 0 || r.rows === 1);
-  const cells = scratchFor(jobsOf(r.rows, r.n));
-  const [aa, ba] = [addressOf(a, single(1), E, cells, 0), addressOf(b, single(2), E, cells, 1)];
+  const cells = scratchFor(jobsOf(rows.rows, rows.n));
+  const aa = addressOf(a, step[1] === 0 && (row[1] === 0 || rows.rows === 1), E, cells, 0);
+  const ba = addressOf(b, step[2] === 0 && (row[2] === 0 || rows.rows === 1), E, cells, 1);
   if (aa < 0 || ba < 0) return false;
-  const args = [aa, r.row[1] * E, r.step[1] * E, ba, r.row[2] * E, r.step[2] * E, heapAddress(out), r.rows, r.n];
-  run(`binary_${op}_${lane}`, args, r.rows, r.n);
+  const args = [aa, row[1] * E, step[1] * E, ba, row[2] * E, step[2] * E, oa, rows.rows, rows.n, 0];
+  run(kernelOf("binary", op, lane), args, rows.rows, rows.n, false);
   return true;
 }
 

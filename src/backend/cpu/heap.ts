@@ -241,28 +241,34 @@ function flushCache(h: HeapState): void {
   h.cached = 0;
 }
 
-/** Allocates `bytes` (rounded up to the alignment): its address, or -1 when the heap is full. */
-function allocBlock(h: HeapState, bytes: number): { start: number; fresh: boolean } | null {
+/** Whether the block {@link allocBlock} returned last was never used before (so it holds zeros). */
+let fresh = false;
+
+/**
+ * Allocates `bytes` (rounded up to the alignment): its address, or -1 when the heap is full; sets
+ * {@link fresh}.
+ */
+function allocBlock(h: HeapState, bytes: number): number {
   const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  fresh = false;
   const same = h.cache.get(size);
   if (same && same.length > 0) {
     const start = same.pop()!;
     h.cached -= size;
     h.live.set(start, size);
     h.used += size;
-    return { start, fresh: false };
+    return start;
   }
   let start = takeFree(h, size);
   if (start < 0 && h.cached > 0 && h.top + size > h.buffer.byteLength) {
     flushCache(h);
     start = takeFree(h, size);
   }
-  let fresh = false;
   if (start < 0) {
     // Extend from the top, absorbing a free block that ends there.
     const below = h.freeEnd.get(h.top);
     const base = below !== undefined ? below : h.top;
-    if (!ensure(h, base + size)) return null;
+    if (!ensure(h, base + size)) return -1;
     if (below !== undefined) removeFree(h, below);
     fresh = below === undefined;
     start = base;
@@ -270,7 +276,7 @@ function allocBlock(h: HeapState, bytes: number): { start: number; fresh: boolea
   }
   h.live.set(start, size);
   h.used += size;
-  return { start, fresh };
+  return start;
 }
 
 const registry = new FinalizationRegistry<number>((start) => {
@@ -336,10 +342,10 @@ export function heapAlloc<C extends HeapArrayConstructor>(ctor: C, n: number, ze
  */
 export function heapTemp<C extends HeapArrayConstructor>(ctor: C, n: number, zero: boolean): InstanceType<C> {
   const h = heap();
-  const block = h && n > 0 ? allocBlock(h, n * ctor.BYTES_PER_ELEMENT) : null;
-  if (!h || !block) return new ctor(n) as InstanceType<C>;
-  const view = new ctor(h.buffer as unknown as ArrayBuffer, block.start, n) as InstanceType<C>;
-  if (zero && !block.fresh) view.fill(0);
+  const start = h && n > 0 ? allocBlock(h, n * ctor.BYTES_PER_ELEMENT) : -1;
+  if (start < 0) return new ctor(n) as InstanceType<C>;
+  const view = new ctor(h!.buffer as unknown as ArrayBuffer, start, n) as InstanceType<C>;
+  if (zero && !fresh) view.fill(0);
   return view;
 }
 
@@ -355,7 +361,7 @@ export function heapTemp<C extends HeapArrayConstructor>(ctor: C, n: number, zer
  */
 export function heapFree(view: HeapArray): void {
   const h = state;
-  if (!h || !h.generations.has(view.buffer) || view.length === 0) return;
+  if (!h || view.length === 0 || (view.buffer !== h.buffer && !h.generations.has(view.buffer))) return;
   const start = view.byteOffset;
   if (!h.live.has(start)) return;
   registry.unregister(view);
@@ -374,7 +380,9 @@ export function heapFree(view: HeapArray): void {
  */
 export function heapAddress(view: ArrayBufferView): number {
   const h = state;
-  return h && h.generations.has(view.buffer) ? view.byteOffset : -1;
+  if (!h) return -1;
+  const buffer = view.buffer;
+  return buffer === h.buffer || h.generations.has(buffer) ? view.byteOffset : -1;
 }
 
 /**

@@ -91,6 +91,8 @@ interface Pool {
   control: Int32Array;
   args: Float64Array;
   argsAddress: number;
+  /** `argsAddress` as the kernels take it. */
+  argsPointer: bigint;
   threads: number;
   workers: Worker[] | null;
   module: WebAssembly.Module;
@@ -147,6 +149,7 @@ function createPool(): Pool | null {
     control: new Int32Array(new SharedArrayBuffer(64)),
     args,
     argsAddress: args.byteOffset,
+    argsPointer: BigInt(args.byteOffset),
     threads: threadCount(),
     workers: null,
     module,
@@ -208,11 +211,35 @@ function startWorkers(p: Pool): Worker[] {
   return workers;
 }
 
+function kernelsOrThrow(name: string): Pool {
+  const p = getPool();
+  if (!p) throw new Error(`runKernel(${name}): the WebAssembly kernels are unavailable on this engine`);
+  return p;
+}
+
 /**
- * Runs jobs `0 … jobs − 1` of the kernel `name` with `args` (numbers; addresses and sizes are
- * exact up to 2^53) on every thread when `parallel` is set, else on the calling thread; returns
- * when all are done. A kernel's jobs must write disjoint outputs; each thread passes its index
- * (0 for the main thread) so a kernel can pick its own scratch space.
+ * The index of the kernel `name`, for {@linkcode runKernel} (which then skips the look-up by
+ * name); throws where there is no such kernel.
+ *
+ * @example
+ * ```ts
+ * import { kernelIndex, runKernel } from "./threads.ts";
+ * const exp = kernelIndex("unary_exp_f32");
+ * // runKernel(exp, [...], jobs, false);
+ * ```
+ */
+export function kernelIndex(name: string): number {
+  const kernel = kernelsOrThrow(name).index.get(name);
+  if (kernel === undefined) throw new Error(`runKernel: no kernel named ${name}`);
+  return kernel;
+}
+
+/**
+ * Runs jobs `0 … jobs − 1` of the kernel `kernel` (a name, or its {@linkcode kernelIndex}) with
+ * `args` (numbers; addresses and sizes are exact up to 2^53) on every thread when `parallel` is
+ * set, else on the calling thread; returns when all are done. A kernel's jobs must write disjoint
+ * outputs; each thread passes its index (0 for the main thread) so a kernel can pick its own
+ * scratch space.
  *
  * @example
  * ```ts
@@ -220,16 +247,15 @@ function startWorkers(p: Pool): Worker[] {
  * // runKernel("matmul_f32", [...], jobs, true);
  * ```
  */
-export function runKernel(name: string, args: readonly number[], jobs: number, parallel: boolean): void {
-  const p = getPool();
-  if (!p) throw new Error(`runKernel(${name}): the WebAssembly kernels are unavailable on this engine`);
-  const kernel = p.index.get(name);
-  if (kernel === undefined) throw new Error(`runKernel: no kernel named ${name}`);
+export function runKernel(kernel: string | number, args: readonly number[], jobs: number, parallel: boolean): void {
+  const p = typeof kernel === "number" ? pool! : kernelsOrThrow(kernel);
+  if (typeof kernel === "string") kernel = kernelIndex(kernel);
+  const name = p.names[kernel];
   if (args.length > MAX_ARGS) throw new Error(`runKernel(${name}): ${args.length} arguments, at most ${MAX_ARGS}`);
   if (jobs > MAX_JOBS) throw new Error(`runKernel(${name}): ${jobs} jobs, at most ${MAX_JOBS}`);
   p.args.set(args);
   const fn = p.fns[kernel];
-  const address = BigInt(p.argsAddress);
+  const address = p.argsPointer;
   if (!parallel || p.threads === 1 || jobs < 2) {
     for (let j = 0; j < jobs; j++) fn(address, j, 0);
     return;
