@@ -16,7 +16,7 @@ import type { View } from "./backend.ts";
 // op_defs.ts imports this module for its backward rules: read its tables inside functions only.
 import { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "./op_defs.ts";
 import { checkDType, type DType, isFloat, promoteTypes } from "./dtype.ts";
-import { record } from "./autograd.ts";
+import { isGradEnabled, record } from "./autograd.ts";
 import { ArgumentError, DTypeError } from "./errors.ts";
 import { broadcastShapes, shapesEqual } from "./shape.ts";
 import { type Operand, Tensor } from "./tensor.ts";
@@ -93,21 +93,17 @@ export function applyBinary(op: BinaryOp, a: Operand, b: Operand): Tensor {
   if (!Object.hasOwn(BINARY_OPS, op)) checkOneOf("applyBinary", "op", op, Object.keys(BINARY_OPS));
   const out = forwardBinary(op, a, b, op);
   const def = BINARY_OPS[op];
-  if (!def.backward) return out;
+  const ta = a instanceof Tensor ? a : null, tb = b instanceof Tensor ? b : null;
+  // Nothing to record: skip building the rule (as `record` would drop it).
+  if (!def.backward || !isGradEnabled() || !(ta?.requiresGrad || tb?.requiresGrad)) return out;
   const [ga, gb] = def.backward;
-  const inputs: Tensor[] = [];
-  const rules: ((g: Tensor) => Tensor)[] = [];
-  if (a instanceof Tensor) {
-    inputs.push(a);
-    rules.push((g) => sumTo(ga(g, a, b, out), a.shape));
-  }
-  if (b instanceof Tensor) {
-    inputs.push(b);
-    rules.push((g) => sumTo(gb(g, a, b, out), b.shape));
-  }
-  const saved = def.saves === "nothing" ? [] : [...inputs];
-  if (def.saves === "operands and output") saved.push(out);
-  return record(op, out, inputs, saved, (g, needs) => rules.map((r, i) => needs[i] ? r(g) : null));
+  const inputs = ta && tb ? [ta, tb] : [(ta ?? tb)!];
+  const saved = def.saves === "nothing" ? [] : def.saves === "operands and output" ? [...inputs, out] : inputs;
+  return record(op, out, inputs, saved, (g, needs) => {
+    const da = ta && needs[0] ? sumTo(ga(g, a, b, out), ta.shape) : null;
+    const db = tb && needs[ta ? 1 : 0] ? sumTo(gb(g, a, b, out), tb.shape) : null;
+    return ta && tb ? [da, db] : [ta ? da : db];
+  });
 }
 
 /**

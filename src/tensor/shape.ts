@@ -102,6 +102,7 @@ export function fmtShape(shape: Shape): string {
  * ```
  */
 export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
+  if (shapes.length === 2 && shapesEqual(shapes[0], shapes[1])) return [...shapes[0]];
   let rank = 0;
   for (const s of shapes) rank = Math.max(rank, s.length);
   const out = new Array<number>(rank).fill(1);
