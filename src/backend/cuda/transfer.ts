@@ -7,7 +7,7 @@
  */
 
 import type { View } from "../../tensor/backend.ts";
-import { type DType, DTYPES, type HostArray, toBFloat16Bits } from "../../tensor/dtype.ts";
+import { type DType, DTYPES, fromBFloat16Bits, type HostArray, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { ArgumentError, DTypeError } from "../../tensor/errors.ts";
 import { coalesce, contiguousStrides, isContiguous, sizeOf } from "../../tensor/shape.ts";
 import { type CudaBuffer, type CudaDevice, ITEM, type Operand, type Raw, SFX } from "./device.ts";
@@ -216,7 +216,9 @@ export function fill(dev: CudaDevice, buf: CudaBuffer, value: number): void {
 }
 
 /**
- * Uploads host data into a new buffer (bfloat16 from raw `Uint16Array` bits or from numbers).
+ * Uploads host data into a new buffer. A `Uint16Array` is always bfloat16 raw bits (as on the
+ * CPU backend): kept as they are for a bfloat16 buffer, widened to their values for the others;
+ * other arrays are values.
  *
  * @example
  * ```ts
@@ -226,6 +228,7 @@ export function fill(dev: CudaDevice, buf: CudaBuffer, value: number): void {
  */
 export function fromHost(dev: CudaDevice, data: HostArray | readonly number[], dtype: DType): CudaBuffer {
   let arr: Float32Array | Float64Array | Int32Array | Uint16Array;
+  if (data instanceof Uint16Array && dtype !== "bfloat16") data = Float64Array.from(data, fromBFloat16Bits);
   switch (dtype) {
     case "float32":
       arr = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
