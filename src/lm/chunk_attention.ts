@@ -205,13 +205,26 @@ export function blockAttention(
   // A tile's rows, grouped: [B, Hq, Tq, ·] → [B, Hkv, G·tile, ·].
   const rows = (t: Tensor, tile: Tile) => cut(t, tile.start, tile.size).reshape([b, hkv, group * tile.size, -1]);
 
+  // Frees block-sized temporaries as soon as they are read, so that one block holds about three
+  // score-sized buffers at a time — not while a differentiable backward is recorded (the graph
+  // keeps what it reads).
+  const done = (...ts: Tensor[]) => {
+    if (!isGradEnabled()) ts.forEach((t) => t.dispose());
+  };
   // Scores of a tile's grouped queries, already scaled, against a block's keys, masked where needed.
   const scores = (qs: Tensor, k: Tensor, blk: Block, tile: Tile): Tensor => {
     const s = qs.matmul(k.transpose(-2, -1));
     const at = offset + tile.start;
     if (!masked(blk, tile.size, at, window)) return s;
     const mask = causalMask(tile.size, blk.size, at - blk.start, window, s.dtype, s.backend);
-    return s.reshape([b, hkv, group, tile.size, blk.size]).add(mask).reshape([b, hkv, group * tile.size, blk.size]);
+    const out = s.reshape([b, hkv, group, tile.size, blk.size]).add(mask).reshape([
+      b,
+      hkv,
+      group * tile.size,
+      blk.size,
+    ]);
+    done(s, mask);
+    return out;
   };
 
   const fn = customFunction((query: Tensor, ...kv: Tensor[]) => {
@@ -226,7 +239,10 @@ export function blockAttention(
           const s = scores(qs, gather(kv, 0, blk), blk, tile);
           // A finite floor for the maximum: a row that sees no key of a block keeps weight 0.
           const top = running ? running[0].maximum(s.max(-1, true)) : s.max(-1, true).maximum(-1e30);
-          const p = s.sub(top).exp();
+          const shifted = s.sub(top);
+          done(s);
+          const p = shifted.exp();
+          done(shifted);
           const v = gather(kv, n, blk);
           if (!running) return [top, p.sum(-1, true), p.matmul(v)];
           const [m, l, acc] = running, decay = m.sub(top).exp();
@@ -285,14 +301,22 @@ export function blockAttention(
         // The kept block gradients are returned too, so the scope keeps them.
         const [next]: [Tensor | null, Tensor[]] = tidy((): [Tensor | null, Tensor[]] => {
           const k = gather(kv, 0, blk);
-          const p = scores(qs, k, blk, tile).sub(lse).exp();
+          const s = scores(qs, k, blk, tile), shifted = s.sub(lse);
+          done(s);
+          const p = shifted.exp();
+          done(shifted);
           if (needV) put(n, blk, p.transpose(-2, -1).matmul(dO));
           if (!needs[0] && !needK) return [dq, [...kept.values()]];
           const v = gather(kv, n, blk);
-          const ds = p.mul(dO.matmul(v.transpose(-2, -1)).sub(delta)).mul(scale);
-          if (needK) put(0, blk, ds.transpose(-2, -1).matmul(qg));
+          // dS = P ∘ (dO·Vᵀ − δ); the scale goes on its two products, not on the block.
+          const dp = dO.matmul(v.transpose(-2, -1)), centred = dp.sub(delta);
+          done(dp);
+          const ds = p.mul(centred);
+          done(p, centred);
+          if (needK) put(0, blk, ds.transpose(-2, -1).matmul(qg).mul(scale));
           if (!needs[0]) return [dq, [...kept.values()]];
-          const part = ds.matmul(k);
+          const part = ds.matmul(k).mul(scale);
+          done(ds);
           return [dq ? dq.add(part) : part, [...kept.values()]];
         });
         if (dq && next !== dq) dq.dispose();
