@@ -27,6 +27,12 @@ export interface DeviceBuffer {
   readonly size: number;
   /** Element type. */
   readonly dtype: DType;
+  /**
+   * Called once a tensor's storage owns the buffer: from then on the tensor layer frees it, and
+   * watches the tensors viewing it for garbage collection, so a backend that watches the buffers
+   * it hands out (the CPU's heap) may stop.
+   */
+  adopted?(): void;
 }
 
 /** A strided window onto a buffer. `shape.length === strides.length`; strides count elements. */

@@ -27,9 +27,10 @@ export class Storage {
   #refs = 0;
   #freed = false;
 
-  /** Wraps a freshly allocated buffer (no references yet). */
+  /** Wraps a freshly allocated buffer (no references yet) and takes charge of freeing it. */
   constructor(buffer: DeviceBuffer) {
     this.buffer = buffer;
+    buffer.adopted?.();
   }
 
   /** Whether the buffer has been returned to the backend. */

@@ -12,7 +12,7 @@
 import type { Backend, DeviceBuffer, View } from "../../tensor/backend.ts";
 import { type DType, fromBFloat16Bits, itemSize, toBFloat16Bits } from "../../tensor/dtype.ts";
 import { DeviceError } from "../../tensor/errors.ts";
-import { heapAddress, heapAlloc, heapFree } from "./heap.ts";
+import { heapAddress, heapAlloc, heapFree, heapOwn } from "./heap.ts";
 
 /** A heap copy of `data` (the array itself where the heap cannot hold it). */
 function intoHeap(data: StorageArray): StorageArray {
@@ -85,6 +85,11 @@ export class CpuBuffer implements DeviceBuffer {
     this.dtype = dtype;
     this.size = data.length;
     this.data = heapAddress(data) < 0 && data.length > 0 ? intoHeap(data) : data;
+  }
+
+  /** A tensor's storage owns the buffer now (and frees it): the heap need not watch its array. */
+  adopted(): void {
+    heapOwn(this.data);
   }
 
   /** Bytes of storage this buffer accounts for. */

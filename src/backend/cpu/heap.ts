@@ -281,8 +281,36 @@ function allocBlock(h: HeapState, bytes: number): number {
 
 const registry = new FinalizationRegistry<number>((start) => {
   const h = state;
+  watched.delete(start);
   if (h && h.live.has(start)) freeBlock(h, start);
 });
+
+/**
+ * Arrays {@linkcode heapAlloc} handed out that nobody has taken charge of yet
+ * ({@linkcode heapOwn}); the next `heapAlloc` asks the garbage collector to watch them. A caller
+ * that takes charge at once (the tensor layer, of every CPU buffer it is given) thus costs the
+ * collector nothing, and an array dropped unreleased is watched from the next allocation on.
+ */
+const pending: HeapArray[] = [];
+/** Starts of the blocks whose arrays the garbage collector watches. */
+const watched = new Set<number>();
+
+function watchPending(): void {
+  for (const view of pending) {
+    registry.register(view, view.byteOffset, view);
+    watched.add(view.byteOffset);
+  }
+  pending.length = 0;
+}
+
+/** Takes `view` out of {@link pending}; whether it was there. */
+function unpend(view: HeapArray): boolean {
+  const i = pending.lastIndexOf(view);
+  if (i < 0) return false;
+  pending[i] = pending[pending.length - 1];
+  pending.pop();
+  return true;
+}
 
 function freeBlock(h: HeapState, start: number): void {
   const size = h.live.get(start)!;
@@ -314,7 +342,8 @@ function release(h: HeapState, start: number, size: number): void {
  * `n` elements of `ctor` in the heap (or, where the heap cannot hold them, an ordinary typed
  * array). With `zero` the elements are zero; otherwise they are whatever the memory held, for a
  * caller that overwrites them all. Release heap arrays with {@linkcode heapFree}; one that is
- * dropped instead is reclaimed when the garbage collector finalises it.
+ * dropped instead is reclaimed when the garbage collector finalises it (watched from the next
+ * allocation on, unless the caller took charge of it with {@linkcode heapOwn}).
  *
  * @example
  * ```ts
@@ -324,9 +353,28 @@ function release(h: HeapState, start: number, size: number): void {
  * ```
  */
 export function heapAlloc<C extends HeapArrayConstructor>(ctor: C, n: number, zero: boolean): InstanceType<C> {
+  if (pending.length > 0) watchPending();
   const view = heapTemp(ctor, n, zero);
-  if (heapAddress(view) >= 0) registry.register(view, view.byteOffset, view);
+  if (heapAddress(view) >= 0) pending.push(view);
   return view;
+}
+
+/**
+ * Says that the caller has taken charge of the {@linkcode heapAlloc} array `view`: it will
+ * release it with {@linkcode heapFree}, or make sure it is released if dropped (the tensor layer
+ * watches the tensors that own a buffer), so the heap need not ask the garbage collector to watch
+ * it. Any other array is left as it is.
+ *
+ * @example
+ * ```ts
+ * import { heapAlloc, heapFree, heapOwn } from "./heap.ts";
+ * const x = heapAlloc(Float32Array, 4, false);
+ * heapOwn(x);
+ * heapFree(x);
+ * ```
+ */
+export function heapOwn(view: HeapArray): void {
+  unpend(view);
 }
 
 /**
@@ -364,7 +412,7 @@ export function heapFree(view: HeapArray): void {
   if (!h || view.length === 0 || (view.buffer !== h.buffer && !h.generations.has(view.buffer))) return;
   const start = view.byteOffset;
   if (!h.live.has(start)) return;
-  registry.unregister(view);
+  if (!unpend(view) && watched.delete(start)) registry.unregister(view);
   freeBlock(h, start);
 }
 
