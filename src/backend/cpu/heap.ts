@@ -25,8 +25,10 @@ const ALIGN = 64;
 const INITIAL_PAGES = 256;
 /**
  * Blocks up to this size are kept whole when freed, for the next request of the same size (a
- * training step asks for the same shapes every time), until the heap would have to grow or they
- * hold more than a quarter of it; then they are merged with their free neighbours.
+ * training step asks for the same shapes every time). When the heap would have to grow they are
+ * all merged with their free neighbours; when they hold more than three quarters of it, those of
+ * the sizes asked for least recently are, until they hold half (a chunk-wise step asks for sizes
+ * that change from chunk to chunk; keeping the recent ones whole spares the free lists).
  */
 const CACHE_MAX = 1 << 20;
 
@@ -50,6 +52,14 @@ export type HeapArrayConstructor =
   | Int32ArrayConstructor
   | Uint16ArrayConstructor;
 
+/** Freed blocks of one size kept whole, and when that size was last asked for. */
+interface SizeCache {
+  /** Their starts. */
+  starts: number[];
+  /** The allocator's clock at the last request of this size. */
+  asked: number;
+}
+
 /** The memory and its allocator state (null where the engine lacks what the kernels need). */
 interface HeapState {
   memory: WebAssembly.Memory;
@@ -66,8 +76,10 @@ interface HeapState {
   bins: Set<number>[];
   /** Live blocks: start → size. */
   live: Map<number, number>;
-  /** Freed blocks of at most `CACHE_MAX` bytes kept whole for a request of the same size. */
-  cache: Map<number, number[]>;
+  /** Freed blocks of at most `CACHE_MAX` bytes kept whole for a request of the same size, by size. */
+  cache: Map<number, SizeCache>;
+  /** Counts requests of cached sizes (the clock of `SizeCache.asked`). */
+  clock: number;
   /** Bytes in `cache`. */
   cached: number;
   /** Bytes in live blocks. */
@@ -80,45 +92,8 @@ let state: HeapState | null | undefined;
 function supported(): boolean {
   if (typeof WebAssembly === "undefined" || typeof SharedArrayBuffer === "undefined") return false;
   // (module (func (param v128 v128 v128) (result v128) local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd))
-  const relaxed = new Uint8Array([
-    0,
-    97,
-    115,
-    109,
-    1,
-    0,
-    0,
-    0,
-    1,
-    8,
-    1,
-    96,
-    3,
-    123,
-    123,
-    123,
-    1,
-    123,
-    3,
-    2,
-    1,
-    0,
-    10,
-    13,
-    1,
-    11,
-    0,
-    32,
-    0,
-    32,
-    1,
-    32,
-    2,
-    253,
-    133,
-    2,
-    11,
-  ]);
+  const hex = "0061736d0100000001080160037b7b7b017b030201000a0d010b00200020012002fd85020b";
+  const relaxed = Uint8Array.from(hex.match(/../g)!, (byte) => parseInt(byte, 16));
   try {
     return WebAssembly.validate(relaxed);
   } catch {
@@ -151,6 +126,7 @@ function createState(): HeapState | null {
     bins: [],
     live: new Map(),
     cache: new Map(),
+    clock: 0,
     cached: 0,
     used: 0,
   };
@@ -236,9 +212,23 @@ function ensure(h: HeapState, end: number): boolean {
 
 /** Returns every cached block to the coalescing free lists. */
 function flushCache(h: HeapState): void {
-  for (const [size, starts] of h.cache) for (const start of starts) release(h, start, size);
+  for (const [size, { starts }] of h.cache) for (const start of starts) release(h, start, size);
   h.cache.clear();
   h.cached = 0;
+}
+
+/**
+ * Returns the cached blocks of the sizes asked for least recently to the free lists, until at
+ * most `keep` bytes are cached.
+ */
+function trimCache(h: HeapState, keep: number): void {
+  const bySize = [...h.cache].sort((a, b) => a[1].asked - b[1].asked);
+  for (const [size, { starts }] of bySize) {
+    if (h.cached <= keep) break;
+    for (const start of starts) release(h, start, size);
+    h.cached -= size * starts.length;
+    h.cache.delete(size);
+  }
 }
 
 /** Whether the block {@link allocBlock} returned last was never used before (so it holds zeros). */
@@ -252,8 +242,9 @@ function allocBlock(h: HeapState, bytes: number): number {
   const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
   fresh = false;
   const same = h.cache.get(size);
-  if (same && same.length > 0) {
-    const start = same.pop()!;
+  if (same) same.asked = ++h.clock;
+  if (same && same.starts.length > 0) {
+    const start = same.starts.pop()!;
     h.cached -= size;
     h.live.set(start, size);
     h.used += size;
@@ -317,11 +308,11 @@ function freeBlock(h: HeapState, start: number): void {
   h.live.delete(start);
   h.used -= size;
   if (size <= CACHE_MAX) {
-    const list = h.cache.get(size);
-    if (list) list.push(start);
-    else h.cache.set(size, [start]);
+    const same = h.cache.get(size);
+    if (same) same.starts.push(start);
+    else h.cache.set(size, { starts: [start], asked: h.clock });
     h.cached += size;
-    if (h.cached > h.buffer.byteLength / 4) flushCache(h);
+    if (h.cached > 0.75 * h.buffer.byteLength) trimCache(h, 0.5 * h.buffer.byteLength);
     return;
   }
   release(h, start, size);
