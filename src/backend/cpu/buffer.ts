@@ -125,7 +125,8 @@ export interface Operand {
 }
 
 /**
- * Allocates zeroed storage for `n` elements of `dtype` in the heap.
+ * Allocates storage for `n` elements of `dtype` in the heap, zeroed unless `zero` is false (for a
+ * caller that writes every element).
  *
  * @example
  * ```ts
@@ -133,16 +134,16 @@ export interface Operand {
  * allocStorage("bfloat16", 2); // Uint16Array(2)
  * ```
  */
-export function allocStorage(dtype: DType, n: number): StorageArray {
+export function allocStorage(dtype: DType, n: number, zero = true): StorageArray {
   switch (dtype) {
     case "float64":
-      return heapAlloc(Float64Array, n, true);
+      return heapAlloc(Float64Array, n, zero);
     case "int32":
-      return heapAlloc(Int32Array, n, true);
+      return heapAlloc(Int32Array, n, zero);
     case "float32":
-      return heapAlloc(Float32Array, n, true);
+      return heapAlloc(Float32Array, n, zero);
     case "bfloat16":
-      return heapAlloc(Uint16Array, n, true);
+      return heapAlloc(Uint16Array, n, zero);
   }
 }
 

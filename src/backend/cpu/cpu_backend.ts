@@ -50,6 +50,7 @@ import { CpuOptim } from "./optim.ts";
 import { fillRandom } from "./random.ts";
 import { argReduceInto, cumsumInto, reducedShape, reduceInto, softmaxInto } from "./reduce.ts";
 import { stencilInto } from "./stencil.ts";
+import { heapFree } from "./heap.ts";
 import { threadCount } from "./threads.ts";
 import { Odometer, spanOf } from "./strided.ts";
 import { contiguousStrides, sizeOf } from "../../tensor/shape.ts";
@@ -125,7 +126,7 @@ export class CpuBackend implements Backend {
   /** Uploads host data. A `Uint16Array` is always bfloat16 raw bits; other arrays are values. */
   fromHost(data: HostArray | readonly number[], dtype: DType): DeviceBuffer {
     const n = data.length;
-    const out = allocStorage(dtype, n);
+    const out = allocStorage(dtype, n, false);
     if (data instanceof Uint16Array) {
       if (out instanceof Uint16Array) out.set(data);
       else for (let i = 0; i < n; i++) out[i] = fromBFloat16Bits(data[i]);
@@ -156,7 +157,7 @@ export class CpuBackend implements Backend {
 
   /** A buffer of `size` copies of `value`. */
   full(size: number, value: number, dtype: DType): DeviceBuffer {
-    const out = allocStorage(dtype, size);
+    const out = allocStorage(dtype, size, false);
     out.fill(dtype === "bfloat16" ? toBFloat16Bits(value) : value);
     return this.#wrap(dtype, out);
   }
@@ -186,7 +187,7 @@ export class CpuBackend implements Backend {
     if (s === d) {
       // Source and destination share storage: snapshot the source first so overlap is harmless.
       const n = sizeOf(src.shape);
-      const tmp = allocStorage(s.dtype, n);
+      const tmp = allocStorage(s.dtype, n, false);
       const strides = contiguousStrides(src.shape);
       copyStrided(
         { data: s.data, offset: src.offset, strides: src.strides },
@@ -202,6 +203,7 @@ export class CpuBackend implements Backend {
       { data: d.data, offset: dst.offset, strides: dst.strides },
       dst.shape,
     );
+    if (srcData !== s.data) heapFree(srcData);
   }
 
   /** `op(x)` elementwise into a new contiguous buffer of `dtype`. */
@@ -305,11 +307,13 @@ export class CpuBackend implements Backend {
     const ctor = out instanceof Float64Array ? Float64Array : Float32Array;
     const A = operandAs(a, "matmul", ctor);
     const B = operandAs(b, "matmul", ctor);
-    const w = new Odometer(batch, [A.strides.slice(0, r - 2), B.strides.slice(0, r - 2)], [A.offset, B.offset]);
-    const aOffsets = new Array<number>(count), bOffsets = new Array<number>(count);
-    for (let t = 0; t < count; t++, w.next()) [aOffsets[t], bOffsets[t]] = w.pos;
-    const [ars, acs] = A.strides.slice(r - 2);
-    const [brs, bcs] = B.strides.slice(r - 2);
+    let aOffsets = [A.offset], bOffsets = [B.offset];
+    if (r > 2) {
+      const w = new Odometer(batch, [A.strides.slice(0, r - 2), B.strides.slice(0, r - 2)], [A.offset, B.offset]);
+      aOffsets = new Array<number>(count), bOffsets = new Array<number>(count);
+      for (let t = 0; t < count; t++, w.next()) [aOffsets[t], bOffsets[t]] = w.pos;
+    }
+    const [ars, acs, brs, bcs] = [A.strides[r - 2], A.strides[r - 1], B.strides[r - 2], B.strides[r - 1]];
     matmulBatch(A.data, aOffsets, ars, acs, B.data, bOffsets, brs, bcs, out, m, n, k);
     return this.#finish(out, dtype);
   }
