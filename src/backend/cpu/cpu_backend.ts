@@ -257,7 +257,7 @@ export class CpuBackend implements Backend {
     return this.#wrap("int32", out);
   }
 
-  /** Softmax or log-softmax along `axis`, computed in float64 with the maximum subtracted. */
+  /** Softmax or log-softmax along `axis` with the maximum subtracted, summed and scaled in float64. */
   softmax(x: View, axis: number, log: boolean, dtype: DType): DeviceBuffer {
     const out = allocCompute(dtype, sizeOf(x.shape));
     softmaxInto(operandOf(x, log ? "logSoftmax" : "softmax"), x.shape, axis, log, out);

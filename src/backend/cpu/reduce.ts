@@ -209,7 +209,8 @@ export function argReduceInto(
 
 /**
  * Softmax (or log-softmax) along `axis` into the contiguous array `out`, in double precision
- * with the maximum subtracted first: `exp(x - m) / Σ exp(x - m)`, or `x - m - log Σ exp(x - m)`.
+ * with the maximum subtracted first: `exp(x - m) / Σ exp(x - m)`, or `x - m - log Σ exp(x - m)`
+ * (on the SIMD kernel a float32 row's exponentials are float32's, within 1 ulp).
  *
  * @example
  * ```ts

@@ -130,7 +130,7 @@ export class Fn {
   }
 
   /** A constant vector with every lane `value`, materialised once at entry (see {@linkcode Fn.hoist}). */
-  vconst(lanes: "f32x4" | "f64x2" | "i64x2", value: number | bigint): Local {
+  vconst(lanes: "f32x4" | "f64x2" | "i32x4" | "i64x2", value: number | bigint): Local {
     const key = Object.is(value, -0) ? "-0" : String(value);
     return this.hoist(`${lanes}:${key}`, "v128", this.v128.const(lanes, value));
   }
@@ -439,15 +439,16 @@ export class Fn {
   /** 128-bit SIMD instructions that do not depend on the lane type. */
   readonly v128 = {
     /**
-     * A constant vector: two float64 lanes (`f64x2`), four float32 lanes (`f32x4`) or two
-     * 64-bit integers (`i64x2`, as bigints); one value fills every lane.
+     * A constant vector: two float64 lanes (`f64x2`), four float32 lanes (`f32x4`), four 32-bit
+     * integers (`i32x4`) or two 64-bit integers (`i64x2`, as bigints); one value fills every lane.
      */
-    const: (lanes: "f32x4" | "f64x2" | "i64x2", ...values: (number | bigint)[]): Emit => () => {
+    const: (lanes: "f32x4" | "f64x2" | "i32x4" | "i64x2", ...values: (number | bigint)[]): Emit => () => {
       const bytes = new DataView(new ArrayBuffer(16));
-      for (let i = 0; i < (lanes === "f32x4" ? 4 : 2); i++) {
+      for (let i = 0; i < (lanes === "f32x4" || lanes === "i32x4" ? 4 : 2); i++) {
         const v = values[i] ?? values[0];
         if (lanes === "i64x2") bytes.setBigInt64(8 * i, BigInt(v), true);
         else if (lanes === "f64x2") bytes.setFloat64(8 * i, Number(v), true);
+        else if (lanes === "i32x4") bytes.setInt32(4 * i, Number(v), true);
         else bytes.setFloat32(4 * i, Number(v), true);
       }
       this.simd(0x0c);
@@ -547,6 +548,10 @@ export class Fn {
     div: (a: Expr, b: Expr) => this.#sbin(0xe7, "v128", a, b),
     min: (a: Expr, b: Expr) => this.#sbin(0xe8, "v128", a, b),
     max: (a: Expr, b: Expr) => this.#sbin(0xe9, "v128", a, b),
+    /** `b < a ? b : a` lanewise (one instruction; a NaN in `a` stays). */
+    pmin: (a: Expr, b: Expr) => this.#sbin(0xea, "v128", a, b),
+    /** `a < b ? b : a` lanewise (one instruction; a NaN in `a` stays). */
+    pmax: (a: Expr, b: Expr) => this.#sbin(0xeb, "v128", a, b),
     /** `a * b + c`, fused (relaxed SIMD). */
     relaxed_madd: (a: Expr, b: Expr, c: Expr): Emit => () => {
       this.emit(a, "v128");
@@ -633,6 +638,11 @@ export class Fn {
       this.emit(b, "i32");
       this.simd(0xab);
     },
+    shr_s: (a: Expr, b: Expr): Emit => () => {
+      this.emit(a, "v128");
+      this.emit(b, "i32");
+      this.simd(0xac);
+    },
     shr_u: (a: Expr, b: Expr): Emit => () => {
       this.emit(a, "v128");
       this.emit(b, "i32");
@@ -663,6 +673,8 @@ export class Fn {
     eq: (a: Expr, b: Expr) => this.#sbin(0xd6, "v128", a, b),
     /** The two low int32 lanes sign-extended. */
     extend_low_i32x4_s: (a: Expr) => this.#sun(0xc7, "v128", a),
+    /** The two high int32 lanes sign-extended. */
+    extend_high_i32x4_s: (a: Expr) => this.#sun(0xc8, "v128", a),
     shl: (a: Expr, b: Expr): Emit => () => {
       this.emit(a, "v128");
       this.emit(b, "i32");

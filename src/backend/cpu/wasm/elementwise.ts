@@ -5,7 +5,8 @@
  * An op is either exact in its own lanes — the IEEE operations (add, sub, mul, div, sqrt, min,
  * max, floor, comparisons, sign flips), which round once exactly as the scalar definition's
  * double-precision result rounded by the store — or computed on float64 lanes (float32 widened
- * first, the result rounded once) with the vector functions of `vmath.ts`.
+ * first, the result rounded once) with the vector functions of `vmath.ts`, unless it has a form
+ * on float32 lanes for float32 tensors (`vmath32.ts`).
  *
  * The operands are rows: `rows` × `n` elements, each operand with its own row stride and an
  * element stride of one element or zero (a broadcast value); the output is contiguous. A job is
@@ -18,18 +19,24 @@ import type { BinaryOp, UnaryOp } from "../../../tensor/op_defs.ts";
 import type { Expr, Fn, Local, Module } from "./asm.ts";
 import { F32, F64, kernel, type Lane, loadWide, storeWide } from "./kernel.ts";
 import { erfF64x2, expF64x2, logF64x2, sigmoidF64x2, SIN_COS_LIMIT, sinCosF64x2, tanhF64x2 } from "./vmath.ts";
+import { sigmoidF32x4, tanhF32x4 } from "./vmath32.ts";
 
 /** Elements one job covers (whole rows, or a chunk of a longer row). */
 export const CHUNK = 16384;
 
 /**
- * A vector form: on the element type's own lanes, or on float64 lanes for either type; a wide
- * form with a `limit` is meaningful only for |x| up to it (the kernel reports each job's largest
- * |x|, see {@link simdLimit}).
+ * A vector form: on the element type's own lanes, or on float64 lanes for either type (with a
+ * `float32` form on float32 lanes that float32 tensors take instead, where one is written); a
+ * wide form with a `limit` is meaningful only for |x| up to it (the kernel reports each job's
+ * largest |x|, see {@link simdLimit}).
  */
 type UnaryForm =
   | { readonly own: (f: Fn, t: Lane, x: Expr) => Expr }
-  | { readonly wide: (f: Fn, x: Expr, out: Local, single: boolean) => void; readonly limit?: number };
+  | {
+    readonly wide: (f: Fn, x: Expr, out: Local, single: boolean) => void;
+    readonly float32?: (f: Fn, x: Expr, out: Local) => void;
+    readonly limit?: number;
+  };
 
 /** The lanewise op of `t` by name (`add` → `f32x4.add` or `f64x2.add`). */
 function lanes(f: Fn, t: Lane): Fn["f32x4"] | Fn["f64x2"] {
@@ -72,8 +79,8 @@ const UNARY: Partial<Record<UnaryOp, UnaryForm>> = {
   rsqrt: { wide: (f, x, out) => f.set(out, f.f64x2.div(f.vconst("f64x2", 1), f.f64x2.sqrt(x))) },
   exp: { wide: expF64x2 },
   log: { wide: logF64x2 },
-  tanh: { wide: tanhF64x2 },
-  sigmoid: { wide: sigmoidF64x2 },
+  tanh: { wide: tanhF64x2, float32: tanhF32x4 },
+  sigmoid: { wide: sigmoidF64x2, float32: (f, x, out) => sigmoidF32x4(f, x, out) },
   erf: { wide: (f, x, out) => erfF64x2(f, x, out) },
   gelu: {
     wide: (f, x, out) => {
@@ -101,12 +108,13 @@ const UNARY: Partial<Record<UnaryOp, UnaryForm>> = {
   sin: { wide: (f, x, out) => sinCosF64x2(f, x, out, false), limit: SIN_COS_LIMIT },
   cos: { wide: (f, x, out) => sinCosF64x2(f, x, out, true), limit: SIN_COS_LIMIT },
   silu: {
-    wide: (f, x, out, single) => {
+    wide: (f, x, out) => {
       const v = f.local("v128");
       f.set(v, x);
-      sigmoidF64x2(f, v, out, single);
+      sigmoidF64x2(f, v, out);
       f.set(out, f.f64x2.mul(v, out));
     },
+    float32: (f, x, out) => sigmoidF32x4(f, x, out, true),
   },
   gelu_tanh: {
     wide: (f, x, out, single) => {
@@ -198,6 +206,11 @@ export function simdLimit(op: string): number | undefined {
  */
 function applyVector(f: Fn, t: Lane, form: UnaryForm, src: Expr, dst: Expr, largest: Local | null): void {
   if ("own" in form) return f.v128.store(dst, form.own(f, t, f.v128.load(src)));
+  if (t.name === "f32" && form.float32) {
+    const y = f.local("v128");
+    form.float32(f, f.v128.load(src), y);
+    return f.v128.store(dst, y);
+  }
   const outs = loadWide(f, t, src, 0).map((e) => {
     const x = f.local("v128"), y = f.local("v128");
     f.set(x, e);

@@ -163,8 +163,36 @@ export function loadWide(f: Fn, t: Lane, addr: Expr, offset: number): Expr[] {
   if (t.name === "f64") return [f.v128.load(addr, offset)];
   const v = f.local("v128");
   f.set(v, f.v128.load(addr, offset));
+  return widenF32x4(f, v);
+}
+
+/**
+ * The float64 lanes of four float32 lanes: lanes 0–1 and lanes 2–3.
+ *
+ * @example
+ * ```ts
+ * import { widenF32x4 } from "./kernel.ts";
+ * // const [low, high] = widenF32x4(f, v);
+ * ```
+ */
+export function widenF32x4(f: Fn, v: Local): [Expr, Expr] {
   const high = f.v128.shuffle(v, v, [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
   return [f.f64x2.promote_low_f32x4(v), f.f64x2.promote_low_f32x4(high)];
+}
+
+/**
+ * Four float32 lanes from two vectors of float64 lanes (low, high), each rounded once (the
+ * inverse of {@linkcode widenF32x4}).
+ *
+ * @example
+ * ```ts
+ * import { narrowToF32x4 } from "./kernel.ts";
+ * // f.set(out, narrowToF32x4(f, [low, high]));
+ * ```
+ */
+export function narrowToF32x4(f: Fn, lanes: Expr[]): Expr {
+  const low = f.f32x4.demote_f64x2_zero(lanes[0]), high = f.f32x4.demote_f64x2_zero(lanes[1]);
+  return f.v128.shuffle(low, high, [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
 }
 
 /**
@@ -178,6 +206,5 @@ export function loadWide(f: Fn, t: Lane, addr: Expr, offset: number): Expr[] {
  */
 export function storeWide(f: Fn, t: Lane, addr: Expr, lanes: Expr[]): void {
   if (t.name === "f64") return f.v128.store(addr, lanes[0]);
-  const low = f.f32x4.demote_f64x2_zero(lanes[0]), high = f.f32x4.demote_f64x2_zero(lanes[1]);
-  f.v128.store(addr, f.v128.shuffle(low, high, [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]));
+  f.v128.store(addr, narrowToF32x4(f, lanes));
 }

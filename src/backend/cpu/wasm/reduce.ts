@@ -6,7 +6,9 @@
  * - `cols_{t}_{op}`: folds along a strided axis into rows of contiguous float64 accumulators
  *   (the reduced axis outside a contiguous one, as in summing a batch of rows); a job takes a
  *   fixed band of `JC` input rows and up to `IC` columns and writes its own partial row.
- * - `softmax_{t}`: softmax or log-softmax of contiguous rows, in float64.
+ * - `softmax_{t}`: softmax or log-softmax of contiguous rows: the exponentials in t's own
+ *   precision (float32 on float32 lanes, `vmath32.ts`), their sum and everything after it in
+ *   float64.
  *
  * Within a job the order of operations is fixed (four two-lane accumulators over blocks of
  * eight, combined pairwise, then the tail in order), and the chunking depends on the shape
@@ -16,8 +18,9 @@
  */
 
 import type { Emit, Expr, Fn, Local, Module } from "./asm.ts";
-import { F32, F64, kernel, type Lane, loadAsF64, loadWide, storeFromF64, storeWide } from "./kernel.ts";
+import { F32, F64, kernel, type Lane, loadAsF64, loadWide, storeFromF64, storeWide, widenF32x4 } from "./kernel.ts";
 import { expF64x2, logF64x2 } from "./vmath.ts";
+import { expDifferenceF32x4 } from "./vmath32.ts";
 
 /** Elements of a row one job folds. */
 export const CH = 16384;
@@ -151,7 +154,7 @@ function scalarOf(f: Fn, op: (f: Fn, x: Expr, out: Local) => void, x: Expr): Exp
 
 /**
  * Softmax of contiguous rows: job j takes rows `[j·rowsPerJob, …)`; each row's exponentials are
- * kept in the thread's float64 scratch row between the sum and the scaling.
+ * kept in the thread's scratch row (as elements of t) between the sum and the scaling.
  */
 function addSoftmax(m: Module, t: Lane): void {
   const E = t.bytes;
@@ -162,7 +165,7 @@ function addSoftmax(m: Module, t: Lane): void {
     const [x, out, e, p, q] = f.locals("i64", 5);
     const [mx, s, shift] = f.locals("f64", 3);
     const acc = f.locals("v128", 2);
-    const y = f.local("v128");
+    const [y, m4] = f.locals("v128", 2);
     f.set(n, args.i32(2));
     f.set(e, f.i64.add(args.i64(7), f.i64.mul(wide(f, thread), args.i64(8))));
     f.set(row, f.i32.mul(job, args.i32(5)));
@@ -171,27 +174,35 @@ function addSoftmax(m: Module, t: Lane): void {
       f.set(x, f.i64.add(args.i64(0), f.i64.mul(wide(f, row), args.i64(1))));
       f.set(out, f.i64.add(args.i64(3), f.i64.mul(wide(f, row), wide(f, f.i32.mul(n, E)))));
       f.set(mx, f.call(max, x, n));
-      // e = exp(x − max) into the scratch row, summed in two accumulators.
+      // e = exp(x − max) into the scratch row, summed in two float64 accumulators.
       for (const a of acc) f.set(a, f.f64x2.splat(0));
       f.set(p, x);
       f.set(q, e);
       const step = 16 / E;
+      if (t === F32) f.set(m4, f.f32x4.splat(f.f32.demote_f64(mx))); // exact: the largest of the row's float32s
       f.for(i, 0, f.i32.sub(n, step - 1), step, () => {
-        loadWide(f, t, p, 0).forEach((v, h) => {
-          expF64x2(f, f.f64x2.sub(v, f.f64x2.splat(mx)), y);
-          f.v128.store(q, y, 16 * h);
-          f.set(acc[h], f.f64x2.add(acc[h], y));
-        });
+        if (t === F32) {
+          expDifferenceF32x4(f, f.v128.load(p), m4, y);
+          f.v128.store(q, y);
+          widenF32x4(f, y).forEach((v, h) => f.set(acc[h], f.f64x2.add(acc[h], v)));
+        } else {
+          expF64x2(f, f.f64x2.sub(f.v128.load(p), f.f64x2.splat(mx)), y);
+          f.v128.store(q, y);
+          f.set(acc[0], f.f64x2.add(acc[0], y));
+        }
         f.set(p, f.i64.add(p, 16));
-        f.set(q, f.i64.add(q, 8 * step));
+        f.set(q, f.i64.add(q, 16));
       });
       f.set(acc[0], f.f64x2.add(acc[0], acc[1]));
       f.set(s, f.f64.add(f.f64x2.extract_lane(acc[0], 0), f.f64x2.extract_lane(acc[0], 1)));
       f.for(i, f.i32.and(n, -step), n, 1, () => {
-        f.f64.store(q, scalarOf(f, expF64x2, f.f64.sub(loadAsF64(f, t, p), mx)));
-        f.set(s, f.f64.add(s, f.f64.load(q)));
+        if (t === F32) {
+          expDifferenceF32x4(f, f.v128.load32_splat(p), m4, y);
+          f.f32.store(q, f.f32x4.extract_lane(y, 0));
+        } else f.f64.store(q, scalarOf(f, expF64x2, f.f64.sub(f.f64.load(p), mx)));
+        f.set(s, f.f64.add(s, loadAsF64(f, t, q)));
         f.set(p, f.i64.add(p, E));
-        f.set(q, f.i64.add(q, 8));
+        f.set(q, f.i64.add(q, E));
       });
       f.set(p, x);
       f.set(q, e);
@@ -202,13 +213,13 @@ function addSoftmax(m: Module, t: Lane): void {
         f.for(i, 0, f.i32.sub(n, step - 1), step, () => {
           storeWide(f, t, o, lanes());
           f.set(p, f.i64.add(p, 16));
-          f.set(q, f.i64.add(q, 8 * step));
+          f.set(q, f.i64.add(q, 16));
           f.set(o, f.i64.add(o, 16));
         });
         f.for(i, f.i32.and(n, -step), n, 1, () => {
-          storeFromF64(f, t, o, scalar(loadAsF64(f, t, p), f.f64.load(q)));
+          storeFromF64(f, t, o, scalar(loadAsF64(f, t, p), loadAsF64(f, t, q)));
           f.set(p, f.i64.add(p, E));
-          f.set(q, f.i64.add(q, 8));
+          f.set(q, f.i64.add(q, E));
           f.set(o, f.i64.add(o, E));
         });
       };
@@ -222,10 +233,7 @@ function addSoftmax(m: Module, t: Lane): void {
         f.set(s, f.f64.div(1, s));
         const v = f.local("v128");
         f.set(v, f.f64x2.splat(s));
-        finish(
-          () => Array.from({ length: step / 2 }, (_, h) => f.f64x2.mul(f.v128.load(q, 16 * h), v)),
-          (_, e) => f.f64.mul(e, s),
-        );
+        finish(() => loadWide(f, t, q, 0).map((e) => f.f64x2.mul(e, v)), (_, e) => f.f64.mul(e, s));
       });
     });
   });

@@ -60,12 +60,32 @@ function reduce(f: Fn, x: Expr): { k: Local; h: Local; r: Local } {
   return { k, h, r };
 }
 
-/** Horner's rule: Σ coefficients[i]·r^i. */
-function polynomial(f: Fn, r: Local, coefficients: readonly number[]): Local {
+/**
+ * Horner's rule on float64 lanes (or float32 lanes, `f32x4`): Σ coefficients[i]·r^i, with
+ * fused multiply-adds where the engine fuses them.
+ *
+ * @example
+ * ```ts
+ * import { Module } from "./asm.ts";
+ * import { polynomial } from "./vmath.ts";
+ * const m = new Module();
+ * m.func("p", ["f64"], ["f64"], (f, [x]) => {
+ *   const r = f.local("v128");
+ *   f.set(r, f.f64x2.splat(x));
+ *   f.push(f.f64x2.extract_lane(polynomial(f, r, [1, 2, 3]), 0), "f64"); // 1 + 2x + 3x²
+ * });
+ * ```
+ */
+export function polynomial(
+  f: Fn,
+  r: Local,
+  coefficients: readonly number[],
+  lanes: "f32x4" | "f64x2" = "f64x2",
+): Local {
   const p = f.local("v128");
-  f.set(p, f.vconst("f64x2", coefficients[coefficients.length - 1]));
+  f.set(p, f.vconst(lanes, coefficients[coefficients.length - 1]));
   for (let i = coefficients.length - 2; i >= 0; i--) {
-    f.set(p, f.f64x2.relaxed_madd(p, r, f.vconst("f64x2", coefficients[i])));
+    f.set(p, f[lanes].relaxed_madd(p, r, f.vconst(lanes, coefficients[i])));
   }
   return p;
 }
@@ -167,10 +187,10 @@ export function tanhF64x2(f: Fn, x: Expr, out: Local, single = false): void {
  * });
  * ```
  */
-export function sigmoidF64x2(f: Fn, x: Expr, out: Local, single = false): void {
+export function sigmoidF64x2(f: Fn, x: Expr, out: Local): void {
   const v = f.local("v128"), e = f.local("v128"), d = f.local("v128");
   f.set(v, x);
-  expF64x2(f, f.f64x2.neg(f.f64x2.abs(v)), e, single);
+  expF64x2(f, f.f64x2.neg(f.f64x2.abs(v)), e);
   f.set(d, f.f64x2.add(f.vconst("f64x2", 1), e));
   const positive = f.f64x2.div(f.vconst("f64x2", 1), d);
   f.set(out, f.v128.bitselect(positive, f.f64x2.div(e, d), f.f64x2.ge(v, f.vconst("f64x2", 0))));
