@@ -13,7 +13,7 @@
  * one after the other.
  *
  * `deno task bench` runs it; `--quick` takes fewer repetitions, `--no-jax` and `--no-numpy`
- * leave those out.
+ * leave those out, `--only=exp,softmax` runs only the cases whose op starts with one of the names.
  *
  * @module
  */
@@ -27,6 +27,7 @@ import { contiguousStrides } from "../src/tensor/shape.ts";
 
 const args = new Set(Deno.args);
 const QUICK = args.has("--quick");
+const ONLY = Deno.args.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",");
 
 /** Best wall time (ms) of `fn` over at least `reps` runs and 0.4 s (0.15 s quick), after one warm-up. */
 async function best(fn: () => unknown | Promise<unknown>, reps: number): Promise<number> {
@@ -377,7 +378,7 @@ if (import.meta.main) {
     `- load average at start: ${load()}`,
   ];
   const rows: string[] = [];
-  for (const c of cases()) {
+  for (const c of cases().filter((c) => !ONLY || ONLY.some((name) => c.op.startsWith(name)))) {
     const pwMs = await best(c.patchwork(), c.reps);
     const jaxMs = useJax && c.jax && !c.skipJax ? await best(c.jax(), c.reps) : NaN;
     const npMs = numpy && c.numpy ? await numpy.run(c.numpy) : NaN;

@@ -2,9 +2,9 @@
  * CPU paths outside `cpu_ops.ts` (copy this file into another checkout to compare two commits on
  * one machine): the fused AdamW update of 2^24 float32 parameters, the gradient of a
  * Qwen2.5-0.5B-sized embedding table ([151936, 896] float32) for 32 tokens, the unary ops sin,
- * cos, erf, gelu and gelu_grad on 2^22 elements (float32 and float64), a transposing copy of
- * 2048 × 2048 float32, and one training step of a decoder of Qwen2.5-0.5B's widths cut to 2
- * layers (32 tokens: forward and loss, backward, AdamW). Each figure is the best of a few runs
+ * cos, erf, gelu, gelu_grad, sigmoid, silu and tanh on 2^22 elements (float32 and float64), a
+ * transposing copy of 2048 × 2048 float32, and one training step of a decoder of Qwen2.5-0.5B's
+ * widths cut to 2 layers (32 tokens: forward and loss, backward, AdamW). Each figure is the best of a few runs
  * after a warm-up (the step: the second of two).
  *
  *   deno run -A bench/cpu_paths.ts
@@ -69,7 +69,7 @@ const row = (what: string, ms: number, extra = "") => rows.push(`| ${what} | ${m
 for (const dtype of ["float32", "float64"] as DType[]) {
   const n = 1 << 22;
   const x = view(cpu.random("normal", n, 1, 0, dtype), [n]);
-  for (const op of ["sin", "cos", "erf", "gelu", "gelu_grad"] as UnaryOp[]) {
+  for (const op of ["sin", "cos", "erf", "gelu", "gelu_grad", "sigmoid", "silu", "tanh"] as UnaryOp[]) {
     row(`${op}, 2^22 ${dtype}`, best(() => cpu.free(cpu.unary(op, x, dtype))));
   }
 }
