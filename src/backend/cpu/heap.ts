@@ -56,6 +56,8 @@ export type HeapArrayConstructor =
 interface SizeCache {
   /** Their starts. */
   starts: number[];
+  /** The array each was last handed out as (absent where it was collected), to hand out again. */
+  views: (HeapArray | undefined)[];
   /** The allocator's clock at the last request of this size. */
   asked: number;
 }
@@ -233,6 +235,8 @@ function trimCache(h: HeapState, keep: number): void {
 
 /** Whether the block {@link allocBlock} returned last was never used before (so it holds zeros). */
 let fresh = false;
+/** The array the block {@link allocBlock} returned last was handed out as before, if it was cached with it. */
+let former: HeapArray | undefined;
 
 /**
  * Allocates `bytes` (rounded up to the alignment): its address, or -1 when the heap is full; sets
@@ -241,10 +245,12 @@ let fresh = false;
 function allocBlock(h: HeapState, bytes: number): number {
   const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
   fresh = false;
+  former = undefined;
   const same = h.cache.get(size);
   if (same) same.asked = ++h.clock;
   if (same && same.starts.length > 0) {
     const start = same.starts.pop()!;
+    former = same.views.pop();
     h.cached -= size;
     h.live.set(start, size);
     h.used += size;
@@ -303,14 +309,18 @@ function unpend(view: HeapArray): boolean {
   return true;
 }
 
-function freeBlock(h: HeapState, start: number): void {
+function freeBlock(h: HeapState, start: number, view?: HeapArray): void {
   const size = h.live.get(start)!;
   h.live.delete(start);
   h.used -= size;
   if (size <= CACHE_MAX) {
     const same = h.cache.get(size);
-    if (same) same.starts.push(start);
-    else h.cache.set(size, { starts: [start], asked: h.clock });
+    if (same) {
+      same.starts.push(start);
+      same.views.push(view);
+    } else {
+      h.cache.set(size, { starts: [start], views: [view], asked: h.clock });
+    }
     h.cached += size;
     if (h.cached > 0.75 * h.buffer.byteLength) trimCache(h, 0.5 * h.buffer.byteLength);
     return;
@@ -383,7 +393,10 @@ export function heapTemp<C extends HeapArrayConstructor>(ctor: C, n: number, zer
   const h = heap();
   const start = h && n > 0 ? allocBlock(h, n * ctor.BYTES_PER_ELEMENT) : -1;
   if (start < 0) return new ctor(n) as InstanceType<C>;
-  const view = new ctor(h!.buffer as unknown as ArrayBuffer, start, n) as InstanceType<C>;
+  // The block's former array, where it has this type and length, serves again (making one costs more than the rest).
+  const view = former?.constructor === ctor && former.length === n
+    ? former as InstanceType<C>
+    : new ctor(h!.buffer as unknown as ArrayBuffer, start, n) as InstanceType<C>;
   if (zero && !fresh) view.fill(0);
   return view;
 }
@@ -404,7 +417,7 @@ export function heapFree(view: HeapArray): void {
   const start = view.byteOffset;
   if (!h.live.has(start)) return;
   if (!unpend(view) && watched.delete(start)) registry.unregister(view);
-  freeBlock(h, start);
+  freeBlock(h, start, view);
 }
 
 /**
