@@ -262,9 +262,16 @@ export function operandOf(view: View, op: string): Operand {
   return { data: decodeBFloat16(data, lo, hi + 1), offset: view.offset - lo, strides: view.strides };
 }
 
+/** Zero strides by rank, shared by the constant operands. */
+const zeroStrides: (readonly number[])[] = [];
+/** The one-element arrays (float32, float64) of constant operands 0 and 1. */
+const constants = [[new Float32Array(1), new Float64Array(1)], [new Float32Array(1), new Float64Array(1)]] as const;
+
 /**
  * An operand for a constant: one element with every stride 0. The value is first rounded to
  * `dtype` (the dtype the operation computes in), so `x * 0.1` on float32 uses `0.1` as a float32.
+ * The operand's array is reused by the next constant of the same `slot`: an op with two constant
+ * operands gives them slots 0 and 1, and reads them before it asks for another.
  *
  * @example
  * ```ts
@@ -272,7 +279,8 @@ export function operandOf(view: View, op: string): Operand {
  * constantOperand(2, 3, "float32").strides; // [0, 0, 0]
  * ```
  */
-export function constantOperand(value: number, rank: number, dtype: DType): Operand {
-  const data = dtype === "float32" || dtype === "bfloat16" ? new Float32Array([value]) : new Float64Array([value]);
-  return { data, offset: 0, strides: new Array(rank).fill(0) };
+export function constantOperand(value: number, rank: number, dtype: DType, slot: 0 | 1 = 0): Operand {
+  const data = constants[slot][dtype === "float32" || dtype === "bfloat16" ? 0 : 1];
+  data[0] = value;
+  return { data, offset: 0, strides: zeroStrides[rank] ??= Object.freeze(new Array<number>(rank).fill(0)) };
 }

@@ -118,9 +118,9 @@ export class CpuBackend implements Backend {
     return this.#wrap(dtype, finishCompute(data, dtype));
   }
 
-  /** An operand for a view or a constant; constants are rounded to `computeDType`. */
-  #operand(x: View | number, rank: number, computeDType: DType, op: string): Operand {
-    return typeof x === "number" ? constantOperand(x, rank, computeDType) : operandOf(x, op);
+  /** An operand for a view or a constant (in the constant slot `slot`); constants are rounded to `computeDType`. */
+  #operand(x: View | number, rank: number, computeDType: DType, op: string, slot: 0 | 1): Operand {
+    return typeof x === "number" ? constantOperand(x, rank, computeDType, slot) : operandOf(x, op);
   }
 
   /** Uploads host data. A `Uint16Array` is always bfloat16 raw bits; other arrays are values. */
@@ -133,7 +133,7 @@ export class CpuBackend implements Backend {
     } else if (out instanceof Uint16Array) {
       for (let i = 0; i < n; i++) out[i] = toBFloat16Bits(data[i]);
     } else {
-      for (let i = 0; i < n; i++) out[i] = data[i];
+      out.set(data); // each element converted as an assignment would
     }
     return this.#wrap(dtype, out);
   }
@@ -220,8 +220,8 @@ export class CpuBackend implements Backend {
     const rank = shape.length;
     binaryInto(
       op,
-      this.#operand(a, rank, computeDType, op),
-      this.#operand(b, rank, computeDType, op),
+      this.#operand(a, rank, computeDType, op, 0),
+      this.#operand(b, rank, computeDType, op, 1),
       shape,
       out,
       dtype === "int32",
@@ -235,8 +235,8 @@ export class CpuBackend implements Backend {
     const rank = shape.length;
     whereInto(
       operandOf(cond, "where"),
-      this.#operand(a, rank, dtype, "where"),
-      this.#operand(b, rank, dtype, "where"),
+      this.#operand(a, rank, dtype, "where", 0),
+      this.#operand(b, rank, dtype, "where", 1),
       shape,
       out,
     );

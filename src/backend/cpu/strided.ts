@@ -50,45 +50,46 @@ export class Odometer {
   readonly pos: Int32Array;
   /** Number of positions (product of the shape). */
   readonly count: number;
-  readonly #shape: Int32Array;
-  readonly #idx: Int32Array;
-  readonly #strides: Int32Array; // [d * k + j]
-  readonly #back: Int32Array; // [d * k + j] = strides * (shape - 1)
+  /**
+   * The walk's state in one array (one allocation): per axis d, `[extent, index, then for each
+   * operand j its stride and its stride · (extent − 1)]` at `d · (2 + 2k)`.
+   */
+  readonly #state: Int32Array;
   readonly #k: number;
 
   /** Walks `shape`; operand j starts at `offsets[j]` and moves by `strides[j][d]` along axis d. */
   constructor(shape: readonly number[], strides: readonly (readonly number[])[], offsets: readonly number[]) {
     const nd = shape.length;
     const k = offsets.length;
+    const w = 2 + 2 * k;
     this.#k = k;
-    this.#shape = Int32Array.from(shape);
-    this.#idx = new Int32Array(nd);
-    this.#strides = new Int32Array(nd * k);
-    this.#back = new Int32Array(nd * k);
+    const state = this.#state = new Int32Array(nd * w);
     for (let d = 0; d < nd; d++) {
+      state[d * w] = shape[d];
       for (let j = 0; j < k; j++) {
-        this.#strides[d * k + j] = strides[j][d];
-        this.#back[d * k + j] = strides[j][d] * (shape[d] - 1);
+        state[d * w + 2 + 2 * j] = strides[j][d];
+        state[d * w + 3 + 2 * j] = strides[j][d] * (shape[d] - 1);
       }
     }
-    this.pos = Int32Array.from(offsets);
+    const pos = this.pos = new Int32Array(k);
+    for (let j = 0; j < k; j++) pos[j] = offsets[j];
     this.count = sizeOf(shape);
   }
 
   /** Advances to the next position in row-major order. */
   next(): void {
     const k = this.#k;
-    const idx = this.#idx;
-    const shape = this.#shape;
+    const w = 2 + 2 * k;
+    const state = this.#state;
     const pos = this.pos;
-    for (let d = idx.length - 1; d >= 0; d--) {
-      const base = d * k;
-      if (++idx[d] < shape[d]) {
-        for (let j = 0; j < k; j++) pos[j] += this.#strides[base + j];
+    for (let d = state.length / w - 1; d >= 0; d--) {
+      const base = d * w;
+      if (++state[base + 1] < state[base]) {
+        for (let j = 0; j < k; j++) pos[j] += state[base + 2 + 2 * j];
         return;
       }
-      idx[d] = 0;
-      for (let j = 0; j < k; j++) pos[j] -= this.#back[base + j];
+      state[base + 1] = 0;
+      for (let j = 0; j < k; j++) pos[j] -= state[base + 3 + 2 * j];
     }
   }
 }
