@@ -27,6 +27,12 @@ const flags = train.parseFlags(
     method: { type: "choice", choices: lm.CHUNK_METHODS, default: "seco", help: "how the gradient is computed" },
     spacoChunks: { type: "integer", min: 1, help: "spaco: chunks back-propagated per sequence, t (default k/8)" },
     compensation: { type: "choice", choices: ["unbiased", "paper"], default: "unbiased", help: "spaco's factors" },
+    exactLoss: {
+      type: "boolean",
+      default: false,
+      help:
+        "spaco: every chunk's loss (a whole forward pass for each chunk not drawn); default the drawn chunks' estimate",
+    },
     loraR: { type: "integer", default: 8, min: 0, help: "LoRA rank with --model (0: full fine-tuning)" },
     loraAlpha: { type: "number", default: 16, min: 0, help: "LoRA alpha" },
     loraTargets: { type: "string", default: "q_proj,v_proj", help: "LoRA target projections" },
@@ -89,7 +95,14 @@ const random: train.Resumable<number[]> = {
   restore: (s) => s.forEach((offset, i) => (streams[i].offset = offset)),
 };
 const options: lm.ChunkedOptions = { method: flags.method, chunkSize: flags.chunk };
-if (spaco) Object.assign(options, { spacoChunks: t, compensation: flags.compensation, generator: draws });
+if (spaco) {
+  Object.assign(options, {
+    spacoChunks: t,
+    compensation: flags.compensation,
+    generator: draws,
+    exactLoss: flags.exactLoss,
+  });
+}
 
 ranks.wrap(model); // gradients averaged over the ranks
 const result = await trainLM(flags, {

@@ -371,6 +371,26 @@ Deno.test("a chunk whose loss only its rebuild computes, found infinite after la
   }
 });
 
+Deno.test("SpaCO's reported loss: exact with exactLoss; otherwise the drawn chunks' estimate, exactly unbiased over every draw", () => {
+  const model = new lm.LlamaForCausalLM(microConfig(), { seed: 6, ...f64 });
+  const seq = sequences(1, 17, 11, 31); // 16 positions, 4 chunks of 4
+  const { loss } = model.loss([seq[0].slice(0, -1)], [seq[0].slice(1)], { reduction: "sum" });
+  const exact = loss.item();
+  const o = { method: "spaco" as const, chunkSize: 4, spacoChunks: 2 };
+  const r = lm.chunkedBackward(model, seq, { ...o, exactLoss: true });
+  assert(r.exact && Math.abs(r.lossSum - exact) <= 1e-12 * exact, `exact: ${r.lossSum} vs ${exact}`);
+  // The 6 subsets of 2 of 4 chunks are equally likely: the mean of the estimates is the loss.
+  const pairs = [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]];
+  const estimates = pairs.map((subset) => lm.chunkedBackward(model, seq, { ...o, subset }));
+  model.zeroGrad();
+  assert(estimates.every((e) => !e.exact), "estimates say so");
+  const mean = estimates.reduce((a, e) => a + e.lossSum, 0) / pairs.length;
+  assert(Math.abs(mean - exact) <= 1e-12 * exact, `mean estimate ${mean} vs ${exact}`);
+  assert(new Set(estimates.map((e) => e.lossSum.toFixed(9))).size > 1, "the estimates depend on the draw");
+  assert.equal(lm.chunkedGradients(model, [seq], { ...o, exactLoss: true }).exact, true);
+  model.zeroGrad();
+});
+
 Deno.test("chunkedBackward rejects a bad method, chunk size, sample size and options of another method", () => {
   const model = new lm.LlamaForCausalLM(microConfig(), { seed: 5 });
   const seq = sequences(1, 17, 11, 1);
@@ -387,6 +407,7 @@ Deno.test("chunkedBackward rejects a bad method, chunk size, sample size and opt
   bad({ method: "spaco", spacoChunks: 5 }, "spacoChunks 5 exceeds the 4 chunks");
   bad({ method: "seco", spacoChunks: 2 }, `spacoChunks applies to method "spaco" only`);
   bad({ method: "full", compensation: "paper" }, `compensation applies to method "spaco" only`);
+  bad({ method: "seco", exactLoss: true }, `exactLoss applies to method "spaco" only`);
   assert.throws(() => lm.chunkedBackward(model, [[1]]), ArgumentError);
   assert.throws(() => lm.chunkedGradients(model, []), ArgumentError);
 });

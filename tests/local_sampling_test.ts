@@ -303,3 +303,52 @@ Deno.test("sampling options are checked at the door", () => {
     (e: Error) => e instanceof ArgumentError && /relayed state gradients/.test(e.message),
   );
 });
+
+Deno.test('with losses: "rebuilt", only the drawn pieces give a loss, and the estimate of the total is exactly unbiased (expectation over all subsets)', () => {
+  const k = 5;
+  const toy = attentionToy(61, k, 2);
+  // The total by hand: every piece's loss, the states handed on without any sampling.
+  const states: [Tensor, Tensor][][] = [];
+  const total = Array.from({ length: k }, (_, i) => {
+    const { loss, state } = toy.piece(states, i);
+    states.push(state);
+    return loss.item();
+  }).reduce((a, b) => a + b, 0);
+  // A piece that is not drawn gives its state only.
+  const piece = (past: readonly [Tensor, Tensor][][], i: number, call: local.PieceCall) => {
+    const { loss, state } = toy.piece(past, i);
+    return { loss: call.rebuilt ? loss : null, state };
+  };
+  const p = [0.5, 0.3, 0.6, 0.4, 1];
+  const cases: [string, (s: number[]) => number, (s: number[]) => PieceSampling][] = [
+    ["bernoulli", (s) => bernoulliProbability(s, p), (s) => ({ mode: "bernoulli", probability: p, subset: s })],
+    [
+      "fixed, unbiased",
+      (s) => fixedProbability(s, k, 3, [4]),
+      (s) => ({ mode: "fixed", count: 3, always: [4], subset: s }),
+    ],
+    [
+      "fixed, paper",
+      (s) => fixedProbability(s, k, 2, []),
+      (s) => ({ mode: "fixed", count: 2, compensation: "paper", subset: s }),
+    ],
+  ];
+  for (const [name, probability, sampling] of cases) {
+    let mean = 0, weight = 0;
+    for (const subset of subsets(k)) {
+      const q = probability(subset);
+      if (q === 0) continue;
+      const res = local.sequentialBackward(k, piece, { sampling: sampling(subset), losses: "rebuilt" });
+      takeGrads(toy.params);
+      assert.deepEqual(res.losses.map((l) => l !== null), [...Array(k).keys()].map((i) => subset.includes(i)), name);
+      mean += q * res.estimate;
+      weight += q;
+    }
+    assertClose(weight, 1, EXACT, `${name}: the outcome probabilities sum to one`);
+    assertClose(mean, total, EXACT, `${name}: E[estimate] = Σ J`);
+  }
+  assert.throws(
+    () => local.sequentialBackward(k, piece, { losses: "some" as "all" }),
+    (e: Error) => e instanceof ArgumentError && /losses must be "all" or "rebuilt", got "some"/.test(e.message),
+  );
+});

@@ -86,7 +86,8 @@ Deno.test("a state that is a tree: [K, V] per layer read by every later chunk, S
       });
     });
     const res = local.sequentialBackward(count, toy.piece);
-    assertClose(res.losses, losses, EXACT, "forward losses");
+    assertClose(res.losses as number[], losses, EXACT, "forward losses");
+    assertClose(res.estimate, losses.reduce((a, b) => a + b, 0), EXACT, "estimate: the sum when every loss is known");
     assertClose(takeGrads(toy.params), want, EXACT, `${count} chunks, ${layers} layers`);
   }
 });
@@ -251,7 +252,7 @@ Deno.test("a piece may leave its loss to its rebuild: the same gradient and loss
     },
   );
   assertClose(takeGrads(toy.params), want, EXACT, "gradient");
-  assertClose(res.losses, wantLosses, EXACT, "losses: the deferred ones from the rebuild");
+  assertClose(res.losses as number[], wantLosses, EXACT, "losses: the deferred ones from the rebuild");
   assert.deepEqual(seen.map((l) => l === null), [true, false, true, false], "forward reports a deferred loss as null");
 });
 

@@ -20,8 +20,9 @@
  * - `spaco`: the same forward, whole (with the loss) for the chunks not drawn, then the backward
  *   for `spacoChunks` = t of the k chunks, drawn uniformly, with the factors of `compensation`
  *   (`"unbiased"`: exactly unbiased whenever t ≥ layers + 1; `"paper"`: the paper's Algorithm 2,
- *   relayed gradients × min(k/t, cap), biased). The reported loss is always the exact one, of
- *   every chunk.
+ *   relayed gradients × min(k/t, cap), biased). The reported loss is the drawn chunks' unbiased
+ *   estimate of the sequence's; with `exactLoss` every chunk's loss is computed (each chunk not
+ *   drawn runs whole in the forward pass, as the paper's code does) and it is exact.
  *
  * Dropout (LoRA's) draws the same masks when a chunk is rebuilt as in its forward pass, so SeCO
  * stays exact with it (the forward pass then runs whole, drawing every mask the rebuild replays).
@@ -74,6 +75,13 @@ export interface ChunkedOptions {
   generator?: Generator;
   /** `spaco`: back-propagate exactly these chunks, with the factors of the draw (to enumerate its outcomes). */
   subset?: readonly number[];
+  /**
+   * `spaco`: compute every chunk's loss, for the exact loss of the sequence — a whole forward pass
+   * (the last layer, the head and the loss) for each chunk not drawn, as the paper's code does.
+   * Default false: only the drawn chunks' losses are computed (the chunks not drawn only give their
+   * keys and values), and the reported loss is their unbiased estimate of the sequence's.
+   */
+  exactLoss?: boolean;
   /** Vocabulary rows per slice of the loss. Default 8192. */
   sliceSize?: number;
   /** Called after each chunk's forward and backward pass (`full` and `checkpoint`: once, as chunk 0). */
@@ -86,12 +94,17 @@ export interface ChunkedOptions {
  * @example
  * ```ts
  * import type { ChunkedResult } from "./chunked.ts";
- * const r: ChunkedResult = { lossSum: 700, tokens: 512, chunks: 4, backpropagated: [3, 2, 1, 0] };
+ * const r: ChunkedResult = { lossSum: 700, exact: true, tokens: 512, chunks: 4, backpropagated: [3, 2, 1, 0] };
  * ```
  */
 export interface ChunkedResult {
-  /** Σ of the token cross-entropies (nats), from the forward pass. */
+  /**
+   * Σ of the token cross-entropies (nats): exact, or for `spaco` without `exactLoss` its unbiased
+   * estimate from the drawn chunks (Σ of their losses over their inclusion probability).
+   */
   lossSum: number;
+  /** Whether `lossSum` is exact (every chunk's loss computed). */
+  exact: boolean;
   /** Tokens predicted (batch × length). */
   tokens: number;
   /** Chunks the sequence was cut into. */
@@ -109,7 +122,7 @@ function positiveInteger(op: string, name: string, v: unknown): number {
 
 function sampling(op: string, o: ChunkedOptions, chunks: number): PieceSampling | undefined {
   if (o.method !== "spaco") {
-    for (const key of ["spacoChunks", "compensation", "cap", "subset"] as const) {
+    for (const key of ["spacoChunks", "compensation", "cap", "subset", "exactLoss"] as const) {
       if (o[key] !== undefined) throw new ArgumentError(op, `${key} applies to method "spaco" only`);
     }
     return undefined;
@@ -229,6 +242,7 @@ export function chunkedBackward(
   const scale = options.scale ?? 1 / (batch * length);
   if (!(Number.isFinite(scale) && scale > 0)) throw new ArgumentError(op, `scale must be positive, got ${scale}`);
   const window = model.config.slidingWindow;
+  const exactLoss = method !== "spaco" || (options.exactLoss ?? false);
   const lossOptions = { reduction: "sum" as const, sliceSize: options.sliceSize };
   const cache = new ForwardCache(length);
   const check = (value: number) => {
@@ -250,7 +264,7 @@ export function chunkedBackward(
         options.onChunk?.({ index: 0, phase: "backward" });
         return value;
       });
-      return { lossSum, tokens: batch * length, chunks: 1, backpropagated: [0] };
+      return { lossSum, exact: true, tokens: batch * length, chunks: 1, backpropagated: [0] };
     }
     const streams = dropoutStreams(model);
     const offsets: number[][] = [];
@@ -273,7 +287,8 @@ export function chunkedBackward(
             leafGrads: "accumulate",
             joinBlocks: REBUILD_JOIN_CHUNKS * c,
           });
-      if (first && call.rebuilt && streams.length === 0) {
+      // A chunk whose loss comes from its rebuild, or is not wanted, gives only its cache here.
+      if (first && (call.rebuilt || !exactLoss) && streams.length === 0) {
         // The loss comes from the rebuild: only the cache is needed now, not the last layer's
         // attention and MLP, nor the head. (With dropout the first pass draws every mask the
         // rebuild replays, so it runs whole.)
@@ -288,7 +303,8 @@ export function chunkedBackward(
         : out.cache.map(({ keys, values }) => ({ keys, values }));
       return { loss: out.loss.mul(scale), state };
     };
-    const { losses, backpropagated } = sequentialBackward(chunks, piece, {
+    const { estimate, backpropagated } = sequentialBackward(chunks, piece, {
+      losses: exactLoss ? "all" : "rebuilt",
       sampling: draw,
       parameters: model.parameters(),
       onPiece: ({ index, phase }) => {
@@ -297,7 +313,7 @@ export function chunkedBackward(
       },
     });
     streams.forEach((g, j) => (g.offset = end[j]));
-    return { lossSum: losses.reduce((a, b) => a + b, 0) / scale, tokens: batch * length, chunks, backpropagated };
+    return { lossSum: estimate / scale, exact: exactLoss, tokens: batch * length, chunks, backpropagated };
   } catch (e) {
     if (e instanceof NonFiniteError && !e.message.startsWith(op)) {
       throw new NonFiniteError(op, `a chunk's loss is not finite (${e.message}); no gradient was added`);
@@ -315,12 +331,17 @@ export function chunkedBackward(
  * @example
  * ```ts
  * import type { GradientsResult } from "./chunked.ts";
- * const r: GradientsResult = { loss: 2.1, tokens: 4096, chunks: 32, seconds: 1.5 };
+ * const r: GradientsResult = { loss: 2.1, exact: true, tokens: 4096, chunks: 32, seconds: 1.5 };
  * ```
  */
 export interface GradientsResult {
-  /** Mean token cross-entropy over the micro-batches (exact, from the forward passes). */
+  /**
+   * Mean token cross-entropy over the micro-batches: exact, or (`spaco` without `exactLoss`) the
+   * drawn chunks' unbiased estimate of it.
+   */
   loss: number;
+  /** Whether `loss` is exact. */
+  exact: boolean;
   /** Tokens predicted. */
   tokens: number;
   /** Chunks of all micro-batches (the sequence length over the chunk size, per micro-batch). */
@@ -358,12 +379,14 @@ export function chunkedGradients(
   const begin = performance.now();
   const shapes = microBatches.map((b) => tidy(() => model.tokens(b).shape));
   const tokens = shapes.reduce((a, [rows, width]) => a + rows * (width - 1), 0);
-  let lossSum = 0, chunks = 0;
+  let lossSum = 0, chunks = 0, exact = true;
   microBatches.forEach((batch, i) => {
-    lossSum += chunkedBackward(model, batch, { ...options, scale: 1 / tokens }).lossSum;
+    const r = chunkedBackward(model, batch, { ...options, scale: 1 / tokens });
+    lossSum += r.lossSum;
+    exact &&= r.exact;
     chunks += Math.ceil((shapes[i][1] - 1) / (options.chunkSize ?? 128));
   });
-  return { loss: lossSum / tokens, tokens, chunks, seconds: (performance.now() - begin) / 1000 };
+  return { loss: lossSum / tokens, exact, tokens, chunks, seconds: (performance.now() - begin) / 1000 };
 }
 
 /**

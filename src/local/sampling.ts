@@ -92,10 +92,14 @@ export interface PieceFactors {
   next(depth: number): number;
 }
 
-/** An outcome of a draw: the pieces to back-propagate (ascending) and the factors of each. */
+/**
+ * An outcome of a draw: the pieces to back-propagate (ascending), the factors of each and each
+ * piece's inclusion probability π (1 for a piece always kept, or without sampling).
+ */
 export interface Draw {
   chosen: number[];
   factors(index: number): PieceFactors;
+  inclusion(index: number): number;
 }
 
 const ONE: PieceFactors = { loss: 1, relay: () => 1, next: (d) => d };
@@ -135,17 +139,19 @@ function probabilities(op: string, s: BernoulliSampling, count: number, always: 
  */
 export function drawPieces(op: string, count: number, sampling: PieceSampling | undefined, relayed: boolean): Draw {
   const all = Array.from({ length: count }, (_, i) => i);
-  if (!sampling) return { chosen: all, factors: () => ONE };
+  if (!sampling) return { chosen: all, factors: () => ONE, inclusion: () => 1 };
   const always = indices(op, "sampling.always", sampling.always ?? [], count);
   const free = all.filter((i) => !always.has(i));
   const { generator, seed } = sampling;
   const u = noGrad(() => rand([count], { generator, seed, dtype: "float64" }).toTypedArray());
   let drawn: number[];
   let factors: (i: number) => PieceFactors;
+  let inclusion: (i: number) => number;
   if (sampling.mode === "bernoulli") {
     const p = probabilities(op, sampling, count, always);
     drawn = all.filter((i) => u[i] < p[i]);
     factors = (i) => (p[i] === 1 ? ONE : constant(1 / p[i]));
+    inclusion = (i) => p[i];
   } else if (sampling.mode === "fixed") {
     const t = sampling.count;
     if (!Number.isInteger(t) || t < Math.max(1, always.size) || t > count) {
@@ -169,6 +175,7 @@ export function drawPieces(op: string, count: number, sampling: PieceSampling | 
     if (!(cap >= 1)) throw new ArgumentError(op, `sampling.cap must be at least 1, got ${cap}`);
     const k = free.length, s = t - always.size;
     drawn = [...always, ...[...free].sort((a, b) => u[a] - u[b]).slice(0, s)];
+    inclusion = (i) => (always.has(i) ? 1 : s / k);
     if (compensation === "paper") {
       const c = Math.min(count / t, cap);
       const paper: PieceFactors = { loss: 1, relay: () => c, next: () => 0 };
@@ -194,5 +201,5 @@ export function drawPieces(op: string, count: number, sampling: PieceSampling | 
     }
     drawn = [...subset];
   }
-  return { chosen: drawn.sort((a, b) => a - b), factors };
+  return { chosen: drawn.sort((a, b) => a - b), factors, inclusion };
 }

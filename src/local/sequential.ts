@@ -72,6 +72,13 @@ export interface SequentialOptions {
    */
   parameters?: readonly Tensor[];
   /**
+   * `"all"` (default): every piece gives its loss (in the forward pass, or from its rebuild).
+   * `"rebuilt"`: a piece that is not rebuilt may return no loss either — only the drawn pieces'
+   * losses are computed, and {@link SequentialResult.estimate} is their unbiased estimate of the
+   * total (SpaCO without the cost of every piece's loss).
+   */
+  losses?: "all" | "rebuilt";
+  /**
    * Called after each piece's forward pass (`loss`: null when the piece left it to its rebuild)
    * and after its backward pass.
    */
@@ -80,8 +87,16 @@ export interface SequentialOptions {
 
 /** What {@link sequentialBackward} did. */
 export interface SequentialResult {
-  /** Each piece's loss, from the forward pass or, where the forward pass left it, the rebuild. */
-  losses: number[];
+  /**
+   * Each piece's loss, from the forward pass or, where the forward pass left it, the rebuild;
+   * null for a piece that gave none (with `losses: "rebuilt"`).
+   */
+  losses: (number | null)[];
+  /**
+   * Σ of the losses; with `losses: "rebuilt"`, Σ over the rebuilt pieces of loss/π (π: the
+   * piece's inclusion probability), an unbiased estimate of it.
+   */
+  estimate: number;
   /** The pieces that were back-propagated, in the order they ran. */
   backpropagated: number[];
 }
@@ -235,8 +250,12 @@ export function sequentialBackward<S extends TensorTree>(
   }
   const draw = drawPieces(op, count, options.sampling, true);
   const relayTo = new Set(draw.chosen);
+  const every = (options.losses ?? "all") === "all";
+  if (!every && options.losses !== "rebuilt") {
+    throw new ArgumentError(op, `losses must be "all" or "rebuilt", got ${JSON.stringify(options.losses)}`);
+  }
   const states: S[] = [];
-  const losses: number[] = [];
+  const losses: (number | null)[] = [];
   let deferred = false;
   try {
     for (let i = 0; i < count; i++) {
@@ -245,13 +264,18 @@ export function sequentialBackward<S extends TensorTree>(
       const leaves = treeLeaves(state, op, `the state of piece ${i}`);
       states.push(state);
       leaves.forEach((l) => l.keep());
-      if (loss === null) {
-        if (!rebuilt) {
+      if (loss === null && !rebuilt) {
+        if (every) {
           throw new ArgumentError(
             op,
-            `piece ${i} is not rebuilt for a backward pass, so its forward pass must give its loss`,
+            `piece ${i} is not rebuilt for a backward pass, so its forward pass must give its loss (or pass losses: "rebuilt")`,
           );
         }
+        losses.push(null);
+        options.onPiece?.({ index: i, loss: null, phase: "forward" });
+        continue;
+      }
+      if (loss === null) {
         if (!options.parameters) {
           throw new ArgumentError(
             op,
@@ -259,7 +283,7 @@ export function sequentialBackward<S extends TensorTree>(
           );
         }
         deferred = true;
-        losses.push(NaN);
+        losses.push(null);
         options.onPiece?.({ index: i, loss: null, phase: "forward" });
         continue;
       }
@@ -287,5 +311,8 @@ export function sequentialBackward<S extends TensorTree>(
     for (const b of buffers) for (const grads of b.values()) grads.forEach((g) => g?.dispose());
     states.forEach((s) => treeLeaves(s).forEach((l) => l.dispose()));
   }
-  return { losses, backpropagated: order };
+  const estimate = every
+    ? (losses as number[]).reduce((a, b) => a + b, 0)
+    : draw.chosen.reduce((a, i) => a + losses[i]! / draw.inclusion(i), 0);
+  return { losses, estimate, backpropagated: order };
 }
