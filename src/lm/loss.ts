@@ -208,12 +208,10 @@ export function linearCrossEntropy(
     const size = Math.min(slice, vocab - start);
     return h.matmul(w.narrow(0, start, size).transpose()).cast(acc);
   };
-  // Where each row's target sits in a slice, as a boolean mask [n, size].
-  const hits = (start: number, size: number) => {
+  const onehot = (start: number, size: number) => {
     const cols = tensor(targetColumns(t.ids, start, size), { shape: [n, 1], dtype: "int32", backend });
-    return arange(0, size, 1, { dtype: "int32", backend }).reshape([1, size]).eq(cols);
+    return arange(0, size, 1, { dtype: "int32", backend }).reshape([1, size]).eq(cols).cast(acc);
   };
-  const onehot = (start: number, size: number) => hits(start, size).cast(acc);
   // log Σ_v exp(z_v) per row, slice by slice (differentiable when recorded).
   const logsumexp = (h: Tensor, w: Tensor): Tensor => {
     let m: Tensor | null = null;
@@ -252,8 +250,14 @@ export function linearCrossEntropy(
     let picked: Tensor = zeros([n, 1], { dtype: acc, backend });
     for (const start of starts) {
       const size = Math.min(slice, vocab - start);
-      // Selected, not multiplied by the one-hot: a −∞ logit elsewhere in the row must cost nothing.
-      picked = tidy(() => picked.add(where(hits(start, size), logitsOf(h2, w, start), 0).sum(1, true)));
+      // Gathered, not multiplied by the one-hot: a −∞ logit elsewhere in the row must cost nothing.
+      const cols = targetColumns(t.ids, start, size);
+      if (!cols.some((c) => c >= 0)) continue;
+      picked = tidy(() => {
+        const at = tensor(cols.map((c) => Math.max(c, 0)), { shape: [n, 1], dtype: "int32", backend });
+        const here = tensor(cols.map((c) => (c >= 0 ? 1 : 0)), { shape: [n, 1], dtype: "int32", backend });
+        return picked.add(where(here, logitsOf(h2, w, start).gather(1, at), 0));
+      });
     }
     return [logsumexp(h2, w), picked];
   };
