@@ -79,19 +79,19 @@ export interface SequentialOptions {
    */
   losses?: "all" | "rebuilt";
   /**
-   * Called after each piece's forward pass (`loss`: null when the piece left it to its rebuild)
-   * and after its backward pass.
+   * Called after each piece's forward pass (`loss`: NaN when the piece left it to its rebuild, or
+   * gave none) and after its backward pass.
    */
-  onPiece?: (report: { index: number; loss: number | null; phase: "forward" | "backward" }) => void;
+  onPiece?: (report: { index: number; loss: number; phase: "forward" | "backward" }) => void;
 }
 
 /** What {@link sequentialBackward} did. */
 export interface SequentialResult {
   /**
    * Each piece's loss, from the forward pass or, where the forward pass left it, the rebuild;
-   * null for a piece that gave none (with `losses: "rebuilt"`).
+   * NaN for a piece that gave none (with `losses: "rebuilt"`).
    */
-  losses: (number | null)[];
+  losses: number[];
   /**
    * Σ of the losses; with `losses: "rebuilt"`, Σ over the rebuilt pieces of loss/π (π: the
    * piece's inclusion probability), an unbiased estimate of it.
@@ -255,7 +255,7 @@ export function sequentialBackward<S extends TensorTree>(
     throw new ArgumentError(op, `losses must be "all" or "rebuilt", got ${JSON.stringify(options.losses)}`);
   }
   const states: S[] = [];
-  const losses: (number | null)[] = [];
+  const losses: number[] = [];
   let deferred = false;
   try {
     for (let i = 0; i < count; i++) {
@@ -271,8 +271,8 @@ export function sequentialBackward<S extends TensorTree>(
             `piece ${i} is not rebuilt for a backward pass, so its forward pass must give its loss (or pass losses: "rebuilt")`,
           );
         }
-        losses.push(null);
-        options.onPiece?.({ index: i, loss: null, phase: "forward" });
+        losses.push(NaN);
+        options.onPiece?.({ index: i, loss: NaN, phase: "forward" });
         continue;
       }
       if (loss === null) {
@@ -283,8 +283,8 @@ export function sequentialBackward<S extends TensorTree>(
           );
         }
         deferred = true;
-        losses.push(null);
-        options.onPiece?.({ index: i, loss: null, phase: "forward" });
+        losses.push(NaN);
+        options.onPiece?.({ index: i, loss: NaN, phase: "forward" });
         continue;
       }
       const value = scalarLoss(op, loss, i);
@@ -312,7 +312,7 @@ export function sequentialBackward<S extends TensorTree>(
     states.forEach((s) => treeLeaves(s).forEach((l) => l.dispose()));
   }
   const estimate = every
-    ? (losses as number[]).reduce((a, b) => a + b, 0)
-    : draw.chosen.reduce((a, i) => a + losses[i]! / draw.inclusion(i), 0);
+    ? losses.reduce((a, b) => a + b, 0)
+    : draw.chosen.reduce((a, i) => a + losses[i] / draw.inclusion(i), 0);
   return { losses, estimate, backpropagated: order };
 }
