@@ -81,7 +81,7 @@ const spaco = flags.method === "spaco";
 ranks.say(
   `${model.numParameters({ trainableOnly: true })} trained parameters; ${corpus.train.length} training and ` +
     `${corpus.validation.length} held-out sequences of ${flags.seqLen} tokens; ${flags.method}${
-      spaco ? `, ${t} of ${k} chunks` : ""
+      spaco ? `, ${t} of ${k} chunks${flags.exactLoss ? "" : " (the training loss estimated from them)"}` : ""
     }` +
     `; the unigram model's held-out loss: ${unigram.toFixed(4)}`,
 );
