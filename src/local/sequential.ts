@@ -68,7 +68,10 @@ export interface SequentialOptions {
   /**
    * The tensors whose `.grad` the backward passes add into (the trained parameters). Needed when a
    * piece leaves its loss to its rebuild: their gradients are set aside during the backward pass
-   * and restored unchanged if it fails (a non-finite loss, an error), added to on success.
+   * and restored unchanged if it fails (a non-finite loss, an error), added to on success. Memory:
+   * nothing when they have no gradient yet; when they do (accumulating over several calls), the
+   * set-aside gradients and the new ones are both held until the end — one more gradient-sized
+   * buffer per parameter.
    */
   parameters?: readonly Tensor[];
   /**
