@@ -287,11 +287,10 @@ export function chunkedBackward(
             leafGrads: "accumulate",
             joinBlocks: REBUILD_JOIN_CHUNKS * c,
           });
-      // A chunk whose loss comes from its rebuild, or is not wanted, gives only its cache here.
+      // A chunk whose loss comes from its rebuild, or is not wanted, gives only its cache here: not
+      // the last layer's attention and MLP, nor the head. (With dropout the first pass draws every
+      // mask the rebuild replays, so it runs whole.)
       if (first && (call.rebuilt || !exactLoss) && streams.length === 0) {
-        // The loss comes from the rebuild: only the cache is needed now, not the last layer's
-        // attention and MLP, nor the head. (With dropout the first pass draws every mask the
-        // rebuild replays, so it runs whole.)
         const kv = model.keysValues(inputs, { position: start, attention }).cache;
         const last = kv.length - 1;
         cache.store(last, start, kv[last].keys, kv[last].values);

@@ -267,18 +267,16 @@ export function sequentialBackward<S extends TensorTree>(
       const leaves = treeLeaves(state, op, `the state of piece ${i}`);
       states.push(state);
       leaves.forEach((l) => l.keep());
-      if (loss === null && !rebuilt) {
-        if (every) {
-          throw new ArgumentError(
-            op,
-            `piece ${i} is not rebuilt for a backward pass, so its forward pass must give its loss (or pass losses: "rebuilt")`,
-          );
-        }
-        losses.push(NaN);
-        options.onPiece?.({ index: i, loss: NaN, phase: "forward" });
-        continue;
-      }
-      if (loss === null) {
+      let value = NaN;
+      if (loss !== null) {
+        value = scalarLoss(op, loss, i);
+        loss.dispose();
+      } else if (!rebuilt && every) {
+        throw new ArgumentError(
+          op,
+          `piece ${i} is not rebuilt for a backward pass, so its forward pass must give its loss (or pass losses: "rebuilt")`,
+        );
+      } else if (rebuilt) {
         if (!options.parameters) {
           throw new ArgumentError(
             op,
@@ -286,12 +284,7 @@ export function sequentialBackward<S extends TensorTree>(
           );
         }
         deferred = true;
-        losses.push(NaN);
-        options.onPiece?.({ index: i, loss: NaN, phase: "forward" });
-        continue;
       }
-      const value = scalarLoss(op, loss, i);
-      loss.dispose();
       losses.push(value);
       options.onPiece?.({ index: i, loss: value, phase: "forward" });
     }
