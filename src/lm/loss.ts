@@ -247,19 +247,16 @@ export function linearCrossEntropy(
     return [l.log().add(m).reshape([n, 1]), picked.reshape([n, 1])];
   };
   const composedForward = (h2: Tensor, w: Tensor): [Tensor, Tensor] => {
-    let picked: Tensor = zeros([n, 1], { dtype: acc, backend });
-    for (const start of starts) {
-      const size = Math.min(slice, vocab - start);
-      // Gathered, not multiplied by the one-hot: a −∞ logit elsewhere in the row must cost nothing.
-      const cols = targetColumns(t.ids, start, size);
-      if (!cols.some((c) => c >= 0)) continue;
-      picked = tidy(() => {
-        const at = tensor(cols.map((c) => Math.max(c, 0)), { shape: [n, 1], dtype: "int32", backend });
-        const here = tensor(cols.map((c) => (c >= 0 ? 1 : 0)), { shape: [n, 1], dtype: "int32", backend });
-        return picked.add(where(here, logitsOf(h2, w, start).gather(1, at), 0));
-      });
-    }
-    return [logsumexp(h2, w), picked];
+    // Each row's target logit from the target's row of the head alone — the slices' products are
+    // the log-sum-exp's — and selected, so a −∞ logit elsewhere in the row costs nothing; ignored
+    // rows pick nothing.
+    const ids = tensor(Int32Array.from(t.ids, (id) => (id === ignore ? 0 : id)), {
+      shape: [n],
+      dtype: "int32",
+      backend,
+    });
+    const picked = h2.cast(acc).mul(w.indexSelect(0, ids).cast(acc)).sum(1, true);
+    return [logsumexp(h2, w), where(valid, picked, 0)];
   };
   const fn = customFunction((h: Tensor, w: Tensor) => {
     const h2 = h.reshape([n, dim]);
